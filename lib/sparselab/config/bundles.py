@@ -1,0 +1,164 @@
+"""The concrete hyperparameter bundles: data, model, optimizer, schedule, training, compute, seeds.
+
+A config ``recipe`` is a :class:`TrainHparams`; a config ``datasets`` entry is a
+:class:`DataHparams`; a ``models`` entry is a :class:`ModelHparams`. They are validated at
+workflow parse time (no torch import here), so a typo fails before any job starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from .hparams import Hparams, HparamsError, derive_seed
+
+DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataHparams(Hparams):
+    """Which dataset, where it lives, and how it is split (all splits seeded, never global RNG)."""
+
+    source: Literal["digits", "mnist", "cifar10", "cifar100", "imagenet"] = "digits"
+    root: str | None = None  # directory holding the real on-disk layout (not used by digits)
+    image_size: int | None = None  # digits/mnist: resize to this; imagenet: crop size (224)
+    resize_size: int | None = None  # imagenet eval: resize before the centre crop (256)
+    channels: int | None = None  # digits/mnist: 1 or 3 (replicated grey) for conv nets
+    augment: bool = True  # standard train augmentation of the source (digits has none)
+    verify_checksums: bool = True  # torchvision md5 checks of CIFAR/MNIST files
+    test_fraction: float = 0.25  # digits only: stratified train/test split
+    split_seed: int = 0  # digits only: seed of that split
+    val_fraction: float = 0.0  # hold-out taken from the train split (eval transform)
+    val_seed: int = 0
+    subset_fraction: float = 1.0  # train on a seeded fraction of the (remaining) train split
+    subset_seed: int = 0
+
+    def validate(self, path: str) -> None:
+        for name in ("test_fraction", "val_fraction"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise HparamsError(f"{path}.{name}: {v} must be in [0, 1)")
+        if not 0.0 < self.subset_fraction <= 1.0:
+            raise HparamsError(f"{path}.subset_fraction: {self.subset_fraction} must be in (0, 1]")
+        if self.channels not in (None, 1, 3):
+            raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
+        if self.source in ("cifar10", "cifar100") and (self.channels or self.image_size):
+            raise HparamsError(f"{path}: channels/image_size are not options of {self.source}")
+        if self.source != "digits" and self.test_fraction != 0.25:
+            raise HparamsError(f"{path}.test_fraction: only digits has no fixed test split")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelHparams(Hparams):
+    """An architecture from the model registry and its keyword arguments (width knobs...)."""
+
+    arch: str = "lenet300_100"
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerHparams(Hparams):
+    """SGD with momentum; weight decay on every parameter unless ``decay_norm_and_bias`` is off."""
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    decay_norm_and_bias: bool = True
+
+    def validate(self, path: str) -> None:
+        if self.lr <= 0:
+            raise HparamsError(f"{path}.lr: {self.lr} must be > 0")
+        if not 0 <= self.momentum < 1:
+            raise HparamsError(f"{path}.momentum: {self.momentum} must be in [0, 1)")
+        if self.nesterov and self.momentum == 0:
+            raise HparamsError(f"{path}.nesterov: needs momentum > 0")
+        if self.weight_decay < 0:
+            raise HparamsError(f"{path}.weight_decay: must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleHparams(Hparams):
+    """Learning-rate schedule, stepped every iteration.
+
+    ``warmup_epochs`` ramps linearly from ``warmup_start`` x lr to lr; then ``multistep``
+    multiplies by ``gamma`` at each milestone (in epochs, fractional allowed), ``cosine``
+    anneals to ``final_lr_factor`` x lr at the last iteration, ``constant`` keeps lr.
+    """
+
+    kind: Literal["constant", "multistep", "cosine"] = "multistep"
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.0
+    milestones: list[float] = dataclasses.field(default_factory=list)
+    gamma: float = 0.1
+    final_lr_factor: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.warmup_epochs < 0:
+            raise HparamsError(f"{path}.warmup_epochs: must be >= 0")
+        if list(self.milestones) != sorted(self.milestones):
+            raise HparamsError(f"{path}.milestones: {self.milestones} must be increasing")
+        if self.kind != "multistep" and self.milestones:
+            raise HparamsError(f"{path}.milestones: only used by kind 'multistep'")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainHparams(Hparams):
+    """A training recipe: everything that defines the optimisation of one run except its seed."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: OptimizerHparams = dataclasses.field(default_factory=OptimizerHparams)
+    schedule: ScheduleHparams = dataclasses.field(default_factory=ScheduleHparams)
+    label_smoothing: float = 0.0
+    temperature: float = 1.0  # logits are divided by T in the loss (and in eval loss)
+    drop_last: bool = False
+    eval_every: int = 1  # evaluate val/test every k epochs (and always after the last)
+    eval_train: bool = False  # also evaluate the non-augmented train split in eval mode
+
+    def validate(self, path: str) -> None:
+        if self.epochs < 0:
+            raise HparamsError(f"{path}.epochs: must be >= 0")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise HparamsError(f"{path}.batch_size: must be >= 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise HparamsError(f"{path}.label_smoothing: must be in [0, 1)")
+        if self.temperature <= 0:
+            raise HparamsError(f"{path}.temperature: must be > 0")
+        if self.eval_every < 1:
+            raise HparamsError(f"{path}.eval_every: must be >= 1")
+        last = self.schedule.milestones[-1] if self.schedule.milestones else 0
+        if self.epochs and last > self.epochs:
+            raise HparamsError(f"{path}.schedule.milestones: {last} is past epochs={self.epochs}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeHparams(Hparams):
+    """Where and how to compute; none of these change the maths except ``deterministic``/``amp``."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = True  # torch.use_deterministic_algorithms + no cuDNN autotuning
+    amp: bool = True  # bf16 autocast, on CUDA only
+    channels_last: bool = True  # on CUDA only
+    compile: bool = False  # torch.compile the model
+    num_workers: int = 0  # DataLoader worker processes (in-memory datasets never use any)
+    progress: Literal["auto", "bar", "lines"] = "auto"  # tqdm when interactive, lines in logs
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedHparams(Hparams):
+    """Separate seeds for weight init, data order and augmentation (open_lth-style)."""
+
+    init: int = 0
+    data_order: int = 0
+    augmentation: int = 0
+
+    @classmethod
+    def for_replicate(cls, seed: int) -> "SeedHparams":
+        """Independent streams derived from one replicate number."""
+        return cls(
+            init=derive_seed(seed, "init"),
+            data_order=derive_seed(seed, "data_order"),
+            augmentation=derive_seed(seed, "augmentation"),
+        )
