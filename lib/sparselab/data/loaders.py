@@ -1,0 +1,203 @@
+"""Batch loaders whose data order and augmentation are pure functions of (seed, epoch, sample).
+
+Why: a training job killed mid-run must replay exactly the same batches after resuming from an
+epoch boundary, without saving sampler or worker RNG state. So
+
+* the order of epoch ``e`` is a permutation drawn from a generator seeded by ``(order_seed, e)``;
+* the augmentation of sample ``i`` in epoch ``e`` runs under the global torch RNG seeded by
+  ``(aug_seed, e, i)`` (torchvision transforms draw from it), whatever the worker or batch;
+* in-memory tensor datasets (digits) skip ``DataLoader`` and batch by indexing, which is much
+  faster than collating single samples.
+
+``rank``/``world_size`` shard each global batch into contiguous equal slices, so several
+processes together see exactly the batches one process would.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+_MASK63 = (1 << 63) - 1
+
+
+def mix_seed(*parts: int) -> int:
+    """SplitMix64-style combination of integers into one 63-bit seed (cheap, well spread)."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & _MASK63
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator()
+    g.manual_seed(mix_seed(seed, epoch))
+    return torch.randperm(n, generator=g)
+
+
+def _batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torch.Tensor]:
+    chunks = list(order.split(batch_size))
+    if drop_last and chunks and len(chunks[-1]) < batch_size:
+        chunks.pop()
+    return chunks
+
+
+def _shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    if world_size == 1:
+        return batch
+    if len(batch) % world_size:
+        raise ValueError(f"batch of {len(batch)} does not split evenly over {world_size} processes")
+    per = len(batch) // world_size
+    return batch[rank * per : (rank + 1) * per]
+
+
+class EpochLoader(Protocol):
+    """What the training engine iterates: call ``set_epoch`` before each epoch."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+
+class TensorBatchLoader:
+    """Shuffled (or sequential) batches of an in-memory :class:`TensorDataset`, by indexing."""
+
+    def __init__(
+        self,
+        dataset: TensorDataset,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.x, self.y = dataset.tensors
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.y)
+        return epoch_permutation(n, self.seed, self.epoch) if self.shuffle else torch.arange(n)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in _batches(self._order(), self.batch_size, self.drop_last):
+            idx = _shard(batch, self.rank, self.world_size)
+            yield self.x[idx], self.y[idx]
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields batches of ``(sample index, augmentation seed)`` keys for :class:`PerSampleSeeded`."""
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        order_seed: int,
+        aug_seed: int,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.order_seed, self.aug_seed = order_seed, aug_seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = epoch_permutation(self.n, self.order_seed, self.epoch) if self.shuffle else torch.arange(self.n)
+        for batch in _batches(order, self.batch_size, self.drop_last):
+            yield [(i, mix_seed(self.aug_seed, self.epoch, i)) for i in _shard(batch, self.rank, self.world_size).tolist()]
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+class PerSampleSeeded(Dataset):
+    """Runs the wrapped dataset's (random) transform under a per-sample seed, then restores the RNG."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class SamplerLoader:
+    """A ``DataLoader`` over a :class:`SeededBatchSampler`, exposing ``set_epoch``."""
+
+    def __init__(self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int, pin_memory: bool) -> None:
+        self.sampler = sampler
+        self.loader = DataLoader(
+            PerSampleSeeded(dataset),
+            batch_sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=False,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    order_seed: int = 0,
+    aug_seed: int = 0,
+    drop_last: bool = False,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> EpochLoader:
+    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise."""
+    if isinstance(dataset, TensorDataset):
+        return TensorBatchLoader(
+            dataset, batch_size, shuffle=shuffle, seed=order_seed, drop_last=drop_last, rank=rank, world_size=world_size
+        )
+    sampler = SeededBatchSampler(
+        len(dataset),  # type: ignore[arg-type]
+        batch_size,
+        shuffle=shuffle,
+        order_seed=order_seed,
+        aug_seed=aug_seed,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
+    )
+    return SamplerLoader(dataset, sampler, num_workers, pin_memory)

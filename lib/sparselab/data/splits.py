@@ -1,0 +1,43 @@
+"""Seeded, reproducible index splits. Every draw uses an explicit ``torch.Generator``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+
+def _generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def holdout_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``range(n)`` into (kept, held-out) with ``round(fraction * n)`` held out.
+
+    Both index sets are sorted, so the kept samples keep the source's order.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"hold-out fraction {fraction} must be in [0, 1)")
+    n_out = int(round(fraction * n))
+    perm = torch.randperm(n, generator=_generator(seed))
+    out = perm[:n_out].sort().values
+    kept = perm[n_out:].sort().values
+    return kept, out
+
+
+def subset_indices(n: int, fraction: float, seed: int) -> torch.Tensor:
+    """Sorted indices of a seeded ``ceil(fraction * n)``-element subset of ``range(n)``."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"subset fraction {fraction} must be in (0, 1]")
+    k = max(1, math.ceil(fraction * n - 1e-9))
+    return torch.randperm(n, generator=_generator(seed))[:k].sort().values
+
+
+def take(dataset: Dataset, indices: torch.Tensor) -> Dataset:
+    """A subset view; in-memory tensor datasets are sliced so they keep the fast batch path."""
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(*(t[indices] for t in dataset.tensors))
+    return Subset(dataset, indices.tolist())
