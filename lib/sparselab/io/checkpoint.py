@@ -1,0 +1,174 @@
+"""The checkpoint format: weights and masks in safetensors, everything else in a JSON sidecar.
+
+``model.safetensors`` holds the model's state dict (parameters and buffers, e.g. BN statistics)
+plus one boolean tensor per masked parameter under ``mask/<param name>``. ``model.json`` (same
+stem) holds the architecture spec needed to rebuild the model, the dataset, the resolved
+hyperparameters, the per-layer sparsity, final metrics and the SHA-256 of the tensor file.
+Loading never unpickles anything: safetensors is plain tensors, the sidecar is JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .. import __version__
+from ..sparsity.mask import Mask
+from .atomic import atomic_path, atomic_write_json
+
+FORMAT = "sparselab-checkpoint/1"
+MASK_PREFIX = "mask/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, inconsistent, or does not fit the architecture it names."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchSpec:
+    """Everything needed to rebuild a model before loading its weights (its shape spec)."""
+
+    arch: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        from ..models import build_model
+
+        return build_model(self.arch, self.num_classes, self.input_shape, **self.kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch, "num_classes": self.num_classes, "input_shape": list(self.input_shape), "kwargs": self.kwargs}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})))
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    model: nn.Module
+    mask: Mask | None
+    meta: dict[str, Any]
+
+    @property
+    def spec(self) -> ArchSpec:
+        return ArchSpec.from_dict(self.meta["arch"])
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total and non-zero parameter counts (compression is measured in parameters, not bytes)."""
+    total = sum(p.numel() for p in model.parameters())
+    nonzero = sum(int((p.detach() != 0).sum()) for p in model.parameters())
+    return {"total": total, "nonzero": nonzero}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    spec: ArchSpec,
+    *,
+    mask: Mask | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``path`` (.safetensors) and its sidecar atomically; returns the sidecar dict."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: checkpoint files end in .safetensors")
+    if mask is not None:
+        mask.check_compatible(model)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if mask is not None:
+        tensors.update({k: v.cpu().contiguous() for k, v in mask.to_tensors(MASK_PREFIX).items()})
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        digest = _sha256(tmp)
+    sidecar = {
+        "format": FORMAT,
+        "arch": spec.to_dict(),
+        "params": parameter_counts(model),
+        "sparsity": mask.report() if mask is not None else None,
+        "tensors_sha256": digest,
+        "software": {"sparselab": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        **(meta or {}),
+    }
+    atomic_write_json(sidecar_path(path), sidecar)
+    return sidecar
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    side = sidecar_path(path)
+    if not side.exists():
+        raise CheckpointError(f"{path}: sidecar {side.name} is missing (was the checkpoint written by sparselab?)")
+    meta = json.loads(side.read_text())
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{side}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def _preview(items: list[str], limit: int = 8) -> str:
+    shown = "; ".join(items[:limit])
+    return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with one error listing every missing, extra or misshapen key."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshapen = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if own[k].shape != state[k].shape
+    ]
+    if missing or unexpected or misshapen:
+        parts = [
+            f"{what} ({len(items)}): {_preview(items)}"
+            for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", misshapen))
+            if items
+        ]
+        raise CheckpointError(f"{source} does not fit the model: " + " | ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", verify: bool = True) -> Checkpoint:
+    """Rebuild the model from the sidecar's arch spec and load weights and mask (no pickle)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    meta = read_meta(path)
+    if verify and meta.get("tensors_sha256") and _sha256(path) != meta["tensors_sha256"]:
+        raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")
+    tensors = load_file(str(path), device=str(device))
+    mask_tensors = {k: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
+    state = {k: v for k, v in tensors.items() if not k.startswith(MASK_PREFIX)}
+    model = ArchSpec.from_dict(meta["arch"]).build().to(device)
+    load_state_into(model, state, str(path))
+    mask = None
+    if mask_tensors:
+        loaded = Mask.from_tensors(mask_tensors, MASK_PREFIX)
+        loaded.check_compatible(model)
+        order = [n for n, _ in model.named_parameters() if n in loaded]  # safetensors sorts keys
+        mask = Mask({n: loaded[n] for n in order})
+    return Checkpoint(model=model, mask=mask, meta=meta)

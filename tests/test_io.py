@@ -1,0 +1,114 @@
+"""Checkpoint format (safetensors + sidecar), atomic writes, and pickle-free resume state."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from sparselab.io.atomic import atomic_path, atomic_write_json
+from sparselab.io.checkpoint import ArchSpec, CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from sparselab.sparsity import Mask, magnitude_mask
+from sparselab.train.state import TrainState
+
+SPEC = ArchSpec("cifar_resnet20", 10, (3, 8, 8), {"width": 4})
+
+
+def trained_like(spec: ArchSpec = SPEC) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = spec.build()
+    with torch.no_grad():  # non-trivial BN statistics so buffers are checked too
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2)
+                m.num_batches_tracked.fill_(7)
+    return model
+
+
+def test_round_trip_restores_weights_buffers_mask_and_meta(tmp_path):
+    model = trained_like()
+    mask = magnitude_mask(model, 0.75, scope="global")
+    mask.apply_(model)
+    path = tmp_path / "model.safetensors"
+    sidecar = save_checkpoint(path, model, SPEC, mask=mask, meta={"method": "test", "metrics": {"test_top1": 0.5}})
+
+    ckpt = load_checkpoint(path)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), ckpt.model.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    assert ckpt.mask == mask
+    assert ckpt.spec == SPEC
+    assert ckpt.meta["method"] == "test" and ckpt.meta["metrics"]["test_top1"] == 0.5
+    assert sidecar["sparsity"]["sparsity"] == pytest.approx(0.75, abs=1e-3)
+    assert sidecar["params"]["nonzero"] < sidecar["params"]["total"]
+    x = torch.randn(2, 3, 8, 8)
+    model.eval(), ckpt.model.eval()
+    assert torch.equal(model(x), ckpt.model(x))
+
+
+def test_sidecar_is_json_and_file_is_not_a_pickle(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, trained_like(), SPEC)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["arch"] == {"arch": "cifar_resnet20", "num_classes": 10, "input_shape": [3, 8, 8], "kwargs": {"width": 4}}
+    with pytest.raises(Exception):
+        pickle.loads(path.read_bytes())
+
+
+def test_tampered_tensors_are_detected(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, trained_like(), SPEC)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(path)
+
+
+def test_wrong_architecture_lists_every_offending_key(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, trained_like(), SPEC)
+    meta = read_meta(path)
+    meta["arch"]["kwargs"] = {"width": 8}  # claims a wider model than the tensors hold
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"shape mismatches \(106\): bn1.bias: file \(4,\) vs model \(8,\);.* and 98 more"):
+        load_checkpoint(path)
+
+
+def test_missing_sidecar_and_bad_suffix(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    with pytest.raises(CheckpointError, match="end in .safetensors"):
+        save_checkpoint(tmp_path / "model.pt", trained_like(), SPEC)
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("killed")
+    assert json.loads(target.read_text()) == {"a": 1}  # old content intact
+    assert os.listdir(tmp_path) == ["out.json"]  # no temp file left
+
+
+def test_train_state_loads_with_weights_only(tmp_path):
+    model = trained_like()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5**s)
+    state = TrainState(
+        fingerprint="abc", epoch=3, step=30, model=model.state_dict(), optimizer=opt.state_dict(),
+        scheduler=sched.state_dict(), rng={"torch": torch.get_rng_state()}, history=[{"epoch": 1, "test_top1": 0.5}],
+        mask=Mask.ones(model).to_tensors(), callbacks={"cb": {"threshold": 1e-3}},
+    )  # fmt: skip
+    state.save(tmp_path / "resume.pt")
+    loaded = TrainState.load(tmp_path / "resume.pt")  # torch.load(weights_only=True) inside
+    assert loaded.epoch == 3 and loaded.history == state.history and loaded.callbacks == state.callbacks
+    buf = next(iter(loaded.optimizer["state"].values()))["momentum_buffer"]
+    assert torch.equal(buf, next(iter(opt.state_dict()["state"].values()))["momentum_buffer"])
