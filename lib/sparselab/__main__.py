@@ -1,0 +1,137 @@
+"""``python -m sparselab``: single pipeline steps outside Snakemake (debugging, notebooks, tests).
+
+    python -m sparselab train config.yaml --dataset digits --model lenet --recipe mlp_dense --out runs/x
+    python -m sparselab prune runs/x/model.safetensors runs/p/pruned.safetensors --sparsity 0.9 --scope global
+    python -m sparselab evaluate runs/p/pruned.safetensors config.yaml --dataset digits
+    python -m sparselab info runs/x/model.safetensors
+
+``train`` resumes from ``--state-dir`` (default ``<out>/.resume``) when run again after a kill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def _load_config(path: str):
+    import yaml
+
+    from .config.workflow import build_workflow_config, validate_schema
+
+    config = yaml.safe_load(Path(path).read_text())
+    if SCHEMA.exists():
+        validate_schema(config, SCHEMA, source=path)
+    return build_workflow_config(config)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .jobs import setup_logging
+    from .train.run import run_training
+
+    setup_logging(None)
+    cfg = _load_config(args.config)
+    out = Path(args.out)
+    compute = cfg.compute.replace(progress="bar") if args.progress else cfg.compute
+    result = run_training(
+        out / "model.safetensors",
+        data=cfg.datasets[args.dataset],
+        model=cfg.models[args.model],
+        recipe=cfg.recipes[args.recipe],
+        seed=args.seed,
+        compute=compute,
+        state_dir=Path(args.state_dir) if args.state_dir else out / ".resume",
+        metrics_csv=out / "metrics.csv",
+        hparams_json=out / "hparams.json",
+    )
+    print(json.dumps({"resumed_from_epoch": result.resumed_from_epoch, **result.final}, indent=2))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .studies.oneshot import prune_checkpoint
+
+    meta = prune_checkpoint(args.checkpoint, args.out, sparsity=args.sparsity, scope=args.scope)
+    print(json.dumps(meta["sparsity"], indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .metrics.checkpoint_eval import evaluate_checkpoint
+
+    cfg = _load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = evaluate_checkpoint(args.checkpoint, cfg.datasets[args.dataset], Path(tmp) / "eval.json", compute=cfg.compute)
+    record.pop("layer_sparsity", None)
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .io.checkpoint import read_meta
+
+    meta = read_meta(args.checkpoint)
+    sparsity = meta.get("sparsity") or {}
+    summary = {
+        "arch": meta["arch"],
+        "method": meta.get("method"),
+        "params": meta.get("params"),
+        "mask_sparsity": sparsity.get("sparsity"),
+        "metrics": meta.get("metrics"),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sparselab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from scratch, resumable")
+    p.add_argument("config", help="a workflow config (YAML) that defines the names below")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="directory for model.safetensors, metrics.csv, hparams.json")
+    p.add_argument("--state-dir", help="resume state directory (default: <out>/.resume)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("prune", help="one-shot magnitude pruning of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--sparsity", type=float, required=True)
+    p.add_argument("--scope", choices=["layerwise", "global"], default="layerwise")
+    p.set_defaults(func=_prune)
+
+    p = sub.add_parser("evaluate", help="test/val accuracy, sparsity and parameter counts of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("config")
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("info", help="print a checkpoint's sidecar summary")
+    p.add_argument("checkpoint")
+    p.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Evaluate a saved checkpoint on its dataset's splits and summarise it as one JSON record."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Mapping
+
+
+from ..compute import configure_determinism, prepare_model, select_device, uses_cuda_features
+from ..config import ComputeHparams, DataHparams
+from ..data import build_splits, make_loader
+from ..io.atomic import atomic_write_json
+from ..io.checkpoint import load_checkpoint, parameter_counts
+from ..sparsity import Mask, prunable_parameters
+from .classification import evaluate
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: DataHparams,
+    out_json: str | Path,
+    *,
+    compute: ComputeHparams | None = None,
+    labels: Mapping[str, Any] | None = None,
+    history_csv: str | Path | None = None,
+    batch_size: int = 512,
+) -> dict[str, Any]:
+    """Test (and val, if held out) loss/top-1/top-5, sparsity and parameter counts of a checkpoint.
+
+    ``labels`` (study, model, scope, sparsity, seed...) are copied into the record so tables can be
+    built from records alone. With ``history_csv`` (the run's per-epoch metrics), its first row is
+    kept as ``start`` (e.g. accuracy right after pruning, before finetuning).
+    """
+    compute = compute or ComputeHparams()
+    device = select_device(compute.device)
+    configure_determinism(compute.deterministic)
+    amp, channels_last = uses_cuda_features(device, compute)
+    ckpt = load_checkpoint(checkpoint)
+    model = prepare_model(ckpt.model, device, channels_last)
+    splits = build_splits(data)
+    record: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "arch": ckpt.spec.arch,
+        "method": ckpt.meta.get("method"),
+        "source": data.source,
+        **dict(labels or {}),
+    }
+    temperature = ((ckpt.meta.get("hparams") or {}).get("train") or {}).get("temperature", 1.0)
+    for name, ds in (("test", splits.test), ("val", splits.val)):
+        if ds is None:
+            continue
+        m = evaluate(model, make_loader(ds, batch_size, shuffle=False), device,
+                     temperature=temperature, amp=amp, channels_last=channels_last)  # fmt: skip
+        record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"]})
+    model.cpu()
+    counts = parameter_counts(model)
+    weights = Mask.from_zeros(model, prunable_parameters(model))
+    record.update(
+        params_total=counts["total"],
+        params_nonzero=counts["nonzero"],
+        compression=counts["total"] / max(1, counts["nonzero"]),
+        weight_sparsity=weights.sparsity,  # zeros among Conv2d/Linear weights
+        layer_sparsity={n: v["sparsity"] for n, v in weights.report()["layers"].items()},
+    )
+    if history_csv is not None:
+        with open(history_csv, newline="") as f:
+            start = next(csv.DictReader(f))
+        record["start"] = {
+            k: float(v) for k, v in start.items() if v != "" and (k.endswith(("_top1", "_loss")) or k == "epoch")
+        }
+    atomic_write_json(out_json, record)
+    return record

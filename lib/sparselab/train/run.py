@@ -1,0 +1,165 @@
+"""One training run end to end: data, model (fresh or from a checkpoint), engine, checkpoint.
+
+These are the functions the workflow's training rules call. Every run writes its checkpoint
+(safetensors + sidecar), its per-epoch metrics CSV and its resolved ``hparams.json``; its
+resumable state lives in ``state_dir``, which is not a declared output of the rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ..config.hparams import fingerprint_of
+from ..data import DatasetInfo, DatasetSplits, build_splits
+from ..io.atomic import atomic_write_json
+from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
+from ..sparsity import Mask
+from .callbacks import Callback
+from .engine import TrainResult, train
+from .state import RESUME_FILE
+
+log = logging.getLogger("sparselab")
+
+
+def build_seeded(spec: ArchSpec, init_seed: int) -> nn.Module:
+    """Build ``spec`` with its weights drawn from ``init_seed``, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return spec.build()
+
+
+def check_fits(spec: ArchSpec, info: DatasetInfo, source: str) -> None:
+    """A checkpoint must match the dataset it is trained or evaluated on (classes, input shape)."""
+    if spec.num_classes != info.num_classes or tuple(spec.input_shape) != tuple(info.input_shape):
+        raise ValueError(
+            f"{source}: model has {spec.num_classes} classes and input {tuple(spec.input_shape)}, "
+            f"dataset {info.name!r} has {info.num_classes} classes and input {tuple(info.input_shape)}"
+        )
+
+
+def _final_metrics(result: TrainResult) -> dict[str, Any]:
+    keys = ("epoch", "test_loss", "test_top1", "test_top5", "val_loss", "val_top1", "val_top5", "train_loss", "train_top1")
+    return {k: result.final.get(k) for k in keys if result.final.get(k) is not None}
+
+
+def _train_and_save(
+    out: Path,
+    model: nn.Module,
+    spec: ArchSpec,
+    mask: Mask | None,
+    hparams: dict[str, Any],
+    *,
+    data: DataHparams,
+    splits: DatasetSplits,
+    recipe: TrainHparams,
+    seeds: SeedHparams,
+    compute: ComputeHparams,
+    state_dir: Path,
+    metrics_csv: Path,
+    hparams_json: Path,
+    eval_before: bool,
+    callbacks: tuple[Callback, ...],
+) -> TrainResult:
+    atomic_write_json(hparams_json, hparams)
+    result = train(
+        model,
+        splits,
+        recipe,
+        seeds=seeds,
+        compute=compute,
+        mask=mask,
+        callbacks=callbacks,
+        state_dir=state_dir,
+        metrics_csv=metrics_csv,
+        eval_before=eval_before,
+        fingerprint=fingerprint_of(hparams),
+    )
+    if result.mask is not None:
+        realised = Mask.from_zeros(result.model, result.mask.names()).sparsity
+        if realised + 1e-12 < result.mask.sparsity:
+            raise RuntimeError(f"mask not enforced: weights {realised:.4f} sparse, mask {result.mask.sparsity:.4f}")
+    save_checkpoint(
+        out,
+        result.model.cpu(),
+        spec,
+        mask=result.mask.to_device("cpu") if result.mask is not None else None,
+        meta={"method": hparams["method"], "dataset": data.to_dict(), "hparams": hparams, "metrics": _final_metrics(result)},
+    )
+    (state_dir / RESUME_FILE).unlink(missing_ok=True)  # the run is complete: its outputs supersede it
+    return result
+
+
+def run_training(
+    out: str | Path,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    seed: int,
+    compute: ComputeHparams,
+    state_dir: str | Path,
+    metrics_csv: str | Path,
+    hparams_json: str | Path,
+    method: str = "dense",
+    callbacks: tuple[Callback, ...] = (),
+) -> TrainResult:
+    """Train a freshly initialised model (the init seed derives from ``seed``)."""
+    seeds = SeedHparams.for_replicate(seed)
+    splits = build_splits(data)
+    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    net = build_seeded(spec, seeds.init)
+    hparams = {
+        "method": method,
+        "seed": seed,
+        "seeds": seeds.to_dict(),
+        "data": data.to_dict(),
+        "model": model.to_dict(),
+        "train": recipe.to_dict(),
+        "parent": None,
+    }
+    return _train_and_save(
+        Path(out), net, spec, None, hparams,
+        data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute, state_dir=Path(state_dir),
+        metrics_csv=Path(metrics_csv), hparams_json=Path(hparams_json), eval_before=False, callbacks=callbacks,
+    )  # fmt: skip
+
+
+def run_finetuning(
+    out: str | Path,
+    *,
+    init_checkpoint: str | Path,
+    data: DataHparams,
+    recipe: TrainHparams,
+    seed: int,
+    compute: ComputeHparams,
+    state_dir: str | Path,
+    metrics_csv: str | Path,
+    hparams_json: str | Path,
+    method: str = "finetune",
+    callbacks: tuple[Callback, ...] = (),
+) -> TrainResult:
+    """Continue training a checkpoint with its mask enforced; epoch 0 of the CSV is its start point."""
+    ckpt = load_checkpoint(init_checkpoint)
+    splits = build_splits(data)
+    check_fits(ckpt.spec, splits.info, str(init_checkpoint))
+    seeds = SeedHparams.for_replicate(seed)
+    hparams = {
+        "method": method,
+        "seed": seed,
+        "seeds": seeds.to_dict(),
+        "data": data.to_dict(),
+        "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs},
+        "train": recipe.to_dict(),
+        "parent": {"path": str(init_checkpoint), "tensors_sha256": ckpt.meta.get("tensors_sha256")},
+    }
+    return _train_and_save(
+        Path(out), ckpt.model, ckpt.spec, ckpt.mask, hparams,
+        data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute, state_dir=Path(state_dir),
+        metrics_csv=Path(metrics_csv), hparams_json=Path(hparams_json), eval_before=True, callbacks=callbacks,
+    )  # fmt: skip

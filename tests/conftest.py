@@ -1,0 +1,65 @@
+"""Shared fixtures: the repository root and a way to run Snakemake on a config in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``snakemake --snakefile REPO/Snakefile --directory WORKDIR ARGS`` with this interpreter."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def tiny_config() -> dict:
+    """The smallest one-shot study that still exercises every rule: LeNet on digits, 2 seeds."""
+    return {
+        "compute": {"device": "cpu"},
+        "datasets": {"digits": {"source": "digits", "val_fraction": 0.1}},
+        "models": {"lenet": {"arch": "lenet300_100", "kwargs": {"hidden": [64, 32]}}},
+        "recipes": {
+            "dense": {
+                "epochs": 12,
+                "batch_size": 64,
+                "optimizer": {"lr": 0.05, "nesterov": True},
+                "schedule": {"kind": "cosine", "warmup_epochs": 1},
+            },
+            "finetune": {"epochs": 3, "batch_size": 64, "optimizer": {"lr": 0.01}, "schedule": {"kind": "cosine"}},
+        },
+        "oneshot": {
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "lenet",
+                    "train_recipe": "dense",
+                    "finetune_recipe": "finetune",
+                    "scopes": ["layerwise", "global"],
+                    "sparsities": [0.5, 0.9],
+                    "seeds": [0, 1],
+                }
+            ]
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO

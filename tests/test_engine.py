@@ -1,0 +1,176 @@
+"""The training engine: schedules, loss, masks, callbacks, metrics CSV, resume and rewind."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparselab.config import ComputeHparams, DataHparams, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams
+from sparselab.data import build_splits
+from sparselab.io.checkpoint import ArchSpec
+from sparselab.sparsity import Mask, magnitude_mask
+from sparselab.train import Callback, TrainState, build_optimizer, lr_factor_fn, train
+from sparselab.train.run import build_seeded
+
+CPU = ComputeHparams(device="cpu", progress="lines")
+SEEDS = SeedHparams.for_replicate(0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return build_splits(DataHparams(val_fraction=0.1))
+
+
+def lenet() -> nn.Module:
+    return build_seeded(ArchSpec("lenet300_100", 10, (1, 8, 8), {"hidden": [32, 16]}), SEEDS.init)
+
+
+def recipe(**kw) -> TrainHparams:
+    base = {"epochs": 4, "batch_size": 64, "optimizer": {"lr": 0.05, "nesterov": True}, "schedule": {"kind": "cosine"}}
+    return TrainHparams.from_dict({**base, **kw})
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+# ----------------------------------------------------------------------------- schedules and optimizer
+
+
+def test_warmup_then_multistep_at_known_iterations():
+    f = lr_factor_fn(ScheduleHparams(kind="multistep", warmup_epochs=1, milestones=[2, 3.5], gamma=0.1), 10, 5)
+    assert [f(0), f(5), f(9), f(10)] == pytest.approx([0.0, 0.5, 0.9, 1.0])
+    assert [f(19), f(20), f(34), f(35)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+
+
+def test_cosine_reaches_its_floor_and_passes_the_midpoint():
+    f = lr_factor_fn(ScheduleHparams(kind="cosine", warmup_epochs=0, final_lr_factor=0.1), 10, 10)
+    assert f(0) == pytest.approx(1.0)
+    assert f(50) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert f(100) == pytest.approx(0.1)
+    g = lr_factor_fn(ScheduleHparams(kind="cosine", warmup_epochs=2, warmup_start=0.1), 10, 10)
+    assert [g(0), g(10), g(20)] == pytest.approx([0.1, 0.55, 1.0])  # warm-up from 0.1x, then cosine starts at 1
+
+
+def test_weight_decay_can_skip_norm_and_bias():
+    net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    groups = build_optimizer(net, OptimizerHparams(weight_decay=0.1, decay_norm_and_bias=False)).param_groups
+    assert [len(g["params"]) for g in groups] == [1, 3] and [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    assert len(build_optimizer(net, OptimizerHparams(weight_decay=0.1)).param_groups) == 1
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def test_trains_digits_and_logs_every_epoch(digits, tmp_path):
+    result = train(lenet(), digits, recipe(epochs=6), seeds=SEEDS, compute=CPU, metrics_csv=tmp_path / "m.csv")
+    assert result.final["test_top1"] > 0.9 and result.final["val_top1"] > 0.85
+    assert result.history[0]["train_loss"] > result.history[-1]["train_loss"]
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert {"lr", "train_top5", "val_loss", "test_top5", "epoch_time_s"} <= set(rows[0])
+    steps = math.ceil(len(digits.train) / 64)
+    f = lr_factor_fn(ScheduleHparams(kind="cosine"), steps, 6)
+    assert float(rows[2]["lr"]) == pytest.approx(0.05 * f(3 * steps - 1))  # the lr of epoch 3's last step
+
+
+def test_loss_uses_temperature_and_label_smoothing(digits):
+    """With a vanishing lr the model is unchanged, so the epoch's loss is the closed form over the train set."""
+    net = lenet()
+    net.train()
+    x, y = digits.train.tensors
+    with torch.no_grad():
+        expected = F.cross_entropy(net(x) / 4.0, y, label_smoothing=0.2).item()
+    hp = recipe(epochs=1, temperature=4.0, label_smoothing=0.2, optimizer={"lr": 1e-12, "momentum": 0.0, "weight_decay": 0.0})
+    result = train(net, digits, hp, seeds=SEEDS, compute=CPU)
+    assert result.history[0]["train_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.steps = 0
+        self.epochs: list[int] = []
+
+    def on_step_end(self, ctx) -> None:
+        self.steps += 1
+        assert ctx.step == self.steps
+
+    def on_epoch_end(self, ctx, row) -> None:
+        self.epochs.append(ctx.epoch)
+        row["custom_metric"] = ctx.epoch * 10.0
+
+    def state_dict(self):
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state) -> None:
+        self.steps = state["steps"]
+
+
+def test_callbacks_see_every_step_and_can_add_columns(digits, tmp_path):
+    rec = Recorder()
+    result = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU, callbacks=[rec], metrics_csv=tmp_path / "m.csv")
+    assert rec.steps == 2 * math.ceil(len(digits.train) / 64) and rec.epochs == [1, 2]
+    assert [r["custom_metric"] for r in result.history] == [10.0, 20.0]
+    assert next(csv.DictReader(open(tmp_path / "m.csv")))["custom_metric"] == "10.0"
+
+
+def test_mask_stays_enforced_and_eval_before_records_the_start(digits):
+    net = lenet()
+    mask = magnitude_mask(net, 0.8, scope="layerwise")
+    result = train(net, digits, recipe(epochs=2), seeds=SEEDS, compute=CPU, mask=mask, eval_before=True)
+    assert Mask.from_zeros(result.model, mask.names()) == mask
+    start = result.history[0]
+    assert start["epoch"] == 0 and "test_top1" in start and "train_loss" not in start
+    assert result.final["test_top1"] > start["test_top1"]
+
+
+def test_same_seeds_reproduce_bitwise_and_other_data_order_differs(digits):
+    a = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU).model
+    b = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU).model
+    c = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS.replace(data_order=1), compute=CPU).model
+    assert same_weights(a, b) and not same_weights(a, c)
+
+
+class Crash(Callback):
+    """Dies at the first step of ``epoch``: after the previous epoch's state was saved."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_step_end(self, ctx) -> None:
+        if ctx.epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(digits, tmp_path):
+    hp = recipe(epochs=4)
+    mask = magnitude_mask(lenet(), 0.5, scope="layerwise")
+    whole = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[Recorder()])
+    with pytest.raises(KeyboardInterrupt):
+        train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[Recorder(), Crash(3)], state_dir=tmp_path)
+    rec = Recorder()
+    resumed = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[rec], state_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 2
+    assert rec.steps == whole.final["step"]  # the callback's own state came back too
+    assert same_weights(whole.model, resumed.model)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[-1]["test_loss"] == whole.history[-1]["test_loss"]
+
+
+def test_state_of_another_configuration_is_not_resumed(digits, tmp_path):
+    train(lenet(), digits, recipe(epochs=1), seeds=SEEDS, compute=CPU, state_dir=tmp_path)
+    other = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU, state_dir=tmp_path)
+    assert other.resumed_from_epoch is None and len(other.history) == 2
+
+
+def test_rewinding_to_a_snapshot_replays_the_rest_of_training(digits, tmp_path):
+    hp = recipe(epochs=4)
+    whole = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, snapshots={2: tmp_path / "epoch2.pt"})
+    rewound = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, initial_state=TrainState.load(tmp_path / "epoch2.pt"))
+    assert [r["epoch"] for r in rewound.history] == [3, 4]
+    assert same_weights(whole.model, rewound.model)
