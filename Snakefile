@@ -1,0 +1,28 @@
+# sparselab: one reproducible pipeline for research on sparse neural networks.
+# Table of contents only: helpers live in rules/common.smk, rules in rules/<stage>.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default, unless a study config is given: `--configfile configs/x.yaml` replaces it
+# rather than merging into it, so paper-scale configs are complete on their own.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/prune.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,206 @@
+"""The validated workflow configuration: typed bundles, cross-references, run grids, root checks.
+
+``rules/common.smk`` calls :func:`load_workflow_config` once at parse time. Every problem (a
+typo'd key, a wrong type, an unknown architecture, a recipe name that is not defined, a missing
+dataset root) raises :class:`ConfigError` with the config key's dotted path and the fix, before
+any job starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from .catalog import ARCHS
+from .hparams import HparamsError
+from .roots import DatasetRootError, check_dataset_root
+
+
+class ConfigError(ValueError):
+    """The workflow configuration is invalid; the message names the key and the fix."""
+
+
+def format_sparsity(s: float) -> str:
+    """The path form of a sparsity: the shortest string that round-trips (0.9 -> '0.9')."""
+    return "0" if s == 0 else repr(float(s))
+
+
+def _dotted(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def validate_schema(config: dict, schema: str | Path, source: str = "config") -> None:
+    """Snakemake's JSON-schema validation (fills defaults), with a one-line error naming the key."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(Path(schema).resolve()))
+    except WorkflowError as exc:
+        # Snakemake formats the jsonschema error into its message; the error itself is the context.
+        err = exc.__context__
+        if not isinstance(err, jsonschema.ValidationError):
+            raise
+        raise ConfigError(f"{source}: {_dotted(err.absolute_path)}: {err.message} (schema: {schema})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class OneshotExperiment:
+    dataset: str
+    model: str
+    train_recipe: str
+    finetune_recipe: str
+    scopes: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class OneshotRun:
+    """One cell of the one-shot grid; ``scope == 'dense'`` is the unpruned baseline (sparsity 0)."""
+
+    dataset: str
+    model: str
+    scope: str
+    sparsity: float
+    seed: int
+
+    @property
+    def sparsity_str(self) -> str:
+        return format_sparsity(self.sparsity)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowConfig:
+    compute: ComputeHparams
+    resources: Mapping[str, Any]
+    datasets: Mapping[str, DataHparams]
+    models: Mapping[str, ModelHparams]
+    recipes: Mapping[str, TrainHparams]
+    oneshot_enabled: bool
+    oneshot_title: str
+    oneshot: tuple[OneshotExperiment, ...]
+
+    # ---------------------------------------------------------------- queries
+    def used_datasets(self) -> list[str]:
+        used = {e.dataset for e in self.oneshot} if self.oneshot_enabled else set()
+        return sorted(used)
+
+    def oneshot_experiment(self, dataset: str, model: str) -> OneshotExperiment:
+        for e in self.oneshot:
+            if (e.dataset, e.model) == (dataset, model):
+                return e
+        raise KeyError(f"no oneshot experiment for dataset {dataset!r} and model {model!r}")
+
+    def oneshot_runs(self) -> list[OneshotRun]:
+        """Every evaluated checkpoint of the one-shot study, dense baselines included."""
+        if not self.oneshot_enabled:
+            return []
+        runs = []
+        for e in self.oneshot:
+            for seed in e.seeds:
+                runs.append(OneshotRun(e.dataset, e.model, "dense", 0.0, seed))
+                runs.extend(OneshotRun(e.dataset, e.model, scope, s, seed) for scope in e.scopes for s in e.sparsities)
+        return runs
+
+    def epochs(self, recipe: str) -> int:
+        return self.recipes[recipe].epochs
+
+
+def _bundle(cls: type, data: Any, path: str) -> Any:
+    try:
+        return cls.from_dict(data, path=path)
+    except HparamsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_model(name: str, model: ModelHparams) -> None:
+    path = f"models.{name}"
+    if model.arch not in ARCHS:
+        raise ConfigError(f"{path}.arch: unknown architecture {model.arch!r}; known: {', '.join(sorted(ARCHS))}")
+    accepted = ARCHS[model.arch][1]
+    unknown = sorted(set(model.kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{path}.kwargs: {model.arch!r} does not accept {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(accepted) or 'none'}"
+        )
+
+
+def _reference(value: str, defined: Mapping[str, Any], key: str, section: str) -> None:
+    if value not in defined:
+        raise ConfigError(f"{key}: {value!r} is not defined under {section}: (defined: {', '.join(sorted(defined))})")
+
+
+def _oneshot(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> tuple[OneshotExperiment, ...]:
+    experiments, seen = [], set()
+    for i, e in enumerate(raw.get("experiments", [])):
+        key = f"oneshot.experiments[{i}]"
+        _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
+        _reference(e["model"], cfg["models"], f"{key}.model", "models")
+        _reference(e["train_recipe"], cfg["recipes"], f"{key}.train_recipe", "recipes")
+        _reference(e["finetune_recipe"], cfg["recipes"], f"{key}.finetune_recipe", "recipes")
+        if (e["dataset"], e["model"]) in seen:
+            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+        seen.add((e["dataset"], e["model"]))
+        experiments.append(
+            OneshotExperiment(
+                dataset=e["dataset"],
+                model=e["model"],
+                train_recipe=e["train_recipe"],
+                finetune_recipe=e["finetune_recipe"],
+                scopes=tuple(e.get("scopes", ("layerwise", "global"))),
+                sparsities=tuple(float(s) for s in e["sparsities"]),
+                seeds=tuple(int(s) for s in e.get("seeds", (0,))),
+            )
+        )
+    return tuple(experiments)
+
+
+def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
+    """Typed view of a schema-validated config; raises :class:`ConfigError` on any inconsistency."""
+    datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
+    models = {n: _bundle(ModelHparams, m, f"models.{n}") for n, m in config["models"].items()}
+    for name, model in models.items():
+        _check_model(name, model)
+    recipes = {n: _bundle(TrainHparams, r, f"recipes.{n}") for n, r in config["recipes"].items()}
+    oneshot_raw = config.get("oneshot", {})
+    wf = WorkflowConfig(
+        compute=_bundle(ComputeHparams, config.get("compute", {}), "compute"),
+        resources=dict(config.get("resources", {})),
+        datasets=datasets,
+        models=models,
+        recipes=recipes,
+        oneshot_enabled=bool(oneshot_raw.get("enabled", True)),
+        oneshot_title=str(oneshot_raw.get("title", "One-shot magnitude pruning")),
+        oneshot=_oneshot(oneshot_raw, {"datasets": datasets, "models": models, "recipes": recipes}),
+    )
+    return wf
+
+
+def dataset_root_problems(wf: WorkflowConfig) -> list[str]:
+    """One message per dataset used by an enabled study whose root is missing or malformed.
+
+    The workflow raises these when it starts executing (before any job) and only warns in dry
+    runs, so ``snakemake -n`` can show a paper-scale plan on a machine without its datasets.
+    """
+    problems = []
+    for name in wf.used_datasets():
+        hp = wf.datasets[name]
+        try:
+            check_dataset_root(hp.source, hp.root, key=f"datasets.{name}.root")
+        except DatasetRootError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def load_workflow_config(config: dict, schema: str | Path, source: str = "config") -> WorkflowConfig:
+    """Schema validation (with defaults) followed by the typed checks above (not the roots)."""
+    validate_schema(config, schema, source)
+    return build_workflow_config(config)

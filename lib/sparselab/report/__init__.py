@@ -1,0 +1,1 @@
+"""Tables and figures of the studies (pandas + seaborn); heavy imports stay in the submodules."""

@@ -1,0 +1,79 @@
+"""The one-shot magnitude pruning study: prune a dense checkpoint, then finetune with the mask.
+
+Pruning and finetuning run in one job (the pruned checkpoint is still written as an artefact):
+pruning takes milliseconds, and a separate job per sparsity would cost more to start than to run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from ..config import ComputeHparams, DataHparams, TrainHparams
+from ..io.checkpoint import load_checkpoint, save_checkpoint
+from ..sparsity.magnitude import Scope, magnitude_mask
+from ..sparsity.mask import prunable_parameters
+from ..train.engine import TrainResult
+from ..train.run import run_finetuning
+
+
+def prune_checkpoint(
+    src: str | Path,
+    out: str | Path,
+    *,
+    sparsity: float,
+    scope: Scope,
+    exclude: Iterable[str] = (),
+) -> dict:
+    """Prune the Conv2d/Linear weights of ``src`` to ``sparsity`` by magnitude and save to ``out``.
+
+    Weights already masked in ``src`` stay pruned. Returns the new sidecar (with the realised
+    per-layer sparsity under ``sparsity``).
+    """
+    ckpt = load_checkpoint(src)
+    names = prunable_parameters(ckpt.model, exclude=exclude)
+    mask = magnitude_mask(ckpt.model, sparsity, scope=scope, names=names, current=ckpt.mask)
+    mask.apply_(ckpt.model)
+    meta = {
+        "method": f"oneshot_{scope}",
+        "dataset": ckpt.meta.get("dataset"),
+        "hparams": ckpt.meta.get("hparams"),
+        "pruning": {"scope": scope, "target_sparsity": sparsity, "exclude": sorted(exclude)},
+        "parent": {"path": str(src), "tensors_sha256": ckpt.meta.get("tensors_sha256")},
+    }
+    return save_checkpoint(out, ckpt.model, ckpt.spec, mask=mask, meta=meta)
+
+
+def prune_and_finetune(
+    dense: str | Path,
+    pruned_out: str | Path,
+    out: str | Path,
+    *,
+    sparsity: float,
+    scope: Scope,
+    data: DataHparams,
+    recipe: TrainHparams,
+    seed: int,
+    compute: ComputeHparams,
+    state_dir: str | Path,
+    metrics_csv: str | Path,
+    hparams_json: str | Path,
+) -> TrainResult:
+    """Prune ``dense`` to ``sparsity`` (saved at ``pruned_out``), then finetune it into ``out``.
+
+    The finetuning CSV's epoch-0 row is the accuracy right after pruning. Pruning is
+    deterministic, so a retried job rebuilds the same pruned checkpoint and resumes its training.
+    """
+    prune_checkpoint(dense, pruned_out, sparsity=sparsity, scope=scope)
+    return run_finetuning(
+        out,
+        init_checkpoint=pruned_out,
+        data=data,
+        recipe=recipe,
+        seed=seed,
+        compute=compute,
+        state_dir=state_dir,
+        metrics_csv=metrics_csv,
+        hparams_json=hparams_json,
+        method=f"oneshot_{scope}",
+    )

@@ -1,0 +1,181 @@
+"""The workflow end to end on a tiny config, in a copy of the repository's workflow files.
+
+One module-scoped run (about a minute on 2 cores) feeds several checks: outputs that make sense,
+nothing left to do afterwards, the report, lint, and which jobs a config or code edit makes stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO, run_snakemake, tiny_config, write_config
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.workflow
+WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "lib", "schemas", "report", "envs", "profiles"]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    if "Nothing to be done" in dry_run_output:
+        return {}
+    table = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
+    rows = [line.split() for line in table.strip().splitlines()[2:]]
+    return {rule: int(count) for rule, count in rows if rule != "total"}
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wf = copy_workflow(tmp_path_factory.mktemp("wf") / "repo")
+    write_config(wf / "config.yaml", tiny_config())
+    snakemake(wf, "--cores", "2")
+    return wf
+
+
+def test_outputs_make_sense(done):
+    results = done / "results"
+    records = pd.read_csv(results / "oneshot/summary/records.csv")
+    assert len(records) == 2 * (1 + 2 * 2)  # seeds x (dense + scopes x sparsities)
+    dense = records[records["scope"] == "dense"]
+    assert (dense["test_top1"] > 0.9).all(), dense["test_top1"].tolist()
+    pruned = records[records["scope"] != "dense"]
+    assert (pruned["weight_sparsity"] - pruned["sparsity"]).abs().max() < 1e-3
+    assert (pruned["test_top1"] >= pruned["start_test_top1"] - 0.02).all()  # finetuning does not hurt
+
+    for run in (results / "oneshot/digits/lenet").glob("*/s0.*/seed*"):
+        target = float(run.parent.name[1:])
+        for name in ("pruned", "model"):
+            meta = json.loads((run / f"{name}.json").read_text())
+            assert meta["sparsity"]["sparsity"] == pytest.approx(target, abs=1e-3), run
+            tensors = load_file(str(run / f"{name}.safetensors"))
+            for key, mask in tensors.items():
+                if key.startswith("mask/"):
+                    assert (tensors[key[len("mask/"):]][~mask] == 0).all(), f"{run}/{name}: {key} not enforced"
+        hparams = json.loads((run / "hparams.json").read_text())
+        assert hparams["train"]["epochs"] == 3 and hparams["parent"]["path"].endswith("pruned.safetensors")
+
+    summary = pd.read_csv(results / "oneshot/summary/accuracy_vs_sparsity.csv")
+    assert set(summary["scope"]) == {"dense", "layerwise", "global"} and (summary["n_seeds"] == 2).all()
+    assert "± " in (results / "oneshot/summary/accuracy_vs_sparsity.md").read_text()
+    for ext in ("pdf", "png"):
+        assert (results / f"oneshot/summary/accuracy_vs_sparsity.{ext}").stat().st_size > 10_000
+    assert len(list((done / "logs").rglob("*.log"))) == 23  # every job logged
+    assert not list((done / ".resume").rglob("resume.pt"))  # side state removed after success
+
+
+def test_a_second_run_has_nothing_to_do_and_the_report_builds(done):
+    assert "Nothing to be done" in snakemake(done, "-n").stdout
+    snakemake(done, "--report", "report.html")
+    html = (done / "report.html").read_text(errors="replace")
+    assert "accuracy_vs_sparsity" in html and "One-shot pruning" in html
+
+
+def test_lint_is_clean(done):
+    proc = snakemake(done, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_editing_one_sparsity_plans_only_its_jobs_and_the_summaries(done):
+    config = tiny_config()
+    config["oneshot"]["experiments"][0]["sparsities"] = [0.5, 0.8]  # 0.9 -> 0.8
+    edited = write_config(done / "edited.yaml", config)
+    out = snakemake(done, "-n", "--configfile", str(edited)).stdout
+    assert planned_jobs(out) == {
+        "prune_finetune_oneshot": 4, "evaluate_oneshot": 4,  # 2 scopes x 2 seeds, all at 0.8
+        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
+    }  # fmt: skip
+    sparsities = set(re.findall(r"sparsity=([0-9.]+)", out))
+    assert sparsities == {"0.8"}
+
+
+def test_editing_plotting_code_reruns_only_the_figure(done):
+    figures = done / "lib/sparselab/report/figures.py"
+    original = figures.read_text()
+    try:
+        figures.write_text(original + "\n# a cosmetic edit\n")
+        assert planned_jobs(snakemake(done, "-n").stdout) == {"oneshot_figure": 1, "all": 1}
+    finally:
+        figures.write_text(original)
+
+
+def test_editing_the_engine_reruns_training_downstream_but_not_the_table_code(done):
+    engine = done / "lib/sparselab/train/engine.py"
+    original = engine.read_text()
+    try:
+        engine.write_text(original + "\n# an edit\n")
+        jobs = planned_jobs(snakemake(done, "-n").stdout)
+        assert jobs["train_dense"] == 2 and jobs["prune_finetune_oneshot"] == 8
+    finally:
+        engine.write_text(original)
+
+
+def test_a_wrong_key_fails_at_parse_time_with_its_path(done):
+    config = tiny_config()
+    config["recipes"]["finetune"]["optimizer"]["learning_rate"] = 0.1
+    bad = write_config(done / "bad.yaml", config)
+    proc = snakemake(done, "-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "recipes.finetune.optimizer: Additional properties are not allowed ('learning_rate'" in proc.stdout + proc.stderr
+
+
+def test_a_wrong_type_fails_at_parse_time_with_its_path(done):
+    config = tiny_config()
+    config["oneshot"]["experiments"][0]["seeds"] = ["zero"]
+    bad = write_config(done / "bad_type.yaml", config)
+    proc = snakemake(done, "-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "oneshot.experiments[0].seeds[0]: 'zero' is not of type 'integer'" in proc.stdout + proc.stderr
+
+
+def test_a_missing_root_stops_a_real_run_before_any_job(tmp_path):
+    wf = copy_workflow(tmp_path / "repo")
+    config = tiny_config()
+    config["datasets"]["cifar"] = {"source": "cifar10", "root": str(tmp_path / "no-cifar")}
+    config["models"]["resnet"] = {"arch": "cifar_resnet20"}
+    config["oneshot"]["experiments"].append(
+        {"dataset": "cifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+    )
+    write_config(wf / "config.yaml", config)
+    plan = snakemake(wf, "-n")  # planning works without the data, with a warning
+    assert "WARNING (a real run stops here): datasets.cifar.root" in plan.stdout + plan.stderr
+    proc = snakemake(wf, "--cores", "1", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "datasets.cifar.root" in output and "cifar-10-batches-py/" in output and "expected layout" in output
+    assert not (wf / "results").exists()  # nothing ran, nothing lost
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_paper_config_plans_without_its_data(config, tmp_path):
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(config))
+    jobs = planned_jobs(proc.stdout)
+    assert jobs.get("all") == 1 and sum(jobs.values()) > 10
+    assert "a real run stops here" in proc.stdout + proc.stderr  # its datasets are not on this machine

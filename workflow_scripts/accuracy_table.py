@@ -1,0 +1,12 @@
+"""Rule oneshot_table: accuracy vs sparsity, mean +- std over seeds (sparselab.report.tables)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
+
+from sparselab.jobs import snakemake_job  # noqa: E402
+from sparselab.report.tables import write_accuracy_table  # noqa: E402
+
+smk = snakemake  # noqa: F821
+with snakemake_job(smk):
+    write_accuracy_table(smk.input.records, smk.output.csv, smk.output.md)
