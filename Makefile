@@ -1,0 +1,38 @@
+# Two commands matter: `make run` (install, run the default pipeline, build the report) and
+# `make test` (install, run the whole test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install run test lint dryrun bench clean
+
+$(BIN)/sparselab-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[test]"
+	touch $@
+
+install: $(BIN)/sparselab-installed
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo "table:  results/oneshot/summary/accuracy_vs_sparsity.md"
+	@echo "figure: results/oneshot/summary/accuracy_vs_sparsity.png (and .pdf)"
+	@echo "report: results/report.html"
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/snakemake --lint
+
+dryrun: install
+	$(BIN)/snakemake -n --quiet
+	@for c in configs/*.yaml; do echo "== $$c"; $(BIN)/snakemake -n --quiet --configfile $$c || exit 1; done
+
+bench: install
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf results logs benchmarks .resume .snakemake
