@@ -112,3 +112,12 @@ def test_train_state_loads_with_weights_only(tmp_path):
     assert loaded.epoch == 3 and loaded.history == state.history and loaded.callbacks == state.callbacks
     buf = next(iter(loaded.optimizer["state"].values()))["momentum_buffer"]
     assert torch.equal(buf, next(iter(opt.state_dict()["state"].values()))["momentum_buffer"])
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644

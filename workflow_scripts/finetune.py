@@ -7,20 +7,18 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
 from sparselab.studies.oneshot import prune_and_finetune  # noqa: E402
+from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk) as compute:
     prune_and_finetune(
         smk.input.dense,
         smk.output.pruned,
-        smk.output.model,
+        RunFiles.from_snakemake(smk),
         sparsity=float(smk.wildcards.sparsity),
         scope=smk.wildcards.pruned_scope,
         data=DataHparams.from_dict(smk.params.data),
         recipe=TrainHparams.from_dict(smk.params.recipe),
         seed=int(smk.wildcards.seed),
         compute=compute,
-        state_dir=smk.params.state_dir,
-        metrics_csv=smk.output.metrics,
-        hparams_json=smk.output.hparams,
     )

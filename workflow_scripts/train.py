@@ -6,18 +6,15 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.train.run import run_training  # noqa: E402
+from sparselab.train.run import RunFiles, run_training  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk) as compute:
     run_training(
-        smk.output.model,
+        RunFiles.from_snakemake(smk),
         data=DataHparams.from_dict(smk.params.data),
         model=ModelHparams.from_dict(smk.params.model),
         recipe=TrainHparams.from_dict(smk.params.recipe),
         seed=int(smk.wildcards.seed),
         compute=compute,
-        state_dir=smk.params.state_dir,
-        metrics_csv=smk.output.metrics,
-        hparams_json=smk.output.hparams,
     )

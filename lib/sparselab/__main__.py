@@ -30,24 +30,31 @@ def _load_config(path: str):
     return build_workflow_config(config)
 
 
+def _pick(defined: dict, name: str, section: str):
+    if name not in defined:
+        raise KeyError(f"{name!r} is not defined under {section}: (defined: {', '.join(sorted(defined))})")
+    return defined[name]
+
+
 def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .jobs import setup_logging
-    from .train.run import run_training
+    from .train.run import RunFiles, run_training
 
     setup_logging(None)
     cfg = _load_config(args.config)
-    out = Path(args.out)
+    files = RunFiles.in_directory(args.out)
+    if args.state_dir:
+        files = dataclasses.replace(files, state_dir=Path(args.state_dir))
     compute = cfg.compute.replace(progress="bar") if args.progress else cfg.compute
     result = run_training(
-        out / "model.safetensors",
-        data=cfg.datasets[args.dataset],
-        model=cfg.models[args.model],
-        recipe=cfg.recipes[args.recipe],
+        files,
+        data=_pick(cfg.datasets, args.dataset, "datasets"),
+        model=_pick(cfg.models, args.model, "models"),
+        recipe=_pick(cfg.recipes, args.recipe, "recipes"),
         seed=args.seed,
         compute=compute,
-        state_dir=Path(args.state_dir) if args.state_dir else out / ".resume",
-        metrics_csv=out / "metrics.csv",
-        hparams_json=out / "hparams.json",
     )
     print(json.dumps({"resumed_from_epoch": result.resumed_from_epoch, **result.final}, indent=2))
     return 0
@@ -68,7 +75,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
-        record = evaluate_checkpoint(args.checkpoint, cfg.datasets[args.dataset], Path(tmp) / "eval.json", compute=cfg.compute)
+        data = _pick(cfg.datasets, args.dataset, "datasets")
+        record = evaluate_checkpoint(args.checkpoint, data, Path(tmp) / "eval.json", compute=cfg.compute)
     record.pop("layer_sparsity", None)
     print(json.dumps(record, indent=2))
     return 0

@@ -53,7 +53,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
             "seeds": summary["n_seeds"],
         }
     )
-    return view.to_markdown(index=False) + "\n"
+    return view.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 6) + "\n"
 
 
 def write_accuracy_table(records_csv: str | Path, out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:

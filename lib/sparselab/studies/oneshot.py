@@ -14,7 +14,7 @@ from ..io.checkpoint import load_checkpoint, save_checkpoint
 from ..sparsity.magnitude import Scope, magnitude_mask
 from ..sparsity.mask import prunable_parameters
 from ..train.engine import TrainResult
-from ..train.run import run_finetuning
+from ..train.run import RunFiles, run_finetuning
 
 
 def prune_checkpoint(
@@ -47,7 +47,7 @@ def prune_checkpoint(
 def prune_and_finetune(
     dense: str | Path,
     pruned_out: str | Path,
-    out: str | Path,
+    files: RunFiles,
     *,
     sparsity: float,
     scope: Scope,
@@ -55,25 +55,13 @@ def prune_and_finetune(
     recipe: TrainHparams,
     seed: int,
     compute: ComputeHparams,
-    state_dir: str | Path,
-    metrics_csv: str | Path,
-    hparams_json: str | Path,
 ) -> TrainResult:
-    """Prune ``dense`` to ``sparsity`` (saved at ``pruned_out``), then finetune it into ``out``.
+    """Prune ``dense`` to ``sparsity`` (saved at ``pruned_out``), then finetune it into ``files``.
 
     The finetuning CSV's epoch-0 row is the accuracy right after pruning. Pruning is
     deterministic, so a retried job rebuilds the same pruned checkpoint and resumes its training.
     """
     prune_checkpoint(dense, pruned_out, sparsity=sparsity, scope=scope)
     return run_finetuning(
-        out,
-        init_checkpoint=pruned_out,
-        data=data,
-        recipe=recipe,
-        seed=seed,
-        compute=compute,
-        state_dir=state_dir,
-        metrics_csv=metrics_csv,
-        hparams_json=hparams_json,
-        method=f"oneshot_{scope}",
+        files, init_checkpoint=pruned_out, data=data, recipe=recipe, seed=seed, compute=compute, method=f"oneshot_{scope}"
     )

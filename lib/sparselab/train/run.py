@@ -7,6 +7,7 @@ resumable state lives in ``state_dir``, which is not a declared output of the ru
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,46 @@ def _final_metrics(result: TrainResult) -> dict[str, Any]:
     return {k: result.final.get(k) for k in keys if result.final.get(k) is not None}
 
 
+@dataclasses.dataclass(frozen=True)
+class RunFiles:
+    """Where a training run writes: checkpoint (+ sidecar), per-epoch metrics, resolved hparams,
+    and its resume state (a side directory, never a declared output of a rule)."""
+
+    checkpoint: Path
+    metrics_csv: Path
+    hparams_json: Path
+    state_dir: Path
+
+    @classmethod
+    def from_snakemake(cls, smk: Any) -> "RunFiles":
+        """A training rule's files, by the rules' convention: outputs ``model``, ``metrics``,
+        ``hparams`` and the ``state_dir`` param."""
+        out = smk.output
+        return cls(Path(out.model), Path(out.metrics), Path(out.hparams), Path(smk.params.state_dir))
+
+    @classmethod
+    def in_directory(cls, directory: str | Path) -> "RunFiles":
+        d = Path(directory)
+        return cls(d / "model.safetensors", d / "metrics.csv", d / "hparams.json", d / ".resume")
+
+
+def _hparams_record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
+                    recipe: TrainHparams, parent: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """The resolved description of a run: written to hparams.json and the sidecar, and hashed
+    into the resume fingerprint."""
+    return {
+        "method": method,
+        "seed": seed,
+        "seeds": seeds.to_dict(),
+        "data": data.to_dict(),
+        "model": model,
+        "train": recipe.to_dict(),
+        "parent": parent,
+    }
+
+
 def _train_and_save(
-    out: Path,
+    files: RunFiles,
     model: nn.Module,
     spec: ArchSpec,
     mask: Mask | None,
@@ -60,13 +99,10 @@ def _train_and_save(
     recipe: TrainHparams,
     seeds: SeedHparams,
     compute: ComputeHparams,
-    state_dir: Path,
-    metrics_csv: Path,
-    hparams_json: Path,
     eval_before: bool,
     callbacks: tuple[Callback, ...],
 ) -> TrainResult:
-    atomic_write_json(hparams_json, hparams)
+    atomic_write_json(files.hparams_json, hparams)
     result = train(
         model,
         splits,
@@ -75,8 +111,8 @@ def _train_and_save(
         compute=compute,
         mask=mask,
         callbacks=callbacks,
-        state_dir=state_dir,
-        metrics_csv=metrics_csv,
+        state_dir=files.state_dir,
+        metrics_csv=files.metrics_csv,
         eval_before=eval_before,
         fingerprint=fingerprint_of(hparams),
     )
@@ -85,27 +121,24 @@ def _train_and_save(
         if realised + 1e-12 < result.mask.sparsity:
             raise RuntimeError(f"mask not enforced: weights {realised:.4f} sparse, mask {result.mask.sparsity:.4f}")
     save_checkpoint(
-        out,
+        files.checkpoint,
         result.model.cpu(),
         spec,
         mask=result.mask.to_device("cpu") if result.mask is not None else None,
         meta={"method": hparams["method"], "dataset": data.to_dict(), "hparams": hparams, "metrics": _final_metrics(result)},
     )
-    (state_dir / RESUME_FILE).unlink(missing_ok=True)  # the run is complete: its outputs supersede it
+    (files.state_dir / RESUME_FILE).unlink(missing_ok=True)  # the run is complete: its outputs supersede it
     return result
 
 
 def run_training(
-    out: str | Path,
+    files: RunFiles,
     *,
     data: DataHparams,
     model: ModelHparams,
     recipe: TrainHparams,
     seed: int,
     compute: ComputeHparams,
-    state_dir: str | Path,
-    metrics_csv: str | Path,
-    hparams_json: str | Path,
     method: str = "dense",
     callbacks: tuple[Callback, ...] = (),
 ) -> TrainResult:
@@ -113,34 +146,21 @@ def run_training(
     seeds = SeedHparams.for_replicate(seed)
     splits = build_splits(data)
     spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    net = build_seeded(spec, seeds.init)
-    hparams = {
-        "method": method,
-        "seed": seed,
-        "seeds": seeds.to_dict(),
-        "data": data.to_dict(),
-        "model": model.to_dict(),
-        "train": recipe.to_dict(),
-        "parent": None,
-    }
+    hparams = _hparams_record(method, seed, seeds, data, model.to_dict(), recipe, parent=None)
     return _train_and_save(
-        Path(out), net, spec, None, hparams,
-        data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute, state_dir=Path(state_dir),
-        metrics_csv=Path(metrics_csv), hparams_json=Path(hparams_json), eval_before=False, callbacks=callbacks,
+        files, build_seeded(spec, seeds.init), spec, None, hparams, data=data, splits=splits, recipe=recipe,
+        seeds=seeds, compute=compute, eval_before=False, callbacks=callbacks,
     )  # fmt: skip
 
 
 def run_finetuning(
-    out: str | Path,
+    files: RunFiles,
     *,
     init_checkpoint: str | Path,
     data: DataHparams,
     recipe: TrainHparams,
     seed: int,
     compute: ComputeHparams,
-    state_dir: str | Path,
-    metrics_csv: str | Path,
-    hparams_json: str | Path,
     method: str = "finetune",
     callbacks: tuple[Callback, ...] = (),
 ) -> TrainResult:
@@ -149,17 +169,10 @@ def run_finetuning(
     splits = build_splits(data)
     check_fits(ckpt.spec, splits.info, str(init_checkpoint))
     seeds = SeedHparams.for_replicate(seed)
-    hparams = {
-        "method": method,
-        "seed": seed,
-        "seeds": seeds.to_dict(),
-        "data": data.to_dict(),
-        "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs},
-        "train": recipe.to_dict(),
-        "parent": {"path": str(init_checkpoint), "tensors_sha256": ckpt.meta.get("tensors_sha256")},
-    }
+    parent = {"path": str(init_checkpoint), "tensors_sha256": ckpt.meta.get("tensors_sha256")}
+    model = {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}
+    hparams = _hparams_record(method, seed, seeds, data, model, recipe, parent)
     return _train_and_save(
-        Path(out), ckpt.model, ckpt.spec, ckpt.mask, hparams,
-        data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute, state_dir=Path(state_dir),
-        metrics_csv=Path(metrics_csv), hparams_json=Path(hparams_json), eval_before=True, callbacks=callbacks,
+        files, ckpt.model, ckpt.spec, ckpt.mask, hparams, data=data, splits=splits, recipe=recipe,
+        seeds=seeds, compute=compute, eval_before=True, callbacks=callbacks,
     )  # fmt: skip

@@ -13,6 +13,7 @@ the official sums; real data should keep the check on.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import torch
@@ -87,7 +88,8 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
         train = _load_checked(checked_cls, hp, root, train_tf)
     else:
         train = unchecked_cls(root, train=True, transform=train_tf, download=False)
-    train_eval = unchecked_cls(root, train=True, transform=eval_tf, download=False)
+    train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
+    train_eval.transform = eval_tf
     test = unchecked_cls(root, train=False, transform=eval_tf, download=False)
     mean, std = STATS[hp.source]
     info = DatasetInfo(
