@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 
 import pytest
 import torch
@@ -49,13 +48,16 @@ def test_round_trip_restores_weights_buffers_mask_and_meta(tmp_path):
     assert torch.equal(model(x), ckpt.model(x))
 
 
-def test_sidecar_is_json_and_file_is_not_a_pickle(tmp_path):
+def test_sidecar_is_json_and_tensors_are_plain_safetensors(tmp_path):
     path = tmp_path / "model.safetensors"
-    save_checkpoint(path, trained_like(), SPEC)
+    save_checkpoint(path, trained_like(), SPEC, mask=Mask.ones(trained_like()))
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["arch"] == {"arch": "cifar_resnet20", "num_classes": 10, "input_shape": [3, 8, 8], "kwargs": {"width": 4}}
-    with pytest.raises(Exception):
-        pickle.loads(path.read_bytes())
+    # safetensors layout: 8-byte little-endian header size, a JSON header, raw tensor bytes
+    data = path.read_bytes()
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+    assert header["__metadata__"] == {"format": "sparselab-checkpoint/1"}
+    assert header["conv1.weight"]["dtype"] == "F32" and header["mask/conv1.weight"]["dtype"] == "BOOL"
 
 
 def test_tampered_tensors_are_detected(tmp_path):
