@@ -28,8 +28,8 @@ lint: install
 	$(BIN)/snakemake --lint
 
 dryrun: install
-	$(BIN)/snakemake -n --quiet rules | grep -A20 "^Job stats"
-	@for c in configs/*.yaml; do echo "== $$c"; $(BIN)/snakemake -n --quiet rules --configfile $$c | grep -A20 "^Job stats" || exit 1; done
+	$(BIN)/snakemake -n --quiet rules | grep -A20 -E "^Job stats|Nothing to be done"
+	@for c in configs/*.yaml; do echo "== $$c"; $(BIN)/snakemake -n --quiet rules --configfile $$c | grep -A20 -E "^Job stats|Nothing to be done" || exit 1; done
 
 bench: install
 	$(BIN)/python bench/train_step.py
