@@ -37,7 +37,7 @@ wildcard_constraints:
     recipe=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     scope=r"dense|layerwise|global",
     pruned_scope=r"layerwise|global",
-    sparsity=r"0|0\.[0-9]+(e-[0-9]+)?|[0-9]\.[0-9]+e-[0-9]+",
+    sparsity=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity: 0, 0.9, 1e-05
     seed=r"[0-9]+",
 
 

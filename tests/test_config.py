@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
 import pytest
@@ -201,12 +200,3 @@ def test_code_dependencies_follow_relative_imports(tmp_path):
     script.write_text("from sparselab.a.x import f\n")
     found = {Path(p).relative_to(tmp_path / "lib").as_posix() for p in code_dependencies(script, tmp_path / "lib")}
     assert found == {"sparselab/__init__.py", "sparselab/a/__init__.py", "sparselab/a/x.py", "sparselab/a/y.py", "sparselab/z.py"}
-
-
-def test_signatures_of_builders_have_no_positional_only_surprises():
-    # build_model passes num_classes/input_shape by keyword; every builder must accept that.
-    for arch in ARCHS:
-        from sparselab.models.registry import _builder
-
-        params = inspect.signature(_builder(arch)).parameters
-        assert "num_classes" in params and "input_shape" in params, arch

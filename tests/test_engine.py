@@ -174,3 +174,15 @@ def test_rewinding_to_a_snapshot_replays_the_rest_of_training(digits, tmp_path):
     rewound = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, initial_state=TrainState.load(tmp_path / "epoch2.pt"))
     assert [r["epoch"] for r in rewound.history] == [3, 4]
     assert same_weights(whole.model, rewound.model)
+
+
+def test_finetuning_a_checkpoint_on_a_mismatching_dataset_fails_naming_both(tmp_path):
+    from sparselab.io.checkpoint import save_checkpoint
+    from sparselab.train.run import RunFiles, run_finetuning
+
+    spec = ArchSpec("lenet300_100", 10, (3, 16, 16), {"hidden": [8]})
+    save_checkpoint(tmp_path / "m.safetensors", spec.build(), spec)
+    with pytest.raises(ValueError, match=r"input \(3, 16, 16\), dataset 'digits' has 10 classes and input \(1, 8, 8\)"):
+        run_finetuning(RunFiles.in_directory(tmp_path / "out"), init_checkpoint=tmp_path / "m.safetensors",
+                       data=DataHparams(), recipe=recipe(), seed=0, compute=CPU)  # fmt: skip
+    assert not (tmp_path / "out").exists()  # failed before writing anything
