@@ -1,0 +1,609 @@
+"""L^q path-norms of ReLU networks with BatchNorm, max-pooling and skips (Gonon et al., ICLR 2024).
+
+The L^q path-norm is the L^q norm of the path-lifting: over every path from an input neuron or
+from a biased neuron to an output neuron, the product of the edge weights, with the biases as
+weights of the paths' first edge. Replacing every weight and bias by its q-th absolute power and
+summing the outputs of one forward pass on an all-ones input gives the sum of those products'
+q-th powers (Theorem A.1 of the paper), provided each kind of neuron is handled by its definition:
+
+* BatchNorm (always eval-mode semantics) is one affine neuron per channel, ``a = gamma/sqrt(var+eps)``
+  and ``b = beta - mean*a``, giving ``|a|^q`` and ``|b|^q``;
+* a max-pool neuron has an edge of weight 1 from every input of its window: the pass sums the window;
+* an average-pool neuron has edges of weight ``1/K``: the pass sums the window times ``(1/K)^q``;
+* ReLU is the activation of a neuron, identity skips and concatenations are edges of weight 1;
+* q = 0 counts the paths whose weights are all non-zero (``|0|^0 = 0``, so pruned weights stay pruned).
+
+Numerics. All values are kept as a tensor times ``exp(scale)`` with the scale a Python float, and
+tensors are renormalised whenever their maximum leaves ``exp(+-limit)``: nothing overflows or
+underflows to zero even for ResNet-152 (L1 about 6e194) or q = 16, in float32 or float64.
+The model is never modified, not even temporarily: the walk reads its weights and computes with
+functional ops on new tensors, so it also works during training, under ``torch.no_grad`` or not.
+
+``convention="gbrg24"`` instead reproduces the numbers of the original code (pathnorm_toolkit,
+used for the paper's Table 3 and Figures 4-5); see :class:`_Gbrg24`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.nn.modules.dropout import _DropoutNd
+
+from . import path_graph as pg
+from .path_graph import UnsupportedModelError, effective_bias, effective_weight, node_args
+
+CONVENTIONS = ("exact", "gbrg24")
+DEFAULT_QS = (1.0, 2.0, 4.0, 8.0, 16.0)
+# Renormalise when a tensor's maximum leaves exp(+-limit): products of a weight and an activation
+# then stay far inside the dtype's range even after summing over a layer's fan-in. For q > 2,
+# values under ``floor`` (at most 1e-14 of their tensor's maximum) are set to zero, so that no
+# product of two of them is subnormal: subnormal arithmetic makes a CPU convolution 3x slower.
+_LIMITS = {torch.float32: 10.0, torch.float64: 200.0}
+_FLOORS = {torch.float32: 2.0**-63, torch.float64: 2.0**-511}
+
+__all__ = ["CONVENTIONS", "DEFAULT_QS", "PathNorm", "UnsupportedModelError", "path_norm", "path_norms"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PathNorm:
+    """One path-norm: ``log10`` is exact even where ``value`` does not fit a float."""
+
+    q: float
+    log10: float  # log10 of the norm (of the path count for q = 0); -inf for 0, nan if undefined
+    convention: str = "exact"
+
+    @property
+    def value(self) -> float:
+        if math.isnan(self.log10) or self.log10 == -math.inf:
+            return math.nan if math.isnan(self.log10) else 0.0
+        try:
+            return 10.0**self.log10
+        except OverflowError:
+            return math.inf
+
+
+@dataclasses.dataclass
+class _Scaled:
+    """A non-negative tensor of values ``t * exp(s)``."""
+
+    t: torch.Tensor
+    s: float = 0.0
+
+
+# ------------------------------------------------------------------------------------ pooling maps
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """Output length of a pooling window sweep, by PyTorch's formula (ceil_mode included)."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _window_sum(x: torch.Tensor, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil: bool) -> torch.Tensor:
+    """Sum of each pooling window (zero padding: padded positions are no neurons, hence no paths)."""
+    k, s, p, d = _pair(kernel), _pair(stride if stride not in (None, ()) else kernel), _pair(padding), _pair(dilation)
+    if d == (1, 1):
+        return F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=True, divisor_override=1)
+    h, w = x.shape[-2:]
+    out_h, out_w = _pool_out(h, k[0], s[0], p[0], d[0], ceil), _pool_out(w, k[1], s[1], p[1], d[1], ceil)
+    extra_h = max(0, (out_h - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (h + 2 * p[0]))
+    extra_w = max(0, (out_w - 1) * s[1] + d[1] * (k[1] - 1) + 1 - (w + 2 * p[1]))
+    x = F.pad(x, (p[1], p[1] + extra_w, p[0], p[0] + extra_h))
+    channels = x.shape[1]
+    ones = torch.ones(channels, 1, *k, dtype=x.dtype, device=x.device)
+    return F.conv2d(x, ones, stride=s, dilation=d, groups=channels)[..., :out_h, :out_w]
+
+
+def _avgpool_divisors(m: nn.AvgPool2d, h: int, w: int) -> torch.Tensor:
+    """The divisor of every output position of ``m`` (it varies with count_include_pad=False and
+    ceil_mode), as window sum over window average of an all-ones map, in float64."""
+    ones = torch.ones(1, 1, h, w, dtype=torch.float64)
+    total = _window_sum(ones, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode)
+    mean = F.avg_pool2d(ones, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad, m.divisor_override)
+    return total / mean
+
+
+def _adaptive_sizes(size: int, out: int) -> torch.Tensor:
+    """Window lengths of adaptive pooling: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return torch.tensor(
+        [-(-(i + 1) * size // out) - (i * size // out) for i in range(out)], dtype=torch.float64
+    )
+
+
+def _adaptive_out(m: nn.AdaptiveAvgPool2d, h: int, w: int) -> tuple[int, int]:
+    oh, ow = _pair(m.output_size) if not isinstance(m.output_size, tuple) else m.output_size
+    return (h if oh is None else int(oh)), (w if ow is None else int(ow))
+
+
+# ------------------------------------------------------------------------------------ semantics
+class _Semantics:
+    """How one walk computes each operation; the common parts are edges of weight 1."""
+
+    def __init__(self, q: float, dtype: torch.dtype) -> None:
+        self.q, self.dtype = q, dtype
+
+    def module(self, m: nn.Module, x: _Scaled) -> _Scaled:
+        if isinstance(m, (nn.Flatten, nn.Identity, _DropoutNd)):
+            return _Scaled(m(x.t) if isinstance(m, nn.Flatten) else x.t, x.s)
+        if isinstance(m, nn.ReLU):
+            return self.relu(x)
+        if isinstance(m, nn.MaxPool2d):
+            return _Scaled(_window_sum(x.t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), x.s)
+        handler = {
+            nn.Conv2d: self.conv, nn.Linear: self.linear, nn.BatchNorm1d: self.batch_norm,
+            nn.BatchNorm2d: self.batch_norm, nn.AvgPool2d: self.avg_pool, nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
+        }  # fmt: skip
+        for kind, fn in handler.items():
+            if isinstance(m, kind):
+                return fn(m, x)
+        raise UnsupportedModelError(f"{type(m).__name__} is not supported by path-norms")
+
+    def add(self, a: _Scaled, b: _Scaled, into: torch.Tensor | None = None) -> _Scaled:
+        """``a + b``; ``into`` is an operand's tensor that nothing else reads (written in place)."""
+        hi, lo = (a, b) if a.s >= b.s else (b, a)
+        alpha = math.exp(lo.s - hi.s)
+        if into is not None and a.t.shape == b.t.shape:
+            return self.renorm(torch.add(hi.t, lo.t, alpha=alpha, out=into), hi.s)
+        return self.renorm(torch.add(hi.t, lo.t, alpha=alpha), hi.s)
+
+    def cat(self, parts: Sequence[_Scaled], *args: Any, **kwargs: Any) -> _Scaled:
+        s = max(p.s for p in parts)
+        return _Scaled(torch.cat([p.t * math.exp(p.s - s) for p in parts], *args, **kwargs), s)
+
+    def renorm(self, t: torch.Tensor, s: float) -> _Scaled:
+        return _Scaled(t, s)
+
+    # overridden per convention
+    def relu(self, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def conv(self, m: nn.Conv2d, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def linear(self, m: nn.Linear, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def adaptive_avg_pool(self, m: nn.AdaptiveAvgPool2d, x: _Scaled) -> _Scaled:
+        raise NotImplementedError
+
+    def finish(self, out: _Scaled) -> float:
+        """log10 of the path-norm from the output of the walk."""
+        raise NotImplementedError
+
+
+def _power_of_two(q: float) -> int | None:
+    """k with q = 2**k for q in {2, 4, 8, ...} (computed by repeated squaring, exact and fast)."""
+    if q >= 2 and q == int(q) and int(q) & (int(q) - 1) == 0:
+        return int(q).bit_length() - 1
+    return None
+
+
+class _Folded:
+    """What the walks of one call share, whatever q: per-layer max |w|, BatchNorm folded into
+    ``(a, b)`` in float64, and one buffer for powered weights, kept with the model's trace
+    (fresh weight-sized tensors cost more in page faults than the powers themselves)."""
+
+    def __init__(self, graph: pg.PathGraph, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype, self.device = dtype, device
+        sizes = [effective_weight(m).numel() for m in graph.modules.values() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        key = ("powered weights", dtype, device)
+        if key not in graph.buffers or graph.buffers[key].numel() < max(sizes, default=0):
+            graph.buffers[key] = torch.empty(max(sizes, default=0), dtype=dtype, device=device)
+        self.scratch = graph.buffers[key]
+        self._max: dict[int, float] = {}
+        self._unit: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._fold_batch_norms([m for m in graph.modules.values() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))])
+
+    def _fold_batch_norms(self, bns: list[nn.Module]) -> None:
+        """Every eval-mode BatchNorm as one affine neuron per channel, ``a*x + b`` with
+        ``a = gamma/sqrt(var+eps)`` and ``b = beta - mean*a``, for all layers in a few ops."""
+        self.bn_index = {id(m): i for i, m in enumerate(bns)}
+        self.bn_counts = [m.num_features for m in bns]
+        if not bns:
+            self.bn_a = self.bn_b = torch.zeros(0, dtype=torch.float64, device=self.device)
+            return
+
+        def gather(get: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+            return torch.cat([get(m).detach().to(self.device) for m in bns]).to(torch.float64)
+
+        ones = lambda m: torch.ones(m.num_features)  # noqa: E731  (non-affine BatchNorm)
+        var = gather(lambda m: m.running_var)
+        eps = torch.tensor([m.eps for m in bns], dtype=torch.float64, device=self.device)
+        counts = torch.tensor(self.bn_counts, device=self.device)
+        a = gather(lambda m: m.weight if m.weight is not None else ones(m)) * torch.rsqrt(
+            var + eps.repeat_interleave(counts)
+        )
+        b = gather(lambda m: m.bias if m.bias is not None else ones(m) * 0) - gather(lambda m: m.running_mean) * a
+        self.bn_a, self.bn_b = a, b
+
+    def weight_max(self, m: nn.Module, w: torch.Tensor) -> float:
+        if id(m) not in self._max:
+            lo, hi = torch.aminmax(w) if w.numel() else (torch.zeros(()), torch.zeros(()))
+            self._max[id(m)] = max(-float(lo), float(hi))  # aminmax: faster than abs().amax()
+        return self._max[id(m)]
+
+    def unit_stats(self, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero mean and unit variance, to run ``a*x + b`` through the fused batch-norm kernel."""
+        if channels not in self._unit:
+            zeros = torch.zeros(channels, dtype=self.dtype, device=self.device)
+            self._unit[channels] = (zeros, torch.ones_like(zeros))
+        return self._unit[channels]
+
+
+class _Exact(_Semantics):
+    """The path-norm by its definition, in scaled ``dtype`` arithmetic."""
+
+    def __init__(self, q: float, folded: _Folded) -> None:
+        super().__init__(q, folded.dtype)
+        self.limit = _LIMITS[folded.dtype]
+        self.folded = folded
+        self._bn_powers: tuple[tuple[torch.Tensor, list[float]], tuple[torch.Tensor, list[float]]] | None = None
+
+    def renorm(self, t: torch.Tensor, s: float) -> _Scaled:
+        """Keep the maximum inside ``exp(+-limit)``; for q > 2, also zero what is under the floor."""
+        m = float(t.amax()) if t.numel() else 0.0
+        if not math.isfinite(m):
+            raise FloatingPointError("path-norm walk produced a non-finite value (non-finite weights?)")
+        if m > 0 and abs(math.log(m)) > self.limit:
+            t, s = t.div_(m), s + math.log(m)  # t is always a fresh tensor of the walk
+        if self.q > 2:
+            torch.threshold_(t, _FLOORS[t.dtype], 0.0)
+        return _Scaled(t, s)
+
+    def _pow(self, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``|w|^q`` into ``out``: abs, or repeated squaring for q = 2, 4, 8... (one cheap pass
+        each, where ``pow`` costs twenty); for q > 2 values under the floor are zeroed (see
+        ``_FLOORS``), after normalisation when needed, so they are negligible."""
+        q = self.q
+        if q == 0:
+            return out.copy_(w != 0)
+        if q == 1:
+            return torch.abs(w, out=out)
+        k = _power_of_two(q)
+        if k is not None:
+            torch.square(w, out=out)
+            for _ in range(k - 1):
+                out.square_()
+        else:
+            torch.abs(w, out=out).pow_(q)
+        if q > 2:
+            torch.threshold_(out, _FLOORS[out.dtype], 0.0)
+        return out
+
+    def power(self, w: torch.Tensor, out: torch.Tensor, top: Callable[[], float]) -> _Scaled:
+        """``|w|^q`` into ``out`` as a scaled tensor; ``top()`` returns ``max|w|``.
+
+        Up to q = 4 the power is taken directly and its maximum checked (weights that small or
+        large are rare); above, where small weights vanish, ``max|w|`` is read first and
+        ``(|w|/max)^q`` computed whenever ``max**q`` is outside ``exp(+-limit)``.
+        """
+        q = self.q
+        w = w.to(out.dtype)
+        if q == 0:
+            return _Scaled(self._pow(w, out), 0.0)
+        if q <= 4:
+            peak = float(self._pow(w, out).amax())
+            if math.isfinite(peak) and peak > 0 and abs(math.log(peak)) <= self.limit:
+                return _Scaled(out, 0.0)
+        m = top()
+        if not math.isfinite(m):
+            raise FloatingPointError("non-finite weights: the path-norm is undefined")
+        if m == 0:
+            return _Scaled(out.zero_(), 0.0)
+        log_top = q * math.log(m)
+        if abs(log_top) <= self.limit:
+            return _Scaled(self._pow(w, out), 0.0)
+        return _Scaled(self._pow(torch.div(w, m, out=out), out), log_top)
+
+    def vector_power(self, v: torch.Tensor) -> _Scaled:
+        """Small per-neuron vectors (biases) are powered in float64, then cast."""
+        v = v.detach().to(torch.float64)
+        p = self.power(v, torch.empty_like(v), lambda: float(v.abs().max()) if v.numel() else 0.0)
+        return _Scaled(p.t.to(self.dtype), p.s)
+
+    def segment_powers(self, v: torch.Tensor, counts: list[int]) -> tuple[torch.Tensor, list[float]]:
+        """``|v|^q`` of consecutive segments (all BatchNorm layers at once), each with its own
+        scale: float64 logs, per-segment maxima, then ``exp`` of the difference cast to dtype."""
+        if self.q == 0:
+            return (v != 0).to(self.dtype), [0.0] * len(counts)
+        if not torch.isfinite(v).all():
+            raise FloatingPointError("non-finite BatchNorm statistics: the path-norm is undefined")
+        logs = self.q * torch.log(v.abs())
+        lengths = torch.tensor(counts, device=v.device)
+        tops = torch.segment_reduce(logs, "max", lengths=lengths).tolist()
+        scales = [t if math.isfinite(t) and abs(t) > self.limit else 0.0 for t in tops]
+        shift = torch.tensor(scales, dtype=torch.float64, device=v.device).repeat_interleave(lengths)
+        return torch.exp(logs - shift).to(self.dtype), scales
+
+    def relu(self, x: _Scaled) -> _Scaled:
+        return x  # every value of the walk is >= 0
+
+    def _affine(self, fn: Callable[..., torch.Tensor], m: nn.Module, x: _Scaled) -> _Scaled:
+        w = effective_weight(m)
+        out = self.folded.scratch[: w.numel()].view(w.shape)  # consumed at once: buffer reuse
+        if 0 < self.q <= 2:  # |w| and w^2 are in range for any sensible weights: check the output
+            try:
+                return self._apply(fn, m, x, _Scaled(self._pow(w.to(out.dtype), out), 0.0))
+            except FloatingPointError:
+                pass  # some |w|^q overflowed: normalise and redo
+        return self._apply(fn, m, x, self.power(w, out, lambda: self.folded.weight_max(m, w)))
+
+    def _apply(self, fn: Callable[..., torch.Tensor], m: nn.Module, x: _Scaled, weight: _Scaled) -> _Scaled:
+        bias = effective_bias(m)
+        s = x.s + weight.s
+        if bias is None:
+            return self.renorm(fn(x.t, weight.t, None), s)
+        b = self.vector_power(bias)
+        shift = b.s - s
+        if shift <= self.limit:
+            return self.renorm(fn(x.t, weight.t, b.t * math.exp(shift)), s)
+        out = fn(x.t, weight.t, None) * math.exp(-shift)  # the bias dominates: work at its scale
+        return self.renorm(out + b.t.view(-1, *[1] * (out.dim() - 2)), b.s)
+
+    def conv(self, m: nn.Conv2d, x: _Scaled) -> _Scaled:
+        return self._affine(m._conv_forward, m, x)
+
+    def linear(self, m: nn.Linear, x: _Scaled) -> _Scaled:
+        return self._affine(F.linear, m, x)
+
+    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
+        folded = self.folded
+        if self._bn_powers is None:
+            self._bn_powers = (
+                self.segment_powers(folded.bn_a, folded.bn_counts),
+                self.segment_powers(folded.bn_b, folded.bn_counts),
+            )
+        (pa, sa), (pb, sb) = self._bn_powers
+        i = folded.bn_index[id(m)]
+        start = sum(folded.bn_counts[:i])
+        span = slice(start, start + folded.bn_counts[i])
+        scale, shift, s_in = pa[span], pb[span], x.s + sa[i]
+        if sb[i] - s_in <= self.limit:
+            s, shift = s_in, shift * math.exp(sb[i] - s_in)
+        else:  # the shifts dominate: work at their scale
+            s, scale = sb[i], scale * math.exp(s_in - sb[i])
+        zeros, ones = folded.unit_stats(scale.numel())
+        return self.renorm(F.batch_norm(x.t, zeros, ones, scale, shift, False, 0.0, 0.0), s)
+
+    def _scaled_map(self, divisors: torch.Tensor, exponent: float) -> _Scaled:
+        """``divisors**exponent`` (float64) as a scaled tensor shaped to broadcast over channels."""
+        log_map = exponent * torch.log(divisors)
+        top = float(log_map.max())
+        return _Scaled(torch.exp(log_map - top).to(self.dtype), top)
+
+    def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
+        h, w = x.t.shape[-2:]
+        total = _window_sum(x.t, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode)
+        factor = self._scaled_map(_avgpool_divisors(m, h, w).to(x.t.device), -self.q)
+        return self.renorm(total * factor.t, x.s + factor.s)
+
+    def adaptive_avg_pool(self, m: nn.AdaptiveAvgPool2d, x: _Scaled) -> _Scaled:
+        h, w = x.t.shape[-2:]
+        oh, ow = _adaptive_out(m, h, w)
+        sizes = torch.outer(_adaptive_sizes(h, oh), _adaptive_sizes(w, ow)).to(x.t.device)
+        # mean * size is the window sum; each edge then weighs size**-q
+        factor = self._scaled_map(sizes, 1.0 - self.q)
+        return self.renorm(F.adaptive_avg_pool2d(x.t, (oh, ow)) * factor.t, x.s + factor.s)
+
+    def finish(self, out: _Scaled) -> float:
+        total = float(out.t.to(torch.float64).sum())
+        if total == 0:
+            return -math.inf
+        log_sum = math.log(total) + out.s
+        return (log_sum if self.q == 0 else log_sum / self.q) / math.log(10)
+
+
+class _Gbrg24(_Semantics):
+    """The original code's conventions (pathnorm_toolkit ``get_path_norm``), kept to reconcile with
+    the paper's Table 3 and Figures 4-5. It differs from the definition in three ways:
+
+    * BatchNorm: each stored tensor is powered separately (``|gamma|^q``, ``|beta|^q``, ``|mean|^q``,
+      ``var^q``, eps unchanged) and the layer run in eval mode; the shift can turn negative and the
+      following ReLU then clips it. Right for q = 1 only when mean and beta are 0.
+    * Average pooling keeps its weights 1/K inside the pass and the result is multiplied by
+      ``(1/K)^(q-1)`` after the q-th root (K = window size of each AdaptiveAvgPool2d), which for
+      q >= 2 is off by ``K^((q-1)^2/q)`` on pooled paths and wrongly scales the fc-bias paths.
+    * Plain float32: L1 of ResNet-34 and larger overflows to inf/NaN, as in the paper.
+
+    q = 0 returns the raw output sum; pruned (zero) weights stay zero, as they did there.
+    """
+
+    def __init__(self, q: float, dtype: torch.dtype) -> None:
+        super().__init__(q, torch.float32)
+        self.avg_factor = 1.0
+
+    def _pow(self, w: torch.Tensor) -> torch.Tensor:
+        w = w.to(torch.float32)
+        return (w != 0).to(torch.float32) if self.q == 0 else w.abs().pow(self.q)
+
+    def relu(self, x: _Scaled) -> _Scaled:
+        return _Scaled(F.relu(x.t))
+
+    def conv(self, m: nn.Conv2d, x: _Scaled) -> _Scaled:
+        bias = effective_bias(m)
+        return _Scaled(m._conv_forward(x.t, self._pow(effective_weight(m)), None if bias is None else self._pow(bias)))
+
+    def linear(self, m: nn.Linear, x: _Scaled) -> _Scaled:
+        bias = effective_bias(m)
+        return _Scaled(F.linear(x.t, self._pow(effective_weight(m)), None if bias is None else self._pow(bias)))
+
+    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
+        def powered(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach().to(torch.float32).abs().pow(self.q)  # torch: 0**0 == 1
+
+        out = F.batch_norm(
+            x.t, powered(m.running_mean), powered(m.running_var), powered(m.weight), powered(m.bias), False, 0.0, m.eps
+        )
+        return _Scaled(out)
+
+    def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
+        return _Scaled(m(x.t))
+
+    def adaptive_avg_pool(self, m: nn.AdaptiveAvgPool2d, x: _Scaled) -> _Scaled:
+        h, w = x.t.shape[-2:]
+        oh, ow = _adaptive_out(m, h, w)
+        self.avg_factor *= (oh * ow) / (h * w)
+        return _Scaled(F.adaptive_avg_pool2d(x.t, (oh, ow)))
+
+    def finish(self, out: _Scaled) -> float:
+        total = out.t.sum()
+        value = total if self.q == 0 else total.pow(1.0 / self.q) * self.avg_factor ** (self.q - 1)
+        value = float(value)
+        if math.isnan(value) or value < 0:
+            return math.nan
+        return math.log10(value) if value > 0 else -math.inf
+
+
+# ------------------------------------------------------------------------------------ the walk
+def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.PathGraph) -> Any:
+    args, kwargs = node_args(node, env)
+    if node.op == "call_module":
+        if not isinstance(args[0], _Scaled):
+            raise UnsupportedModelError(f"{node.target} is called on a non-tensor")
+        return sem.module(graph.modules[str(node.target)], args[0])
+    target = node.target
+    if node.op == "call_method":
+        self_arg, rest = args[0], args[1:]
+        if target in pg.META_METHODS:
+            return getattr(self_arg.t if isinstance(self_arg, _Scaled) else self_arg, target)(*rest, **kwargs)
+        if target in pg.ADD_METHODS:
+            return _add(sem, node, env, graph)
+        if target in pg.RELU_METHODS:
+            return sem.relu(self_arg)
+        return _Scaled(getattr(self_arg.t, target)(*rest, **kwargs), self_arg.s)  # reshapes
+    if target in pg.ADD_FUNCTIONS:
+        return _add(sem, node, env, graph)
+    if target in pg.RELU_FUNCTIONS:
+        return sem.relu(args[0])
+    if target in pg.DROPOUT_FUNCTIONS:
+        return args[0]
+    if target in pg.CAT_FUNCTIONS:
+        return sem.cat(list(args[0]), *args[1:], **kwargs)
+    if target in pg.RESHAPE_FUNCTIONS:
+        return _Scaled(target(args[0].t, *args[1:], **kwargs), args[0].s)
+    if target in pg.META_FUNCTIONS:
+        if target is operator.getitem and isinstance(args[0], _Scaled):
+            raise UnsupportedModelError(f"{node.name}: indexing into activations is not supported")
+        return target(*[a.t if isinstance(a, _Scaled) else a for a in args], **kwargs)
+    raise UnsupportedModelError(f"{node.name}: {target} is not supported")
+
+
+# Modules whose output is a new tensor (not their input, nor a view of it).
+_FRESH_MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+
+
+def _disposable(arg: Any, graph: pg.PathGraph) -> bool:
+    """Whether ``arg``'s value is a tensor of its own read by one node only (safe to overwrite)."""
+    if not isinstance(arg, fx.Node) or len(arg.users) != 1:
+        return False
+    if arg.op == "call_module":
+        return isinstance(graph.modules[str(arg.target)], _FRESH_MODULES)
+    return arg.target in pg.ADD_FUNCTIONS or arg.target in pg.ADD_METHODS
+
+
+def _add(sem: _Semantics, node: fx.Node, env: dict[fx.Node, Any], graph: pg.PathGraph) -> _Scaled:
+    a_node, b_node = node.args[0], node.args[1]
+    a, b = env.get(a_node, a_node), env.get(b_node, b_node)  # type: ignore[arg-type]
+    if not (isinstance(a, _Scaled) and isinstance(b, _Scaled)):
+        raise UnsupportedModelError(f"{node.name}: adding a constant to activations (an untracked bias)")
+    into = a.t if _disposable(a_node, graph) else b.t if _disposable(b_node, graph) else None
+    return sem.add(a, b, into)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def _walk(graph: pg.PathGraph, sem: _Semantics, x: _Scaled) -> float:
+    env: dict[fx.Node, Any] = {}
+    inputs = 0
+    for node in graph.nodes():
+        if node.op == "placeholder":
+            if inputs == 0:
+                env[node] = x
+            elif node.args:
+                env[node] = node.args[0]  # optional argument left at its default
+            else:
+                raise UnsupportedModelError(f"forward takes a second required input {node.name!r}")
+            inputs += 1
+        elif node.op == "output":
+            out = env[node.args[0]] if isinstance(node.args[0], fx.Node) else None
+            if not isinstance(out, _Scaled):
+                raise UnsupportedModelError("the model must return a single tensor")
+            return sem.finish(out)
+        else:
+            env[node] = _call(node, sem, env, graph)
+    raise UnsupportedModelError("the traced graph has no output")
+
+
+def _check_q(q: float) -> float:
+    q = float(q)
+    if not (q >= 0 and math.isfinite(q)):
+        raise ValueError(f"path-norm exponent q must be a finite number >= 0, got {q}")
+    return q
+
+
+def path_norms(
+    model: nn.Module,
+    qs: Iterable[float] = DEFAULT_QS,
+    input_shape: Sequence[int] = (3, 224, 224),
+    convention: str = "exact",
+    dtype: torch.dtype = torch.float32,
+) -> list[PathNorm]:
+    """L^q path-norms of ``model`` for every q in ``qs`` (one trace, one pass per q).
+
+    ``input_shape`` excludes the batch dimension; it fixes the spatial sizes and so the number of
+    paths (K of the average pool, for instance). ``dtype`` is the arithmetic of the exact
+    convention (float32 agrees with float64 to about 1e-7 relative, see bench/pathnorm.py).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown path-norm convention {convention!r}; choose one of {CONVENTIONS}")
+    if dtype not in _LIMITS:
+        raise ValueError(f"path-norm dtype must be torch.float32 or torch.float64, got {dtype}")
+    qs = [_check_q(q) for q in qs]
+    graph = pg.trace(model)
+    device = _device_of(pg.unwrap(model))
+    results = []
+    with torch.no_grad():
+        folded = _Folded(graph, dtype, device) if convention == "exact" else None
+        for q in qs:
+            sem = _Exact(q, folded) if folded is not None else _Gbrg24(q, dtype)
+            x = _Scaled(torch.ones((1, *input_shape), dtype=sem.dtype, device=device))
+            results.append(PathNorm(q, _walk(graph, sem, x), convention))
+    return results
+
+
+def path_norm(
+    model: nn.Module,
+    q: float = 1.0,
+    input_shape: Sequence[int] = (3, 224, 224),
+    convention: str = "exact",
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """The L^q path-norm of ``model`` (q = 0: the number of paths with non-zero weights).
+
+    Returns ``inf`` only when the value itself exceeds the float range; use :func:`path_norms`
+    for the log10 value, which is always exact.
+    """
+    return path_norms(model, [q], input_shape, convention, dtype)[0].value
