@@ -20,6 +20,7 @@ include: "rules/train.smk"
 include: "rules/prune.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/pathnorm.smk"
 
 
 rule all:

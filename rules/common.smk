@@ -11,7 +11,7 @@ if str(LIB) not in sys.path:  # parse with this checkout's package, installed or
 from snakemake.logging import logger
 
 from sparselab.config.code_deps import code_dependencies
-from sparselab.config.workflow import ConfigError, dataset_root_problems, load_workflow_config
+from sparselab.config.workflow import ConfigError, dataset_root_problems, format_sparsity, load_workflow_config
 
 _CONFIG_SOURCE = ", ".join(str(f) for f in getattr(workflow, "configfiles", [])) or "config"
 try:
@@ -39,6 +39,9 @@ wildcard_constraints:
     pruned_scope=r"layerwise|global",
     sparsity=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity: 0, 0.9, 1e-05
     seed=r"[0-9]+",
+    round=r"[0-9]+",
+    fraction=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",
+    name=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 # ---------------------------------------------------------------- paths
@@ -46,6 +49,11 @@ wildcard_constraints:
 DENSE_MODEL = "results/train/{dataset}/{model}/{recipe}/seed{seed}/model.safetensors"
 ONESHOT_RUN = "results/oneshot/{dataset}/{model}/{scope}/s{sparsity}/seed{seed}"
 ONESHOT_SUMMARY = "results/oneshot/summary"
+PATHNORM_SUMMARY = "results/pathnorm/summary"
+PRETRAINED_RUN = "results/pathnorm/pretrained/{dataset}/{name}"
+IMP_RUN = "results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}"
+SUBSET_RUN = "results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}"
+PN = CFG.pathnorm
 
 
 def code_deps(script):
@@ -87,6 +95,30 @@ def oneshot_labels(wildcards):
     }
 
 
+def pathnorm_analysis_params(wildcards=None):
+    return PN.analysis_spec()
+
+
+def pretrained_entry(wildcards):
+    return next(p for p in PN.pretrained if p.name == wildcards.name)
+
+
+def pretrained_params(wildcards):
+    entry = pretrained_entry(wildcards)
+    return {"weights": entry.weights, "qs": list(PN.qs), "conventions": list(PN.conventions), **PN.pretrained_options}
+
+
+def imp_params(wildcards=None):
+    imp = PN.imp
+    return {"rewind_epoch": imp.rewind_epoch, "conv_fraction": imp.conv_fraction,
+            "linear_fraction": imp.linear_fraction, "scope": imp.scope}  # fmt: skip
+
+
+def imp_round_sparsities(wildcards=None):
+    """Nominal body and last-layer sparsity of each round (the figure's legend)."""
+    return {r: PN.imp.sparsity(r)[0] for r in range(PN.imp.rounds + 1)}
+
+
 # ---------------------------------------------------------------- inputs
 def dense_checkpoint(wildcards):
     """The dense model a one-shot run prunes: trained with the experiment's train recipe."""
@@ -107,6 +139,43 @@ def oneshot_evaluations(wildcards=None):
         str(Path(ONESHOT_RUN.format(dataset=r.dataset, model=r.model, scope=r.scope, sparsity=r.sparsity_str, seed=r.seed)) / "eval.json")
         for r in CFG.oneshot_runs()
     ]
+
+
+def pretrained_inputs(wildcards):
+    """A pretrained entry of ours needs its dense run's checkpoint; torchvision weights come from
+    the local hub cache (checked by the job, never downloaded)."""
+    entry = pretrained_entry(wildcards)
+    if entry.model is None:
+        return {}
+    return {"checkpoint": DENSE_MODEL.format(dataset=PN.pretrained_dataset, model=entry.model, recipe=entry.recipe, seed=entry.seed)}
+
+
+def pretrained_outputs(kind):
+    return [str(Path(PRETRAINED_RUN.format(dataset=PN.pretrained_dataset, name=p.name)) / kind) for p in PN.pretrained]
+
+
+def imp_previous_round(wildcards):
+    return str(Path(IMP_RUN.format(**{**dict(wildcards.items()), "round": int(wildcards.round) - 1})) / "model.safetensors")
+
+
+def imp_rewind_state(wildcards):
+    return str(Path(IMP_RUN.format(**{**dict(wildcards.items()), "round": 0})) / "rewind.pt")
+
+
+def imp_metrics(wildcards=None):
+    imp = PN.imp
+    return {
+        (r, seed): str(Path(IMP_RUN.format(dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r)) / "metrics.csv")
+        for seed in imp.seeds for r in range(imp.rounds + 1)
+    }  # fmt: skip
+
+
+def subset_metrics(wildcards=None):
+    sub = PN.subsets
+    return {
+        (f, seed): str(Path(SUBSET_RUN.format(dataset=sub.dataset, model=sub.model, recipe=sub.recipe, fraction=format_sparsity(f), seed=seed)) / "metrics.csv")
+        for f in sub.fractions for seed in sub.seeds
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- resources
@@ -149,5 +218,21 @@ def oneshot_targets():
     return [str(Path(ONESHOT_SUMMARY) / name) for name in names]
 
 
+def pathnorm_targets():
+    if PN is None:
+        return []
+    out = []
+    if PN.bound:
+        out += [f"{PATHNORM_SUMMARY}/table2_bound.{ext}" for ext in ("csv", "md")]
+    if PN.pretrained:
+        out += [f"{PATHNORM_SUMMARY}/{name}.{ext}" for name in ("table3_pathnorms", "table5_margins") for ext in ("csv", "md")]
+        out += [f"{PATHNORM_SUMMARY}/figure3_margins.{ext}" for ext in ("pdf", "png")]
+    if PN.imp is not None:
+        out += [f"{PATHNORM_SUMMARY}/figure4_imp.{ext}" for ext in ("csv", "pdf", "png")]
+    if PN.subsets is not None:
+        out += [f"{PATHNORM_SUMMARY}/figure5_subsets.{ext}" for ext in ("csv", "pdf", "png")]
+    return out
+
+
 def all_targets():
-    return oneshot_targets()
+    return oneshot_targets() + pathnorm_targets()

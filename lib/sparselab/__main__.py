@@ -98,6 +98,26 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pathnorm(args: argparse.Namespace) -> int:
+    from .io.checkpoint import load_checkpoint
+    from .metrics.pathnorm import path_norms
+
+    ckpt = load_checkpoint(args.checkpoint)
+    shape = tuple(args.input_shape) if args.input_shape else tuple(ckpt.spec.input_shape)
+    dtype = {"float32": torch_dtype("float32"), "float64": torch_dtype("float64")}[args.dtype]
+    print(f"{'q':>6}  {'convention':<10}  {'L_q path-norm':>14}  {'log10':>12}")
+    for convention in args.convention:
+        for pn in path_norms(ckpt.model, args.q, shape, convention=convention, dtype=dtype):
+            print(f"{pn.q:6g}  {convention:<10}  {pn.value:14.6e}  {pn.log10:12.6f}")
+    return 0
+
+
+def torch_dtype(name: str):  # noqa: ANN201  (torch imported lazily: the CLI starts fast)
+    import torch
+
+    return getattr(torch, name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sparselab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("pathnorm", help="exact L^q path-norms of a checkpoint (Gonon et al. 2024)")
+    p.add_argument("checkpoint")
+    p.add_argument("--q", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0, 16.0], help="exponents (0 counts paths)")
+    p.add_argument("--convention", nargs="+", choices=["exact", "gbrg24"], default=["exact"],
+                   help="exact: the definition; gbrg24: the original code's numbers")  # fmt: skip
+    p.add_argument("--input-shape", type=int, nargs="+", help="C H W (default: the checkpoint's input shape)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.set_defaults(func=_pathnorm)
 
     p = sub.add_parser("info", help="print a checkpoint's sidecar summary")
     p.add_argument("checkpoint")

@@ -77,6 +77,63 @@ class OneshotRun:
 
 
 @dataclasses.dataclass(frozen=True)
+class PretrainedModel:
+    """A trained model whose path-norms and margins the path-norm study reports: published
+    torchvision ``weights`` (local hub cache) or one of our dense training runs."""
+
+    name: str
+    weights: str | None = None
+    model: str | None = None
+    recipe: str | None = None
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ImpStudy:
+    dataset: str
+    model: str
+    recipe: str
+    seeds: tuple[int, ...]
+    rounds: int
+    rewind_epoch: int
+    conv_fraction: float
+    linear_fraction: float
+    scope: str
+
+    def sparsity(self, round_index: int) -> tuple[float, float]:
+        """Nominal sparsity of the body layers and of the last linear layer after a round."""
+        return 1 - (1 - self.conv_fraction) ** round_index, 1 - (1 - self.linear_fraction) ** round_index
+
+
+@dataclasses.dataclass(frozen=True)
+class SubsetStudy:
+    dataset: str
+    model: str
+    recipe: str
+    fractions: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PathnormConfig:
+    """The path-norm study (Gonon et al. 2024): any part left out of the config is not run."""
+
+    title: str
+    qs: tuple[float, ...]
+    conventions: tuple[str, ...]
+    analysis: Mapping[str, Any]
+    bound: tuple[Mapping[str, Any], ...]
+    pretrained_dataset: str | None
+    pretrained: tuple[PretrainedModel, ...]
+    pretrained_options: Mapping[str, Any]
+    imp: ImpStudy | None
+    subsets: SubsetStudy | None
+
+    def analysis_spec(self) -> dict[str, Any]:
+        return {"qs": list(self.qs), **self.analysis}
+
+
+@dataclasses.dataclass(frozen=True)
 class WorkflowConfig:
     compute: ComputeHparams
     resources: Mapping[str, Any]
@@ -86,10 +143,16 @@ class WorkflowConfig:
     oneshot_enabled: bool
     oneshot_title: str
     oneshot: tuple[OneshotExperiment, ...]
+    pathnorm: PathnormConfig | None = None
 
     # ---------------------------------------------------------------- queries
     def used_datasets(self) -> list[str]:
         used = {e.dataset for e in self.oneshot} if self.oneshot_enabled else set()
+        pn = self.pathnorm
+        if pn is not None:
+            used |= {s.dataset for s in (pn.imp, pn.subsets) if s is not None}
+            if pn.pretrained:
+                used.add(pn.pretrained_dataset)  # type: ignore[arg-type]
         return sorted(used)
 
     def oneshot_experiment(self, dataset: str, model: str) -> OneshotExperiment:
@@ -163,6 +226,62 @@ def _oneshot(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> tuple
     return tuple(experiments)
 
 
+def _pathnorm(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> PathnormConfig | None:
+    if not raw.get("enabled", True):
+        return None
+    imp = subsets = None
+    for key in ("imp", "subsets"):
+        part = raw.get(key)
+        if part is None:
+            continue
+        _reference(part["dataset"], cfg["datasets"], f"pathnorm.{key}.dataset", "datasets")
+        _reference(part["model"], cfg["models"], f"pathnorm.{key}.model", "models")
+        _reference(part["recipe"], cfg["recipes"], f"pathnorm.{key}.recipe", "recipes")
+    if "imp" in raw:
+        part = raw["imp"]
+        epochs = cfg["recipes"][part["recipe"]].epochs
+        if not 1 <= part["rewind_epoch"] < epochs:
+            raise ConfigError(f"pathnorm.imp.rewind_epoch: {part['rewind_epoch']} must be in [1, {epochs}) (recipe epochs)")
+        imp = ImpStudy(part["dataset"], part["model"], part["recipe"], tuple(part["seeds"]), part["rounds"],
+                       part["rewind_epoch"], part["conv_fraction"], part["linear_fraction"], part["scope"])  # fmt: skip
+    if "subsets" in raw:
+        part = raw["subsets"]
+        subsets = SubsetStudy(part["dataset"], part["model"], part["recipe"],
+                              tuple(float(f) for f in part["fractions"]), tuple(part["seeds"]))  # fmt: skip
+    pre_raw = raw.get("pretrained", {})
+    pretrained = []
+    for i, entry in enumerate(pre_raw.get("models", [])):
+        key = f"pathnorm.pretrained.models[{i}]"
+        if ("weights" in entry) == ("model" in entry):
+            raise ConfigError(f"{key}: give either weights (torchvision) or model + recipe (a dense run of ours)")
+        if "model" in entry:
+            _reference(entry["model"], cfg["models"], f"{key}.model", "models")
+            if "recipe" not in entry:
+                raise ConfigError(f"{key}: model {entry['model']!r} needs the recipe it was trained with")
+            _reference(entry["recipe"], cfg["recipes"], f"{key}.recipe", "recipes")
+        pretrained.append(PretrainedModel(**entry))
+    names = [p.name for p in pretrained]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"pathnorm.pretrained.models: names must be unique, got {names}")
+    dataset = pre_raw.get("dataset")
+    if pretrained:
+        if dataset is None:
+            raise ConfigError("pathnorm.pretrained.dataset: name the dataset whose train split gives the margins")
+        _reference(dataset, cfg["datasets"], "pathnorm.pretrained.dataset", "datasets")
+    return PathnormConfig(
+        title=str(raw.get("title", "Path-norms")),
+        qs=tuple(float(q) for q in raw["qs"]),
+        conventions=tuple(raw["conventions"]),
+        analysis=dict(raw["analysis"]),
+        bound=tuple(raw.get("bound", ())),
+        pretrained_dataset=dataset,
+        pretrained=tuple(pretrained),
+        pretrained_options={k: v for k, v in pre_raw.items() if k not in ("models", "dataset")},
+        imp=imp,
+        subsets=subsets,
+    )
+
+
 def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
     """Typed view of a schema-validated config; raises :class:`ConfigError` on any inconsistency."""
     datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
@@ -180,6 +299,7 @@ def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
         oneshot_enabled=bool(oneshot_raw.get("enabled", True)),
         oneshot_title=str(oneshot_raw.get("title", "One-shot magnitude pruning")),
         oneshot=_oneshot(oneshot_raw, {"datasets": datasets, "models": models, "recipes": recipes}),
+        pathnorm=_pathnorm(config.get("pathnorm", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
     )
     return wf
 

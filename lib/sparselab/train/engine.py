@@ -226,6 +226,8 @@ class _Trainer:
         resumed_from = None
         if initial_state is not None:
             self.load_state(initial_state, with_history=False)
+            if ctx.bound_mask is not None:  # rewound dense weights under a new mask (IMP)
+                ctx.bound_mask.enforce()
         else:
             torch.manual_seed(mix_seed(self.seeds.init, 0x5EED))  # dropout and other in-model noise
         if resume_path is not None and resume_path.exists():

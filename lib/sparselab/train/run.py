@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
 from ..sparsity import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
-from .state import RESUME_FILE
+from .state import RESUME_FILE, TrainState
 
 log = logging.getLogger("sparselab")
 
@@ -87,7 +87,7 @@ def _hparams_record(method: str, seed: int, seeds: SeedHparams, data: DataHparam
     }
 
 
-def _train_and_save(
+def train_and_save(
     files: RunFiles,
     model: nn.Module,
     spec: ArchSpec,
@@ -101,7 +101,11 @@ def _train_and_save(
     compute: ComputeHparams,
     eval_before: bool,
     callbacks: tuple[Callback, ...],
+    initial_state: TrainState | None = None,
+    snapshots: Mapping[int, str | Path] | None = None,
 ) -> TrainResult:
+    """Train (resumably) and save checkpoint, metrics and hparams; ``initial_state`` rewinds to a
+    saved state, ``snapshots`` saves the state after given epochs (see :func:`..engine.train`)."""
     atomic_write_json(files.hparams_json, hparams)
     result = train(
         model,
@@ -114,6 +118,8 @@ def _train_and_save(
         state_dir=files.state_dir,
         metrics_csv=files.metrics_csv,
         eval_before=eval_before,
+        initial_state=initial_state,
+        snapshots=snapshots,
         fingerprint=fingerprint_of(hparams),
     )
     if result.mask is not None:
@@ -147,7 +153,7 @@ def run_training(
     splits = build_splits(data)
     spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
     hparams = _hparams_record(method, seed, seeds, data, model.to_dict(), recipe, parent=None)
-    return _train_and_save(
+    return train_and_save(
         files, build_seeded(spec, seeds.init), spec, None, hparams, data=data, splits=splits, recipe=recipe,
         seeds=seeds, compute=compute, eval_before=False, callbacks=callbacks,
     )  # fmt: skip
@@ -172,7 +178,7 @@ def run_finetuning(
     parent = {"path": str(init_checkpoint), "tensors_sha256": ckpt.meta.get("tensors_sha256")}
     model = {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}
     hparams = _hparams_record(method, seed, seeds, data, model, recipe, parent)
-    return _train_and_save(
+    return train_and_save(
         files, ckpt.model, ckpt.spec, ckpt.mask, hparams, data=data, splits=splits, recipe=recipe,
         seeds=seeds, compute=compute, eval_before=True, callbacks=callbacks,
     )  # fmt: skip

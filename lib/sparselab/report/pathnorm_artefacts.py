@@ -1,0 +1,81 @@
+"""The path-norm study's artefact files, one function per workflow rule (Tables 2, 3, 5 and
+Figures 3, 4, 5): read the pipeline's outputs, build with :mod:`.pathnorm`, write atomically.
+No torch import: these jobs stay light."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+
+from ..metrics.bound import bound_table_rows, normalisation_sup_norm
+from . import pathnorm as pn
+
+
+def bound_rows(settings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Table 2 rows for every setting; B from the normalisation constants unless given."""
+    rows = []
+    for s in settings:
+        B = s.get("B")
+        if B is None:
+            if "mean" not in s or "std" not in s:
+                raise ValueError(f"pathnorm.bound setting {s.get('name')!r}: give B, or mean and std")
+            B = normalisation_sup_norm(s["mean"], s["std"], float32=s.get("float32", True))
+        for row in bound_table_rows(s["archs"], B=B, K=s["K"], P=s["P"], d_in=s["d_in"], d_out=s["d_out"], n=s["n"]):
+            rows.append({"setting": s["name"], **row})
+    return rows
+
+
+def write_bound_table(settings: Iterable[Mapping[str, Any]], out_csv: str | Path, out_md: str | Path) -> None:
+    table = pn.bound_table(bound_rows(settings))
+    pn.write_table(table, out_csv, out_md, pn.bound_markdown(table))
+
+
+def write_pretrained_report(
+    summaries: Sequence[str | Path],
+    margins: Sequence[str | Path],
+    *,
+    table3: tuple[str | Path, str | Path],
+    table5: tuple[str | Path, str | Path],
+    figure: tuple[str | Path, str | Path],
+    title: str = "",
+) -> None:
+    """Table 3 (path-norms, both conventions), Table 5 (margin quantiles) and Figure 3."""
+    from safetensors.numpy import load_file
+
+    records = [json.loads(Path(p).read_text()) for p in summaries]
+    paths = pn.pretrained_table(records)
+    conventions = sorted({e["convention"] for r in records for e in r["pathnorms"]}, key=pn.CONVENTIONS.index)
+    md = "".join(f"\n**{c}** (log10 shown as a.bc e+k)\n\n" + pn.pretrained_markdown(paths, c) for c in conventions)
+    pn.write_table(paths, *table3, md.lstrip("\n"))
+    quantiles = pn.margin_table(records)
+    pn.write_table(quantiles, *table5, pn.margin_markdown(quantiles))
+    arrays = {r["name"]: load_file(str(m))["margins"] for r, m in zip(records, margins)}
+    fig = pn.margin_histograms(arrays, title=f"{title}: train margins" if title else "", train_top1={r["name"]: r["train_top1"] for r in records})
+    pn.save_figure(fig, *figure)
+    plt.close(fig)
+
+
+def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[Any, float], out_csv: str | Path,
+                     pdf: str | Path, png: str | Path, title: str = "") -> None:  # fmt: skip
+    """Figure 4 from ``[round, seed, metrics.csv]`` triples (the first seed is plotted, every
+    seed's last epoch goes to the CSV)."""
+    frame = pn.load_runs({(int(r), int(s)): p for r, s, p in runs}, ("round", "seed"))
+    pn.epoch_summary(frame, ("round", "seed")).to_csv(out_csv, index=False)
+    first = frame[frame["seed"] == frame["seed"].min()]
+    sparsity = {int(k): float(v) for k, v in sparsity_by_round.items()}
+    fig = pn.imp_figure(first, sparsity, title=f"{title}: IMP with rewinding" if title else "")
+    pn.save_figure(fig, pdf, png)
+    plt.close(fig)
+
+
+def write_subsets_figure(runs: Sequence[Sequence[Any]], out_csv: str | Path, pdf: str | Path, png: str | Path,
+                         title: str = "") -> None:  # fmt: skip
+    """Figure 5 from ``[fraction, seed, metrics.csv]`` triples, averaged over seeds."""
+    frame = pn.load_runs({(float(f), int(s)): p for f, s, p in runs}, ("fraction", "seed"))
+    pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",)).to_csv(out_csv, index=False)
+    fig = pn.subsets_figure(frame, title=f"{title}: growing training subsets" if title else "")
+    pn.save_figure(fig, pdf, png)
+    plt.close(fig)

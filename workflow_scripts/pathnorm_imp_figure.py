@@ -1,0 +1,12 @@
+"""Rule pathnorm_imp_figure: Figure 4, IMP rounds vs epoch (sparselab.report.pathnorm_artefacts)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
+
+from sparselab.jobs import snakemake_job  # noqa: E402
+from sparselab.report.pathnorm_artefacts import write_imp_figure  # noqa: E402
+
+smk = snakemake  # noqa: F821
+with snakemake_job(smk):
+    write_imp_figure(smk.params.runs, smk.params.sparsity, smk.output.csv, smk.output.pdf, smk.output.png, title=smk.params.title)

@@ -1,0 +1,28 @@
+"""Rule pathnorm_pretrained: path-norms and train margins of one trained model
+(sparselab.studies.pathnorm.analyse_pretrained)."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
+
+from sparselab.config import DataHparams  # noqa: E402
+from sparselab.jobs import snakemake_job  # noqa: E402
+from sparselab.studies.pathnorm import analyse_pretrained  # noqa: E402
+
+smk = snakemake  # noqa: F821
+opts = smk.params.options
+with snakemake_job(smk) as compute:
+    analyse_pretrained(
+        smk.output.summary,
+        smk.output.margins,
+        name=smk.wildcards.name,
+        data=DataHparams.from_dict(smk.params.data),
+        checkpoint=smk.input.get("checkpoint"),
+        weights=opts["weights"],
+        hub_dir=opts.get("hub_dir"),
+        qs=opts["qs"],
+        conventions=opts["conventions"],
+        margin_samples=opts.get("margin_samples"),
+        batch_size=opts.get("batch_size", 256),
+        compute=compute,
+    )
