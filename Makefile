@@ -33,6 +33,7 @@ dryrun: install
 
 bench: install
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/pathnorm.py
 
 clean:
 	rm -rf results logs benchmarks .resume .snakemake
