@@ -41,11 +41,10 @@ from .path_graph import UnsupportedModelError, effective_bias, effective_weight,
 CONVENTIONS = ("exact", "gbrg24")
 DEFAULT_QS = (1.0, 2.0, 4.0, 8.0, 16.0)
 # Renormalise when a tensor's maximum leaves exp(+-limit): products of a weight and an activation
-# then stay far inside the dtype's range even after summing over a layer's fan-in. For q > 2,
-# values under ``floor`` (at most 1e-14 of their tensor's maximum) are set to zero, so that no
-# product of two of them is subnormal: subnormal arithmetic makes a CPU convolution 3x slower.
+# then stay far inside the dtype's range even after summing over a layer's fan-in. Small values
+# are never cut: a tiny |w|^q can lie on the dominant path when the next layer's weights are large
+# (tests/test_pathnorm.py), so subnormals are kept even though they slow CPU convolutions at q > 2.
 _LIMITS = {torch.float32: 10.0, torch.float64: 200.0}
-_FLOORS = {torch.float32: 2.0**-63, torch.float64: 2.0**-511}
 
 __all__ = ["CONVENTIONS", "DEFAULT_QS", "PathNorm", "UnsupportedModelError", "path_norm", "path_norms"]
 
@@ -257,20 +256,17 @@ class _Exact(_Semantics):
         self._bn_powers: tuple[tuple[torch.Tensor, list[float]], tuple[torch.Tensor, list[float]]] | None = None
 
     def renorm(self, t: torch.Tensor, s: float) -> _Scaled:
-        """Keep the maximum inside ``exp(+-limit)``; for q > 2, also zero what is under the floor."""
+        """Keep the maximum inside ``exp(+-limit)``."""
         m = float(t.amax()) if t.numel() else 0.0
         if not math.isfinite(m):
             raise FloatingPointError("path-norm walk produced a non-finite value (non-finite weights?)")
         if m > 0 and abs(math.log(m)) > self.limit:
             t, s = t.div_(m), s + math.log(m)  # t is always a fresh tensor of the walk
-        if self.q > 2:
-            torch.threshold_(t, _FLOORS[t.dtype], 0.0)
         return _Scaled(t, s)
 
     def _pow(self, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``|w|^q`` into ``out``: abs, or repeated squaring for q = 2, 4, 8... (one cheap pass
-        each, where ``pow`` costs twenty); for q > 2 values under the floor are zeroed (see
-        ``_FLOORS``), after normalisation when needed, so they are negligible."""
+        each, where ``pow`` costs twenty)."""
         q = self.q
         if q == 0:
             return out.copy_(w != 0)
@@ -283,8 +279,6 @@ class _Exact(_Semantics):
                 out.square_()
         else:
             torch.abs(w, out=out).pow_(q)
-        if q > 2:
-            torch.threshold_(out, _FLOORS[out.dtype], 0.0)
         return out
 
     def power(self, w: torch.Tensor, out: torch.Tensor, top: Callable[[], float]) -> _Scaled:
@@ -586,9 +580,16 @@ def path_norms(
     device = _device_of(pg.unwrap(model))
     results = []
     with torch.no_grad():
-        folded = _Folded(graph, dtype, device) if convention == "exact" else None
+        folded: dict[torch.dtype, _Folded] = {}
         for q in qs:
-            sem = _Exact(q, folded) if folded is not None else _Gbrg24(q, dtype)
+            if convention == "exact":
+                # path counts (q = 0) are integers far beyond float32's 24 bits: count in float64
+                work = torch.float64 if q == 0 else dtype
+                if work not in folded:
+                    folded[work] = _Folded(graph, work, device)
+                sem: _Semantics = _Exact(q, folded[work])
+            else:
+                sem = _Gbrg24(q, dtype)
             x = _Scaled(torch.ones((1, *input_shape), dtype=sem.dtype, device=device))
             results.append(PathNorm(q, _walk(graph, sem, x), convention))
     return results
