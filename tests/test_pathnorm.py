@@ -28,6 +28,16 @@ QS = (0.0, 0.5, 1.0, 2.0, 3.7)
 LN10 = math.log(10.0)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread while this module runs: on a loaded shared CPU, OpenMP barriers of the
+    many tiny ops of a walk stall (mobilenet_v1 took 40-60 s instead of 0.5 s with 2 threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def rel(log10_a: float, log10_b: float) -> float:
     """|a/b - 1| from two log10 values (exact even where a, b do not fit a float)."""
     if log10_a == log10_b:  # includes -inf == -inf
@@ -749,9 +759,6 @@ REGISTRY = [
     ("wrn", (3, 16, 16), {"depth": 10, "widen_factor": 1.0}),
 ]
 FAMILY_QS = (0.0, 1.0, 2.0, 4.0, 16.0)
-# float32 path COUNTS (q = 0) drift by up to ~4e-6 from float64 on these nets (rounding of sums of
-# equal positive values is biased, so it accumulates with depth); path counts are therefore computed in float64.
-Q0_FLOAT32_TOL = 1e-5
 
 
 def _check_family(model: nn.Module, shape, qs=FAMILY_QS) -> None:
@@ -759,8 +766,7 @@ def _check_family(model: nn.Module, shape, qs=FAMILY_QS) -> None:
     f64 = path_norms(model, qs, shape, dtype=torch.float64)
     for a, b in zip(f32, f64):
         assert math.isfinite(b.log10) and 0 < b.value < math.inf, (b.q, b.log10)
-        tol = Q0_FLOAT32_TOL if b.q == 0 else 1e-6
-        assert rel(a.log10, b.log10) <= tol, (b.q, a.log10, b.log10)
+        assert rel(a.log10, b.log10) <= 1e-6, (b.q, a.log10, b.log10)
 
 
 @pytest.mark.parametrize("arch,shape,kwargs", REGISTRY, ids=lambda v: str(v) if isinstance(v, str) else "")
@@ -775,7 +781,7 @@ def test_torchvision_models_at_64(arch: str) -> None:
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     model = getattr(torchvision.models, arch)(num_classes=10).eval()
-    _check_family(model, (3, 64, 64), qs=(0.0, 2.0) if arch == "vgg11_bn" else (0.0, 1.0, 2.0))
+    _check_family(model, (3, 64, 64), qs=(2.0,) if arch == "vgg11_bn" else (0.0, 1.0, 2.0))
 
 
 def test_torchvision_resnet18_at_224() -> None:
@@ -844,6 +850,26 @@ def test_small_weights_on_the_dominant_path_are_not_dropped_for_large_q() -> Non
         exact = math.log10(tiny**q + small**q) / q if tiny**q > 0 else math.log10(small)
         got = path_norms(model, [q], (2,), dtype=dtype)[0].log10
         assert rel(got, exact) <= 1e-5, (dtype, got, exact)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="float32 keeps ONE scale per tensor, so at q=16 any |w| or activation below ~max*10**-2.8 of "
+    "its tensor underflows ((10**-2.8)**16 ~ 1e-45) even when its paths dominate: three Linear(2,2) "
+    "diag(1, 0.1) then Linear(2,1) [[1e-4, 1]], no biases: L16 = 1e-3, float32 gives log10=-inf "
+    "(value 0); float64 gives -3.0.",
+)
+def test_float32_keeps_paths_through_relatively_tiny_values_at_large_q() -> None:
+    q = 16.0
+    model = nn.Sequential(*[nn.Linear(2, 2, bias=False) for _ in range(3)], nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        for layer in model[:3]:
+            layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.1]]))
+        model[3].weight.copy_(torch.tensor([[1e-4, 1.0]]))
+    w = [float(model[0].weight[1, 1].detach()), float(model[3].weight[0, 0].detach())]  # as stored (float32)
+    exact = math.log10(w[1] ** q + w[0] ** (3 * q)) / q
+    assert rel(path_norms(model, [q], (2,), dtype=torch.float64)[0].log10, exact) <= 1e-9
+    assert rel(path_norms(model, [q], (2,), dtype=torch.float32)[0].log10, exact) <= 1e-5
 
 
 # ============================================================================ 9. gbrg24 convention
