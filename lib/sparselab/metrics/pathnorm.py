@@ -14,8 +14,11 @@ q-th powers (Theorem A.1 of the paper), provided each kind of neuron is handled 
 * q = 0 counts the paths whose weights are all non-zero (``|0|^0 = 0``, so pruned weights stay pruned).
 
 Numerics. All values are kept as a tensor times ``exp(scale)`` with the scale a Python float, and
-tensors are renormalised whenever their maximum leaves ``exp(+-limit)``: nothing overflows or
-underflows to zero even for ResNet-152 (L1 about 6e194) or q = 16, in float32 or float64.
+tensors are renormalised whenever their maximum leaves ``exp(+-limit)``: the norm never overflows
+(ResNet-152's L1 is about 6e194) and a tensor's largest values never vanish. The scale is one per
+tensor, so in float32 at large q an entry far below its tensor's maximum (about 1/600 at q = 16)
+still underflows; when such entries carry the dominant paths (contrived, see tests/test_pathnorm.py)
+only ``dtype=torch.float64`` is exact. Real networks agree with float64 to about 1e-7.
 The model is never modified, not even temporarily: the walk reads its weights and computes with
 functional ops on new tensors, so it also works during training, under ``torch.no_grad`` or not.
 

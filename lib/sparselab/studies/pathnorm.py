@@ -32,7 +32,7 @@ from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, Tra
 from ..data import build_splits, make_loader
 from ..data.splits import subset_indices, take
 from ..io.atomic import atomic_path, atomic_write_json
-from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
+from ..io.checkpoint import ArchSpec, load_checkpoint
 from ..metrics.margin_stats import logit_statistics, margin_quantiles
 from ..metrics.pathnorm import path_norms
 from ..sparsity import Mask, magnitude_mask
