@@ -64,9 +64,10 @@ class PathGraph:
 
     graph: fx.Graph
     modules: dict[str, nn.Module]
-    # Work buffers of computations on this graph, kept while the model lives (page faults of a
-    # fresh weight-sized buffer at every call would cost as much as using it).
-    buffers: dict[Any, torch.Tensor] = dataclasses.field(default_factory=dict)
+    # Work buffers and layout constants of computations on this graph, kept while the model
+    # lives (page faults of a fresh weight-sized buffer at every call would cost as much as
+    # using it).
+    buffers: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
     def nodes(self) -> Iterator[fx.Node]:
         return iter(self.graph.nodes)
@@ -167,13 +168,13 @@ def _trace(model: nn.Module) -> PathGraph:
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight the module computes with, detached: ``weight_orig * weight_mask`` for modules
     pruned with ``torch.nn.utils.prune`` (``weight`` is only refreshed by the next forward)."""
-    if hasattr(module, "weight_orig") and hasattr(module, "weight_mask"):
+    if "weight_orig" in module._parameters and "weight_mask" in module._buffers:  # no __getattr__
         return (module.weight_orig * module.weight_mask).detach()
     return module.weight.detach()
 
 
 def effective_bias(module: nn.Module) -> torch.Tensor | None:
-    if hasattr(module, "bias_orig") and hasattr(module, "bias_mask"):
+    if "bias_orig" in module._parameters and "bias_mask" in module._buffers:
         return (module.bias_orig * module.bias_mask).detach()
     bias = getattr(module, "bias", None)
     return bias.detach() if bias is not None else None

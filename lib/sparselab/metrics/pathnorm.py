@@ -13,12 +13,18 @@ q-th powers (Theorem A.1 of the paper), provided each kind of neuron is handled 
 * ReLU is the activation of a neuron, identity skips and concatenations are edges of weight 1;
 * q = 0 counts the paths whose weights are all non-zero (``|0|^0 = 0``, so pruned weights stay pruned).
 
-Numerics. All values are kept as a tensor times ``exp(scale)`` with the scale a Python float, and
-tensors are renormalised whenever their maximum leaves ``exp(+-limit)``: the norm never overflows
-(ResNet-152's L1 is about 6e194) and a tensor's largest values never vanish. The scale is one per
-tensor, so in float32 at large q an entry far below its tensor's maximum (about 1/600 at q = 16)
-still underflows; when such entries carry the dominant paths (contrived, see tests/test_pathnorm.py)
-only ``dtype=torch.float64`` is exact. Real networks agree with float64 to about 1e-7.
+Numerics. All values are kept as a tensor times ``exp(scale)`` with the scale a Python float.
+Powered weights are scaled to a maximum of ``exp(30)`` (float32, q > 2) and the output of every
+weighted layer is renormalised whenever its maximum leaves ``exp(+-limit)``: the norm never
+overflows (ResNet-152's L1 is about 6e194) and a tensor's largest values never vanish. The scale is
+one per tensor, and values below the smallest normal float count as 0 (subnormals would make CPU
+arithmetic tens of times slower; see ``_Exact.power``), so in float32 at large q an entry far below
+its tensor's maximum is lost (weights below about 6.5e-4 of their tensor's maximum at q = 16,
+activations below about 1e-38 of theirs); when such entries carry the dominant paths (contrived, see
+tests/test_pathnorm.py) only ``dtype=torch.float64`` is exact. Real networks agree with float64 to
+about 1e-7. Speed: a pass costs about 1.2x (q <= 2) to 1.5x (q = 16) a plain forward pass on CPU
+(bench/pathnorm.py): a weight tensor is read once for q <= 2 and powered in place by squaring,
+activations are freed as soon as the walk is past their last reader.
 The model is never modified, not even temporarily: the walk reads its weights and computes with
 functional ops on new tensors, so it also works during training, under ``torch.no_grad`` or not.
 
@@ -28,6 +34,7 @@ used for the paper's Table 3 and Figures 4-5); see :class:`_Gbrg24`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import operator
@@ -39,15 +46,18 @@ from torch import fx, nn
 from torch.nn.modules.dropout import _DropoutNd
 
 from . import path_graph as pg
+from .denormals import flush_denormals
 from .path_graph import UnsupportedModelError, effective_bias, effective_weight, node_args
 
 CONVENTIONS = ("exact", "gbrg24")
 DEFAULT_QS = (1.0, 2.0, 4.0, 8.0, 16.0)
-# Renormalise when a tensor's maximum leaves exp(+-limit): products of a weight and an activation
-# then stay far inside the dtype's range even after summing over a layer's fan-in. Small values
-# are never cut: a tiny |w|^q can lie on the dominant path when the next layer's weights are large
-# (tests/test_pathnorm.py), so subnormals are kept even though they slow CPU convolutions at q > 2.
+# Renormalise activations when their maximum leaves exp(+-limit). Powered weights are scaled so
+# that their maximum is exp(top) (q > 2): small entries keep top more e-folds of range before they
+# underflow, and a product of a weight and an activation summed over a layer's fan-in still stays
+# inside the dtype's range (float32: activations below exp(24) between two checks, see renorm,
+# 24 + 30 + log(fan-in) < 88).
 _LIMITS = {torch.float32: 10.0, torch.float64: 200.0}
+_WEIGHT_TOPS = {torch.float32: 30.0, torch.float64: 300.0}
 
 __all__ = ["CONVENTIONS", "DEFAULT_QS", "PathNorm", "UnsupportedModelError", "path_norm", "path_norms"]
 
@@ -134,30 +144,43 @@ class _Semantics:
 
     def __init__(self, q: float, dtype: torch.dtype) -> None:
         self.q, self.dtype = q, dtype
+        self._handlers: dict[type, Callable[[Any, _Scaled], _Scaled]] = {}
 
     def module(self, m: nn.Module, x: _Scaled) -> _Scaled:
-        if isinstance(m, (nn.Flatten, nn.Identity, _DropoutNd)):
-            return _Scaled(m(x.t) if isinstance(m, nn.Flatten) else x.t, x.s)
+        handler = self._handlers.get(type(m))
+        if handler is None:
+            handler = self._handlers[type(m)] = self._handler(m)
+        return handler(m, x)
+
+    def _handler(self, m: nn.Module) -> Callable[[Any, _Scaled], _Scaled]:
+        """How modules of ``type(m)`` are walked (looked up once per type)."""
+        if isinstance(m, nn.Flatten):
+            return lambda m, x: _Scaled(m(x.t), x.s)
+        if isinstance(m, (nn.Identity, _DropoutNd)):
+            return lambda m, x: x
         if isinstance(m, nn.ReLU):
-            return self.relu(x)
+            return lambda m, x: self.relu(x)
         if isinstance(m, nn.MaxPool2d):
-            return _Scaled(_window_sum(x.t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), x.s)
-        handler = {
+            return self.max_pool
+        kinds = {
             nn.Conv2d: self.conv, nn.Linear: self.linear, nn.BatchNorm1d: self.batch_norm,
             nn.BatchNorm2d: self.batch_norm, nn.AvgPool2d: self.avg_pool, nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
         }  # fmt: skip
-        for kind, fn in handler.items():
+        for kind, fn in kinds.items():
             if isinstance(m, kind):
-                return fn(m, x)
+                return fn
         raise UnsupportedModelError(f"{type(m).__name__} is not supported by path-norms")
+
+    def max_pool(self, m: nn.MaxPool2d, x: _Scaled) -> _Scaled:
+        return _Scaled(_window_sum(x.t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), x.s)
 
     def add(self, a: _Scaled, b: _Scaled, into: torch.Tensor | None = None) -> _Scaled:
         """``a + b``; ``into`` is an operand's tensor that nothing else reads (written in place)."""
         hi, lo = (a, b) if a.s >= b.s else (b, a)
         alpha = math.exp(lo.s - hi.s)
         if into is not None and a.t.shape == b.t.shape:
-            return self.renorm(torch.add(hi.t, lo.t, alpha=alpha, out=into), hi.s)
-        return self.renorm(torch.add(hi.t, lo.t, alpha=alpha), hi.s)
+            return _Scaled(torch.add(hi.t, lo.t, alpha=alpha, out=into), hi.s)
+        return _Scaled(torch.add(hi.t, lo.t, alpha=alpha), hi.s)
 
     def cat(self, parts: Sequence[_Scaled], *args: Any, **kwargs: Any) -> _Scaled:
         s = max(p.s for p in parts)
@@ -190,6 +213,19 @@ class _Semantics:
         raise NotImplementedError
 
 
+def _sampled_max(w: torch.Tensor, blocks: int = 16, block: int = 1024) -> float:
+    """``max|w|`` over ``blocks`` evenly spaced runs of ``block`` entries (all of a small tensor):
+    a lower bound of the maximum that reads a few cache lines instead of the whole tensor."""
+    flat = w.reshape(-1)
+    n = flat.numel()
+    if n == 0:
+        return 0.0
+    if n > blocks * block:
+        flat = flat.as_strided((blocks, block), ((n - block) // (blocks - 1), 1))
+    lo, hi = torch.aminmax(flat)
+    return max(-float(lo), float(hi))
+
+
 def _power_of_two(q: float) -> int | None:
     """k with q = 2**k for q in {2, 4, 8, ...} (computed by repeated squaring, exact and fast)."""
     if q >= 2 and q == int(q) and int(q) & (int(q) - 1) == 0:
@@ -203,12 +239,13 @@ class _Folded:
     (fresh weight-sized tensors cost more in page faults than the powers themselves)."""
 
     def __init__(self, graph: pg.PathGraph, dtype: torch.dtype, device: torch.device) -> None:
-        self.dtype, self.device = dtype, device
+        self.graph, self.dtype, self.device = graph, dtype, device
         sizes = [effective_weight(m).numel() for m in graph.modules.values() if isinstance(m, (nn.Conv2d, nn.Linear))]
         key = ("powered weights", dtype, device)
         if key not in graph.buffers or graph.buffers[key].numel() < max(sizes, default=0):
             graph.buffers[key] = torch.empty(max(sizes, default=0), dtype=dtype, device=device)
         self.scratch = graph.buffers[key]
+        self.zero = torch.zeros((), dtype=dtype, device=device)  # addcmul's "input" (broadcast)
         self._max: dict[int, float] = {}
         self._unit: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fold_batch_norms([m for m in graph.modules.values() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))])
@@ -218,6 +255,13 @@ class _Folded:
         ``a = gamma/sqrt(var+eps)`` and ``b = beta - mean*a``, for all layers in a few ops."""
         self.bn_index = {id(m): i for i, m in enumerate(bns)}
         self.bn_counts = [m.num_features for m in bns]
+        key = ("batch-norm layout", tuple(self.bn_counts), self.device)
+        if key not in self.graph.buffers:  # the same at every call on this trace: computed once
+            lengths = torch.tensor(self.bn_counts, device=self.device, dtype=torch.long)
+            segment = torch.repeat_interleave(torch.arange(len(bns), device=self.device), lengths)
+            starts = [sum(self.bn_counts[:i]) for i in range(len(bns))]
+            self.graph.buffers[key] = (lengths, segment, starts)
+        self.bn_lengths, self.bn_segment, self.bn_starts = self.graph.buffers[key]
         if not bns:
             self.bn_a = self.bn_b = torch.zeros(0, dtype=torch.float64, device=self.device)
             return
@@ -228,10 +272,7 @@ class _Folded:
         ones = lambda m: torch.ones(m.num_features)  # noqa: E731  (non-affine BatchNorm)
         var = gather(lambda m: m.running_var)
         eps = torch.tensor([m.eps for m in bns], dtype=torch.float64, device=self.device)
-        counts = torch.tensor(self.bn_counts, device=self.device)
-        a = gather(lambda m: m.weight if m.weight is not None else ones(m)) * torch.rsqrt(
-            var + eps.repeat_interleave(counts)
-        )
+        a = gather(lambda m: m.weight if m.weight is not None else ones(m)) * torch.rsqrt(var + eps[self.bn_segment])
         b = gather(lambda m: m.bias if m.bias is not None else ones(m) * 0) - gather(lambda m: m.running_mean) * a
         self.bn_a, self.bn_b = a, b
 
@@ -252,14 +293,19 @@ class _Folded:
 class _Exact(_Semantics):
     """The path-norm by its definition, in scaled ``dtype`` arithmetic."""
 
-    def __init__(self, q: float, folded: _Folded) -> None:
+    def __init__(self, q: float, folded: _Folded, cut: bool = True, safe: bool = False) -> None:
         super().__init__(q, folded.dtype)
-        self.limit = _LIMITS[folded.dtype]
+        self.cut = cut  # set subnormal powered weights to 0 explicitly (no flush-to-zero mode)
+        self.safe = safe  # scale every weight tensor by its exact maximum (see _affine)
+        self.limit, self.weight_top = _LIMITS[folded.dtype], _WEIGHT_TOPS[folded.dtype]
         self.folded = folded
-        self._bn_powers: tuple[tuple[torch.Tensor, list[float]], tuple[torch.Tensor, list[float]]] | None = None
+        self._bn_powers: tuple[tuple[torch.Tensor, torch.Tensor, list[float]], ...] | None = None
 
     def renorm(self, t: torch.Tensor, s: float) -> _Scaled:
-        """Keep the maximum inside ``exp(+-limit)``."""
+        """Keep the maximum inside ``exp(+-limit)``; called on the output of every weighted layer
+        (Conv2d, Linear). In between, values change by bounded factors only: BatchNorm factors and
+        shifts are at most ``exp(2*limit)`` (:meth:`segment_powers`), a sum at most doubles, a
+        window sum grows by its size, so nothing overflows before the next check."""
         m = float(t.amax()) if t.numel() else 0.0
         if not math.isfinite(m):
             raise FloatingPointError("path-norm walk produced a non-finite value (non-finite weights?)")
@@ -268,79 +314,105 @@ class _Exact(_Semantics):
         return _Scaled(t, s)
 
     def _pow(self, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``|w|^q`` into ``out``: abs, or repeated squaring for q = 2, 4, 8... (one cheap pass
-        each, where ``pow`` costs twenty)."""
+        """``|w|^q`` into ``out``, unscaled (q <= 2, where it stays in range for any sensible
+        weights; :meth:`power` otherwise)."""
         q = self.q
         if q == 0:
             return out.copy_(w != 0)
         if q == 1:
             return torch.abs(w, out=out)
-        k = _power_of_two(q)
-        if k is not None:
-            torch.square(w, out=out)
-            for _ in range(k - 1):
-                out.square_()
-        else:
-            torch.abs(w, out=out).pow_(q)
-        return out
+        if q == 2:
+            return torch.square(w, out=out)
+        return torch.abs(w, out=out).pow_(q)
 
     def power(self, w: torch.Tensor, out: torch.Tensor, top: Callable[[], float]) -> _Scaled:
         """``|w|^q`` into ``out`` as a scaled tensor; ``top()`` returns ``max|w|``.
 
-        Up to q = 4 the power is taken directly and its maximum checked (weights that small or
-        large are rare); above, where small weights vanish, ``max|w|`` is read first and
-        ``(|w|/max)^q`` computed whenever ``max**q`` is outside ``exp(+-limit)``.
+        The powers are taken of ``c*|w|`` with ``(c*max|w|)^q = exp(top)``, so the largest is
+        ``exp(top)`` whatever the weights' magnitude. Values below the dtype's smallest normal
+        number become 0: subnormal floats make CPU arithmetic tens of times slower (a convolution
+        with 1% subnormal weights runs 25x slower), and such a value lies ``exp(top)`` below the
+        float range's bottom relative to its tensor's maximum (float32, q = 16: ``|w| < 6.5e-4 *
+        max|w|``), the per-tensor limit described in the module docstring. The CPU's flush-to-zero
+        mode does that for free (:func:`~sparselab.metrics.denormals.flush_denormals`); without it
+        (``self.cut``) they are cut before the last steps, one more pass.
         """
         q = self.q
         w = w.to(out.dtype)
         if q == 0:
             return _Scaled(self._pow(w, out), 0.0)
-        if q <= 4:
-            peak = float(self._pow(w, out).amax())
-            if math.isfinite(peak) and peak > 0 and abs(math.log(peak)) <= self.limit:
-                return _Scaled(out, 0.0)
         m = top()
         if not math.isfinite(m):
             raise FloatingPointError("non-finite weights: the path-norm is undefined")
         if m == 0:
             return _Scaled(out.zero_(), 0.0)
-        log_top = q * math.log(m)
-        if abs(log_top) <= self.limit:
-            return _Scaled(self._pow(w, out), 0.0)
-        return _Scaled(self._pow(torch.div(w, m, out=out), out), log_top)
+        if q <= 2:  # no underflow worth a cut: |w| / max|w| >= 1e-19 for any sensible weights
+            torch.abs(w, out=out).div_(m)
+            if q != 1:
+                out.square_() if q == 2 else out.pow_(q)
+            return _Scaled(out, q * math.log(m))
+        log_c = self.weight_top / q - math.log(m)
+        tiny = torch.finfo(out.dtype).tiny
+        k = _power_of_two(q)
+        if k is not None:  # (c w)^2 in one pass, cut, then squared k - 1 times
+            torch.addcmul(self.folded.zero, w, w, value=math.exp(2 * log_c), out=out)
+            if self.cut:
+                torch.threshold_(out, tiny ** (2 / q), 0.0)
+            for _ in range(k - 1):
+                out.square_()
+        else:
+            torch.abs(w, out=out).mul_(math.exp(log_c))
+            if self.cut:
+                torch.threshold_(out, tiny ** (1 / q), 0.0)
+            out.pow_(q)
+        return _Scaled(out, -q * log_c)
 
     def vector_power(self, v: torch.Tensor) -> _Scaled:
-        """Small per-neuron vectors (biases) are powered in float64, then cast."""
+        """``|v|^q`` of a small per-neuron vector (biases), computed and kept in float64; cast with
+        :meth:`narrow` where it is used."""
         v = v.detach().to(torch.float64)
-        p = self.power(v, torch.empty_like(v), lambda: float(v.abs().max()) if v.numel() else 0.0)
-        return _Scaled(p.t.to(self.dtype), p.s)
+        return self.power(v, torch.empty_like(v), lambda: float(v.abs().max()) if v.numel() else 0.0)
 
-    def segment_powers(self, v: torch.Tensor, counts: list[int]) -> tuple[torch.Tensor, list[float]]:
+    def narrow(self, v: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+        """A float64 vector times ``factor`` in the walk's dtype, values below its smallest normal
+        number set to 0 (a subnormal bias or BatchNorm factor slows every element it touches)."""
+        v = v * factor if factor != 1.0 else v
+        if self.dtype == torch.float64:
+            return v
+        return torch.threshold_(v.to(self.dtype), torch.finfo(self.dtype).tiny, 0.0)
+
+    def segment_powers(self, v: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
         """``|v|^q`` of consecutive segments (all BatchNorm layers at once), each with its own
-        scale: float64 logs, per-segment maxima, then ``exp`` of the difference cast to dtype."""
+        scale, in float64: logs, per-segment maxima, then ``exp`` of the difference."""
         if self.q == 0:
-            return (v != 0).to(self.dtype), [0.0] * len(counts)
+            return (v != 0).to(torch.float64), [0.0] * len(self.folded.bn_counts)
         if not torch.isfinite(v).all():
             raise FloatingPointError("non-finite BatchNorm statistics: the path-norm is undefined")
         logs = self.q * torch.log(v.abs())
-        lengths = torch.tensor(counts, device=v.device)
-        tops = torch.segment_reduce(logs, "max", lengths=lengths).tolist()
+        tops = torch.segment_reduce(logs, "max", lengths=self.folded.bn_lengths).tolist()
         scales = [t if math.isfinite(t) and abs(t) > self.limit else 0.0 for t in tops]
-        shift = torch.tensor(scales, dtype=torch.float64, device=v.device).repeat_interleave(lengths)
-        return torch.exp(logs - shift).to(self.dtype), scales
+        if not any(scales):
+            return torch.exp(logs), scales
+        shift = torch.tensor(scales, dtype=torch.float64, device=v.device)[self.folded.bn_segment]
+        return torch.exp(logs - shift), scales
 
     def relu(self, x: _Scaled) -> _Scaled:
         return x  # every value of the walk is >= 0
 
     def _affine(self, fn: Callable[..., torch.Tensor], m: nn.Module, x: _Scaled) -> _Scaled:
+        """A weighted layer. The fast walk skips a pass over the weights: unscaled powers for
+        q <= 2 (in range for any sensible weights), and for q > 2 a scale from ``max|w|`` over a
+        sample (:func:`_sampled_max`), a lower bound, so that a miss can only overflow; any overflow makes the
+        walk non-finite, and :func:`path_norms` then redoes it with ``safe`` (exact maxima)."""
         w = effective_weight(m)
         out = self.folded.scratch[: w.numel()].view(w.shape)  # consumed at once: buffer reuse
-        if 0 < self.q <= 2:  # |w| and w^2 are in range for any sensible weights: check the output
-            try:
-                return self._apply(fn, m, x, _Scaled(self._pow(w.to(out.dtype), out), 0.0))
-            except FloatingPointError:
-                pass  # some |w|^q overflowed: normalise and redo
-        return self._apply(fn, m, x, self.power(w, out, lambda: self.folded.weight_max(m, w)))
+        if self.safe or self.q == 0:
+            weight = self.power(w, out, lambda: self.folded.weight_max(m, w))
+        elif self.q <= 2:
+            weight = _Scaled(self._pow(w.to(out.dtype), out), 0.0)
+        else:
+            weight = self.power(w, out, lambda: _sampled_max(w) or self.folded.weight_max(m, w))
+        return self._apply(fn, m, x, weight)
 
     def _apply(self, fn: Callable[..., torch.Tensor], m: nn.Module, x: _Scaled, weight: _Scaled) -> _Scaled:
         bias = effective_bias(m)
@@ -350,9 +422,9 @@ class _Exact(_Semantics):
         b = self.vector_power(bias)
         shift = b.s - s
         if shift <= self.limit:
-            return self.renorm(fn(x.t, weight.t, b.t * math.exp(shift)), s)
+            return self.renorm(fn(x.t, weight.t, self.narrow(b.t, math.exp(shift))), s)
         out = fn(x.t, weight.t, None) * math.exp(-shift)  # the bias dominates: work at its scale
-        return self.renorm(out + b.t.view(-1, *[1] * (out.dim() - 2)), b.s)
+        return self.renorm(out + self.narrow(b.t).view(-1, *[1] * (out.dim() - 2)), b.s)
 
     def conv(self, m: nn.Conv2d, x: _Scaled) -> _Scaled:
         return self._affine(m._conv_forward, m, x)
@@ -363,33 +435,33 @@ class _Exact(_Semantics):
     def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
         folded = self.folded
         if self._bn_powers is None:
-            self._bn_powers = (
-                self.segment_powers(folded.bn_a, folded.bn_counts),
-                self.segment_powers(folded.bn_b, folded.bn_counts),
-            )
-        (pa, sa), (pb, sb) = self._bn_powers
+            (pa, sa), (pb, sb) = self.segment_powers(folded.bn_a), self.segment_powers(folded.bn_b)
+            self._bn_powers = (pa, self.narrow(pa), sa), (pb, self.narrow(pb), sb)
+        (pa, pa_narrow, sa), (pb, pb_narrow, sb) = self._bn_powers
         i = folded.bn_index[id(m)]
-        start = sum(folded.bn_counts[:i])
-        span = slice(start, start + folded.bn_counts[i])
-        scale, shift, s_in = pa[span], pb[span], x.s + sa[i]
+        span = slice(folded.bn_starts[i], folded.bn_starts[i] + folded.bn_counts[i])
+        s_in = x.s + sa[i]
         if sb[i] - s_in <= self.limit:
-            s, shift = s_in, shift * math.exp(sb[i] - s_in)
+            factor = math.exp(sb[i] - s_in)
+            # without flush-to-zero (self.cut), a product that turns subnormal must be cut
+            shift = self.narrow(pb[span], factor) if self.cut else pb_narrow[span] * factor
+            s, scale = s_in, pa_narrow[span]
         else:  # the shifts dominate: work at their scale
-            s, scale = sb[i], scale * math.exp(s_in - sb[i])
+            s, scale, shift = sb[i], self.narrow(pa[span], math.exp(s_in - sb[i])), self.narrow(pb[span])
         zeros, ones = folded.unit_stats(scale.numel())
-        return self.renorm(F.batch_norm(x.t, zeros, ones, scale, shift, False, 0.0, 0.0), s)
+        return _Scaled(F.batch_norm(x.t, zeros, ones, scale, shift, False, 0.0, 0.0), s)
 
     def _scaled_map(self, divisors: torch.Tensor, exponent: float) -> _Scaled:
         """``divisors**exponent`` (float64) as a scaled tensor shaped to broadcast over channels."""
         log_map = exponent * torch.log(divisors)
         top = float(log_map.max())
-        return _Scaled(torch.exp(log_map - top).to(self.dtype), top)
+        return _Scaled(self.narrow(torch.exp(log_map - top)), top)
 
     def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
         h, w = x.t.shape[-2:]
         total = _window_sum(x.t, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode)
         factor = self._scaled_map(_avgpool_divisors(m, h, w).to(x.t.device), -self.q)
-        return self.renorm(total * factor.t, x.s + factor.s)
+        return _Scaled(total * factor.t, x.s + factor.s)
 
     def adaptive_avg_pool(self, m: nn.AdaptiveAvgPool2d, x: _Scaled) -> _Scaled:
         h, w = x.t.shape[-2:]
@@ -397,10 +469,12 @@ class _Exact(_Semantics):
         sizes = torch.outer(_adaptive_sizes(h, oh), _adaptive_sizes(w, ow)).to(x.t.device)
         # mean * size is the window sum; each edge then weighs size**-q
         factor = self._scaled_map(sizes, 1.0 - self.q)
-        return self.renorm(F.adaptive_avg_pool2d(x.t, (oh, ow)) * factor.t, x.s + factor.s)
+        return _Scaled(F.adaptive_avg_pool2d(x.t, (oh, ow)) * factor.t, x.s + factor.s)
 
     def finish(self, out: _Scaled) -> float:
         total = float(out.t.to(torch.float64).sum())
+        if not math.isfinite(total):
+            raise FloatingPointError("path-norm walk produced a non-finite value (non-finite weights?)")
         if total == 0:
             return -math.inf
         log_sum = math.log(total) + out.s
@@ -470,11 +544,12 @@ class _Gbrg24(_Semantics):
 
 # ------------------------------------------------------------------------------------ the walk
 def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.PathGraph) -> Any:
-    args, kwargs = node_args(node, env)
     if node.op == "call_module":
-        if not isinstance(args[0], _Scaled):
+        x = env.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None  # type: ignore[arg-type]
+        if not isinstance(x, _Scaled):
             raise UnsupportedModelError(f"{node.target} is called on a non-tensor")
-        return sem.module(graph.modules[str(node.target)], args[0])
+        return sem.module(graph.modules[str(node.target)], x)
+    args, kwargs = node_args(node, env)
     target = node.target
     if node.op == "call_method":
         self_arg, rest = args[0], args[1:]
@@ -532,8 +607,25 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _last_uses(graph: pg.PathGraph) -> dict[fx.Node, list[fx.Node]]:
+    """For each node, the earlier nodes whose value it is the last to read (computed once per
+    trace): the walk drops them there, so activations are freed as in a forward pass and their
+    memory is reused while still in cache, instead of fresh pages for every activation."""
+    if "last uses" not in graph.buffers:
+        last: dict[fx.Node, fx.Node] = {}
+        for node in graph.nodes():
+            for read in node.all_input_nodes:
+                last[read] = node
+        freed: dict[fx.Node, list[fx.Node]] = {}
+        for read, reader in last.items():
+            freed.setdefault(reader, []).append(read)
+        graph.buffers["last uses"] = freed
+    return graph.buffers["last uses"]
+
+
 def _walk(graph: pg.PathGraph, sem: _Semantics, x: _Scaled) -> float:
     env: dict[fx.Node, Any] = {}
+    freed = _last_uses(graph)
     inputs = 0
     for node in graph.nodes():
         if node.op == "placeholder":
@@ -551,6 +643,8 @@ def _walk(graph: pg.PathGraph, sem: _Semantics, x: _Scaled) -> float:
             return sem.finish(out)
         else:
             env[node] = _call(node, sem, env, graph)
+            for read in freed.get(node, ()):
+                del env[read]
     raise UnsupportedModelError("the traced graph has no output")
 
 
@@ -582,7 +676,9 @@ def path_norms(
     graph = pg.trace(model)
     device = _device_of(pg.unwrap(model))
     results = []
-    with torch.no_grad():
+    # CPU: subnormal values count as 0 (see _Exact.power); the original convention keeps them
+    flush = flush_denormals() if convention == "exact" and device.type == "cpu" else contextlib.nullcontext(False)
+    with torch.no_grad(), flush as flushing:
         folded: dict[torch.dtype, _Folded] = {}
         for q in qs:
             if convention == "exact":
@@ -590,11 +686,21 @@ def path_norms(
                 work = torch.float64 if q == 0 else dtype
                 if work not in folded:
                     folded[work] = _Folded(graph, work, device)
-                sem: _Semantics = _Exact(q, folded[work])
+                cut = device.type == "cpu" and not flushing
+                sem: _Semantics = _Exact(q, folded[work], cut=cut)
             else:
                 sem = _Gbrg24(q, dtype)
             x = _Scaled(torch.ones((1, *input_shape), dtype=sem.dtype, device=device))
-            results.append(PathNorm(q, _walk(graph, sem, x), convention))
+            try:
+                log10 = _walk(graph, sem, x)
+            except FloatingPointError:
+                if convention != "exact":
+                    raise
+                # a sampled weight maximum was too low (see _Exact._affine): exact maxima; raises
+                # again only for non-finite weights or statistics
+                sem = _Exact(q, folded[work], cut=cut, safe=True)
+                log10 = _walk(graph, sem, _Scaled(torch.ones((1, *input_shape), dtype=sem.dtype, device=device)))
+            results.append(PathNorm(q, log10, convention))
     return results
 
 
