@@ -255,3 +255,26 @@ def test_depthwise_rows_count_twice_and_protected_groups_are_never_ranked() -> N
     keep = select_filters(scores, groups, prune_rows=4, protect=["stem"])
     assert keep["stem"].all() and keep["pw"].tolist() == [False, False, True, True]
     assert ranking_rows(groups, protect=["stem"]) == 8
+
+
+# ============================================================================ checkpoint format
+@pytest.mark.parametrize("name", ["mobilenet_v1", "cifar_resnet20"])
+def test_pruned_model_saves_and_loads_through_the_checkpoint_format(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sparselab.io.checkpoint import ArchSpec, load_checkpoint, read_meta, save_checkpoint
+
+    model, shape = family(name)
+    arch, kwargs, _ = FAMILIES[name]
+    groups = channel_groups(model, shape)
+    pruned, mask = prune_filters(model, groups, random_keep(groups, seed=11))
+    spec = ArchSpec(arch, 10, shape, dict(kwargs)).with_widths(widths(pruned, channel_groups(pruned, shape)))
+    path = tmp_path / "model.safetensors"
+    save_checkpoint(path, pruned, spec, mask=mask if len(mask) else None, meta={"method": "structured"})
+    assert read_meta(path)["arch"]["widths"] == spec.widths
+    ckpt = load_checkpoint(path)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        assert torch.equal(ckpt.model.eval()(x), pruned(x))
+    assert (ckpt.mask is None) == (len(mask) == 0)
+    if ckpt.mask is not None:
+        assert ckpt.mask == mask
+    assert math.isclose(path_norm(ckpt.model, 1.0, shape), path_norm(pruned, 1.0, shape), rel_tol=1e-6)

@@ -40,18 +40,34 @@ class ArchSpec:
     num_classes: int
     input_shape: tuple[int, int, int]
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Structured pruning: the width of every conv that was narrowed (producer name -> filters),
+    # see sparselab.structured.removal; None for the architecture as registered.
+    widths: dict[str, int] | None = None
 
     def build(self) -> nn.Module:
         from ..models import build_model
 
-        return build_model(self.arch, self.num_classes, self.input_shape, **self.kwargs)
+        model = build_model(self.arch, self.num_classes, self.input_shape, **self.kwargs)
+        if self.widths:
+            from ..structured import channel_groups, narrow
+
+            model = narrow(model, channel_groups(model, self.input_shape), self.widths)
+        return model
+
+    def with_widths(self, widths: dict[str, int] | None) -> "ArchSpec":
+        return dataclasses.replace(self, widths=dict(widths) if widths else None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"arch": self.arch, "num_classes": self.num_classes, "input_shape": list(self.input_shape), "kwargs": self.kwargs}
+        d = {"arch": self.arch, "num_classes": self.num_classes, "input_shape": list(self.input_shape), "kwargs": self.kwargs}
+        if self.widths:
+            d["widths"] = dict(self.widths)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
-        return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})))
+        widths = d.get("widths")
+        return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})),
+                   {str(k): int(v) for k, v in widths.items()} if widths else None)  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -1,0 +1,95 @@
+"""Model size and cost: parameters (all and alive), FLOPs of one forward pass, compression ratio.
+
+FLOPs come from ``torch.utils.flop_counter`` (a multiply-add counts 2, so convolutions and
+matmuls give twice the multiply-accumulates that ptflops, used by Lubana & Dick, reports; ``macs``
+is given too). Filters that can only be masked (a ResNet's residual-stream producers, see
+:mod:`sparselab.structured.removal`) are still computed by the full-width module, so ``flops``
+counts them as the original code did; ``flops_alive`` leaves out their dead output rows, what a
+kernel that skips zero filters would cost. The compression ratio is by parameters, dense over
+alive (never by file size, which the original used and which counts masked filters as present).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..sparsity.mask import Mask
+
+__all__ = ["Complexity", "complexity", "count_flops"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Complexity:
+    params: int  # every parameter of the modules
+    params_alive: int  # minus the entries a mask holds at zero
+    flops: int  # one forward pass at batch 1, as computed
+    flops_alive: int  # minus the dead output rows of masked convolutions
+
+    @property
+    def macs(self) -> int:
+        return self.flops // 2
+
+    def compression(self, dense_params: int) -> float:
+        """Dense parameters over alive parameters (1.0 = nothing removed)."""
+        return dense_params / self.params_alive if self.params_alive else float("inf")
+
+    def to_dict(self) -> dict[str, int]:
+        return {**dataclasses.asdict(self), "macs": self.macs}
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """FLOPs of one eval-mode forward pass at batch size 1 (the model's mode is restored)."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def _dead_conv_flops(model: nn.Module, input_shape: Sequence[int], mask: Mask) -> int:
+    """FLOPs spent on output filters a mask holds at zero (whole conv rows)."""
+    dead_rows: dict[str, int] = {}
+    for name, m in model.named_modules():
+        key = f"{name}.weight"
+        if isinstance(m, nn.Conv2d) and key in mask:
+            rows = mask[key].reshape(m.out_channels, -1).any(dim=1)
+            if (~rows).any():
+                dead_rows[name] = int((~rows).sum())
+    if not dead_rows:
+        return 0
+    spatial: dict[str, int] = {}
+    hooks = [
+        model.get_submodule(name).register_forward_hook(
+            lambda _m, _i, out, name=name: spatial.__setitem__(name, out.shape[-2] * out.shape[-1])
+        )
+        for name in dead_rows
+    ]
+    try:
+        count_flops(model, input_shape)  # runs the forward pass that fills ``spatial``
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0
+    for name, dead in dead_rows.items():
+        m = model.get_submodule(name)
+        per_row = 2 * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * spatial[name]
+        total += dead * per_row
+    return total
+
+
+def complexity(model: nn.Module, input_shape: Sequence[int], mask: Mask | None = None) -> Complexity:
+    """Parameters and FLOPs of ``model`` (with ``mask``'s zeros counted as removed for *_alive)."""
+    params = sum(p.numel() for p in model.parameters())
+    masked_out = sum(int((~mask[n]).sum()) for n in mask) if mask is not None else 0
+    flops = count_flops(model, input_shape)
+    dead = _dead_conv_flops(model, input_shape, mask) if mask is not None else 0
+    return Complexity(params=params, params_alive=params - masked_out, flops=flops, flops_alive=flops - dead)
