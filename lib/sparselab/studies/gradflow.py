@@ -1,0 +1,318 @@
+"""Gradient-flow structured pruning (Lubana & Dick, ICLR 2021): prune+train rounds, then final training.
+
+One job runs the pruning phase of one model x measure x target x seed: optional warm-up, then
+``rounds`` rounds of [train ``epochs_per_round`` epochs at the round recipe (fresh optimizer, so
+momentum restarts, as in the original) -> score every filter -> rank globally -> remove]. It
+resumes after a kill at the last finished round (each round's model is kept in the state
+directory). The pruned checkpoint then goes through ordinary fine-tuning
+(:func:`sparselab.train.run.run_finetuning`) with the final recipe.
+
+Each round logs test/val accuracy before and right after pruning, parameters and FLOPs (as
+computed and alive), the widths, and Kendall's tau between the measure's ranking of all filters
+and the magnitude ranking (the paper's analysis of how each measure relates to magnitude).
+Differences from the original code are listed in docs/gradflow.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import itertools
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..compute import select_device
+from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ..data import DatasetSplits, build_splits
+from ..data.loaders import make_loader, mix_seed
+from ..io.atomic import atomic_path, atomic_write_json
+from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
+from ..metrics.classification import evaluate
+from ..metrics.complexity import complexity
+from ..sparsity import Mask
+from ..structured import (
+    ImportanceTracker,
+    MEASURES,
+    channel_groups,
+    importance,
+    minimum_widths,
+    prune_filters,
+    ranking_rows,
+    remaining_rows,
+    select_filters,
+    widths,
+)
+from ..structured.dependency import ChannelGroup
+from ..train.callbacks import Callback, TrainContext
+from ..train.engine import train
+from ..train.run import build_seeded
+
+log = logging.getLogger("sparselab")
+
+__all__ = ["PruneSpec", "RoundFiles", "run_prune_rounds", "kendall_tau_to_magnitude"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneSpec:
+    """How one pruning phase runs (defaults: the original's, gradflow notes §1-§3)."""
+
+    measure: str
+    target: float = 0.75  # fraction of ranking rows pruned after the last round
+    rounds: int = 25
+    warmup_epochs: int = 0  # the original trains warmup_epochs - 1 extra epochs before round 1
+    importance_batches: int = 20  # minibatches of the augmented, shuffled train loader
+    importance_batch_size: int = 128
+    grasp_temperature: float = 200.0
+    min_fraction: float = 0.05  # each layer keeps int(min_fraction * dense width) + 1 (0: one filter)
+    protect: tuple[str, ...] = ()  # producer convs never pruned (a ResNet stem)
+    use_init: bool = False  # biased_loss: distance from initialisation instead of magnitude
+    use_l2: bool = False
+    track_batches: int = 20  # biased_loss_tracked: the last minibatches of each round's training
+    alpha: float = 0.8  # biased_loss_tracked: weight of the new value in the running average
+
+    def validate(self) -> None:
+        if self.measure not in MEASURES:
+            raise ValueError(f"unknown importance measure {self.measure!r}; choose one of: {', '.join(MEASURES)}")
+        if not 0.0 <= self.target < 1.0:
+            raise ValueError(f"pruning target must be a fraction in [0, 1), got {self.target}")
+        if self.rounds < 1 or self.importance_batches < 1 or self.importance_batch_size < 1:
+            raise ValueError("rounds, importance_batches and importance_batch_size must be >= 1")
+        if self.warmup_epochs < 0 or not 0.0 <= self.min_fraction < 1.0 or not 0.0 < self.alpha <= 1.0:
+            raise ValueError("warmup_epochs >= 0, 0 <= min_fraction < 1 and 0 < alpha <= 1 are required")
+
+    @property
+    def importance_samples(self) -> int:
+        return self.importance_batches * self.importance_batch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundFiles:
+    """Outputs of the pruning phase and its resume directory (not a declared output)."""
+
+    checkpoint: Path
+    rounds_csv: Path
+    hparams_json: Path
+    state_dir: Path
+
+
+class _Tracker(Callback):
+    """Feeds the running importance of ``biased_loss_tracked`` from the last steps of each epoch."""
+
+    def __init__(self, tracker: ImportanceTracker, last_steps: int) -> None:
+        self.tracker, self.last_steps = tracker, last_steps
+
+    def on_step_end(self, ctx: TrainContext) -> None:
+        in_epoch = ctx.step - (ctx.epoch - 1) * ctx.steps_per_epoch  # 1-based step within the epoch
+        if in_epoch > ctx.steps_per_epoch - self.last_steps:
+            self.tracker.update()
+
+
+def kendall_tau_to_magnitude(scores: dict[str, torch.Tensor], model: nn.Module, groups: Sequence[ChannelGroup],
+                             alive: dict[str, torch.Tensor], protect: Sequence[str] = ()) -> float:  # fmt: skip
+    """Kendall's tau-b between a measure's scores and the filters' L2 norms, over all alive filters
+    that the global ranking sees (NaN when either is constant)."""
+    from scipy.stats import kendalltau
+
+    a, b = [], []
+    for g in groups:
+        if g.producer in protect:
+            continue
+        live = alive[g.producer]
+        w = model.get_submodule(g.producer).weight.detach()
+        a.append(scores[g.producer][live].double())
+        b.append(w.reshape(w.shape[0], -1).norm(dim=1)[live].double().cpu())
+    x, y = torch.cat(a).numpy(), torch.cat(b).numpy()
+    tau = kendalltau(x, y).statistic
+    return float(tau) if tau is not None else math.nan
+
+
+def _alive(groups: Sequence[ChannelGroup], mask: Mask | None) -> dict[str, torch.Tensor]:
+    """Filters still present: all of a physically narrowed group; a masked group's live rows."""
+    out = {}
+    for g in groups:
+        key = f"{g.producer}.weight"
+        if mask is not None and key in mask:
+            out[g.producer] = mask[key].reshape(g.width, -1).any(dim=1).cpu()
+        else:
+            out[g.producer] = torch.ones(g.width, dtype=torch.bool)
+    return out
+
+
+def _importance_batches(splits: DatasetSplits, prune: PruneSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``importance_batches`` minibatches of a fresh shuffled, augmented train loader."""
+    loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
+                         order_seed=mix_seed(seed, 1), aug_seed=mix_seed(seed, 2))  # fmt: skip
+    loader.set_epoch(0)
+    return list(itertools.islice(iter(loader), prune.importance_batches))
+
+
+def _grasp_loader(splits: DatasetSplits, prune: PruneSpec, seed: int) -> Any:
+    loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
+                         order_seed=mix_seed(seed, 3), aug_seed=mix_seed(seed, 4))  # fmt: skip
+    loader.set_epoch(0)
+    return loader
+
+
+def _scores(model: nn.Module, prune: PruneSpec, splits: DatasetSplits, recipe: TrainHparams, seed: int,
+            init: nn.Module | None, tracker: ImportanceTracker | None) -> dict[str, torch.Tensor]:  # fmt: skip
+    options: dict[str, Any] = {"temperature": recipe.temperature}
+    if prune.measure in ("grasp", "grad_preserve"):
+        data: Any = _grasp_loader(splits, prune, seed)
+        options |= {"grasp_temperature": prune.grasp_temperature, "grasp_samples": prune.importance_samples,
+                    "num_classes": splits.info.num_classes}  # fmt: skip
+    elif prune.measure in ("mag_based", "l1", "bn"):
+        data = None
+    elif prune.measure == "biased_loss_tracked":
+        data, options = None, {"tracker": tracker}
+    else:
+        data = _importance_batches(splits, prune, seed)
+    if prune.use_init and prune.measure in ("biased_loss", "loss_based"):
+        options["use_init"] = init
+    if prune.use_l2 and prune.measure == "loss_based":
+        options["use_l2"] = True
+    return importance(model, prune.measure, data, **options)
+
+
+def _evaluate(model: nn.Module, splits: DatasetSplits, recipe: TrainHparams, device: torch.device) -> dict[str, float]:
+    out = {}
+    for name, ds in (("test", splits.test), ("val", splits.val)):
+        if ds is not None:
+            loader = make_loader(ds, recipe.eval_batch_size, shuffle=False)
+            m = evaluate(model, loader, device)
+            out[f"{name}_top1"], out[f"{name}_loss"] = m["top1"], m["loss"]
+    return out
+
+
+_ROUND_FIELDS = (
+    "round", "epochs_trained", "rows", "rows_target", "train_loss", "train_top1", "test_top1_before", "val_top1_before",
+    "test_top1_after", "val_top1_after", "params", "params_alive", "flops", "flops_alive", "kendall_tau_magnitude",
+    "widths",
+)  # fmt: skip
+
+
+def _write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=_ROUND_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _read_rounds(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _save(path: Path, model: nn.Module, spec: ArchSpec, mask: Mask | None, meta: dict[str, Any]) -> None:
+    """Checkpoint a CPU copy (the model stays on its device)."""
+    save_checkpoint(path, copy.deepcopy(model).cpu(), spec, mask=mask.to_device("cpu") if mask is not None else None, meta=meta)
+
+
+def run_prune_rounds(
+    files: RoundFiles,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    prune: PruneSpec,
+    seed: int,
+    compute: ComputeHparams,
+) -> tuple[nn.Module, Mask | None, list[dict[str, Any]]]:
+    """The pruning phase (see the module docstring); ``recipe`` is one round's training (its
+    ``epochs`` are the epochs per round; warm-up uses the same recipe). Returns the pruned model,
+    its mask (residual-stream filters) and the per-round records."""
+    prune.validate()
+    seeds = SeedHparams.for_replicate(seed)
+    splits = build_splits(data)
+    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    shape = splits.info.input_shape
+    hparams = {"method": f"gradflow_{prune.measure}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
+               "model": model.to_dict(), "round_train": recipe.to_dict(), "prune": dataclasses.asdict(prune)}  # fmt: skip
+    atomic_write_json(files.hparams_json, hparams)
+    state = files.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(state / "hparams.json", hparams)
+
+    net = build_seeded(spec, seeds.init)
+    init = copy.deepcopy(net) if prune.use_init else None
+    dense_groups = channel_groups(net, shape)
+    minimum = minimum_widths(dense_groups, prune.min_fraction)
+    rows_0 = ranking_rows(dense_groups, protect=prune.protect)
+    mask: Mask | None = None
+    records: list[dict[str, Any]] = []
+    start = 1
+    done = sorted(state.glob("round*.safetensors"), key=lambda p: int(p.stem[5:]))
+    if done and (state / "rounds.csv").exists():  # resume after the last finished round
+        ckpt = load_checkpoint(done[-1])
+        net, mask = ckpt.model, ckpt.mask
+        start = int(done[-1].stem[5:]) + 1
+        records = _read_rounds(state / "rounds.csv")[: start - 1]
+        if init is not None:
+            init = load_checkpoint(state / f"init{start - 1}.safetensors").model
+        log.info("gradflow: resuming after round %d", start - 1)
+
+    device = select_device(compute.device)
+    net = net.to(device)
+    if start == 1 and prune.warmup_epochs > 1:
+        warm = dataclasses.replace(recipe, epochs=prune.warmup_epochs - 1)
+        result = train(net, splits, warm, seeds=seeds, compute=compute, state_dir=state / "warmup",
+                       fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}")  # fmt: skip
+        net = result.model
+    tracker = ImportanceTracker(net, alpha=prune.alpha) if prune.measure == "biased_loss_tracked" else None
+    for k in range(start, prune.rounds + 1):
+        round_seeds = dataclasses.replace(seeds, data_order=mix_seed(seeds.data_order, k),
+                                          augmentation=mix_seed(seeds.augmentation, k))  # fmt: skip
+        if tracker is not None:
+            tracker = ImportanceTracker(net, alpha=prune.alpha)  # zeros, the current widths
+        callbacks = (_Tracker(tracker, prune.track_batches),) if tracker is not None else ()
+        result = train(net, splits, recipe, seeds=round_seeds, compute=compute, mask=mask, callbacks=callbacks,
+                       state_dir=state / f"train{k}", fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}")  # fmt: skip
+        net = result.model
+        shutil.rmtree(state / f"train{k}", ignore_errors=True)
+        before = _evaluate(net, splits, recipe, device)
+        groups = channel_groups(net, shape)
+        alive = _alive(groups, mask)
+        scores = _scores(net, prune, splits, recipe, mix_seed(seed, k), init, tracker)
+        tau = kendall_tau_to_magnitude(scores, net, groups, alive, prune.protect)
+        rows_now = ranking_rows(groups, alive, prune.protect)
+        rows_target = remaining_rows(rows_0, prune.target, prune.rounds, k)
+        keep = select_filters(scores, groups, max(0, rows_now - rows_target), minimum, alive, prune.protect)
+        net, mask_new = prune_filters(net, groups, keep)
+        mask = mask_new if len(mask_new) else None
+        if init is not None:  # the initial weights, narrowed in lockstep (same filters kept)
+            init = prune_filters(init, channel_groups(init, shape), keep)[0]
+        after = _evaluate(net, splits, recipe, device)
+        cost = complexity(net, shape, mask)
+        new_groups = channel_groups(net, shape)
+        records.append({
+            "round": k, "epochs_trained": result.final.get("epoch"), "rows": ranking_rows(new_groups, _alive(new_groups, mask), prune.protect),
+            "rows_target": rows_target, "train_loss": result.final.get("train_loss"), "train_top1": result.final.get("train_top1"),
+            "test_top1_before": before.get("test_top1"), "val_top1_before": before.get("val_top1"),
+            "test_top1_after": after.get("test_top1"), "val_top1_after": after.get("val_top1"),
+            "params": cost.params, "params_alive": cost.params_alive, "flops": cost.flops, "flops_alive": cost.flops_alive,
+            "kendall_tau_magnitude": tau,
+            "widths": " ".join(str(int(_alive(new_groups, mask)[g.producer].sum())) for g in new_groups),
+        })  # fmt: skip
+        log.info("gradflow round %d/%d (%s): rows %d -> %d, test top-1 %.4f -> %.4f, tau %.3f", k, prune.rounds,
+                 prune.measure, rows_now, records[-1]["rows"], before.get("test_top1", math.nan),
+                 after.get("test_top1", math.nan), tau)  # fmt: skip
+        _save(state / f"round{k}.safetensors", net, spec.with_widths(widths(net, new_groups)), mask, {"round": k})
+        if init is not None:
+            _save(state / f"init{k}.safetensors", init, spec.with_widths(widths(init, channel_groups(init, shape))), None, {})
+        _write_rounds(state / "rounds.csv", records)
+        for old in [*state.glob("round*.safetensors"), *state.glob("init*.safetensors")]:  # the last round's only
+            if old.stem not in (f"round{k}", f"init{k}"):
+                old.unlink()
+                old.with_suffix(".json").unlink(missing_ok=True)
+    final_groups = channel_groups(net, shape)
+    meta = {"method": hparams["method"], "dataset": data.to_dict(), "hparams": hparams,
+            "metrics": {k: v for k, v in records[-1].items() if k != "widths"} if records else {}}  # fmt: skip
+    _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
+    _write_rounds(files.rounds_csv, records)
+    return net, mask, records

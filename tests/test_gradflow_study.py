@@ -1,0 +1,94 @@
+"""The gradient-flow pruning phase (sparselab.studies.gradflow) end to end on digits."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from sparselab.io.checkpoint import load_checkpoint
+from sparselab.studies import gradflow
+from sparselab.studies.gradflow import PruneSpec, RoundFiles, run_prune_rounds
+
+DATA = DataHparams(source="digits", val_fraction=0.1, channels=3)
+MODEL = ModelHparams("cifar_resnet20", {"width": 2})
+RECIPE = TrainHparams.from_dict({
+    "epochs": 1, "batch_size": 128, "temperature": 5.0,
+    "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}, "schedule": {"kind": "constant"},
+})  # fmt: skip
+COMPUTE = ComputeHparams(device="cpu", progress="lines")
+
+
+def files(d: Path) -> RoundFiles:
+    return RoundFiles(d / "model.safetensors", d / "rounds.csv", d / "hparams.json", d / ".state")
+
+
+def spec(measure: str = "loss_based", **kw) -> PruneSpec:  # type: ignore[no-untyped-def]
+    return PruneSpec(measure, **{"target": 0.5, "rounds": 3, "importance_batches": 2, "importance_batch_size": 64,
+                                 "protect": ("conv1",), **kw})  # fmt: skip
+
+
+def test_rounds_reach_the_target_exactly_and_the_checkpoint_reloads(tmp_path: Path) -> None:
+    f = files(tmp_path)
+    net, mask, records = run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE)
+    rows = [int(r["rows"]) for r in records]
+    assert rows == [int(r["rows_target"]) for r in records] == [72, 58, 48]  # 96 rankable filters -> 50%
+    with open(f.rounds_csv) as fh:
+        table = list(csv.DictReader(fh))
+    assert [int(r["round"]) for r in table] == [1, 2, 3]
+    assert all(-1 <= float(r["kendall_tau_magnitude"]) <= 1 for r in table)
+    assert int(table[-1]["params_alive"]) < int(table[0]["params_alive"])
+    ckpt = load_checkpoint(f.checkpoint)
+    assert ckpt.spec.widths and ckpt.mask is not None  # inner convs narrowed, residual filters masked
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(ckpt.model.eval()(x), net.cpu().eval()(x), atol=1e-6)
+    assert not any((tmp_path / ".state").glob("train*"))  # per-round training state is cleaned up
+
+
+def test_a_killed_run_resumes_after_its_last_round_and_ends_where_an_uninterrupted_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = files(tmp_path / "whole")
+    run_prune_rounds(whole, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
+
+    killed = files(tmp_path / "killed")
+    real = gradflow.kendall_tau_to_magnitude
+    calls = []
+
+    def dies_in_round_3(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", dies_in_round_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_prune_rounds(killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
+    assert not killed.checkpoint.exists() and (killed.state_dir / "round2.safetensors").exists()
+    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", real)
+    _, _, records = run_prune_rounds(killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
+    assert [r["round"] for r in records][-1] == 3
+    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(killed.checkpoint)
+    assert a.spec.widths == b.spec.widths
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("measure, extra", [("biased_loss", {"use_init": True}), ("biased_loss_tracked", {}),
+                                            ("grad_preserve", {}), ("bn", {})])  # fmt: skip
+def test_measures_with_init_tracking_and_class_balanced_samples_run(tmp_path: Path, measure: str, extra: dict) -> None:
+    prune = spec(measure, rounds=2, importance_batches=4, **extra)
+    _, _, records = run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=prune, seed=0,
+                                     compute=COMPUTE)  # fmt: skip
+    assert [int(r["rows"]) for r in records] == [int(r["rows_target"]) for r in records]
+
+
+def test_bad_pruning_settings_fail_before_any_training(tmp_path: Path) -> None:
+    for bad in (spec("nope"), spec(target=1.0), spec(rounds=0)):
+        with pytest.raises(ValueError):
+            run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=bad, seed=0, compute=COMPUTE)
+    assert not (tmp_path / ".state").exists()
