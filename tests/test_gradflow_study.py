@@ -92,3 +92,45 @@ def test_bad_pruning_settings_fail_before_any_training(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=bad, seed=0, compute=COMPUTE)
     assert not (tmp_path / ".state").exists()
+
+
+# ============================================================================ checkpoint selection
+def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resume(tmp_path: Path) -> None:
+    from sparselab.config import SeedHparams
+    from sparselab.data import build_splits
+    from sparselab.models import build_model
+    from sparselab.train.engine import train
+
+    from sparselab.train.callbacks import Callback
+
+    class WreckLastEpoch(Callback):  # zero every weight in the last epoch: its val top-1 drops to chance
+        def on_step_end(self, ctx) -> None:  # type: ignore[no-untyped-def]
+            if ctx.epoch == ctx.hparams.epochs:
+                with torch.no_grad():
+                    for p in ctx.model.parameters():
+                        p.zero_()
+
+    splits = build_splits(DATA)
+    recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 4, "select": "best_val"})
+    torch.manual_seed(0)
+    model = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
+    result = train(model, splits, recipe, seeds=SeedHparams(), compute=COMPUTE, state_dir=tmp_path / "s",
+                   callbacks=(WreckLastEpoch(),))  # fmt: skip
+    vals = [r["val_top1"] for r in result.history]
+    best = vals.index(max(vals)) + 1
+    assert best < 4 and vals[-1] < max(vals)
+    assert result.selected_epoch == best and result.final["epoch"] == best
+    assert result.final["val_top1"] == max(vals)
+    from sparselab.data.loaders import make_loader
+    from sparselab.metrics.classification import evaluate
+
+    val = make_loader(splits.val, 256, shuffle=False)
+    assert evaluate(result.model, val)["top1"] == max(vals)  # the model holds the selected weights
+    # a finished run's resume state restarts at its end and selects the same weights from it
+    again = train(build_model("cifar_resnet20", 10, (3, 8, 8), width=2), splits, recipe, seeds=SeedHparams(),
+                  compute=COMPUTE, state_dir=tmp_path / "s", callbacks=(WreckLastEpoch(),))  # fmt: skip
+    assert again.resumed_from_epoch == 4 and again.selected_epoch == best
+    sa, sb = result.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+    with pytest.raises(ValueError, match="val_fraction"):
+        train(model, build_splits(DataHparams(source="digits", channels=3)), recipe, seeds=SeedHparams(), compute=COMPUTE)

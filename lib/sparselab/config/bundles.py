@@ -116,6 +116,9 @@ class TrainHparams(Hparams):
     drop_last: bool = False
     eval_every: int = 1  # evaluate val/test every k epochs (and always after the last)
     eval_train: bool = False  # also evaluate the non-augmented train split in eval mode
+    # which weights the run ends with: the last epoch's, or those of the epoch with the best
+    # validation top-1 (needs data.val_fraction > 0; the test set is never used to select)
+    select: Literal["last", "best_val"] = "last"
 
     def validate(self, path: str) -> None:
         if self.epochs < 0:
@@ -128,6 +131,8 @@ class TrainHparams(Hparams):
             raise HparamsError(f"{path}.temperature: must be > 0")
         if self.eval_every < 1:
             raise HparamsError(f"{path}.eval_every: must be >= 1")
+        if self.select not in ("last", "best_val"):
+            raise HparamsError(f"{path}.select: {self.select!r} must be 'last' or 'best_val'")
         last = self.schedule.milestones[-1] if self.schedule.milestones else 0
         if self.epochs and last > self.epochs:
             raise HparamsError(f"{path}.schedule.milestones: {last} is past epochs={self.epochs}")

@@ -50,9 +50,13 @@ class TrainResult:
     mask: Mask | None
     history: list[dict[str, Any]]
     resumed_from_epoch: int | None
+    selected_epoch: int | None = None  # select=best_val: the epoch whose weights the model holds
 
     @property
     def final(self) -> dict[str, Any]:
+        """The metrics of the weights the run ends with (the selected epoch's, or the last)."""
+        if self.selected_epoch is not None:
+            return next(r for r in self.history if r.get("epoch") == self.selected_epoch)
         return self.history[-1] if self.history else {}
 
 
@@ -94,7 +98,12 @@ class _Trainer:
         fingerprint: str,
     ) -> None:
         check_unique_names(callbacks)
+        if hp.select == "best_val" and splits.val is None:
+            raise ValueError("recipe select: best_val needs a validation split: set the dataset's val_fraction > 0 "
+                             "(the test set is never used to select weights)")  # fmt: skip
         self.hp, self.seeds, self.callbacks, self.fingerprint = hp, seeds, list(callbacks), fingerprint
+        self.best: dict[str, Any] | None = None
+        self.selected_epoch: int | None = None
         self.device = select_device(compute.device)
         configure_determinism(compute.deterministic, compiled=compute.compile)
         self.amp, self.channels_last = uses_cuda_features(self.device, compute)
@@ -139,6 +148,7 @@ class _Trainer:
             history=[dict(r) for r in self.history],
             mask=dict(mask.to_tensors()) if mask is not None else None,
             callbacks={c.name: c.state_dict() for c in self.callbacks},
+            best=self.best,
         )
 
     def load_state(self, state: TrainState, *, with_history: bool) -> None:
@@ -151,6 +161,7 @@ class _Trainer:
             self.ctx.set_mask(Mask(state.mask).to_device(self.device))
         if with_history:
             self.history = [dict(r) for r in state.history]
+            self.best = state.best
             for c in self.callbacks:
                 if c.name in state.callbacks:
                     c.load_state_dict(state.callbacks[c.name])
@@ -249,6 +260,7 @@ class _Trainer:
             row = self.train_epoch(epoch)
             if epoch % hp.eval_every == 0 or epoch == hp.epochs:
                 self.evaluate_all(row)
+                self.remember_if_best(row)
             for c in self.callbacks:
                 c.on_epoch_end(ctx, row)
             self.history.append(row)
@@ -263,9 +275,22 @@ class _Trainer:
                     state.save(snapshots[epoch])
         for c in self.callbacks:
             c.on_train_end(ctx)
+        if hp.select == "best_val" and self.best is not None:
+            self.model.load_state_dict(self.best["model"])
+            self.selected_epoch = int(self.best["epoch"])
+            log.info("selected the weights of epoch %d (best val top-1 %.4f)", self.selected_epoch, self.best["val_top1"])
         if metrics_csv is not None:
             write_metrics_csv(metrics_csv, self.history)
         return resumed_from
+
+    def remember_if_best(self, row: dict[str, Any]) -> None:
+        """select=best_val: keep a copy of the weights of the best validation top-1 so far (the
+        earliest epoch wins ties)."""
+        if self.hp.select != "best_val" or "val_top1" not in row:
+            return
+        if self.best is None or row["val_top1"] > self.best["val_top1"]:
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = {"epoch": int(row["epoch"]), "val_top1": float(row["val_top1"]), "model": weights}
 
 
 def train(
@@ -302,4 +327,5 @@ def train(
         initial_state=initial_state,
         snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
     )
-    return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed)
+    return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed,
+                       selected_epoch=trainer.selected_epoch)  # fmt: skip

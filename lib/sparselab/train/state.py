@@ -31,6 +31,7 @@ class TrainState:
     history: list[dict[str, Any]]
     mask: dict[str, torch.Tensor] | None = None
     callbacks: dict[str, Any] = dataclasses.field(default_factory=dict)
+    best: dict[str, Any] | None = None  # select=best_val: epoch, val_top1 and weights of the best epoch
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
