@@ -21,6 +21,7 @@ include: "rules/prune.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/pathnorm.smk"
+include: "rules/gradflow.smk"
 
 
 rule all:

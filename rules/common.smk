@@ -42,6 +42,8 @@ wildcard_constraints:
     round=r"[0-9]+",
     fraction=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",
     name=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    measure=r"[a-z][a-z0-9_]*",
+    target=r"0(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity of a fraction in [0, 1)
 
 
 # ---------------------------------------------------------------- paths
@@ -54,6 +56,9 @@ PRETRAINED_RUN = "results/pathnorm/pretrained/{dataset}/{name}"
 IMP_RUN = "results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}"
 SUBSET_RUN = "results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}"
 PN = CFG.pathnorm
+GRADFLOW_RUN = "results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}"
+GRADFLOW_SUMMARY = "results/gradflow/summary"
+GF = CFG.gradflow
 
 
 def code_deps(script):
@@ -178,6 +183,52 @@ def subset_metrics(wildcards=None):
     }  # fmt: skip
 
 
+def gradflow_experiment(wildcards):
+    return GF.experiment(wildcards.dataset, wildcards.model)
+
+
+def gradflow_round_recipe(wildcards):
+    return CFG.recipes[gradflow_experiment(wildcards).round_recipe].to_dict()
+
+
+def gradflow_final_recipe(wildcards):
+    return CFG.recipes[gradflow_experiment(wildcards).final_recipe].to_dict()
+
+
+def gradflow_prune_params(wildcards):
+    return gradflow_experiment(wildcards).prune_spec(wildcards.measure, float(wildcards.target))
+
+
+def _gradflow_keys(run):
+    return {"dataset": run.dataset, "model": run.model, "measure": run.measure, "target": run.target, "seed": run.seed}
+
+
+def gradflow_run_dir(run):
+    return GRADFLOW_RUN.format(dataset=run.dataset, model=run.model, measure=run.measure, target=run.target_str, seed=run.seed)
+
+
+def gradflow_summaries(wildcards=None):
+    """[keys, final summary path] of every run."""
+    return [[_gradflow_keys(r), f"{gradflow_run_dir(r)}/final/summary.json"] for r in GF.runs()]
+
+
+def gradflow_rounds(wildcards=None):
+    """[keys, rounds.csv path] of every run."""
+    return [[_gradflow_keys(r), f"{gradflow_run_dir(r)}/rounds.csv"] for r in GF.runs()]
+
+
+def gradflow_dense(wildcards=None):
+    """[keys, checkpoint] of the dense baselines of experiments that name a dense_recipe."""
+    out = []
+    for e in GF.experiments:
+        if e.dense_recipe is None:
+            continue
+        for seed in e.seeds:
+            keys = {"dataset": e.dataset, "model": e.model, "measure": "dense", "target": 0.0, "seed": seed}
+            out.append([keys, DENSE_MODEL.format(dataset=e.dataset, model=e.model, recipe=e.dense_recipe, seed=seed)])
+    return out
+
+
 # ---------------------------------------------------------------- resources
 def _source(wildcards):
     return CFG.datasets[wildcards.dataset].source
@@ -196,6 +247,16 @@ def train_runtime(wildcards, attempt):
 def finetune_runtime(wildcards, attempt):
     exp = CFG.oneshot_experiment(wildcards.dataset, wildcards.model)
     return _minutes(wildcards, CFG.recipes[exp.finetune_recipe].epochs, attempt)
+
+
+def gradflow_prune_runtime(wildcards, attempt):
+    exp = gradflow_experiment(wildcards)
+    epochs = exp.rounds * CFG.recipes[exp.round_recipe].epochs + max(0, exp.options["warmup_epochs"] - 1)
+    return _minutes(wildcards, int(math.ceil(1.2 * epochs)), attempt)  # + scoring, about 20 steps a round
+
+
+def gradflow_final_runtime(wildcards, attempt):
+    return _minutes(wildcards, CFG.recipes[gradflow_experiment(wildcards).final_recipe].epochs, attempt)
 
 
 def train_mem_mb(wildcards):
@@ -234,5 +295,13 @@ def pathnorm_targets():
     return out
 
 
+def gradflow_targets():
+    if GF is None or not GF.runs():
+        return []
+    names = ["records.csv", "table_final.csv", "table_final.md"]
+    names += [f"{fig}.{ext}" for fig in ("figure_rounds", "figure_kendall") for ext in ("pdf", "png")]
+    return [f"{GRADFLOW_SUMMARY}/{name}" for name in names]
+
+
 def all_targets():
-    return oneshot_targets() + pathnorm_targets()
+    return oneshot_targets() + pathnorm_targets() + gradflow_targets()

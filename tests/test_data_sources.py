@@ -306,3 +306,13 @@ def test_digits_image_size_and_channels_change_input_shape():
     src = build_source(DataHparams(source="digits", image_size=16, channels=3))
     assert src.info.input_shape == (3, 16, 16) == tuple(src.train.tensors[0].shape[1:])
     assert build_source(DataHparams(source="digits")).info.input_shape == (1, 8, 8)
+
+
+def test_cifar_half_normalisation_maps_pixels_to_minus_one_one(roots):
+    # Lubana & Dick normalise with mean = std = 0.5 per channel: x = 2 * pixel / 255 - 1
+    src = build_source(hp_for(roots, "cifar10", normalize="half"))
+    assert src.info.mean == (0.5, 0.5, 0.5) and src.info.std == (0.5, 0.5, 0.5)
+    x, y = src.test[7]
+    assert x[0, 9, 4].item() == pytest.approx(2 * fake_pixel(y, 10, 0, 9, 4) / 255 - 1, abs=1e-5)
+    with pytest.raises(Exception, match="cifar10/cifar100 only"):
+        DataHparams.from_dict({"source": "digits", "normalize": "half"}, path="datasets.digits")

@@ -25,6 +25,8 @@ class DataHparams(Hparams):
     resize_size: int | None = None  # imagenet eval: resize before the centre crop (256)
     channels: int | None = None  # digits/mnist: 1 or 3 (replicated grey) for conv nets
     augment: bool = True  # standard train augmentation of the source (digits has none)
+    # cifar only: per-channel mean/std of the dataset, or 0.5/0.5 (Lubana & Dick's code)
+    normalize: Literal["dataset", "half"] = "dataset"
     verify_checksums: bool = True  # torchvision md5 checks of CIFAR/MNIST files
     test_fraction: float = 0.25  # digits only: stratified train/test split
     split_seed: int = 0  # digits only: seed of that split
@@ -40,6 +42,10 @@ class DataHparams(Hparams):
                 raise HparamsError(f"{path}.{name}: {v} must be in [0, 1)")
         if not 0.0 < self.subset_fraction <= 1.0:
             raise HparamsError(f"{path}.subset_fraction: {self.subset_fraction} must be in (0, 1]")
+        if self.normalize not in ("dataset", "half"):
+            raise HparamsError(f"{path}.normalize: {self.normalize!r} must be 'dataset' or 'half'")
+        if self.normalize == "half" and self.source not in ("cifar10", "cifar100"):
+            raise HparamsError(f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 only")
         if self.channels not in (None, 1, 3):
             raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
         if self.source in ("cifar10", "cifar100") and (self.channels or self.image_size):

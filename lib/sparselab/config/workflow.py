@@ -133,6 +133,63 @@ class PathnormConfig:
         return {"qs": list(self.qs), **self.analysis}
 
 
+# Prune options of a gradflow experiment, with the original's defaults (sparselab.studies.gradflow.PruneSpec).
+GRADFLOW_OPTIONS = {
+    "warmup_epochs": 0, "importance_batches": 20, "importance_batch_size": 128, "grasp_temperature": 200.0,
+    "min_fraction": 0.05, "protect": [], "use_init": False, "use_l2": False, "track_batches": 20, "alpha": 0.8,
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class GradflowExperiment:
+    """One model on one dataset: every measure x target x seed, pruned in ``rounds`` rounds."""
+
+    dataset: str
+    model: str
+    round_recipe: str  # one round's training (its epochs are the epochs per round)
+    final_recipe: str  # training after the last round
+    dense_recipe: str | None  # optional dense baseline from scratch (the "before" row)
+    measures: tuple[str, ...]
+    targets: tuple[float, ...]
+    rounds: int
+    seeds: tuple[int, ...]
+    options: Mapping[str, Any]
+
+    def prune_spec(self, measure: str, target: float) -> dict[str, Any]:
+        """Keyword arguments of ``PruneSpec`` (kept as plain data: the config layer has no torch)."""
+        return {"measure": measure, "target": float(target), "rounds": self.rounds,
+                **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in self.options.items()}}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class GradflowRun:
+    dataset: str
+    model: str
+    measure: str
+    target: float
+    seed: int
+
+    @property
+    def target_str(self) -> str:
+        return format_sparsity(self.target)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradflowConfig:
+    title: str
+    experiments: tuple[GradflowExperiment, ...]
+
+    def experiment(self, dataset: str, model: str) -> GradflowExperiment:
+        for e in self.experiments:
+            if (e.dataset, e.model) == (dataset, model):
+                return e
+        raise KeyError(f"no gradflow experiment for dataset {dataset!r} and model {model!r}")
+
+    def runs(self) -> list[GradflowRun]:
+        return [GradflowRun(e.dataset, e.model, m, t, s) for e in self.experiments
+                for m in e.measures for t in e.targets for s in e.seeds]  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class WorkflowConfig:
     compute: ComputeHparams
@@ -144,6 +201,7 @@ class WorkflowConfig:
     oneshot_title: str
     oneshot: tuple[OneshotExperiment, ...]
     pathnorm: PathnormConfig | None = None
+    gradflow: GradflowConfig | None = None
 
     # ---------------------------------------------------------------- queries
     def used_datasets(self) -> list[str]:
@@ -153,6 +211,8 @@ class WorkflowConfig:
             used |= {s.dataset for s in (pn.imp, pn.subsets) if s is not None}
             if pn.pretrained:
                 used.add(pn.pretrained_dataset)  # type: ignore[arg-type]
+        if self.gradflow is not None:
+            used |= {e.dataset for e in self.gradflow.experiments}
         return sorted(used)
 
     def oneshot_experiment(self, dataset: str, model: str) -> OneshotExperiment:
@@ -282,6 +342,32 @@ def _pathnorm(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> Path
     )
 
 
+def _gradflow(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> GradflowConfig | None:
+    if not raw.get("enabled", True):
+        return None
+    experiments, seen = [], set()
+    for i, e in enumerate(raw.get("experiments", [])):
+        key = f"gradflow.experiments[{i}]"
+        _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
+        _reference(e["model"], cfg["models"], f"{key}.model", "models")
+        for part in ("round_recipe", "final_recipe", "dense_recipe"):
+            if part in e:
+                _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
+        if (e["dataset"], e["model"]) in seen:
+            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+        seen.add((e["dataset"], e["model"]))
+        if cfg["recipes"][e["round_recipe"]].epochs < 1:
+            raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
+        options = {k: e.get(k, default) for k, default in GRADFLOW_OPTIONS.items()}
+        if options["importance_batches"] * options["importance_batch_size"] < 1:
+            raise ConfigError(f"{key}: importance_batches and importance_batch_size must be >= 1")
+        experiments.append(GradflowExperiment(
+            e["dataset"], e["model"], e["round_recipe"], e["final_recipe"], e.get("dense_recipe"),
+            tuple(e["measures"]), tuple(float(t) for t in e["targets"]), int(e["rounds"]), tuple(e["seeds"]), options,
+        ))  # fmt: skip
+    return GradflowConfig(title=str(raw.get("title", "Gradient-flow structured pruning")), experiments=tuple(experiments))
+
+
 def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
     """Typed view of a schema-validated config; raises :class:`ConfigError` on any inconsistency."""
     datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
@@ -300,6 +386,7 @@ def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
         oneshot_title=str(oneshot_raw.get("title", "One-shot magnitude pruning")),
         oneshot=_oneshot(oneshot_raw, {"datasets": datasets, "models": models, "recipes": recipes}),
         pathnorm=_pathnorm(config.get("pathnorm", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
+        gradflow=_gradflow(config.get("gradflow", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
     )
     return wf
 

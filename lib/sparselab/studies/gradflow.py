@@ -52,11 +52,11 @@ from ..structured import (
 from ..structured.dependency import ChannelGroup
 from ..train.callbacks import Callback, TrainContext
 from ..train.engine import train
-from ..train.run import build_seeded
+from ..train.run import RunFiles, build_seeded
 
 log = logging.getLogger("sparselab")
 
-__all__ = ["PruneSpec", "RoundFiles", "run_prune_rounds", "kendall_tau_to_magnitude"]
+__all__ = ["PruneSpec", "RoundFiles", "kendall_tau_to_magnitude", "run_final_training", "run_prune_rounds", "summarize"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +242,10 @@ def run_prune_rounds(
     net = build_seeded(spec, seeds.init)
     init = copy.deepcopy(net) if prune.use_init else None
     dense_groups = channel_groups(net, shape)
+    unknown = sorted(set(prune.protect) - {g.producer for g in dense_groups})
+    if unknown:
+        raise ValueError(f"protect names {unknown}, which are not prunable convs of {model.arch}; "
+                         f"prunable: {', '.join(g.producer for g in dense_groups)}")  # fmt: skip
     minimum = minimum_widths(dense_groups, prune.min_fraction)
     rows_0 = ranking_rows(dense_groups, protect=prune.protect)
     mask: Mask | None = None
@@ -316,3 +320,63 @@ def run_prune_rounds(
     _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
     _write_rounds(files.rounds_csv, records)
     return net, mask, records
+
+
+# ------------------------------------------------------------------------------------ after the rounds
+def dense_complexity(spec: ArchSpec) -> dict[str, int]:
+    """Parameters and FLOPs of the unpruned architecture (the compression baseline)."""
+    dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
+    return complexity(dense, spec.input_shape).to_dict()
+
+
+def summarize(checkpoint: str | Path, history_final: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Accuracy, parameters, FLOPs and compression of a (pruned) checkpoint against its dense
+    architecture; compression and FLOP reduction count masked filters as removed."""
+    ckpt = load_checkpoint(checkpoint)
+    cost = complexity(ckpt.model, ckpt.spec.input_shape, ckpt.mask)
+    dense = dense_complexity(ckpt.spec)
+    metrics = dict(history_final if history_final is not None else ckpt.meta.get("metrics", {}))
+    return {
+        **{k: metrics.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1", "train_top1") if k in metrics},
+        **cost.to_dict(),
+        "dense_params": dense["params"], "dense_flops": dense["flops"],
+        "compression": cost.compression(dense["params"]),
+        "flops_reduction": dense["flops"] / cost.flops_alive if cost.flops_alive else math.inf,
+        "widths": ckpt.spec.widths or {},
+    }  # fmt: skip
+
+
+def run_final_training(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    pruned: str | Path,
+    data: DataHparams,
+    recipe: TrainHparams,
+    seed: int,
+    compute: ComputeHparams,
+) -> dict[str, Any]:
+    """Train the pruned checkpoint with the final recipe (masks enforced; epoch 0 of the metrics
+    is the accuracy right after the last round) and write its summary."""
+    from ..train.run import run_finetuning
+
+    result = run_finetuning(files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute,
+                            method="gradflow_final")  # fmt: skip
+    summary = summarize(files.checkpoint, result.final)
+    summary["selected_epoch"] = result.selected_epoch
+    atomic_write_json(summary_json, summary)
+    return summary
+
+
+def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
+                  records_csv: str | Path) -> None:  # fmt: skip
+    """records.csv: the final summary of every run, and a summary of every dense baseline
+    checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
+    import json
+
+    from ..io.atomic import atomic_write_text
+    from ..report.gradflow import records_from
+
+    rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
+    rows += [(keys, summarize(path)) for keys, path in dense]
+    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))

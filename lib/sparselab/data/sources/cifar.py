@@ -51,9 +51,14 @@ class UncheckedCIFAR100(CIFAR100):
 _CLASSES = {"cifar10": (CIFAR10, UncheckedCIFAR10), "cifar100": (CIFAR100, UncheckedCIFAR100)}
 
 
-def cifar_transforms(source: str, augment: bool) -> tuple[v2.Compose, v2.Compose]:
+def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std): the dataset's, or 0.5/0.5 as in Lubana & Dick's code."""
+    return ((0.5,) * 3, (0.5,) * 3) if normalize == "half" else STATS[source]
+
+
+def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> tuple[v2.Compose, v2.Compose]:
     """(train, eval) transforms: PIL RGB image -> normalised float tensor (3, 32, 32)."""
-    mean, std = STATS[source]
+    mean, std = cifar_stats(source, normalize)
     tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
     eval_tf = v2.Compose([v2.ToImage(), *tail])
     if not augment:
@@ -82,7 +87,7 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     checked_cls, unchecked_cls = _CLASSES[hp.source]
-    train_tf, eval_tf = cifar_transforms(hp.source, hp.augment)
+    train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
     if hp.verify_checksums:
         # Checks every train and test file and the meta file: the loads below need not repeat it.
         train = _load_checked(checked_cls, hp, root, train_tf)
@@ -91,7 +96,7 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_eval.transform = eval_tf
     test = unchecked_cls(root, train=False, transform=eval_tf, download=False)
-    mean, std = STATS[hp.source]
+    mean, std = cifar_stats(hp.source, hp.normalize)
     info = DatasetInfo(
         name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, SIZE, SIZE), mean=mean, std=std
     )

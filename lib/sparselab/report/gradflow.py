@@ -1,0 +1,140 @@
+"""Tables and figures of the gradient-flow pruning study (Lubana & Dick, ICLR 2021).
+
+Inputs are the pipeline's files: ``records.csv`` (one row per finished run: the final accuracy,
+parameters and FLOPs of every model x dataset x measure x target x seed, plus ``measure ==
+"dense"`` rows for the dense baselines) and the per-round ``rounds.csv`` of every pruning phase.
+Only pandas, numpy, seaborn and matplotlib are imported here (no torch).
+
+* **Final table**: mean ± std over seeds of test top-1 (%), alive parameters, alive FLOPs (M) and
+  the compression by parameters (dense / alive), per dataset, model, target and measure.
+* **Accuracy per round**: test top-1 after each round's training (before pruning), one line per
+  measure, a panel per dataset x model; dashed lines show the accuracy right after pruning.
+* **Kendall tau per round**: each measure's ranking of all filters against the magnitude ranking,
+  the paper's argument that magnitude-agnostic measures drift towards magnitude during training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from ..io.atomic import atomic_write_text
+from .figures import save_figure  # also selects the headless Agg backend
+
+__all__ = ["KEYS", "final_table", "final_table_markdown", "load_rounds", "records_from", "rounds_figure", "write_report"]
+
+KEYS = ("dataset", "model", "measure", "target", "seed")
+_GROUP = ["dataset", "model", "target", "measure"]
+
+
+def load_rounds(paths: Mapping[tuple[Any, ...], str | Path]) -> pd.DataFrame:
+    """Every run's rounds.csv, with its keys (``KEYS``) as columns."""
+    frames = []
+    for key, path in paths.items():
+        df = pd.read_csv(path)
+        for name, value in zip(KEYS, key):
+            df[name] = value
+        frames.append(df)
+    if not frames:
+        raise ValueError("no pruning runs to plot")
+    return pd.concat(frames, ignore_index=True)
+
+
+def final_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per dataset, model, target and measure (dense rows first)."""
+    missing = {"test_top1", "params_alive", "flops_alive", "compression", *KEYS} - set(records.columns)
+    if missing:
+        raise ValueError(f"records lack columns {sorted(missing)}")
+    df = records.assign(test_top1=100 * records["test_top1"], mflops_alive=records["flops_alive"] / 1e6)
+    agg = df.groupby(_GROUP, sort=False).agg(
+        seeds=("seed", "nunique"),
+        test_top1_mean=("test_top1", "mean"), test_top1_std=("test_top1", "std"),
+        params_alive_mean=("params_alive", "mean"), params_alive_std=("params_alive", "std"),
+        mflops_alive_mean=("mflops_alive", "mean"), mflops_alive_std=("mflops_alive", "std"),
+        compression_mean=("compression", "mean"), compression_std=("compression", "std"),
+    ).reset_index()  # fmt: skip
+    agg["_dense"] = agg["measure"] != "dense"
+    agg = agg.sort_values(["dataset", "model", "_dense", "target", "measure"], kind="stable").drop(columns="_dense")
+    return agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index(drop=True)
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def final_table_markdown(table: pd.DataFrame) -> str:
+    rows = pd.DataFrame({
+        "dataset": table["dataset"], "model": table["model"],
+        "target": ["—" if m == "dense" else f"{t:.0%}" for m, t in zip(table["measure"], table["target"])],
+        "measure": table["measure"], "seeds": table["seeds"],
+        "test top-1 (%)": [_pm(m, s, 2) for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
+        "params (alive)": [_pm(m, s, 0) for m, s in zip(table["params_alive_mean"], table["params_alive_std"])],
+        "MFLOPs (alive)": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
+        "compression": [_pm(m, s, 2) + "x" for m, s in zip(table["compression_mean"], table["compression_std"])],
+    })  # fmt: skip
+    return rows.to_markdown(index=False) + "\n"
+
+
+def rounds_figure(rounds: pd.DataFrame, value: str, ylabel: str, title: str = "", after: str | None = None) -> sns.FacetGrid:
+    """``value`` per round (mean over seeds, band = std), a line per measure, a panel per
+    dataset x model x target; ``after`` adds the same measure right after pruning, dashed."""
+    df = rounds.copy()
+    df["panel"] = df["dataset"] + " · " + df["model"] + " · " + df["target"].map(lambda t: f"{float(t):.0%} pruned")
+    measures = list(dict.fromkeys(df["measure"]))
+    palette = dict(zip(measures, sns.color_palette("tab10" if len(measures) <= 10 else "tab20", len(measures))))
+    grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.2, aspect=1.25, sharey=False)
+    grid.map_dataframe(sns.lineplot, x="round", y=value, hue="measure", hue_order=measures, palette=palette,
+                       errorbar="sd", marker="o", markersize=3)  # fmt: skip
+    if after is not None:
+        grid.map_dataframe(sns.lineplot, x="round", y=after, hue="measure", hue_order=measures, palette=palette,
+                           errorbar=None, linestyle="--", linewidth=0.8, legend=False)  # fmt: skip
+    grid.set_axis_labels("pruning round", ylabel)
+    grid.set_titles("{col_name}")
+    grid.add_legend(title="measure")
+    if title:
+        grid.figure.suptitle(title, y=1.03)
+    return grid
+
+
+def write_report(
+    records_csv: str | Path,
+    rounds_paths: Mapping[tuple[Any, ...], str | Path],
+    *,
+    table_csv: str | Path,
+    table_md: str | Path,
+    rounds_pdf: str | Path,
+    rounds_png: str | Path,
+    kendall_pdf: str | Path,
+    kendall_png: str | Path,
+    title: str = "",
+) -> None:
+    """The study's table and its two figures."""
+    records = pd.read_csv(records_csv)
+    table = final_table(records)
+    atomic_write_text(table_csv, table.to_csv(index=False))
+    atomic_write_text(table_md, (f"# {title}\n\n" if title else "") + final_table_markdown(table))
+    rounds = load_rounds(rounds_paths)
+    grid = rounds_figure(rounds, "test_top1_before", "test top-1 (dashed: right after pruning)",
+                         title, after="test_top1_after")  # fmt: skip
+    save_figure(grid.figure, rounds_pdf, rounds_png)
+    plt.close(grid.figure)
+    tau = rounds.dropna(subset=["kendall_tau_magnitude"])
+    grid = rounds_figure(tau if len(tau) else rounds, "kendall_tau_magnitude", "Kendall τ to the magnitude ranking", title)
+    for ax in grid.axes.flat:
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
+        ax.set_ylim(-1.05, 1.05)
+    save_figure(grid.figure, kendall_pdf, kendall_png)
+    plt.close(grid.figure)
+
+
+def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per (keys, summary) pair, keys first; nested fields (widths) are dropped."""
+    rows = []
+    for keys, summary in summaries:
+        rows.append({**keys, **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}})
+    df = pd.DataFrame(rows)
+    return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]

@@ -1,0 +1,120 @@
+# Gradient-flow structured pruning (Lubana & Dick, ICLR 2021): per model x dataset x measure x
+# target x seed, one job for the prune+train rounds and one for the final training; then the
+# records (dense baselines from rules/train.smk included), the table and the two figures.
+
+
+rule gradflow_prune:
+    input:
+        code=code_deps("gradflow_prune.py"),
+    output:
+        model="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.safetensors",
+        sidecar="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.json",
+        rounds="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/rounds.csv",
+        hparams="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune_hparams.json",
+    params:
+        data=dataset_params,
+        model=model_params,
+        recipe=gradflow_round_recipe,
+        prune=gradflow_prune_params,
+        state_dir=resume_dir,
+    log:
+        "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune.log",
+    benchmark:
+        "benchmarks/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune.tsv"
+    threads: 1
+    priority: 10
+    resources:
+        runtime=gradflow_prune_runtime,
+        mem_mb=train_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/gradflow_prune.py"
+
+
+rule gradflow_final:
+    input:
+        pruned="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.safetensors",
+        code=code_deps("gradflow_final.py"),
+    output:
+        model="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/model.safetensors",
+        sidecar="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/model.json",
+        metrics="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/metrics.csv",
+        hparams="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/hparams.json",
+        summary="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/summary.json",
+    params:
+        data=dataset_params,
+        recipe=gradflow_final_recipe,
+        state_dir=resume_dir,
+    log:
+        "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.log",
+    benchmark:
+        "benchmarks/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.tsv"
+    threads: 1
+    resources:
+        runtime=gradflow_final_runtime,
+        mem_mb=train_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/gradflow_final.py"
+
+
+rule gradflow_records:
+    input:
+        summaries=lambda wildcards: [path for _, path in gradflow_summaries()],
+        dense=lambda wildcards: [path for _, path in gradflow_dense()],
+        code=code_deps("gradflow_records.py"),
+    output:
+        records="results/gradflow/summary/records.csv",
+    params:
+        runs=gradflow_summaries,
+        dense=gradflow_dense,
+    log:
+        "logs/gradflow/records.log",
+    threads: 1
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/gradflow_records.py"
+
+
+rule gradflow_report:
+    input:
+        records="results/gradflow/summary/records.csv",
+        rounds=lambda wildcards: [path for _, path in gradflow_rounds()],
+        code=code_deps("gradflow_report.py"),
+    output:
+        table=report(
+            "results/gradflow/summary/table_final.csv",
+            caption="../report/gradflow_table.rst",
+            category="Gradient-flow pruning",
+            labels={"artefact": "final accuracy, FLOPs, parameters"},
+        ),
+        table_md="results/gradflow/summary/table_final.md",
+        rounds_pdf="results/gradflow/summary/figure_rounds.pdf",
+        rounds_png=report(
+            "results/gradflow/summary/figure_rounds.png",
+            caption="../report/gradflow_rounds.rst",
+            category="Gradient-flow pruning",
+            labels={"artefact": "accuracy per round"},
+        ),
+        kendall_pdf="results/gradflow/summary/figure_kendall.pdf",
+        kendall_png=report(
+            "results/gradflow/summary/figure_kendall.png",
+            caption="../report/gradflow_kendall.rst",
+            category="Gradient-flow pruning",
+            labels={"artefact": "Kendall tau to magnitude"},
+        ),
+    params:
+        rounds=gradflow_rounds,
+        title=GF.title if GF else "",
+    log:
+        "logs/gradflow/report.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/gradflow_report.py"

@@ -1,0 +1,88 @@
+"""The gradient-flow study as Snakemake rules: a tiny end-to-end run, config errors, the paper plan,
+and the table's aggregation (sparselab.report.gradflow)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import REPO, run_snakemake, write_config
+
+from sparselab.report.gradflow import final_table, final_table_markdown
+
+pytestmark = pytest.mark.workflow
+
+
+def gradflow_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
+    recipe = {"batch_size": 128, "temperature": 5.0, "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}}
+    return {
+        "compute": {"device": "cpu"},
+        "datasets": {"digits": {"source": "digits", "val_fraction": 0.1, "channels": 3}},
+        "models": {"resnet": {"arch": "cifar_resnet20", "kwargs": {"width": 2}}},
+        "recipes": {
+            "round": {**recipe, "epochs": 1, "schedule": {"kind": "constant"}},
+            "final": {**recipe, "epochs": 2, "schedule": {"kind": "multistep", "milestones": [1]}, "select": "best_val"},
+            "dense": {**recipe, "epochs": 3, "schedule": {"kind": "multistep", "milestones": [2]}},
+        },
+        "oneshot": {"enabled": False},
+        "gradflow": {"experiments": [{
+            "dataset": "digits", "model": "resnet", "round_recipe": "round", "final_recipe": "final",
+            "dense_recipe": "dense", "measures": ["mag_based", "tfo"], "targets": [0.5], "rounds": 2, "seeds": [0, 1],
+            "importance_batches": 2, "importance_batch_size": 64, "min_fraction": 0.0, "protect": ["conv1"],
+            **experiment,
+        }]},
+    }  # fmt: skip
+
+
+def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path / "config.yaml", gradflow_config())
+    run_snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "config.yaml"), timeout=600)
+    summary = tmp_path / "results" / "gradflow" / "summary"
+    table = pd.read_csv(summary / "table_final.csv")
+    assert list(table["measure"]) == ["dense", "mag_based", "tfo"] and set(table["seeds"]) == {2}
+    dense = table[table["measure"] == "dense"].iloc[0]
+    assert dense["compression_mean"] == pytest.approx(1.0)
+    assert (table[table["measure"] != "dense"]["compression_mean"] > 1.5).all()  # half the filters, and more params
+    assert "±" in (summary / "table_final.md").read_text()
+    for name in ("figure_rounds", "figure_kendall"):
+        assert (summary / f"{name}.png").stat().st_size > 10_000 and (summary / f"{name}.pdf").exists()
+    rounds = pd.read_csv(tmp_path / "results/gradflow/digits/resnet/tfo/p0.5/seed1/rounds.csv")
+    assert list(rounds["round"]) == [1, 2] and list(rounds["rows"]) == list(rounds["rows_target"])
+    again = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"))
+    assert "Nothing to be done" in again.stdout
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"final_recipe": "nope"}, "gradflow.experiments[0].final_recipe"),
+     ({"measures": ["magnitude"]}, "gradflow.experiments[0].measures[0]")],  # fmt: skip
+)
+def test_config_errors_name_the_key(tmp_path, change, message) -> None:  # type: ignore[no-untyped-def]
+    write_config(tmp_path / "config.yaml", gradflow_config(**change))
+    proc = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+def test_paper_config_plans_every_job(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from test_workflow import planned_jobs
+
+    plan = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / "lubana21.yaml")).stdout)
+    # 3 models x 2 datasets x 11 measures x 3 targets x 3 seeds, plus a dense baseline per model x dataset x seed
+    assert plan["gradflow_prune"] == plan["gradflow_final"] == 594 and plan["train_dense"] == 18
+    assert plan["gradflow_records"] == plan["gradflow_report"] == 1
+
+
+def test_final_table_means_and_stds_over_seeds_with_dense_rows_first() -> None:
+    rows = []
+    for measure, accs in (("grasp", (0.8, 0.9)), ("dense", (0.95, 0.97))):
+        for seed, acc in enumerate(accs):
+            params = 1000 if measure == "dense" else 400 + 100 * seed
+            rows.append({"dataset": "d", "model": "m", "measure": measure, "target": 0.0 if measure == "dense" else 0.5,
+                         "seed": seed, "test_top1": acc, "params_alive": params, "flops_alive": 2e6,
+                         "compression": 1000 / params})  # fmt: skip
+    table = final_table(pd.DataFrame(rows))
+    assert list(table["measure"]) == ["dense", "grasp"]
+    g = table.iloc[1]
+    assert g["test_top1_mean"] == pytest.approx(85.0) and g["test_top1_std"] == pytest.approx(7.0710678, rel=1e-6)
+    assert g["params_alive_mean"] == 450 and g["mflops_alive_mean"] == pytest.approx(2.0)
+    md = final_table_markdown(table)
+    assert "85.00 ± 7.07" in md and "| —" in md and "50%" in md
