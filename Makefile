@@ -34,6 +34,7 @@ dryrun: install
 bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/pathnorm.py
+	$(BIN)/python bench/gradflow.py
 
 clean:
 	rm -rf results logs benchmarks .resume .snakemake
