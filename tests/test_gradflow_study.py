@@ -134,3 +134,52 @@ def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resum
     assert all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
     with pytest.raises(ValueError, match="val_fraction"):
         train(model, build_splits(DataHparams(source="digits", channels=3)), recipe, seeds=SeedHparams(), compute=COMPUTE)
+
+
+def test_preserved_momentum_is_carried_into_the_next_round_cut_like_the_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts = []
+    real_train = gradflow.train
+
+    def spy(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        m = kwargs.get("momentum")
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        starts.append(None if m is None else all(tuple(m[n].shape) == shapes[n] for n in m) and len(m) == len(shapes))
+        if m is not None:
+            starts[-1] = starts[-1] and any(float(v.abs().sum()) > 0 for v in m.values())
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(gradflow, "train", spy)
+    run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2, preserve_momentum=True),
+                     seed=0, compute=COMPUTE)  # fmt: skip
+    assert starts == [None, True]  # round 1 from zeros; round 2 from round 1's buffers, shaped like the pruned net
+    starts.clear()
+    run_prune_rounds(files(tmp_path / "reset"), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2), seed=0,
+                     compute=COMPUTE)  # fmt: skip
+    assert starts == [None, None]
+
+
+def test_training_can_start_from_given_momentum_buffers() -> None:
+    # one SGD step: buf = mu * M + g, p -= lr * buf; without M the step is lr * g, so the two runs
+    # differ by exactly lr * mu * M
+    from sparselab.config import SeedHparams
+    from sparselab.data import build_splits
+    from sparselab.models import build_model
+    from sparselab.train.engine import train
+
+    splits = build_splits(DATA)
+    recipe = TrainHparams.from_dict({"epochs": 1, "batch_size": 4096, "optimizer": {"lr": 0.1, "momentum": 0.9,
+                                     "weight_decay": 0.0}, "schedule": {"kind": "constant"}})  # fmt: skip
+    torch.manual_seed(0)
+    start = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
+    given = {n: torch.randn_like(p) for n, p in start.named_parameters()}
+    runs = []
+    for momentum in (None, given):
+        model = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
+        model.load_state_dict(start.state_dict())
+        result = train(model, splits, recipe, seeds=SeedHparams(), compute=COMPUTE, momentum=momentum)
+        runs.append(dict(result.model.named_parameters()))
+        assert result.momentum is not None and result.momentum.keys() == given.keys()
+    for n, m in given.items():
+        assert torch.allclose(runs[0][n] - runs[1][n], 0.1 * 0.9 * m, atol=1e-5), n

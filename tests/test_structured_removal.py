@@ -278,3 +278,18 @@ def test_pruned_model_saves_and_loads_through_the_checkpoint_format(name: str, t
     if ckpt.mask is not None:
         assert ckpt.mask == mask
     assert math.isclose(path_norm(ckpt.model, 1.0, shape), path_norm(pruned, 1.0, shape), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_per_parameter_tensors_are_cut_exactly_like_the_parameters(name: str) -> None:
+    from sparselab.structured import slice_like_parameters
+
+    model, shape = family(name)
+    groups = channel_groups(model, shape)
+    keep = random_keep(groups, seed=13)
+    pruned, _ = prune_filters(model, groups, keep)
+    sliced = slice_like_parameters(model, groups, keep, {n: p.detach() for n, p in model.named_parameters()})
+    expected = dict(pruned.named_parameters())
+    assert sliced.keys() == expected.keys()
+    for n, t in sliced.items():
+        assert torch.equal(t, expected[n].detach()), n

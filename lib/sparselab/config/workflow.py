@@ -137,6 +137,7 @@ class PathnormConfig:
 GRADFLOW_OPTIONS = {
     "warmup_epochs": 0, "importance_batches": 20, "importance_batch_size": 128, "grasp_temperature": 200.0,
     "min_fraction": 0.05, "protect": [], "use_init": False, "use_l2": False, "track_batches": 20, "alpha": 0.8,
+    "preserve_momentum": False,
 }  # fmt: skip
 
 

@@ -10,9 +10,10 @@
 from .dependency import ChannelGroup, channel_groups
 from .measures import MEASURES, ImportanceTracker, importance
 from .ranking import minimum_widths, ranking_rows, remaining_rows, round_fractions_from_thresholds, select_filters
-from .removal import narrow, prune_filters, widths
+from .removal import narrow, prune_filters, slice_like_parameters, widths
 
 __all__ = [
     "ChannelGroup", "ImportanceTracker", "MEASURES", "channel_groups", "importance", "minimum_widths", "narrow",
-    "prune_filters", "ranking_rows", "remaining_rows", "round_fractions_from_thresholds", "select_filters", "widths",
+    "prune_filters", "ranking_rows", "remaining_rows", "round_fractions_from_thresholds", "select_filters",
+    "slice_like_parameters", "widths",
 ]  # fmt: skip

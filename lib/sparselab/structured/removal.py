@@ -25,7 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..sparsity.mask import Mask
 from .dependency import ChannelGroup
 
-__all__ = ["prune_filters", "narrow", "widths"]
+__all__ = ["narrow", "prune_filters", "slice_like_parameters", "widths"]
 
 
 def _indices(keep: torch.Tensor, width: int, producer: str) -> torch.Tensor:
@@ -101,6 +101,54 @@ def _narrow_bn(m: _BatchNorm, idx: torch.Tensor) -> _BatchNorm:
     return new
 
 
+class _Plan:
+    """Which slices of which modules a keep-set removes."""
+
+    def __init__(self, model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, torch.Tensor]) -> None:
+        by_producer = {g.producer: g for g in groups}
+        unknown = sorted(set(keep) - set(by_producer))
+        if unknown:
+            raise KeyError(f"no channel group is produced by {unknown}; groups: {sorted(by_producer)}")
+        self.out_idx: dict[str, torch.Tensor] = {}  # module -> kept output channels
+        self.in_idx: dict[str, torch.Tensor] = {}  # conv -> kept input channels
+        self.linear_cols: dict[str, torch.Tensor] = {}
+        self.masked: dict[str, torch.Tensor] = {}  # maskable group -> alive filters
+        self._collect(model, by_producer, keep)
+        self.masked_groups = [by_producer[p] for p in self.masked]
+
+    def _collect(self, model: nn.Module, by_producer: Mapping[str, ChannelGroup], keep: Mapping[str, torch.Tensor]) -> None:
+        out_idx, in_idx, linear_cols, masked = self.out_idx, self.in_idx, self.linear_cols, self.masked
+        for producer, k in keep.items():
+            g = by_producer[producer]
+            idx = _indices(k, g.width, producer)
+            if idx.numel() == g.width:
+                continue
+            if not g.removable:
+                masked[producer] = torch.zeros(g.width, dtype=torch.bool).index_fill_(0, idx, True)
+                continue
+            for name in (g.producer, *g.depthwise, *g.batch_norms):
+                out_idx[name] = idx
+            for name, per_channel in g.consumers:
+                if isinstance(model.get_submodule(name), nn.Linear):
+                    linear_cols[name] = _linear_columns(idx, per_channel)
+                else:
+                    in_idx[name] = idx
+
+    def modules(self) -> list[str]:
+        return sorted(set(self.out_idx) | set(self.in_idx) | set(self.linear_cols))
+
+    def slice(self, module: nn.Module, name: str, param: str, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (a parameter of ``module`` or a tensor shaped like it) cut like the parameter."""
+        if isinstance(module, nn.Linear):
+            return t[:, self.linear_cols[name]] if param == "weight" else t
+        out, inp = self.out_idx.get(name), self.in_idx.get(name)
+        if out is not None:
+            t = t[out]
+        if inp is not None and isinstance(module, nn.Conv2d) and module.groups == 1 and param == "weight":
+            t = t[:, inp]
+        return t
+
+
 def prune_filters(
     model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, torch.Tensor]
 ) -> tuple[nn.Module, Mask]:
@@ -110,42 +158,43 @@ def prune_filters(
     Returns the new model and the :class:`Mask` of the filters that could only be zeroed (conv
     rows, depthwise rows and BatchNorm scale/shift of maskable groups; empty if none).
     """
-    by_producer = {g.producer: g for g in groups}
-    unknown = sorted(set(keep) - set(by_producer))
-    if unknown:
-        raise KeyError(f"no channel group is produced by {unknown}; groups: {sorted(by_producer)}")
+    plan = _Plan(model, groups, keep)
     new = copy.deepcopy(model)
-    out_idx: dict[str, torch.Tensor] = {}  # module -> kept output channels
-    in_idx: dict[str, torch.Tensor] = {}  # conv -> kept input channels
-    linear_cols: dict[str, torch.Tensor] = {}
-    masked: dict[str, torch.Tensor] = {}  # maskable group -> alive filters
-    for producer, k in keep.items():
-        g = by_producer[producer]
-        idx = _indices(k, g.width, producer)
-        if idx.numel() == g.width:
-            continue
-        if not g.removable:
-            masked[producer] = torch.zeros(g.width, dtype=torch.bool).index_fill_(0, idx, True)
-            continue
-        for name in (g.producer, *g.depthwise, *g.batch_norms):
-            out_idx[name] = idx
-        for name, per_channel in g.consumers:
-            if isinstance(new.get_submodule(name), nn.Linear):
-                linear_cols[name] = _linear_columns(idx, per_channel)
-            else:
-                in_idx[name] = idx
-    for name in sorted(set(out_idx) | set(in_idx) | set(linear_cols)):
+    for name in plan.modules():
         m = new.get_submodule(name)
         if isinstance(m, nn.Conv2d):
-            _set_module(new, name, _narrow_conv(m, out_idx.get(name), in_idx.get(name)))
+            _set_module(new, name, _narrow_conv(m, plan.out_idx.get(name), plan.in_idx.get(name)))
         elif isinstance(m, _BatchNorm):
-            _set_module(new, name, _narrow_bn(m, out_idx[name]))
+            _set_module(new, name, _narrow_bn(m, plan.out_idx[name]))
         elif isinstance(m, nn.Linear):
-            _set_module(new, name, _narrow_linear(m, linear_cols[name]))
-    mask = _channel_mask(new, [by_producer[p] for p in masked], list(masked.values()))
+            _set_module(new, name, _narrow_linear(m, plan.linear_cols[name]))
+    mask = _channel_mask(new, plan.masked_groups, list(plan.masked.values()))
     if len(mask):
         mask.apply_(new)
     return new, mask
+
+
+def slice_like_parameters(
+    model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Per-parameter tensors of ``model`` (optimizer momentum, say), keyed by parameter name, cut
+    exactly as :func:`prune_filters` cuts the parameters for the same ``keep``. Tensors of masked
+    filters keep their shape; their rows are zeroed, as the filters' weights are."""
+    plan = _Plan(model, groups, keep)
+    touched = set(plan.modules())
+    out = {}
+    for key, t in tensors.items():
+        name, _, param = key.rpartition(".")
+        out[key] = plan.slice(model.get_submodule(name), name, param, t) if name in touched else t
+    for g in plan.masked_groups:  # dead filters: zero rows (output channel = first dimension)
+        alive = plan.masked[g.producer]
+        keys = [f"{conv}.weight" for conv in (g.producer, *g.depthwise)]
+        keys += [f"{bn}.{p}" for bn in g.batch_norms for p in ("weight", "bias")]
+        for key in keys:
+            if key in out:
+                factor = alive.to(out[key].device, out[key].dtype).view(-1, *[1] * (out[key].dim() - 1))
+                out[key] = out[key] * factor
+    return out
 
 
 def _channel_mask(model: nn.Module, groups: Sequence[ChannelGroup], alive: Sequence[torch.Tensor]) -> Mask:

@@ -2,7 +2,8 @@
 
 One job runs the pruning phase of one model x measure x target x seed: optional warm-up, then
 ``rounds`` rounds of [train ``epochs_per_round`` epochs at the round recipe (fresh optimizer, so
-momentum restarts, as in the original) -> score every filter -> rank globally -> remove]. It
+momentum restarts, as in the original, unless ``preserve_momentum``) -> score every filter -> rank
+globally -> remove]. It
 resumes after a kill at the last finished round (each round's model is kept in the state
 directory). The pruned checkpoint then goes through ordinary fine-tuning
 (:func:`sparselab.train.run.run_finetuning`) with the final recipe.
@@ -47,6 +48,7 @@ from ..structured import (
     ranking_rows,
     remaining_rows,
     select_filters,
+    slice_like_parameters,
     widths,
 )
 from ..structured.dependency import ChannelGroup
@@ -76,6 +78,7 @@ class PruneSpec:
     use_l2: bool = False
     track_batches: int = 20  # biased_loss_tracked: the last minibatches of each round's training
     alpha: float = 0.8  # biased_loss_tracked: weight of the new value in the running average
+    preserve_momentum: bool = False  # carry SGD momentum into the next round, cut like the weights
 
     def validate(self) -> None:
         if self.measure not in MEASURES:
@@ -209,6 +212,19 @@ def _read_rounds(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
+def _save_momentum(path: Path, momentum: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in momentum.items()}, str(tmp))
+
+
+def _load_momentum(path: Path) -> dict[str, torch.Tensor] | None:
+    from safetensors.torch import load_file
+
+    return load_file(str(path)) if path.exists() else None
+
+
 def _save(path: Path, model: nn.Module, spec: ArchSpec, mask: Mask | None, meta: dict[str, Any]) -> None:
     """Checkpoint a CPU copy (the model stays on its device)."""
     save_checkpoint(path, copy.deepcopy(model).cpu(), spec, mask=mask.to_device("cpu") if mask is not None else None, meta=meta)
@@ -269,6 +285,7 @@ def run_prune_rounds(
                        fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}")  # fmt: skip
         net = result.model
     tracker = ImportanceTracker(net, alpha=prune.alpha) if prune.measure == "biased_loss_tracked" else None
+    momentum = _load_momentum(state / f"momentum{start - 1}.safetensors") if prune.preserve_momentum else None
     for k in range(start, prune.rounds + 1):
         round_seeds = dataclasses.replace(seeds, data_order=mix_seed(seeds.data_order, k),
                                           augmentation=mix_seed(seeds.augmentation, k))  # fmt: skip
@@ -276,7 +293,8 @@ def run_prune_rounds(
             tracker = ImportanceTracker(net, alpha=prune.alpha)  # zeros, the current widths
         callbacks = (_Tracker(tracker, prune.track_batches),) if tracker is not None else ()
         result = train(net, splits, recipe, seeds=round_seeds, compute=compute, mask=mask, callbacks=callbacks,
-                       state_dir=state / f"train{k}", fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}")  # fmt: skip
+                       state_dir=state / f"train{k}", fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}",
+                       momentum=momentum)  # fmt: skip
         net = result.model
         shutil.rmtree(state / f"train{k}", ignore_errors=True)
         before = _evaluate(net, splits, recipe, device)
@@ -291,6 +309,8 @@ def run_prune_rounds(
         mask = mask_new if len(mask_new) else None
         if init is not None:  # the initial weights, narrowed in lockstep (same filters kept)
             init = prune_filters(init, channel_groups(init, shape), keep)[0]
+        if prune.preserve_momentum and result.momentum:
+            momentum = slice_like_parameters(result.model, groups, keep, result.momentum)
         after = _evaluate(net, splits, recipe, device)
         cost = complexity(net, shape, mask)
         new_groups = channel_groups(net, shape)
@@ -309,9 +329,12 @@ def run_prune_rounds(
         _save(state / f"round{k}.safetensors", net, spec.with_widths(widths(net, new_groups)), mask, {"round": k})
         if init is not None:
             _save(state / f"init{k}.safetensors", init, spec.with_widths(widths(init, channel_groups(init, shape))), None, {})
+        if momentum is not None:
+            _save_momentum(state / f"momentum{k}.safetensors", momentum)
         _write_rounds(state / "rounds.csv", records)
-        for old in [*state.glob("round*.safetensors"), *state.glob("init*.safetensors")]:  # the last round's only
-            if old.stem not in (f"round{k}", f"init{k}"):
+        olds = [*state.glob("round*.safetensors"), *state.glob("init*.safetensors"), *state.glob("momentum*.safetensors")]
+        for old in olds:  # the last finished round's only
+            if old.stem not in (f"round{k}", f"init{k}", f"momentum{k}"):
                 old.unlink()
                 old.with_suffix(".json").unlink(missing_ok=True)
     final_groups = channel_groups(net, shape)

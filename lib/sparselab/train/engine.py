@@ -51,6 +51,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     resumed_from_epoch: int | None
     selected_epoch: int | None = None  # select=best_val: the epoch whose weights the model holds
+    momentum: dict[str, torch.Tensor] | None = None  # SGD momentum buffers at the end, by parameter name
 
     @property
     def final(self) -> dict[str, Any]:
@@ -96,6 +97,7 @@ class _Trainer:
         mask: Mask | None,
         callbacks: Sequence[Callback],
         fingerprint: str,
+        momentum: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         check_unique_names(callbacks)
         if hp.select == "best_val" and splits.val is None:
@@ -129,12 +131,31 @@ class _Trainer:
         if steps == 0:
             raise ValueError(f"no full batch of {hp.batch_size} in {len(splits.train)} training samples (drop_last)")
         self.optimizer = build_optimizer(self.model, hp.optimizer)
+        if momentum:
+            self.set_momentum(momentum)
         self.scheduler = build_scheduler(self.optimizer, hp.schedule, steps, hp.epochs)
         self.ctx = TrainContext(self.model, self.optimizer, self.scheduler, hp, splits, self.device, steps)
         self.ctx.set_mask(mask.to_device(self.device) if mask is not None else None)
         self.history: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------- state
+    def set_momentum(self, momentum: Mapping[str, torch.Tensor]) -> None:
+        """Start SGD from given momentum buffers (by parameter name) instead of zeros."""
+        params = dict(self.model.named_parameters())
+        unknown = sorted(set(momentum) - set(params))
+        if unknown:
+            raise KeyError(f"momentum buffers for unknown parameters {unknown[:5]}")
+        for name, buf in momentum.items():
+            p = params[name]
+            if buf.shape != p.shape:
+                raise ValueError(f"momentum buffer of {name} has shape {tuple(buf.shape)}, the parameter {tuple(p.shape)}")
+            self.optimizer.state[p]["momentum_buffer"] = buf.detach().to(p.device, p.dtype).clone()
+
+    def momentum(self) -> dict[str, torch.Tensor]:
+        state = self.optimizer.state
+        return {n: state[p]["momentum_buffer"].detach() for n, p in self.model.named_parameters()
+                if state.get(p, {}).get("momentum_buffer") is not None}  # fmt: skip
+
     def state(self) -> TrainState:
         mask = self.ctx.mask
         return TrainState(
@@ -308,6 +329,7 @@ def train(
     initial_state: TrainState | None = None,
     snapshots: Mapping[int, str | Path] | None = None,
     fingerprint: str = "",
+    momentum: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``hp.epochs`` epochs and return it with its metric history.
 
@@ -315,11 +337,12 @@ def train(
     up by the next call with the same ``fingerprint`` (callers hash their whole run spec into it).
     ``initial_state`` starts from a saved state instead of epoch 0 (rewinding); ``snapshots``
     saves the state after given epochs (e.g. the rewind point). ``eval_before`` evaluates before
-    the first epoch and records it as epoch 0 (e.g. accuracy right after pruning).
+    the first epoch and records it as epoch 0 (e.g. accuracy right after pruning). ``momentum``
+    starts SGD from given buffers (by parameter name), e.g. carried over a structured pruning step.
     """
     compute = compute or ComputeHparams()
     fingerprint = fingerprint or f"{hp.fingerprint()}-{seeds.fingerprint()}"
-    trainer = _Trainer(model, splits, hp, seeds, compute, mask, callbacks, fingerprint)
+    trainer = _Trainer(model, splits, hp, seeds, compute, mask, callbacks, fingerprint, momentum)
     resumed = trainer.run(
         state_dir=Path(state_dir) if state_dir is not None else None,
         metrics_csv=Path(metrics_csv) if metrics_csv is not None else None,
@@ -328,4 +351,4 @@ def train(
         snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
     )
     return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed,
-                       selected_epoch=trainer.selected_epoch)  # fmt: skip
+                       selected_epoch=trainer.selected_epoch, momentum=trainer.momentum())  # fmt: skip
