@@ -183,3 +183,40 @@ def test_training_can_start_from_given_momentum_buffers() -> None:
         assert result.momentum is not None and result.momentum.keys() == given.keys()
     for n, m in given.items():
         assert torch.allclose(runs[0][n] - runs[1][n], 0.1 * 0.9 * m, atol=1e-5), n
+
+
+def test_rounds_of_another_configuration_are_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = files(tmp_path)
+    real = gradflow.kendall_tau_to_magnitude
+    calls = []
+
+    def dies_in_round_2(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", dies_in_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE)
+    assert (f.state_dir / "round1.safetensors").exists()
+    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", real)
+    # the same output path with another target: round 1 must be redone, not taken from the old run
+    _, _, records = run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(target=0.25), seed=0,
+                                     compute=COMPUTE)  # fmt: skip
+    assert [int(r["rows_target"]) for r in records] == [86, 79, 72] and int(records[0]["rows"]) == 86  # not 72
+
+
+def test_warm_up_trains_one_epoch_less_than_asked_before_round_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    epochs = []
+    real_train = gradflow.train
+
+    def spy(model, splits, recipe, *args, **kwargs):  # type: ignore[no-untyped-def]
+        epochs.append(recipe.epochs)
+        return real_train(model, splits, recipe, *args, **kwargs)
+
+    monkeypatch.setattr(gradflow, "train", spy)
+    run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2, warmup_epochs=3),
+                     seed=0, compute=COMPUTE)  # fmt: skip
+    assert epochs == [2, 1, 1]  # the original: warmup_epochs - 1, since every round trains an epoch anyway
+    assert not (tmp_path / ".state" / "warmup").exists()

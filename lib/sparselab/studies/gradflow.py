@@ -116,6 +116,14 @@ class _Tracker(Callback):
         if in_epoch > ctx.steps_per_epoch - self.last_steps:
             self.tracker.update()
 
+    def state_dict(self) -> dict[str, Any]:  # a resumed round continues the running average
+        return {"scores": self.tracker.scores()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, s in state["scores"].items():
+            current = self.tracker._scores[name]
+            self.tracker._scores[name] = s.to(device=current.device, dtype=current.dtype)
+
 
 def kendall_tau_to_magnitude(scores: dict[str, torch.Tensor], model: nn.Module, groups: Sequence[ChannelGroup],
                              alive: dict[str, torch.Tensor], protect: Sequence[str] = ()) -> float:  # fmt: skip
@@ -212,6 +220,23 @@ def _read_rounds(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
+def _forget_other_runs(state: Path, hparams: dict[str, Any]) -> None:
+    """Round files in ``state`` belong to the run whose hparams are stored beside them; those of
+    another configuration (edited pruning options, same output path) are removed, not resumed."""
+    from ..config.hparams import fingerprint_of
+
+    stored = state / "hparams.json"
+    if stored.exists():
+        import json
+
+        if fingerprint_of(json.loads(stored.read_text())) == fingerprint_of(json.loads(json.dumps(hparams))):
+            return
+        log.warning("gradflow: %s holds rounds of another configuration; starting over", state)
+        for path in state.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    atomic_write_json(stored, hparams)
+
+
 def _save_momentum(path: Path, momentum: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
@@ -253,7 +278,7 @@ def run_prune_rounds(
     atomic_write_json(files.hparams_json, hparams)
     state = files.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state / "hparams.json", hparams)
+    _forget_other_runs(state, hparams)
 
     net = build_seeded(spec, seeds.init)
     init = copy.deepcopy(net) if prune.use_init else None
@@ -332,6 +357,7 @@ def run_prune_rounds(
         if momentum is not None:
             _save_momentum(state / f"momentum{k}.safetensors", momentum)
         _write_rounds(state / "rounds.csv", records)
+        shutil.rmtree(state / "warmup", ignore_errors=True)
         olds = [*state.glob("round*.safetensors"), *state.glob("init*.safetensors"), *state.glob("momentum*.safetensors")]
         for old in olds:  # the last finished round's only
             if old.stem not in (f"round{k}", f"init{k}", f"momentum{k}"):
