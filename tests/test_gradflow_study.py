@@ -31,6 +31,22 @@ def spec(measure: str = "loss_based", **kw) -> PruneSpec:  # type: ignore[no-unt
                                  "protect": ("conv1",), **kw})  # fmt: skip
 
 
+def dies_in_round(monkeypatch: pytest.MonkeyPatch, k: int):  # type: ignore[no-untyped-def]
+    """Make round ``k`` of the next run stop (a kill) after its training, before it is saved;
+    returns the real function to put back."""
+    real = gradflow.kendall_tau_to_magnitude
+    calls = []
+
+    def dies(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == k:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", dies)
+    return real
+
+
 def test_rounds_reach_the_target_exactly_and_the_checkpoint_reloads(tmp_path: Path) -> None:
     f = files(tmp_path)
     net, mask, records = run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE)
@@ -56,16 +72,7 @@ def test_a_killed_run_resumes_after_its_last_round_and_ends_where_an_uninterrupt
     run_prune_rounds(whole, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
 
     killed = files(tmp_path / "killed")
-    real = gradflow.kendall_tau_to_magnitude
-    calls = []
-
-    def dies_in_round_3(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", dies_in_round_3)
+    real = dies_in_round(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         run_prune_rounds(killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
     assert not killed.checkpoint.exists() and (killed.state_dir / "round2.safetensors").exists()
@@ -187,16 +194,7 @@ def test_training_can_start_from_given_momentum_buffers() -> None:
 
 def test_rounds_of_another_configuration_are_not_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     f = files(tmp_path)
-    real = gradflow.kendall_tau_to_magnitude
-    calls = []
-
-    def dies_in_round_2(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", dies_in_round_2)
+    real = dies_in_round(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE)
     assert (f.state_dir / "round1.safetensors").exists()

@@ -219,7 +219,7 @@ def widths(model: nn.Module, groups: Sequence[ChannelGroup]) -> dict[str, int]:
 
 
 def narrow(model: nn.Module, groups: Sequence[ChannelGroup], spec: Mapping[str, int]) -> nn.Module:
-    """The dense ``model`` narrowed to the widths of ``spec`` (values are placeholders: load a
+    """The dense ``model`` narrowed to the widths of ``spec`` (its values are arbitrary: load a
     state dict next). Groups of ``model`` must be the dense architecture's."""
     by_producer = {g.producer: g for g in groups}
     keep = {}
