@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import fx, nn
@@ -192,8 +192,3 @@ def channel_groups(model: nn.Module, input_shape: Sequence[int]) -> list[Channel
             walker.follow(node, group)
             groups.append(group)
     return groups
-
-
-def describe(groups: list[ChannelGroup]) -> list[dict[str, Any]]:
-    """A JSON-friendly view (for logs and error messages)."""
-    return [dataclasses.asdict(g) for g in groups]
