@@ -163,3 +163,13 @@ class BoundMask:
     def enforce(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.factors)
+
+    @torch.no_grad()
+    def mask_gradients(self) -> None:
+        """Zero the gradient of inactive entries, as a masked forward pass (``m * w``) would give:
+        their momentum then only decays, so a weight regrown later starts from its own value (0)
+        and no stale accumulated gradient (dynamic sparse training; harmless for fixed masks)."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if grads:
+            factors = [f for p, f in zip(self.params, self.factors) if p.grad is not None]
+            torch._foreach_mul_(grads, factors)

@@ -1,6 +1,6 @@
 """Hooks into the training loop: where pruning, rewiring and metric logging attach.
 
-A callback sees a :class:`TrainContext` after every optimizer step and at every epoch end,
+A callback sees a :class:`TrainContext` before and after every optimizer step and at every epoch end,
 where it may add columns to the epoch's metrics row. Callbacks with state (a DSR threshold, a
 random generator...) return it from ``state_dict`` so resumed runs continue exactly.
 """
@@ -51,6 +51,9 @@ class Callback:
 
     def on_train_start(self, ctx: TrainContext) -> None:
         pass
+
+    def on_before_step(self, ctx: TrainContext) -> None:
+        """After backward, before the optimizer step: gradients may be changed here (DeepR's noise)."""
 
     def on_step_end(self, ctx: TrainContext) -> None:
         pass

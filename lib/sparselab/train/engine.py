@@ -219,6 +219,10 @@ class _Trainer:
             loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if ctx.bound_mask is not None:
+                ctx.bound_mask.mask_gradients()
+            for c in self.callbacks:
+                c.on_before_step(ctx)
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.scheduler.step()
