@@ -43,6 +43,9 @@ class ArchSpec:
     # Structured pruning: the width of every conv that was narrowed (producer name -> filters),
     # see sparselab.structured.removal; None for the architecture as registered.
     widths: dict[str, int] | None = None
+    # Tied (HashedNet-style) weights: {"modules": [...], "sparsity": s, "seed": k}, see sparselab.dst.tied;
+    # the index of every position is in the state dict, so loading restores the exact tying.
+    tied: dict[str, Any] | None = None
 
     def build(self) -> nn.Module:
         from ..models import build_model
@@ -52,6 +55,10 @@ class ArchSpec:
             from ..structured import channel_groups, narrow
 
             model = narrow(model, channel_groups(model, self.input_shape), self.widths)
+        if self.tied:
+            from ..dst.tied import tie_weights
+
+            tie_weights(model, self.tied["modules"], float(self.tied["sparsity"]), int(self.tied["seed"]))
         return model
 
     def with_widths(self, widths: dict[str, int] | None) -> "ArchSpec":
@@ -61,13 +68,15 @@ class ArchSpec:
         d = {"arch": self.arch, "num_classes": self.num_classes, "input_shape": list(self.input_shape), "kwargs": self.kwargs}
         if self.widths:
             d["widths"] = dict(self.widths)
+        if self.tied:
+            d["tied"] = dict(self.tied)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
         widths = d.get("widths")
         return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})),
-                   {str(k): int(v) for k, v in widths.items()} if widths else None)  # fmt: skip
+                   {str(k): int(v) for k, v in widths.items()} if widths else None, d.get("tied"))  # fmt: skip
 
 
 @dataclasses.dataclass

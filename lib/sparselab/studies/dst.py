@@ -1,0 +1,225 @@
+"""Dynamic sparse training study (Mostafa & Wang, ICML 2019): one run of one method from scratch, or
+gradual pruning of a dense checkpoint.
+
+Methods trained from scratch (:func:`run_sparse_training`): ``dsr``, ``set``, ``deepr``, ``static``
+(fixed random masks), ``tied`` (HashedNet-style shared banks) and ``dense`` (full or thin, by the
+model's width knob). ``gradual`` (:func:`run_gradual_pruning`, Zhu & Gupta) prunes a dense checkpoint
+per layer at prune events after epochs. Every run writes the engine's checkpoint (masks as explicit
+tensors; tied layers rebuilt from the sidecar), metrics and hparams, plus ``summary.json`` with the
+learnable parameter count (the paper's x-axis: active sparse entries times their slice size, plus
+every dense tensor), the final accuracy and the per-layer density each method ends with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ..data import build_splits
+from ..dst import gradual
+from ..dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
+from ..dst.layers import initial_masks, sparse_tensors
+from ..io.atomic import atomic_write_json
+from ..io.checkpoint import ArchSpec, load_checkpoint
+from ..sparsity.mask import Mask
+from ..train.callbacks import Callback, TrainContext
+from ..train.engine import TrainResult
+from ..train.run import RunFiles, build_seeded, check_fits, train_and_save
+
+__all__ = ["METHODS", "DSTSpec", "GradualSpec", "run_sparse_training", "run_gradual_pruning", "learnable_parameters"]
+
+METHODS = ("dsr", "set", "deepr", "static", "tied", "dense")
+
+
+@dataclasses.dataclass(frozen=True)
+class DSTSpec:
+    """How the sparse tensors of one run are chosen and rewired (defaults: the paper's CIFAR runs)."""
+
+    method: Literal["dsr", "set", "deepr", "static", "tied", "dense"]
+    sparsity: float = 0.9  # of the sparse conv tensors (and of Linear ones unless sparsity_fc is set)
+    sparsity_fc: float | None = None
+    sparse_layers: str | tuple[str, ...] = "paper"
+    granularity: Literal["element", "row", "kernel"] = "element"
+    period: Mapping[int, int] = dataclasses.field(default_factory=lambda: {0: 100, 25: 200, 80: 400, 140: 800})
+    stop_epoch: int | None = 190
+    np_target: int = 20_000  # DSR: entries pruned per reallocation (Np)
+    threshold: float = 1e-3  # DSR: initial H
+    set_fraction: float = 0.138  # SET: fraction rewired per tensor and event
+    deepr_eta: float = 0.01
+    deepr_l1: float = 1e-5
+    deepr_temperature: Mapping[int, float] = dataclasses.field(
+        default_factory=lambda: {0: 1e-5, 25: 1e-8, 80: 1e-12, 140: 1e-15}
+    )
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown dynamic sparse method {self.method!r}; choose one of {', '.join(METHODS)}")
+        for name, s in (("sparsity", self.sparsity), ("sparsity_fc", self.sparsity_fc)):
+            if s is not None and not 0.0 <= s < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {s}")
+        if self.method == "deepr" and self.granularity != "element":
+            raise ValueError("DeepR rewires single connections: granularity must be 'element'")
+
+
+@dataclasses.dataclass(frozen=True)
+class GradualSpec:
+    """Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer."""
+
+    target: float = 0.9  # final sparsity of the conv tensors (and Linear unless target_fc)
+    target_fc: float | None = None
+    sparse_layers: str | tuple[str, ...] = "paper"
+    start: int = 0  # first prune event after this epoch (0-based)
+    freq: int = 2
+    iterations: int = 20
+    schedule: Literal["cubic", "exponential"] = "cubic"
+    output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
+    output_cap: float = 0.9
+
+
+def _sparsities(model: nn.Module, names: Sequence[str], conv: float, fc: float | None) -> dict[str, float]:
+    params = dict(model.named_parameters())
+    return {n: (fc if fc is not None and params[n].dim() == 2 else conv) for n in names}
+
+
+def learnable_parameters(model: nn.Module, mask: Mask | None) -> int:
+    """The paper's "# parameters": every parameter minus the entries a mask holds inactive (tied
+    layers count their bank only, since the bank is the parameter)."""
+    total = sum(p.numel() for p in model.parameters())
+    return total - (sum(int((~mask[n]).sum()) for n in mask) if mask is not None else 0)
+
+
+def _summary(result: TrainResult, model: nn.Module, spec: ArchSpec) -> dict[str, Any]:
+    mask = result.mask
+    final = result.final
+    dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
+    densities = {n: float(mask[n].float().mean()) for n in mask} if mask is not None else {}
+    return {
+        **{k: final.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1") if final.get(k) is not None},
+        "learnable_parameters": learnable_parameters(model, mask),
+        "dense_parameters": sum(p.numel() for p in dense.parameters()),
+        "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask)) if mask else 1.0,
+        "layer_density": densities,
+    }  # fmt: skip
+
+
+def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
+    period = StepSchedule(spec.period)
+    if spec.method == "dsr":
+        return DSR(masks, period, spec.stop_epoch, seed, spec.np_target, spec.threshold, granularity=spec.granularity)
+    if spec.method == "set":
+        return SET(masks, period, spec.stop_epoch, seed, spec.set_fraction, spec.granularity)
+    if spec.method == "deepr":
+        return DeepR(masks, StepSchedule(spec.deepr_temperature), spec.stop_epoch, seed, spec.deepr_eta, spec.deepr_l1)
+    return StaticSparse(masks, seed, spec.granularity)
+
+
+def run_sparse_training(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    spec: DSTSpec,
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """Train one method from scratch (see the module docstring) and write its summary."""
+    spec.validate()
+    seeds = SeedHparams.for_replicate(seed)
+    splits = build_splits(data)
+    arch = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    net = build_seeded(arch, seeds.init)
+    callbacks: tuple[Callback, ...] = ()
+    if spec.method != "dense":
+        names = sparse_tensors(net, model.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
+                               else list(spec.sparse_layers))  # fmt: skip
+        mask_seed = seeds.init ^ 0x6D61736B  # masks and tying: their own stream of the replicate
+        if spec.method == "tied":
+            modules = [n.rsplit(".", 1)[0] for n in names]
+            arch = dataclasses.replace(arch, tied={"modules": modules, "sparsity": spec.sparsity, "seed": mask_seed})
+            from ..dst.tied import tie_weights
+
+            tie_weights(net, modules, spec.sparsity, mask_seed)
+        else:
+            sparsity = _sparsities(net, names, spec.sparsity, spec.sparsity_fc)
+            masks = initial_masks(net, names, sparsity, torch.Generator().manual_seed(mask_seed), spec.granularity)
+            callbacks = (_callback(spec, masks, mask_seed),)
+    hparams = {"method": f"dst_{spec.method}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
+               "model": model.to_dict(), "train": recipe.to_dict(), "dst": _plain(dataclasses.asdict(spec))}  # fmt: skip
+    result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
+                            compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
+    atomic_write_json(summary_json, {"method": spec.method, **_summary(result, result.model, arch)})
+    return result
+
+
+class _GradualPruning(Callback):
+    """Prune events after the scheduled epochs: per layer, the smallest active entries."""
+
+    def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
+        self.spec, self.targets, self.events = spec, dict(targets), 0
+
+    def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
+        s = self.spec
+        epoch = ctx.epoch - 1  # 0-based, as the original's clock
+        if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
+            self.events += 1
+            fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
+            params = dict(ctx.model.named_parameters())
+            weights = {n: params[n].detach() for n in self.targets}
+            ctx.set_mask(gradual.prune_event(weights, ctx.mask, fractions).to_device(ctx.device))
+        if ctx.mask is not None:
+            row["sparsity"] = ctx.mask.sparsity
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"events": self.events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.events = int(state["events"])
+
+
+def run_gradual_pruning(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    dense: str | Path,
+    data: DataHparams,
+    recipe: TrainHparams,
+    spec: GradualSpec,
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
+    :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
+    ckpt = load_checkpoint(dense)
+    splits = build_splits(data)
+    check_fits(ckpt.spec, splits.info, str(dense))
+    net = ckpt.model
+    names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
+                           else list(spec.sparse_layers))  # fmt: skip
+    sizes = {n: dict(net.named_parameters())[n].numel() for n in names}
+    targets = _sparsities(net, names, spec.target, spec.target_fc)
+    if spec.output_layer is not None:
+        fc_names = [n for n in names if dict(net.named_parameters())[n].dim() == 2]
+        targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
+                                                 spec.output_layer, spec.output_cap))  # fmt: skip
+    mask = Mask.ones(net, names)
+    seeds = SeedHparams.for_replicate(seed)
+    hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
+               "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
+               "gradual": _plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
+    result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
+                            compute=compute, eval_before=True, callbacks=(_GradualPruning(spec, targets),))  # fmt: skip
+    atomic_write_json(summary_json, {"method": "gradual", **_summary(result, result.model, ckpt.spec)})
+    return result
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-friendly: int keys of schedules as strings are fine, tuples as lists."""
+    return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
+            for k, v in d.items()}  # fmt: skip

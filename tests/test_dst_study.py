@@ -1,0 +1,72 @@
+"""The dynamic sparse training study runs (sparselab.studies.dst): every method trains, keeps its
+sparsity and reloads through the checkpoint format; gradual pruning reaches its target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from sparselab.dst.layers import active_count
+from sparselab.io.checkpoint import load_checkpoint
+from sparselab.studies.dst import METHODS, DSTSpec, GradualSpec, run_gradual_pruning, run_sparse_training
+from sparselab.train.run import RunFiles, run_training
+
+DATA = DataHparams(source="digits", val_fraction=0.0)
+MODEL = ModelHparams("lenet300_100", {"hidden": [64, 32], "batch_norm": True})
+RECIPE = TrainHparams.from_dict({"epochs": 2, "batch_size": 100, "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                 "weight_decay": 1e-4}, "schedule": {"kind": "constant"}})  # fmt: skip
+COMPUTE = ComputeHparams(device="cpu", progress="lines")
+SIZES = {"1.weight": 64 * 64, "4.weight": 64 * 32, "7.weight": 32 * 10}
+
+
+def spec(method: str) -> DSTSpec:
+    return DSTSpec(method, sparsity=0.9, period={0: 4}, stop_epoch=None, np_target=30, set_fraction=0.1,
+                   deepr_temperature={0: 1e-5})  # fmt: skip
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_keeps_its_sparsity_and_reloads(method: str, tmp_path: Path) -> None:
+    files = RunFiles.in_directory(tmp_path)
+    result = run_sparse_training(files, tmp_path / "summary.json", data=DATA, model=MODEL, recipe=RECIPE,
+                                 spec=spec(method), seed=0, compute=COMPUTE)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    x = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(ckpt.model.eval()(x), result.model.cpu().eval()(x), atol=1e-6)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    dense_total = 64 * 64 + 64 * 32 + 32 * 10 + 2 * (64 + 32 + 10)
+    assert summary["dense_parameters"] == dense_total
+    if method == "dense":
+        assert ckpt.mask is None and summary["learnable_parameters"] == dense_total
+    elif method == "tied":
+        assert ckpt.mask is None and ckpt.spec.tied is not None
+        banks = sum(max(1, round(0.1 * n)) for n in SIZES.values())
+        assert summary["learnable_parameters"] == banks + 2 * (64 + 32 + 10)
+    else:
+        active = sum(int(ckpt.mask[n].sum()) for n in ckpt.mask)
+        assert active == sum(active_count(n, 0.9) for n in SIZES.values())  # conserved, total and for static
+        assert summary["learnable_parameters"] == dense_total - sum(SIZES.values()) + active
+        params = dict(ckpt.model.named_parameters())
+        assert all((params[n][~ckpt.mask[n]] == 0).all() for n in ckpt.mask)
+        if method == "set":  # per layer too
+            assert {n: int(ckpt.mask[n].sum()) for n in ckpt.mask} == {n: active_count(k, 0.9) for n, k in SIZES.items()}
+
+
+def test_gradual_pruning_of_a_dense_checkpoint_reaches_its_target(tmp_path: Path) -> None:
+    dense = RunFiles.in_directory(tmp_path / "dense")
+    run_training(dense, data=DATA, model=MODEL, recipe=RECIPE, seed=0, compute=COMPUTE)
+    files = RunFiles.in_directory(tmp_path / "gradual")
+    recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 5})
+    g = GradualSpec(target=0.8, start=0, freq=1, iterations=4, schedule="cubic")
+    run_gradual_pruning(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DATA, recipe=recipe, spec=g,
+                        seed=0, compute=COMPUTE)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    for n, k in SIZES.items():
+        sparsity = 1 - int(ckpt.mask[n].sum()) / k
+        assert 0.8 <= sparsity < 0.8 + 4 / k + 1e-9, (n, sparsity)  # the +1 per event can overshoot by a few
+    history = (files.metrics_csv).read_text().splitlines()
+    assert len(history) == 1 + 6  # epoch 0 (before pruning) and 5 epochs
