@@ -22,6 +22,7 @@ include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/pathnorm.smk"
 include: "rules/gradflow.smk"
+include: "rules/dst.smk"
 
 
 rule all:

@@ -43,6 +43,7 @@ wildcard_constraints:
     fraction=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",
     name=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     measure=r"[a-z][a-z0-9_]*",
+    method=r"[a-z][a-z_]*",
     target=r"0(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity of a fraction in [0, 1)
 
 
@@ -59,6 +60,9 @@ PN = CFG.pathnorm
 GRADFLOW_RUN = "results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}"
 GRADFLOW_SUMMARY = "results/gradflow/summary"
 GF = CFG.gradflow
+DST_RUN = "results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}"
+DST_SUMMARY = "results/dst/summary"
+DS = CFG.dst
 
 
 def code_deps(script):
@@ -229,6 +233,40 @@ def gradflow_dense(wildcards=None):
     return out
 
 
+def dst_experiment(wildcards):
+    return DS.experiment(wildcards.dataset, wildcards.model)
+
+
+def dst_recipe(wildcards):
+    return CFG.recipes[dst_experiment(wildcards).recipe_of(wildcards.method)].to_dict()
+
+
+def dst_options(wildcards):
+    return dict(dst_experiment(wildcards).options)
+
+
+def _dst_keys(run):
+    return {"dataset": run.dataset, "model": run.model, "method": run.method, "sparsity": run.sparsity, "seed": run.seed}
+
+
+def dst_run_dir(run):
+    return DST_RUN.format(dataset=run.dataset, model=run.model, method=run.method, sparsity=run.sparsity_str, seed=run.seed)
+
+
+def dst_summaries(wildcards=None):
+    """[keys, summary path] of every run."""
+    return [[_dst_keys(r), f"{dst_run_dir(r)}/summary.json"] for r in DS.runs()]
+
+
+def dst_dense_checkpoint(wildcards):
+    g = dst_experiment(wildcards).options["gradual"]
+    return DENSE_MODEL.format(dataset=wildcards.dataset, model=wildcards.model, recipe=g["dense_recipe"], seed=wildcards.seed)
+
+
+def dst_runtime(wildcards, attempt):
+    return _minutes(wildcards, CFG.recipes[dst_experiment(wildcards).recipe_of(wildcards.method)].epochs, attempt)
+
+
 # ---------------------------------------------------------------- resources
 def _source(wildcards):
     return CFG.datasets[wildcards.dataset].source
@@ -303,5 +341,13 @@ def gradflow_targets():
     return [f"{GRADFLOW_SUMMARY}/{name}" for name in names]
 
 
+def dst_targets():
+    if DS is None or not DS.runs():
+        return []
+    names = ["records.csv", "table_accuracy.csv", "table_accuracy.md", "layer_density.csv"]
+    names += [f"{fig}.{ext}" for fig in ("figure_accuracy_vs_parameters", "figure_layer_density") for ext in ("pdf", "png")]
+    return [f"{DST_SUMMARY}/{name}" for name in names]
+
+
 def all_targets():
-    return oneshot_targets() + pathnorm_targets() + gradflow_targets()
+    return oneshot_targets() + pathnorm_targets() + gradflow_targets() + dst_targets()

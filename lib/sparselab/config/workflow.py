@@ -191,6 +191,67 @@ class GradflowConfig:
                 for m in e.measures for t in e.targets for s in e.seeds]  # fmt: skip
 
 
+DST_METHODS = ("dsr", "set", "deepr", "static", "tied", "thin_dense", "dense", "gradual")
+
+
+@dataclasses.dataclass(frozen=True)
+class DstExperiment:
+    """One model on one dataset: every method x sparsity x seed (dense once per seed)."""
+
+    dataset: str
+    model: str
+    recipe: str  # dsr, set, tied, dense
+    long_recipe: str  # static and thin dense (the paper trains them longer)
+    deepr_recipe: str  # DeepR (the paper: no weight decay, an L1 term instead)
+    methods: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    options: Mapping[str, Any]  # sparse_layers, granularity, period, stop_epoch, np_target, set_fraction, deepr, thin, gradual
+
+    def recipe_of(self, method: str) -> str:
+        if method in ("static", "thin_dense"):
+            return self.long_recipe
+        if method == "deepr":
+            return self.deepr_recipe
+        if method == "gradual":
+            return self.options["gradual"]["recipe"]
+        return self.recipe
+
+
+@dataclasses.dataclass(frozen=True)
+class DstRun:
+    dataset: str
+    model: str
+    method: str
+    sparsity: float
+    seed: int
+
+    @property
+    def sparsity_str(self) -> str:
+        return format_sparsity(self.sparsity)
+
+
+@dataclasses.dataclass(frozen=True)
+class DstConfig:
+    title: str
+    experiments: tuple[DstExperiment, ...]
+
+    def experiment(self, dataset: str, model: str) -> DstExperiment:
+        for e in self.experiments:
+            if (e.dataset, e.model) == (dataset, model):
+                return e
+        raise KeyError(f"no dst experiment for dataset {dataset!r} and model {model!r}")
+
+    def runs(self) -> list[DstRun]:
+        out = []
+        for e in self.experiments:
+            for seed in e.seeds:
+                for m in e.methods:
+                    sparsities = (0.0,) if m == "dense" else e.sparsities
+                    out += [DstRun(e.dataset, e.model, m, s, seed) for s in sparsities]
+        return out
+
+
 @dataclasses.dataclass(frozen=True)
 class WorkflowConfig:
     compute: ComputeHparams
@@ -203,6 +264,7 @@ class WorkflowConfig:
     oneshot: tuple[OneshotExperiment, ...]
     pathnorm: PathnormConfig | None = None
     gradflow: GradflowConfig | None = None
+    dst: DstConfig | None = None
 
     # ---------------------------------------------------------------- queries
     def used_datasets(self) -> list[str]:
@@ -214,6 +276,8 @@ class WorkflowConfig:
                 used.add(pn.pretrained_dataset)  # type: ignore[arg-type]
         if self.gradflow is not None:
             used |= {e.dataset for e in self.gradflow.experiments}
+        if self.dst is not None:
+            used |= {e.dataset for e in self.dst.experiments}
         return sorted(used)
 
     def oneshot_experiment(self, dataset: str, model: str) -> OneshotExperiment:
@@ -369,6 +433,39 @@ def _gradflow(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> Grad
     return GradflowConfig(title=str(raw.get("title", "Gradient-flow structured pruning")), experiments=tuple(experiments))
 
 
+def _dst(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> DstConfig | None:
+    if not raw.get("enabled", True):
+        return None
+    experiments, seen = [], set()
+    for i, e in enumerate(raw.get("experiments", [])):
+        key = f"dst.experiments[{i}]"
+        _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
+        _reference(e["model"], cfg["models"], f"{key}.model", "models")
+        for part in ("recipe", "long_recipe", "deepr_recipe"):
+            if part in e:
+                _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
+        if (e["dataset"], e["model"]) in seen:
+            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+        seen.add((e["dataset"], e["model"]))
+        options = {k: v for k, v in e.items() if k not in ("dataset", "model", "recipe", "long_recipe", "deepr_recipe",
+                                                           "methods", "sparsities", "seeds")}  # fmt: skip
+        if "gradual" in e["methods"]:
+            g = e.get("gradual")
+            if not g:
+                raise ConfigError(f"{key}.gradual: the gradual method needs gradual: {{recipe, dense_recipe, ...}}")
+            for part in ("recipe", "dense_recipe"):
+                _reference(g[part], cfg["recipes"], f"{key}.gradual.{part}", "recipes")
+        arch = cfg["models"][e["model"]].arch
+        if options.get("sparse_layers", "paper") == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
+            raise ConfigError(f"{key}.sparse_layers: the paper's sparse-layer set is defined for wrn, resnet50 and "
+                              f"lenet300_100, not {arch!r}; give conv_fc or a list of parameter names")  # fmt: skip
+        experiments.append(DstExperiment(
+            e["dataset"], e["model"], e["recipe"], e.get("long_recipe", e["recipe"]), e.get("deepr_recipe", e["recipe"]),
+            tuple(e["methods"]), tuple(float(s) for s in e["sparsities"]), tuple(e["seeds"]), options,
+        ))  # fmt: skip
+    return DstConfig(title=str(raw.get("title", "Dynamic sparse training")), experiments=tuple(experiments))
+
+
 def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
     """Typed view of a schema-validated config; raises :class:`ConfigError` on any inconsistency."""
     datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
@@ -388,6 +485,7 @@ def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
         oneshot=_oneshot(oneshot_raw, {"datasets": datasets, "models": models, "recipes": recipes}),
         pathnorm=_pathnorm(config.get("pathnorm", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
         gradflow=_gradflow(config.get("gradflow", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
+        dst=_dst(config.get("dst", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
     )
     return wf
 

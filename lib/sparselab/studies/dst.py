@@ -223,3 +223,149 @@ def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-friendly: int keys of schedules as strings are fine, tuples as lists."""
     return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
             for k, v in d.items()}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ from the config
+def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
+    return {int(k): v for k, v in d.items()}
+
+
+def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
+                     sparse_layers: str | Sequence[str] = "paper", sparsity_fc: float | None = None) -> int:  # fmt: skip
+    """Learnable parameters of the sparse network at ``sparsity`` (dense tensors in full)."""
+    from ..dst.layers import active_count
+    from ..models import build_model
+
+    net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
+    names = sparse_tensors(net, model.arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
+    params = dict(net.named_parameters())
+    per = _sparsities(net, names, sparsity, sparsity_fc)
+    total = sum(p.numel() for p in net.parameters())
+    return total - sum(params[n].numel() - active_count(params[n].numel(), per[n]) for n in names)
+
+
+_WIDTH_KEYS = ("widen_factor", "width", "hidden")
+
+
+def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int], budget: int,
+                key: str = "auto") -> dict[str, Any]:  # fmt: skip
+    """The model's kwargs with its width knob scaled so that the dense network has about ``budget``
+    parameters (bisection on the scale; ``hidden`` lists are scaled element-wise)."""
+    from ..models import arch_kwargs, build_model
+
+    defaults = arch_kwargs(model.arch)
+    if key == "auto":
+        key = next((k for k in _WIDTH_KEYS if k in defaults), "")
+        if not key:
+            raise ValueError(f"{model.arch} has no width knob ({', '.join(_WIDTH_KEYS)}); give dst thin.key")
+    base = model.kwargs.get(key, defaults[key])
+
+    def scaled(f: float) -> dict[str, Any]:
+        if isinstance(base, (list, tuple)):
+            value: Any = [max(1, round(h * f)) for h in base]
+        elif isinstance(base, int) and not isinstance(base, bool):
+            value = max(1, round(base * f))
+        else:
+            value = round(float(base) * f, 4)
+        return {**model.kwargs, key: value}
+
+    def count(f: float) -> int:
+        return sum(p.numel() for p in build_model(model.arch, num_classes, tuple(input_shape), **scaled(f)).parameters())
+
+    lo, hi = 1e-3, 1.0
+    while count(hi) < budget:
+        hi *= 2
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if count(mid) < budget else (lo, mid)
+    best = min((lo, hi), key=lambda f: abs(count(f) - budget))
+    return scaled(best)
+
+
+def spec_from_options(method: str, sparsity: float, options: Mapping[str, Any], active_entries: int | None = None) -> DSTSpec:
+    """The :class:`DSTSpec` of one run from a ``dst`` experiment's options (see the schema)."""
+    deepr = options.get("deepr", {})
+    set_fraction = options.get("set_fraction", "auto")
+    np_target = int(options.get("np_target", 20_000))
+    if set_fraction == "auto":
+        fraction = min(0.5, np_target / active_entries) if active_entries else 0.1
+    else:
+        fraction = float({float(k): v for k, v in set_fraction.items()}[float(sparsity)])
+    layers = options.get("sparse_layers", "paper")
+    return DSTSpec(
+        method=method if method != "thin_dense" else "dense",  # type: ignore[arg-type]
+        sparsity=float(sparsity), sparsity_fc=options.get("sparsity_fc"),
+        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
+        granularity=options.get("granularity", "element"),
+        period=_int_keys(options.get("period", {0: 100, 25: 200, 80: 400, 140: 800})),
+        stop_epoch=options.get("stop_epoch"), np_target=np_target, threshold=float(options.get("threshold", 1e-3)),
+        set_fraction=fraction, deepr_eta=float(deepr.get("eta", 0.01)), deepr_l1=float(deepr.get("l1", 1e-5)),
+        deepr_temperature=_int_keys(deepr.get("temperature", {0: 1e-5, 25: 1e-8, 80: 1e-12, 140: 1e-15})),
+    )  # fmt: skip
+
+
+def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
+                    options: Mapping[str, Any]) -> int:  # fmt: skip
+    from ..dst.layers import active_count
+    from ..models import build_model
+
+    net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
+    layers = options.get("sparse_layers", "paper")
+    names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))
+    params = dict(net.named_parameters())
+    per = _sparsities(net, names, sparsity, options.get("sparsity_fc"))
+    return sum(active_count(params[n].numel(), per[n]) for n in names)
+
+
+def run_configured(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    method: str,
+    sparsity: float,
+    options: Mapping[str, Any],
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """One run of a ``dst`` experiment: the method's spec (and, for thin dense, the width matched
+    to the sparse network's learnable parameters at ``sparsity``) from the experiment's options."""
+    if method == "thin_dense":
+        info = build_splits(data).info
+        thin = options.get("thin", {})
+        widths = thin.get("widths", "auto")
+        if widths == "auto":
+            budget = sparse_learnable(model, info.num_classes, info.input_shape, sparsity,
+                                      options.get("sparse_layers", "paper"), options.get("sparsity_fc"))  # fmt: skip
+            kwargs = thin_kwargs(model, info.num_classes, info.input_shape, budget, thin.get("key", "auto"))
+        else:
+            key = thin.get("key", "auto")
+            if key == "auto":
+                raise ValueError("dst thin.widths given per sparsity: also name the model kwarg they set (thin.key)")
+            kwargs = {**model.kwargs, key: {float(k): v for k, v in widths.items()}[float(sparsity)]}
+        model = ModelHparams(model.arch, kwargs)
+        spec = DSTSpec("dense")
+    elif method == "dense":
+        spec = DSTSpec("dense")
+    else:
+        active = None
+        if method == "set" and options.get("set_fraction", "auto") == "auto":
+            info = build_splits(data).info
+            active = _active_entries(model, info.num_classes, info.input_shape, sparsity, options)
+        spec = spec_from_options(method, sparsity, options, active)
+    result = run_sparse_training(files, summary_json, data=data, model=model, recipe=recipe, spec=spec, seed=seed,
+                                 compute=compute)  # fmt: skip
+    return result
+
+
+def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
+    g = options["gradual"]
+    layers = options.get("sparse_layers", "paper")
+    return GradualSpec(
+        target=float(sparsity), target_fc=options.get("sparsity_fc"),
+        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
+        start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
+        schedule=g.get("schedule", "cubic"), output_layer=g.get("output_layer"), output_cap=float(g.get("output_cap", 0.9)),
+    )  # fmt: skip

@@ -1,0 +1,121 @@
+# Dynamic sparse training (Mostafa & Wang, ICML 2019): one job per dataset x model x method x
+# sparsity x seed trained from scratch, gradual pruning of the dense networks of rules/train.smk,
+# then the records, the accuracy table and the two figures.
+
+
+rule dst_train:
+    input:
+        code=code_deps("dst_train.py"),
+    output:
+        model="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/model.safetensors",
+        sidecar="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/model.json",
+        metrics="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/metrics.csv",
+        hparams="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/hparams.json",
+        summary="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/summary.json",
+    wildcard_constraints:
+        method="dsr|set|deepr|static|tied|thin_dense|dense",
+    params:
+        data=dataset_params,
+        model=model_params,
+        recipe=dst_recipe,
+        options=dst_options,
+        state_dir=resume_dir,
+    log:
+        "logs/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.log",
+    benchmark:
+        "benchmarks/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        runtime=dst_runtime,
+        mem_mb=train_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/dst_train.py"
+
+
+rule dst_gradual:
+    input:
+        dense=dst_dense_checkpoint,
+        code=code_deps("dst_gradual.py"),
+    output:
+        model="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.safetensors",
+        sidecar="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.json",
+        metrics="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/metrics.csv",
+        hparams="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/hparams.json",
+        summary="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/summary.json",
+    params:
+        data=dataset_params,
+        recipe=lambda wildcards: CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].to_dict(),
+        options=dst_options,
+        state_dir=resume_dir,
+    log:
+        "logs/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.log",
+    benchmark:
+        "benchmarks/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        runtime=lambda wildcards, attempt: _minutes(wildcards, CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].epochs, attempt),
+        mem_mb=train_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/dst_gradual.py"
+
+
+rule dst_records:
+    input:
+        summaries=lambda wildcards: [path for _, path in dst_summaries()],
+        code=code_deps("dst_records.py"),
+    output:
+        records="results/dst/summary/records.csv",
+        densities="results/dst/summary/layer_density.csv",
+    params:
+        runs=dst_summaries,
+    log:
+        "logs/dst/records.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/dst_records.py"
+
+
+rule dst_report:
+    input:
+        records="results/dst/summary/records.csv",
+        densities="results/dst/summary/layer_density.csv",
+        code=code_deps("dst_report.py"),
+    output:
+        table=report(
+            "results/dst/summary/table_accuracy.csv",
+            caption="../report/dst_table.rst",
+            category="Dynamic sparse training",
+            labels={"artefact": "accuracy per method and sparsity"},
+        ),
+        table_md="results/dst/summary/table_accuracy.md",
+        figure_pdf="results/dst/summary/figure_accuracy_vs_parameters.pdf",
+        figure_png=report(
+            "results/dst/summary/figure_accuracy_vs_parameters.png",
+            caption="../report/dst_figure.rst",
+            category="Dynamic sparse training",
+            labels={"artefact": "accuracy vs parameters"},
+        ),
+        density_pdf="results/dst/summary/figure_layer_density.pdf",
+        density_png=report(
+            "results/dst/summary/figure_layer_density.png",
+            caption="../report/dst_density.rst",
+            category="Dynamic sparse training",
+            labels={"artefact": "per-layer density"},
+        ),
+    params:
+        title=DS.title if DS else "",
+    log:
+        "logs/dst/report.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/dst_report.py"
