@@ -209,6 +209,8 @@ class DstExperiment:
     options: Mapping[str, Any]  # sparse_layers, granularity, period, stop_epoch, np_target, set_fraction, deepr, thin, gradual
 
     def recipe_of(self, method: str) -> str:
+        if method in self.options.get("method_recipes", {}):
+            return self.options["method_recipes"][method]
         if method in ("static", "thin_dense"):
             return self.long_recipe
         if method == "deepr":
@@ -444,6 +446,8 @@ def _dst(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> DstConfig
         for part in ("recipe", "long_recipe", "deepr_recipe"):
             if part in e:
                 _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
+        for method, recipe in e.get("method_recipes", {}).items():
+            _reference(recipe, cfg["recipes"], f"{key}.method_recipes.{method}", "recipes")
         if (e["dataset"], e["model"]) in seen:
             raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
         seen.add((e["dataset"], e["model"]))
