@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/pathnorm.py
 	$(BIN)/python bench/gradflow.py
+	$(BIN)/python bench/dst.py
 
 clean:
 	rm -rf results logs benchmarks .resume .snakemake
