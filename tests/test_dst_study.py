@@ -70,3 +70,18 @@ def test_gradual_pruning_of_a_dense_checkpoint_reaches_its_target(tmp_path: Path
         assert 0.8 <= sparsity < 0.8 + 4 / k + 1e-9, (n, sparsity)  # the +1 per event can overshoot by a few
     history = (files.metrics_csv).read_text().splitlines()
     assert len(history) == 1 + 6  # epoch 0 (before pruning) and 5 epochs
+
+
+def test_gradual_pruning_by_one_global_threshold_reaches_the_total_target(tmp_path: Path) -> None:
+    dense = RunFiles.in_directory(tmp_path / "dense")
+    run_training(dense, data=DATA, model=MODEL, recipe=RECIPE, seed=0, compute=COMPUTE)
+    files = RunFiles.in_directory(tmp_path / "gradual")
+    recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 4})
+    g = GradualSpec(target=0.8, start=0, freq=1, iterations=3, schedule="exponential", by="threshold")
+    run_gradual_pruning(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DATA, recipe=recipe, spec=g,
+                        seed=0, compute=COMPUTE)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    active = sum(int(ckpt.mask[n].sum()) for n in SIZES)
+    assert active == round(0.2 * sum(SIZES.values()))  # the total is exact; layers differ (one threshold)
+    densities = [int(ckpt.mask[n].sum()) / k for n, k in SIZES.items()]
+    assert max(densities) - min(densities) > 0.01

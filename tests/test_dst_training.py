@@ -132,3 +132,61 @@ def test_schedule_needs_epoch_zero() -> None:
     with pytest.raises(ValueError, match="epoch 0"):
         StepSchedule({5: 100})
     assert StepSchedule({0: 100, 25: 200})(24) == 100 and StepSchedule({0: 100, 25: 200})(25) == 200
+
+
+def test_a_killed_dsr_run_resumes_and_ends_bitwise_like_an_uninterrupted_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sparselab.train.callbacks import Callback
+
+    splits = build_splits(DATA)
+
+    def dsr():  # type: ignore[no-untyped-def]
+        return DSR(masks_for(lenet()), StepSchedule({0: 3}), stop_epoch=None, seed=5, target=20)
+
+    whole_cb = dsr()
+    whole = train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(whole_cb,),
+                  state_dir=tmp_path / "whole")  # fmt: skip
+
+    class Kill(Callback):
+        def on_step_end(self, ctx) -> None:  # type: ignore[no-untyped-def]
+            if ctx.step == ctx.steps_per_epoch + 3:  # inside epoch 2: the last saved state is epoch 1's
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(dsr(), Kill()),
+              state_dir=tmp_path / "killed")  # fmt: skip
+    resumed_cb = dsr()
+    resumed = train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(resumed_cb,),
+                    state_dir=tmp_path / "killed")  # fmt: skip
+    assert resumed.resumed_from_epoch == 1
+    assert resumed_cb.threshold == whole_cb.threshold and resumed_cb.events == whole_cb.events
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(whole_cb.masks[n], resumed_cb.masks[n]) for n in whole_cb.masks)
+
+
+def test_kernel_granularity_and_big_new_weights_in_training() -> None:
+    # whole 3x3 kernels on and off: every kernel of the final weights is all-zero or mask-active;
+    # with big new weights the regrown kernels start from fresh Gaussian values (non-zero)
+    torch.manual_seed(0)
+    model = build_model("wrn", 10, (3, 8, 8), depth=10, widen_factor=1.0)
+    names = sparse_tensors(model, "wrn")
+    masks = initial_masks(model, names, 0.8, torch.Generator().manual_seed(0), "kernel")
+    assert all(m.shape == dict(model.named_parameters())[n].shape[:2] for n, m in masks.items())
+    data = DataHparams(source="digits", channels=3)
+    recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 1})
+    cb = DSR(masks, StepSchedule({0: 2}), None, seed=6, target=5, threshold=0.05, granularity="kernel", big_new_weights=True)
+    grown_values = []
+    real = cb.on_step_end
+
+    def spy(ctx):  # type: ignore[no-untyped-def]
+        real(ctx)
+        params = dict(ctx.model.named_parameters())
+        grown_values.extend(float(params[n].detach()[g].abs().sum()) for n, g in cb._pending.items() if g.any())
+
+    cb.on_step_end = spy  # type: ignore[method-assign]
+    result = train(model, build_splits(data), recipe, seeds=SeedHparams(), compute=COMPUTE, callbacks=(cb,))
+    assert sum(int(m.sum()) for m in cb.masks.values()) == sum(int(m.sum()) for m in masks.values())
+    params = dict(result.model.named_parameters())
+    for n, m in cb.masks.items():
+        assert (params[n][~m] == 0).all()  # whole kernels off
+    assert cb.events > 0 and grown_values and all(v > 0 for v in grown_values)

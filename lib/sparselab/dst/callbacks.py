@@ -22,7 +22,7 @@ from torch import nn
 
 from ..train.callbacks import Callback, TrainContext
 from .layers import to_mask
-from .rewiring import Granularity, deepr_step, dsr_step, entry_magnitudes, set_step
+from .rewiring import Granularity, deepr_step, dsr_step, entry_magnitudes, expand, set_step
 
 __all__ = ["StepSchedule", "DynamicSparsity", "DSR", "SET", "DeepR", "StaticSparse", "layer_densities"]
 
@@ -41,6 +41,14 @@ class StepSchedule:
             if epoch >= start:
                 value = v
         return value
+
+
+def _big_std(p: torch.Tensor) -> float:
+    """The original's "big new weights": N(0, sqrt(2 / (out * kh * kw))) for convs (He fan-out),
+    N(0, 1 / sqrt(fan_in)) for Linear layers."""
+    if p.dim() == 4:
+        return math.sqrt(2.0 / (p.shape[0] * p.shape[2] * p.shape[3]))
+    return 1.0 / math.sqrt(p.shape[1])
 
 
 def layer_densities(masks: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -107,18 +115,33 @@ class DSR(DynamicSparsity):
 
     def __init__(self, masks: Mapping[str, torch.Tensor], period: StepSchedule, stop_epoch: int | None, seed: int,
                  target: int, threshold: float = 1e-3, tolerance: float = 0.1,
-                 granularity: Granularity = "element") -> None:  # fmt: skip
+                 granularity: Granularity = "element", big_new_weights: bool = False) -> None:  # fmt: skip
         super().__init__(masks, period, stop_epoch, seed, granularity)
         if target < 1:
             raise ValueError(f"DSR's Np (entries pruned per reallocation) must be >= 1, got {target}")
         self.target, self.threshold, self.tolerance = int(target), float(threshold), float(tolerance)
+        self.big_new_weights = big_new_weights
         self.last_pruned = 0
 
     def reallocate(self, ctx: TrainContext) -> dict[str, torch.Tensor]:
         res = dsr_step(self.magnitudes(ctx.model), self.masks, self.threshold, self.target, self.generator, self.tolerance)
         self.threshold = res.threshold
         self.last_pruned = sum(res.pruned.values())
+        if self.big_new_weights:
+            self._pending = {n: res.masks[n] & ~self.masks[n] for n in res.masks}
         return res.masks
+
+    def on_step_end(self, ctx: TrainContext) -> None:
+        self._pending: dict[str, torch.Tensor] = {}
+        super().on_step_end(ctx)
+        if self._pending:  # after the new mask zeroed what it must: draw the grown weights
+            params = dict(ctx.model.named_parameters())
+            with torch.no_grad():
+                for n, grown in self._pending.items():
+                    p = params[n]
+                    where = expand(grown, p).to(p.device)
+                    fresh = torch.randn(p.shape, generator=self.generator).to(p.device, p.dtype) * _big_std(p)
+                    p.copy_(torch.where(where, fresh, p))
 
     def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
         super().on_epoch_end(ctx, row)

@@ -26,6 +26,7 @@ from ..dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
 from ..dst.layers import initial_masks, sparse_tensors
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import ArchSpec, load_checkpoint
+from ..sparsity.magnitude import magnitude_mask
 from ..sparsity.mask import Mask
 from ..train.callbacks import Callback, TrainContext
 from ..train.engine import TrainResult
@@ -49,6 +50,7 @@ class DSTSpec:
     stop_epoch: int | None = 190
     np_target: int = 20_000  # DSR: entries pruned per reallocation (Np)
     threshold: float = 1e-3  # DSR: initial H
+    big_new_weights: bool = False  # DSR: regrown weights drawn from N(0, He fan-out / 1/sqrt(fan_in)) instead of 0
     set_fraction: float = 0.138  # SET: fraction rewired per tensor and event
     deepr_eta: float = 0.01
     deepr_l1: float = 1e-5
@@ -78,6 +80,9 @@ class GradualSpec:
     freq: int = 2
     iterations: int = 20
     schedule: Literal["cubic", "exponential"] = "cubic"
+    # fraction: each layer loses its scheduled fraction (the paper); threshold: one magnitude
+    # threshold for all sparse tensors, set so that their total reaches the scheduled sparsity
+    by: Literal["fraction", "threshold"] = "fraction"
     output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
     output_cap: float = 0.9
 
@@ -127,7 +132,8 @@ class L1Penalty(Callback):
 def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
     period = StepSchedule(spec.period)
     if spec.method == "dsr":
-        return DSR(masks, period, spec.stop_epoch, seed, spec.np_target, spec.threshold, granularity=spec.granularity)
+        return DSR(masks, period, spec.stop_epoch, seed, spec.np_target, spec.threshold, granularity=spec.granularity,
+                   big_new_weights=spec.big_new_weights)  # fmt: skip
     if spec.method == "set":
         return SET(masks, period, spec.stop_epoch, seed, spec.set_fraction, spec.granularity)
     if spec.method == "deepr":
@@ -188,10 +194,17 @@ class _GradualPruning(Callback):
         epoch = ctx.epoch - 1  # 0-based, as the original's clock
         if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
             self.events += 1
-            fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
-            params = dict(ctx.model.named_parameters())
-            weights = {n: params[n].detach() for n in self.targets}
-            ctx.set_mask(gradual.prune_event(weights, ctx.mask, fractions).to_device(ctx.device))
+            if s.by == "threshold":
+                total = sum(ctx.mask[n].numel() for n in self.targets)
+                target = sum(self.targets[n] * ctx.mask[n].numel() for n in self.targets) / total
+                after = gradual.sparsity_after(self.events, s.iterations, target, s.schedule)
+                new = magnitude_mask(ctx.model, after, "global", list(self.targets), current=ctx.mask)
+            else:
+                fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
+                params = dict(ctx.model.named_parameters())
+                weights = {n: params[n].detach() for n in self.targets}
+                new = gradual.prune_event(weights, ctx.mask, fractions)
+            ctx.set_mask(new.to_device(ctx.device))
         if ctx.mask is not None:
             row["sparsity"] = ctx.mask.sparsity
 
@@ -318,6 +331,7 @@ def spec_from_options(method: str, sparsity: float, options: Mapping[str, Any], 
         granularity=options.get("granularity", "element"),
         period=_int_keys(options.get("period", {0: 100, 25: 200, 80: 400, 140: 800})),
         stop_epoch=options.get("stop_epoch"), np_target=np_target, threshold=float(options.get("threshold", 1e-3)),
+        big_new_weights=bool(options.get("big_new_weights", False)),
         set_fraction=fraction, deepr_eta=float(deepr.get("eta", 0.01)), deepr_l1=float(deepr.get("l1", 1e-5)),
         l1=float(options.get("l1", {}).get(method, 0.0)),
         deepr_temperature=_int_keys(deepr.get("temperature", {0: 1e-5, 25: 1e-8, 80: 1e-12, 140: 1e-15})),
@@ -387,5 +401,6 @@ def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
         target=float(sparsity), target_fc=options.get("sparsity_fc"),
         sparse_layers=layers if isinstance(layers, str) else tuple(layers),
         start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
-        schedule=g.get("schedule", "cubic"), output_layer=g.get("output_layer"), output_cap=float(g.get("output_cap", 0.9)),
+        schedule=g.get("schedule", "cubic"), by=g.get("by", "fraction"), output_layer=g.get("output_layer"),
+        output_cap=float(g.get("output_cap", 0.9)),
     )  # fmt: skip
