@@ -133,6 +133,27 @@ class PathnormConfig:
         return {"qs": list(self.qs), **self.analysis}
 
 
+def _experiment_for(experiments: Iterable[Any], dataset: str, model: str, study: str) -> Any:
+    """The experiment of a study for one dataset and model (wildcards of its rules)."""
+    for e in experiments:
+        if (e.dataset, e.model) == (dataset, model):
+            return e
+    raise KeyError(f"no {study} experiment for dataset {dataset!r} and model {model!r}")
+
+
+def _check_experiment(e: Mapping[str, Any], key: str, cfg: dict[str, Mapping[str, Any]], recipe_keys: Iterable[str],
+                      seen: set[tuple[str, str]]) -> None:  # fmt: skip
+    """Dataset, model and recipe names of one experiment exist; one experiment per dataset x model."""
+    _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
+    _reference(e["model"], cfg["models"], f"{key}.model", "models")
+    for part in recipe_keys:
+        if part in e:
+            _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
+    if (e["dataset"], e["model"]) in seen:
+        raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+    seen.add((e["dataset"], e["model"]))
+
+
 # Prune options of a gradflow experiment, with the original's defaults (sparselab.studies.gradflow.PruneSpec).
 GRADFLOW_OPTIONS = {
     "warmup_epochs": 0, "importance_batches": 20, "importance_batch_size": 128, "grasp_temperature": 200.0,
@@ -181,17 +202,11 @@ class GradflowConfig:
     experiments: tuple[GradflowExperiment, ...]
 
     def experiment(self, dataset: str, model: str) -> GradflowExperiment:
-        for e in self.experiments:
-            if (e.dataset, e.model) == (dataset, model):
-                return e
-        raise KeyError(f"no gradflow experiment for dataset {dataset!r} and model {model!r}")
+        return _experiment_for(self.experiments, dataset, model, "gradflow")
 
     def runs(self) -> list[GradflowRun]:
         return [GradflowRun(e.dataset, e.model, m, t, s) for e in self.experiments
                 for m in e.measures for t in e.targets for s in e.seeds]  # fmt: skip
-
-
-DST_METHODS = ("dsr", "set", "deepr", "static", "tied", "thin_dense", "dense", "gradual")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,10 +254,7 @@ class DstConfig:
     experiments: tuple[DstExperiment, ...]
 
     def experiment(self, dataset: str, model: str) -> DstExperiment:
-        for e in self.experiments:
-            if (e.dataset, e.model) == (dataset, model):
-                return e
-        raise KeyError(f"no dst experiment for dataset {dataset!r} and model {model!r}")
+        return _experiment_for(self.experiments, dataset, model, "dst")
 
     def runs(self) -> list[DstRun]:
         out = []
@@ -415,14 +427,7 @@ def _gradflow(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> Grad
     experiments, seen = [], set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"gradflow.experiments[{i}]"
-        _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
-        _reference(e["model"], cfg["models"], f"{key}.model", "models")
-        for part in ("round_recipe", "final_recipe", "dense_recipe"):
-            if part in e:
-                _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
-        if (e["dataset"], e["model"]) in seen:
-            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
-        seen.add((e["dataset"], e["model"]))
+        _check_experiment(e, key, cfg, ("round_recipe", "final_recipe", "dense_recipe"), seen)
         if cfg["recipes"][e["round_recipe"]].epochs < 1:
             raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
         options = {k: e.get(k, default) for k, default in GRADFLOW_OPTIONS.items()}
@@ -441,16 +446,9 @@ def _dst(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> DstConfig
     experiments, seen = [], set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"dst.experiments[{i}]"
-        _reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
-        _reference(e["model"], cfg["models"], f"{key}.model", "models")
-        for part in ("recipe", "long_recipe", "deepr_recipe"):
-            if part in e:
-                _reference(e[part], cfg["recipes"], f"{key}.{part}", "recipes")
+        _check_experiment(e, key, cfg, ("recipe", "long_recipe", "deepr_recipe"), seen)
         for method, recipe in e.get("method_recipes", {}).items():
             _reference(recipe, cfg["recipes"], f"{key}.method_recipes.{method}", "recipes")
-        if (e["dataset"], e["model"]) in seen:
-            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
-        seen.add((e["dataset"], e["model"]))
         options = {k: v for k, v in e.items() if k not in ("dataset", "model", "recipe", "long_recipe", "deepr_recipe",
                                                            "methods", "sparsities", "seeds")}  # fmt: skip
         if "gradual" in e["methods"]:
