@@ -1,0 +1,112 @@
+"""AC/DC: alternating compressed / decompressed training (Peste et al., NeurIPS 2021; transfer notes §8.1).
+
+The network trains dense for a warm-up, then alternates sparse and dense phases of equal length
+(starting sparse), has one longer dense phase and ends with a long sparse phase. Entering a sparse
+phase ("compression") keeps the largest ``(|w| + 1e-4)`` over all listed weights globally at the
+target sparsity, at once (no ramp); entering a dense phase ("decompression") sets every mask back to
+one, so pruned weights re-enter at exactly 0, and resets the SGD momentum. The final model is the
+sparse one at the last epoch.
+
+:func:`phase_calendar` gives the phase of every epoch. For 100 epochs it is the paper's recipe:
+dense 0-9, sparse/dense every 5 epochs from 10 to 74 (S 10-14, D 15-19, ..., S 70-74), dense 75-84,
+sparse 85-99: 50 sparse and 50 dense epochs. Other lengths stretch that pattern proportionally.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Sequence
+
+import torch
+
+from ..train.callbacks import Callback, TrainContext
+from .mask import Mask
+
+__all__ = ["phase_calendar", "compress", "ACDC"]
+
+Phase = Literal["dense", "sparse"]
+
+# The 100-epoch recipe as (first epoch, phase) boundaries.
+_RECIPE_100 = [(0, "dense")] + [(10 + 5 * i, "sparse" if i % 2 == 0 else "dense") for i in range(13)] + [
+    (75, "dense"),
+    (85, "sparse"),
+]
+
+
+def phase_calendar(epochs: int) -> list[Phase]:
+    """The phase of each (0-based) epoch: the paper's 100-epoch calendar scaled to ``epochs``
+    (boundaries rounded; at least 10 epochs so that every phase keeps at least one epoch)."""
+    if epochs < 10:
+        raise ValueError(f"AC/DC needs at least 10 epochs to fit its phases, got {epochs}")
+    starts = [(round(start * epochs / 100), phase) for start, phase in _RECIPE_100]
+    calendar: list[Phase] = []
+    for e in range(epochs):
+        phase = "dense"
+        for start, p in starts:
+            if e >= start:
+                phase = p  # type: ignore[assignment]
+        calendar.append(phase)
+    return calendar
+
+
+def compress(model: torch.nn.Module, names: Sequence[str], sparsity: float, current: Mask | None = None) -> Mask:
+    """Global magnitude compression: keep the ``ceil(N (1 - s))`` largest ``(|w| + 1e-4) * mask``
+    over all listed weights (ties: lower position first)."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"AC/DC sparsity must be in [0, 1), got {sparsity}")
+    params = dict(model.named_parameters())
+    stats = []
+    for n in names:
+        w = params[n].detach().abs().float().flatten().cpu() + 1e-4
+        if current is not None and n in current:
+            w = w * current[n].flatten().cpu().float()
+        stats.append(w)
+    flat = torch.cat(stats)
+    keep = math.ceil(round(flat.numel() * (1.0 - sparsity), 6))  # ceil, not fooled by 0.30000000000000004
+    order = torch.argsort(flat, descending=True, stable=True)
+    on = torch.zeros(flat.numel(), dtype=torch.bool)
+    on[order[:keep]] = True
+    out, start = {}, 0
+    for n in names:
+        k = params[n].numel()
+        out[n] = on[start : start + k].view(params[n].shape).to(params[n].device)
+        start += k
+    return Mask(out)
+
+
+class ACDC(Callback):
+    """Drives the phases: the calendar is read at every epoch start (the end of the previous one)."""
+
+    def __init__(self, names: Sequence[str], sparsity: float, epochs: int) -> None:
+        self.names, self.sparsity = list(names), float(sparsity)
+        self.calendar = phase_calendar(epochs)
+        self.phase: Phase = "dense"
+        self.compressions = 0
+
+    def on_train_start(self, ctx: TrainContext) -> None:
+        self._enter(ctx, self.calendar[min(ctx.epoch, len(self.calendar) - 1)])  # ctx.epoch: epochs done
+
+    def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
+        row["acdc_phase"] = self.phase
+        if ctx.epoch < len(self.calendar):
+            self._enter(ctx, self.calendar[ctx.epoch])  # the phase of the next epoch (0-based index)
+
+    def _enter(self, ctx: TrainContext, phase: Phase) -> None:
+        if phase == self.phase and not (phase == "sparse" and ctx.mask is None):
+            return
+        if phase == "sparse":
+            ctx.set_mask(compress(ctx.model, self.names, self.sparsity))
+            self.compressions += 1
+        else:
+            ctx.set_mask(None)  # masks back to one: pruned weights re-enter at 0
+            for state in ctx.optimizer.state.values():  # and the momentum restarts
+                buf = state.get("momentum_buffer")
+                if buf is not None:
+                    buf.zero_()
+        self.phase = phase
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "compressions": self.compressions}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.phase, self.compressions = state["phase"], int(state["compressions"])

@@ -1,0 +1,73 @@
+"""AC/DC (sparselab.sparsity.acdc): the phase calendar, global compression, and training with it."""
+
+from __future__ import annotations
+
+
+import pandas as pd
+import pytest
+import torch
+
+from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
+from sparselab.data import build_splits
+from sparselab.models import build_model
+from sparselab.sparsity import Mask
+from sparselab.sparsity.acdc import ACDC, compress, phase_calendar
+from sparselab.train.engine import train
+
+
+def test_the_100_epoch_calendar_is_the_papers() -> None:
+    cal = phase_calendar(100)
+    spans = {"dense": [range(0, 10), range(75, 85)], "sparse": [range(10, 15), range(70, 75), range(85, 100)]}
+    for phase, ranges in spans.items():
+        for r in ranges:
+            assert all(cal[e] == phase for e in r), (phase, r)
+    assert cal[15:20] == ["dense"] * 5 and cal[20:25] == ["sparse"] * 5
+    assert cal.count("sparse") == cal.count("dense") == 50
+
+
+def test_a_shorter_run_keeps_the_pattern_and_the_balance() -> None:
+    cal = phase_calendar(20)
+    assert cal[:2] == ["dense", "dense"] and cal[-3:] == ["sparse"] * 3 and cal.count("sparse") == 10
+    with pytest.raises(ValueError):
+        phase_calendar(5)
+
+
+def test_compression_is_global_over_all_listed_weights() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(10, 10, bias=False), torch.nn.Linear(10, 10, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(0.5)
+        model[1].weight.copy_(torch.arange(100.0).view(10, 10) / 100)  # 0.00 ... 0.99
+    mask = compress(model, ["0.weight", "1.weight"], 0.7)
+    # keep ceil(200 * 0.3) = 60: the 49 entries above 0.5 (all in layer 1), then 11 of the ties at
+    # 0.5 in model order (layer 0 first): one global threshold, not a share per layer
+    assert {n: int(mask[n].sum()) for n in mask} == {"0.weight": 11, "1.weight": 49}
+    assert mask["0.weight"].view(-1)[:11].all() and mask["1.weight"].view(-1)[51:].all()
+    # the statistic is (|w| + 1e-4) * old mask: an entry masked out before ranks below every live one
+    current = Mask({"0.weight": torch.zeros(10, 10, dtype=torch.bool), "1.weight": torch.ones(10, 10, dtype=torch.bool)})
+    mask2 = compress(model, ["0.weight", "1.weight"], 0.5, current=current)
+    assert int(mask2["0.weight"].sum()) == 0 and int(mask2["1.weight"].sum()) == 100
+
+
+def test_training_alternates_resets_momentum_and_ends_sparse() -> None:
+    torch.manual_seed(0)
+    model = build_model("lenet300_100", 10, (1, 8, 8), hidden=[64, 32], batch_norm=True)
+    names = [n for n, p in model.named_parameters() if p.dim() == 2]
+    recipe = TrainHparams.from_dict({"epochs": 20, "batch_size": 100, "optimizer": {"lr": 0.05, "momentum": 0.9},
+                                     "schedule": {"kind": "constant"}})  # fmt: skip
+    cb = ACDC(names, 0.9, recipe.epochs)
+    resets = []
+
+    class WatchMomentum(ACDC.__mro__[1]):  # a plain Callback: records momentum right after a decompression
+        def on_epoch_end(self, ctx, row) -> None:  # type: ignore[no-untyped-def]
+            if cb.phase == "dense" and row.get("acdc_phase") == "sparse":
+                bufs = [s.get("momentum_buffer") for s in ctx.optimizer.state.values()]
+                resets.append(all(b is None or float(b.abs().sum()) == 0 for b in bufs))
+
+    result = train(model, build_splits(DataHparams(source="digits")), recipe, seeds=SeedHparams(),
+                   compute=ComputeHparams(device="cpu", progress="lines"), callbacks=(cb, WatchMomentum()))  # fmt: skip
+    phases = list(pd.DataFrame(result.history)["acdc_phase"])
+    assert phases == phase_calendar(20)
+    assert result.mask is not None and abs(result.mask.sparsity - 0.9) < 1e-3  # ends in its sparse phase
+    params = dict(result.model.named_parameters())
+    assert all((params[n][~result.mask[n]] == 0).all() for n in names)
+    assert resets and all(resets) and cb.compressions == 7 + 1
