@@ -138,7 +138,7 @@ def logistic_regression(
     plus ``l2 / 2 * ||W||^2`` (features standardised with the training statistics)."""
     x, y = train
     mean, std = x.mean(0, keepdim=True), x.std(0, keepdim=True).clamp_min(1e-6)
-    xs, ts = (x - mean) / std, (test[0] - mean) / std
+    xs = (x - mean) / std
     head = nn.Linear(x.shape[1], num_classes)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
