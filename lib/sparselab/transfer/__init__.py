@@ -1,1 +1,1 @@
-"""Sparse ImageNet transfer (Iofinova et al., CVPR 2022): importing the upstream checkpoints."""
+"""Sparse ImageNet transfer (Iofinova et al., CVPR 2022): upstream checkpoint import (`imports`), features and linear finetuning (`linear`)."""
