@@ -201,3 +201,232 @@ def write_fake_imagenet(
                 image.save(folder / name, format="JPEG", quality=95)
                 labels[split].append(k)
     return labels
+
+
+# --- Downstream datasets of the sparse-transfer study, in the layouts torchvision 0.29 reads ------------------
+#
+# Each writer returns {"classes": [...in label order...], "train": labels, "test": labels} (train and test in
+# the order the source yields them) plus, for Caltech, "per_class" (images written per class, label order).
+
+
+def _save_tiny(path: Path, label: int, num_classes: int, size: tuple[int, int] = (10, 8), mode: str = "RGB") -> None:
+    """A tiny JPEG of class ``label`` (``size`` = (W, H)); ``mode="L"`` writes a greyscale one."""
+    from PIL import Image
+
+    width, height = size
+    image = Image.fromarray(fake_image(label, num_classes, 3, height, width).transpose(1, 2, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.convert(mode).save(path, format="JPEG", quality=95)
+
+
+def write_fake_aircraft(root: str | os.PathLike, n_train: int = 7, n_test: int = 5) -> dict[str, list]:
+    """``fgvc-aircraft-2013b/data/``: variants.txt, images_variant_{trainval,test}.txt, images/<id>.jpg."""
+    classes = ["707-320", "A300B4", "Boeing 717"]  # names with spaces occur ("Boeing 717")
+    data = Path(root) / "fgvc-aircraft-2013b" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "variants.txt").write_text("".join(f"{c}\n" for c in classes))
+    out: dict[str, list] = {"classes": classes}
+    number = 1000000
+    for split, fname, n in (("train", "trainval", n_train), ("test", "test", n_test)):
+        out[split] = fake_labels(n, len(classes), split)
+        lines = []
+        for y in out[split]:
+            number += 1
+            _save_tiny(data / "images" / f"{number:07d}.jpg", y, len(classes))
+            lines.append(f"{number:07d} {classes[y]}\n")
+        (data / f"images_variant_{fname}.txt").write_text("".join(lines))
+    return out
+
+
+def write_fake_birdsnap(root: str | os.PathLike, per_class: tuple[int, int] = (3, 2)) -> dict[str, list]:
+    """Salman et al.'s ImageFolder copy: ``train/<species>/*.jpg`` and ``test/<species>/*.jpg``."""
+    classes = ["Acadian_Flycatcher", "Bald_Eagle", "Cedar_Waxwing"]
+    out: dict[str, list] = {"classes": classes}
+    for split, n in zip(("train", "test"), per_class):
+        out[split] = []
+        for y, c in enumerate(classes):
+            for i in range(n):
+                _save_tiny(Path(root) / split / c / f"{c}_{split}_{i}.jpg", y, len(classes))
+                out[split].append(y)
+    return out
+
+
+def write_fake_caltech101(root: str | os.PathLike, counts: tuple[int, ...] = (32, 30, 33)) -> dict[str, list]:
+    """``caltech101/101_ObjectCategories/<cat>/image_%04d.jpg`` plus a BACKGROUND_Google folder.
+
+    Class k (sorted folder names, background dropped) gets ``counts[k]`` images; its third image is
+    greyscale, as some real Caltech images are.
+    """
+    classes = ["Faces", "accordion", "airplanes"][: len(counts)]  # sorted: upper case first
+    base = Path(root) / "caltech101" / "101_ObjectCategories"
+    for i in range(3):
+        _save_tiny(base / "BACKGROUND_Google" / f"image_{i + 1:04d}.jpg", 0, 1)
+    for y, (c, n) in enumerate(zip(classes, counts)):
+        for i in range(1, n + 1):
+            _save_tiny(base / c / f"image_{i:04d}.jpg", y, len(classes), size=(6, 5), mode="L" if i == 3 else "RGB")
+    return _first_n(classes, list(counts), 30)
+
+
+def write_fake_caltech256(root: str | os.PathLike, counts: tuple[int, ...] = (62, 61, 60)) -> dict[str, list]:
+    """``caltech256/256_ObjectCategories/<NNN.name>/<NNN>_%04d.jpg`` (plus a stray non-jpg, ignored)."""
+    classes = ["001.ak47", "002.american-flag", "003.backpack"][: len(counts)]
+    base = Path(root) / "caltech256" / "256_ObjectCategories"
+    for y, (c, n) in enumerate(zip(classes, counts)):
+        for i in range(1, n + 1):
+            _save_tiny(base / c / f"{c[:3]}_{i:04d}.jpg", y, len(classes), size=(6, 5), mode="L" if i == 2 else "RGB")
+    (base / classes[0] / "RENAME2").write_text("not an image\n")  # the real 198.spider has such a file
+    return _first_n(classes, list(counts), 60)
+
+
+def _first_n(classes: list[str], counts: list[int], n: int) -> dict[str, list]:
+    return {
+        "classes": classes,
+        "per_class": counts,
+        "train": [y for y, c in enumerate(counts) for _ in range(min(c, n))],
+        "test": [y for y, c in enumerate(counts) for _ in range(max(c - n, 0))],
+    }
+
+
+def write_fake_cars(root: str | os.PathLike, n_train: int = 6, n_test: int = 4) -> dict[str, list]:
+    """``stanford_cars/``: devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_test_annos_withlabels.mat,
+    cars_train/, cars_test/ (the .mat files as ``scipy.io.savemat`` struct arrays, 1-based classes)."""
+    import numpy as np
+    from scipy.io import savemat
+
+    classes = ["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Audi TTS Coupe 2012"]
+    base = Path(root) / "stanford_cars"
+    (base / "devkit").mkdir(parents=True, exist_ok=True)
+    savemat(base / "devkit" / "cars_meta.mat", {"class_names": np.array([classes], dtype=object)})
+    fields = ["bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname"]
+    out: dict[str, list] = {"classes": classes}
+    for split, n, mat in (
+        ("train", n_train, base / "devkit" / "cars_train_annos.mat"),
+        ("test", n_test, base / "cars_test_annos_withlabels.mat"),
+    ):
+        out[split] = fake_labels(n, len(classes), split)
+        annos = np.zeros((1, n), dtype=[(f, "O") for f in fields])
+        for i, y in enumerate(out[split]):
+            fname = f"{i + 1:05d}.jpg"
+            _save_tiny(base / f"cars_{split}" / fname, y, len(classes))
+            annos[0, i] = (1, 1, 9, 7, y + 1, fname)
+        savemat(mat, {"annotations": annos})
+    return out
+
+
+def write_fake_dtd(root: str | os.PathLike, per_class: tuple[int, int, int] = (2, 1, 2)) -> dict[str, list]:
+    """``dtd/dtd/labels/{train,val,test}1.txt`` ("<class>/<file>") and ``dtd/dtd/images/<class>/<file>``.
+
+    Also a partition-2 file that must be ignored. "train" is train1 then val1 (the paper's train).
+    """
+    classes = ["banded", "blotchy", "zigzagged"]
+    data = Path(root) / "dtd" / "dtd"
+    (data / "labels").mkdir(parents=True, exist_ok=True)
+    out: dict[str, list] = {"classes": classes, "train": [], "test": []}
+    number = 0
+    for split, n in zip(("train", "val", "test"), per_class):
+        lines = []
+        for y, c in enumerate(classes):
+            for _ in range(n):
+                number += 1
+                _save_tiny(data / "images" / c / f"{c}_{number:04d}.jpg", y, len(classes))
+                lines.append(f"{c}/{c}_{number:04d}.jpg\n")
+                out["test" if split == "test" else "train"].append(y)
+        (data / "labels" / f"{split}1.txt").write_text("".join(lines))
+    (data / "labels" / "train2.txt").write_text(f"banded/banded_{number:04d}.jpg\n")
+    return out
+
+
+def write_fake_flowers(root: str | os.PathLike, n: int = 10) -> dict[str, list]:
+    """``flowers-102/``: jpg/image_%05d.jpg, imagelabels.mat (1-based labels), setid.mat (trnid/valid/tstid).
+
+    Image ids are interleaved between the sets, as in the real file; "train" is trnid then valid.
+    """
+    import numpy as np
+    from scipy.io import savemat
+
+    base = Path(root) / "flowers-102"
+    labels = [(i * 7) % 5 for i in range(n)]  # labels 0..4 of the 102
+    for i, y in enumerate(labels):
+        _save_tiny(base / "jpg" / f"image_{i + 1:05d}.jpg", y, 102)
+    ids = {"trnid": list(range(1, n + 1, 3)), "valid": list(range(2, n + 1, 3)), "tstid": list(range(3, n + 1, 3))}
+    savemat(base / "imagelabels.mat", {"labels": np.array([[y + 1 for y in labels]], dtype=np.uint8)})
+    savemat(base / "setid.mat", {k: np.array([v], dtype=np.uint16) for k, v in ids.items()})
+    return {
+        "classes": [],
+        "train": [labels[i - 1] for i in ids["trnid"] + ids["valid"]],
+        "test": [labels[i - 1] for i in ids["tstid"]],
+    }
+
+
+def write_fake_food101(root: str | os.PathLike, per_class: tuple[int, int] = (3, 2)) -> dict[str, list]:
+    """``food-101/meta/{train,test}.json`` ({class: ["class/id", ...]}) and ``food-101/images/<class>/<id>.jpg``."""
+    import json
+
+    classes = ["apple_pie", "baby_back_ribs", "waffles"]
+    base = Path(root) / "food-101"
+    (base / "meta").mkdir(parents=True, exist_ok=True)
+    out: dict[str, list] = {"classes": classes}
+    number = 100000
+    for split, n in zip(("train", "test"), per_class):
+        meta = {}
+        out[split] = []
+        for y, c in enumerate(classes):
+            meta[c] = []
+            for _ in range(n):
+                number += 1
+                _save_tiny(base / "images" / c / f"{number}.jpg", y, len(classes))
+                meta[c].append(f"{c}/{number}")
+                out[split].append(y)
+        (base / "meta" / f"{split}.json").write_text(json.dumps(meta))
+    return out
+
+
+def write_fake_pets(root: str | os.PathLike, per_class: tuple[int, int] = (3, 2)) -> dict[str, list]:
+    """``oxford-iiit-pet/annotations/{trainval,test}.txt`` ("<Breed>_<n> <class id> <species> <breed id>")
+    and ``oxford-iiit-pet/images/<Breed>_<n>.jpg``."""
+    breeds = [("Abyssinian", 1), ("american_bulldog", 2), ("Bengal", 1)]  # (file prefix, species: 1 cat 2 dog)
+    base = Path(root) / "oxford-iiit-pet"
+    (base / "annotations").mkdir(parents=True, exist_ok=True)
+    out: dict[str, list] = {"classes": ["Abyssinian", "American Bulldog", "Bengal"]}
+    number = 0
+    for split, fname, n in (("train", "trainval", per_class[0]), ("test", "test", per_class[1])):
+        lines = []
+        out[split] = []
+        for y, (breed, species) in enumerate(breeds):
+            for _ in range(n):
+                number += 1
+                _save_tiny(base / "images" / f"{breed}_{number}.jpg", y, len(breeds))
+                lines.append(f"{breed}_{number} {y + 1} {species} {y + 1}\n")
+                out[split].append(y)
+        (base / "annotations" / f"{fname}.txt").write_text("".join(lines))
+    return out
+
+
+def write_fake_sun397(root: str | os.PathLike, per_class: tuple[int, int] = (2, 2)) -> dict[str, list]:
+    """``SUN397/``: ClassName.txt ("/a/abbey"), <letter>/<class>/sun_<id>.jpg, Partitions/{Training,Testing}_01.txt.
+
+    One class is nested ("/b/bakery/shop", as in the real list); every class also gets an image that
+    no partition-01 file lists (SUN397 has ~100 per class, partition 01 uses 50 + 50), and a
+    partition-02 file exists that must be ignored.
+    """
+    classes = ["/a/abbey", "/b/bakery/shop", "/c/castle"]
+    base = Path(root) / "SUN397"
+    (base / "Partitions").mkdir(parents=True, exist_ok=True)
+    (base / "ClassName.txt").write_text("".join(f"{c}\n" for c in classes))
+    out: dict[str, list] = {"classes": [c[3:] for c in classes]}
+    number = 0
+    for split, fname, n in (("train", "Training_01.txt", per_class[0]), ("test", "Testing_01.txt", per_class[1]), ("unused", None, 1)):
+        lines = []
+        out[split] = []
+        for y, c in enumerate(classes):
+            for _ in range(n):
+                number += 1
+                rel = f"{c}/sun_{number:016d}.jpg"
+                _save_tiny(base / rel.lstrip("/"), y, len(classes))
+                lines.append(rel + "\n")
+                out[split].append(y)
+        if fname:
+            (base / "Partitions" / fname).write_text("".join(lines))
+    (base / "Partitions" / "Training_02.txt").write_text(lines[0])
+    del out["unused"]
+    return out

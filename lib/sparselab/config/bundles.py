@@ -12,17 +12,27 @@ from typing import Any, Literal
 
 from .hparams import Hparams, HparamsError, derive_seed
 
-DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet")
+# The ten downstream datasets of the sparse-transfer study (Iofinova et al., CVPR 2022) besides
+# CIFAR-10/100; read by data/sources/transfer.py with the paper's splits and 224 px preprocessing.
+TRANSFER_SOURCES = (
+    "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
+)  # fmt: skip
+DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES)
 
 
 @dataclasses.dataclass(frozen=True)
 class DataHparams(Hparams):
     """Which dataset, where it lives, and how it is split (all splits seeded, never global RNG)."""
 
-    source: Literal["digits", "mnist", "cifar10", "cifar100", "imagenet"] = "digits"
+    source: Literal[
+        "digits", "mnist", "cifar10", "cifar100", "imagenet",
+        "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
+    ] = "digits"  # fmt: skip
     root: str | None = None  # directory holding the real on-disk layout (not used by digits)
     image_size: int | None = None  # digits/mnist: resize to this; imagenet: crop size (224)
     resize_size: int | None = None  # imagenet eval: resize before the centre crop (256)
+    # transfer sources: resampling of every resize/crop (bicubic for RigL upstreams, which TF trained)
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     channels: int | None = None  # digits/mnist: 1 or 3 (replicated grey) for conv nets
     augment: bool = True  # standard train augmentation of the source (digits has none)
     # cifar only: per-channel mean/std of the dataset, or 0.5/0.5 (Lubana & Dick's code)
@@ -50,6 +60,12 @@ class DataHparams(Hparams):
             raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
         if self.source in ("cifar10", "cifar100") and (self.channels or self.image_size):
             raise HparamsError(f"{path}: channels/image_size are not options of {self.source}")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise HparamsError(f"{path}.interpolation: {self.interpolation!r} must be 'bilinear' or 'bicubic'")
+        if self.interpolation != "bilinear" and self.source not in TRANSFER_SOURCES:
+            raise HparamsError(f"{path}.interpolation: {self.source} always resizes bilinearly")
+        if self.source in TRANSFER_SOURCES and self.channels:
+            raise HparamsError(f"{path}: channels is not an option of {self.source} (always RGB)")
         if self.source != "digits" and self.test_fraction != 0.25:
             raise HparamsError(f"{path}.test_fraction: only digits has no fixed test split")
 

@@ -59,6 +59,10 @@ _SOURCE_MODULES = {
     "cifar10": "cifar",
     "cifar100": "cifar",
     "imagenet": "imagenet",
+    **{
+        name: "transfer"
+        for name in ("aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397")
+    },
 }
 
 
