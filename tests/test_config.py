@@ -63,7 +63,7 @@ def test_derived_seeds_are_distinct_streams_and_stable():
 
 
 def test_data_hparams_reject_options_a_source_does_not_have():
-    with pytest.raises(HparamsError, match="channels/image_size are not options of cifar10"):
+    with pytest.raises(HparamsError, match="channels is not an option of cifar10"):
         DataHparams.from_dict({"source": "cifar10", "channels": 3}, path="datasets.c")
     with pytest.raises(HparamsError, match="subset_fraction"):
         DataHparams.from_dict({"subset_fraction": 0.0})

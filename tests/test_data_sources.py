@@ -316,3 +316,12 @@ def test_cifar_half_normalisation_maps_pixels_to_minus_one_one(roots):
     assert x[0, 9, 4].item() == pytest.approx(2 * fake_pixel(y, 10, 0, 9, 4) / 255 - 1, abs=1e-5)
     with pytest.raises(Exception, match="cifar10/cifar100 only"):
         DataHparams.from_dict({"source": "digits", "normalize": "half"}, path="datasets.digits")
+
+
+def test_cifar_with_the_transfer_preprocessing_is_upsampled_with_imagenet_statistics(roots):
+    src = build_source(hp_for(roots, "cifar10", image_size=48, interpolation="bicubic"))
+    assert src.info.input_shape == (3, 48, 48) and src.info.mean == (0.485, 0.456, 0.406)
+    x, _ = src.test[0]
+    assert x.shape == (3, 48, 48)
+    x_train, _ = src.train[0]
+    assert x_train.shape == (3, 48, 48)

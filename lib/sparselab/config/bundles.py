@@ -58,11 +58,13 @@ class DataHparams(Hparams):
             raise HparamsError(f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 only")
         if self.channels not in (None, 1, 3):
             raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
-        if self.source in ("cifar10", "cifar100") and (self.channels or self.image_size):
-            raise HparamsError(f"{path}: channels/image_size are not options of {self.source}")
+        if self.source in ("cifar10", "cifar100") and self.channels:
+            raise HparamsError(f"{path}: channels is not an option of {self.source}")
+        if self.source in ("cifar10", "cifar100") and self.image_size and self.normalize != "dataset":
+            raise HparamsError(f"{path}: image_size (the transfer preprocessing, ImageNet statistics) excludes normalize")
         if self.interpolation not in ("bilinear", "bicubic"):
             raise HparamsError(f"{path}.interpolation: {self.interpolation!r} must be 'bilinear' or 'bicubic'")
-        if self.interpolation != "bilinear" and self.source not in TRANSFER_SOURCES:
+        if self.interpolation != "bilinear" and self.source not in (*TRANSFER_SOURCES, "cifar10", "cifar100"):
             raise HparamsError(f"{path}.interpolation: {self.source} always resizes bilinearly")
         if self.source in TRANSFER_SOURCES and self.channels:
             raise HparamsError(f"{path}: channels is not an option of {self.source} (always RGB)")

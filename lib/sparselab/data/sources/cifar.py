@@ -87,7 +87,14 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     checked_cls, unchecked_cls = _CLASSES[hp.source]
-    train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
+    if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size, ImageNet statistics
+        from .transfer import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD, transfer_transforms
+
+        size = int(hp.image_size)
+        resize = hp.resize_size or max(size, round(size * 256 / 224))
+        train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation)
+    else:
+        train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
     if hp.verify_checksums:
         # Checks every train and test file and the meta file: the loads below need not repeat it.
         train = _load_checked(checked_cls, hp, root, train_tf)
@@ -96,8 +103,7 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_eval.transform = eval_tf
     test = unchecked_cls(root, train=False, transform=eval_tf, download=False)
-    mean, std = cifar_stats(hp.source, hp.normalize)
-    info = DatasetInfo(
-        name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, SIZE, SIZE), mean=mean, std=std
-    )
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if hp.image_size else cifar_stats(hp.source, hp.normalize)
+    side = int(hp.image_size) if hp.image_size else SIZE
+    info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
     return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)
