@@ -17,7 +17,8 @@ from .hparams import Hparams, HparamsError, derive_seed
 TRANSFER_SOURCES = (
     "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
 )  # fmt: skip
-DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES)
+PROCEDURAL_SOURCES = ("shapes", "gratings")  # generated, no root (sparselab.data.sources.procedural)
+DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES, *PROCEDURAL_SOURCES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,7 @@ class DataHparams(Hparams):
     source: Literal[
         "digits", "mnist", "cifar10", "cifar100", "imagenet",
         "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
+        "shapes", "gratings",
     ] = "digits"  # fmt: skip
     root: str | None = None  # directory holding the real on-disk layout (not used by digits)
     image_size: int | None = None  # digits/mnist: resize to this; imagenet: crop size (224)

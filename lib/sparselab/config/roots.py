@@ -283,7 +283,7 @@ def check_dataset_root(source: str, root: str | None, key: str) -> None:
     for MNIST/CIFAR and the transfer datasets (files and top directories); for ImageNet and Birdsnap the split dirs, their class-folder names, and one image in the
     first class folder of each split.
     """
-    if source == "digits":
+    if source in ("digits", "shapes", "gratings"):  # bundled or generated
         return
     if source not in LAYOUTS:
         raise ValueError(f"unknown dataset source {source!r}; known: digits, {', '.join(sorted(LAYOUTS))}")

@@ -59,6 +59,8 @@ _SOURCE_MODULES = {
     "cifar10": "cifar",
     "cifar100": "cifar",
     "imagenet": "imagenet",
+    "shapes": "procedural",
+    "gratings": "procedural",
     **{
         name: "transfer"
         for name in ("aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397")
