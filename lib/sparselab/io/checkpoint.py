@@ -94,7 +94,8 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -128,7 +129,7 @@ def save_checkpoint(
         tensors.update({k: v.cpu().contiguous() for k, v in mask.to_tensors(MASK_PREFIX).items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
     sidecar = {
         "format": FORMAT,
         "arch": spec.to_dict(),
@@ -183,7 +184,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", verify
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     meta = read_meta(path)
-    if verify and meta.get("tensors_sha256") and _sha256(path) != meta["tensors_sha256"]:
+    if verify and meta.get("tensors_sha256") and file_sha256(path) != meta["tensors_sha256"]:
         raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")
     tensors = load_file(str(path), device=str(device))
     mask_tensors = {k: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}

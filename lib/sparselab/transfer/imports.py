@@ -22,7 +22,6 @@ misshapen key. The mask is rebuilt from the zeros of the conv/linear weights (``
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pickle
 import re
 from collections.abc import Mapping
@@ -32,7 +31,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
-from ..io.checkpoint import ArchSpec, CheckpointError, save_checkpoint
+from ..io.checkpoint import ArchSpec, CheckpointError, file_sha256, save_checkpoint
 from ..sparsity.mask import Mask
 
 Kind = Literal["torchvision", "common", "rigl", "str"]
@@ -119,14 +118,6 @@ def _layout_of_common_arch(arch: str) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _safe_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -404,7 +395,7 @@ def import_checkpoint(
                 "source": str(path.resolve()),
                 "kind": kind,
                 "layout": layout,
-                "source_sha256": _sha256(path),
+                "source_sha256": file_sha256(path),
                 "model_config": model_config,
                 "sparsity": result.sparsity,
                 "per_layer": per_layer,
