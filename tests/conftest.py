@@ -63,3 +63,19 @@ def tiny_config() -> dict:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture()
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every path to the network raises, so a test that reached one fails loudly."""
+    import torch.hub
+    import torchvision.models._api
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"download attempted: {args!r}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    # torchvision binds its own name at import (WeightsEnum.get_state_dict uses it).
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr("urllib.request.urlopen", refuse)

@@ -31,18 +31,7 @@ R18 = "ResNet18_Weights.IMAGENET1K_V1"
 R18_FILE = "resnet18-f37072fd.pth"
 
 
-@pytest.fixture(autouse=True)
-def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every path to the network raises, so a test that reached one fails loudly."""
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"download attempted: {args!r}")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    # torchvision binds its own name at import (WeightsEnum.get_state_dict uses it).
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
-    monkeypatch.setattr("urllib.request.urlopen", refuse)
+pytestmark = pytest.mark.usefixtures("no_downloads")  # conftest: any network access fails
 
 
 def fake_resnet18(seed: int = 0) -> nn.Module:

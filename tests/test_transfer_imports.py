@@ -24,14 +24,7 @@ ARCH, CLASSES, KW = "resnet50", 10, {"width": 0.125}
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True)
-def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"download attempted: {args!r}")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
+pytestmark = pytest.mark.usefixtures("no_downloads")  # conftest: any network access fails
 
 
 def sparse_source(seed: int = 0) -> tuple[nn.Module, dict[str, float]]:

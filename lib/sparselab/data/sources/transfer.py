@@ -139,13 +139,17 @@ class RGBCaltech101(Caltech101):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         category = self.categories[self.y[index]]
         path = os.path.join(self.root, "101_ObjectCategories", category, f"image_{self.index[index]:04d}.jpg")
-        img = Image.open(path).convert("RGB")
-        target = self.y[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return _rgb_sample(self, path, self.y[index])
+
+
+def _rgb_sample(dataset: Any, path: str, target: int) -> tuple[Any, Any]:
+    """One image read as RGB (Caltech holds greyscale files) and the dataset's transforms."""
+    img = Image.open(path).convert("RGB")
+    if dataset.transform is not None:
+        img = dataset.transform(img)
+    if dataset.target_transform is not None:
+        target = dataset.target_transform(target)
+    return img, target
 
 
 class RGBCaltech256(Caltech256):
@@ -154,13 +158,7 @@ class RGBCaltech256(Caltech256):
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         category = self.categories[self.y[index]]
         name = f"{self.y[index] + 1:03d}_{self.index[index]:04d}.jpg"
-        img = Image.open(os.path.join(self.root, "256_ObjectCategories", category, name)).convert("RGB")
-        target = self.y[index]
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return _rgb_sample(self, os.path.join(self.root, "256_ObjectCategories", category, name), self.y[index])
 
 
 class UncheckedFlowers102(Flowers102):
