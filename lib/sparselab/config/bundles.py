@@ -18,7 +18,11 @@ TRANSFER_SOURCES = (
     "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
 )  # fmt: skip
 PROCEDURAL_SOURCES = ("shapes", "gratings")  # generated, no root (sparselab.data.sources.procedural)
-DATA_SOURCES = ("digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES, *PROCEDURAL_SOURCES)
+# built from the digits test split a digits upstream never trained on, no root (...sources.heldout)
+HELDOUT_SOURCES = ("digits_clutter", "digits_loops")
+DATA_SOURCES = (
+    "digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES, *PROCEDURAL_SOURCES, *HELDOUT_SOURCES,
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +32,7 @@ class DataHparams(Hparams):
     source: Literal[
         "digits", "mnist", "cifar10", "cifar100", "imagenet",
         "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
-        "shapes", "gratings",
+        "shapes", "gratings", "digits_clutter", "digits_loops",
     ] = "digits"  # fmt: skip
     root: str | None = None  # directory holding the real on-disk layout (not used by digits)
     image_size: int | None = None  # digits/mnist: resize to this; imagenet: crop size (224)
@@ -40,8 +44,10 @@ class DataHparams(Hparams):
     # cifar only: per-channel mean/std of the dataset, or 0.5/0.5 (Lubana & Dick's code)
     normalize: Literal["dataset", "half"] = "dataset"
     verify_checksums: bool = True  # torchvision md5 checks of CIFAR/MNIST files
-    test_fraction: float = 0.25  # digits only: stratified train/test split
-    split_seed: int = 0  # digits only: seed of that split
+    # digits and the held-out digits tasks (whose images are digits' test split): stratified train/test split
+    test_fraction: float = 0.25
+    split_seed: int = 0  # seed of that split (shapes/gratings: seed of the generated images)
+    train_per_class: int | None = None  # held-out digits tasks: labelled training images per class (default 10)
     val_fraction: float = 0.0  # hold-out taken from the train split (eval transform)
     val_seed: int = 0
     subset_fraction: float = 1.0  # train on a seeded fraction of the (remaining) train split
@@ -70,8 +76,16 @@ class DataHparams(Hparams):
             raise HparamsError(f"{path}.interpolation: {self.source} always resizes bilinearly")
         if self.source in TRANSFER_SOURCES and self.channels:
             raise HparamsError(f"{path}: channels is not an option of {self.source} (always RGB)")
-        if self.source != "digits" and self.test_fraction != 0.25:
-            raise HparamsError(f"{path}.test_fraction: only digits has no fixed test split")
+        if self.source not in ("digits", *HELDOUT_SOURCES) and self.test_fraction != 0.25:
+            held = ", ".join(HELDOUT_SOURCES)
+            raise HparamsError(f"{path}.test_fraction: only digits and {held} (its held-out images) have no fixed test split")
+        if self.source in HELDOUT_SOURCES and self.test_fraction <= 0:
+            raise HparamsError(f"{path}.test_fraction: {self.source} is built from digits' test split, which must not be empty")
+        if self.train_per_class is not None:
+            if self.source not in HELDOUT_SOURCES:
+                raise HparamsError(f"{path}.train_per_class: only for {', '.join(HELDOUT_SOURCES)}, not {self.source}")
+            if self.train_per_class < 1:
+                raise HparamsError(f"{path}.train_per_class: {self.train_per_class} must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from .bundles import HELDOUT_SOURCES, PROCEDURAL_SOURCES
+
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # compared lower-cased: ImageNet ships ".JPEG"
 
 # Files that must exist, relative to the root (MNIST and CIFAR are a fixed set of files); an entry
@@ -279,11 +281,12 @@ def _imagenet_problem(root: str, splits: tuple[str, str] = ("train", "val")) -> 
 def check_dataset_root(source: str, root: str | None, key: str) -> None:
     """Raise :class:`DatasetRootError` naming ``key`` unless ``root`` holds ``source``'s layout.
 
-    ``digits`` is bundled with scikit-learn and needs no root. Cheap by design: file existence
+    ``digits`` is bundled with scikit-learn and needs no root, nor do the generated
+    ``shapes``/``gratings`` and the held-out digits tasks. Cheap by design: file existence
     for MNIST/CIFAR and the transfer datasets (files and top directories); for ImageNet and Birdsnap the split dirs, their class-folder names, and one image in the
     first class folder of each split.
     """
-    if source in ("digits", "shapes", "gratings"):  # bundled or generated
+    if source in ("digits", *PROCEDURAL_SOURCES, *HELDOUT_SOURCES):  # bundled, generated, or made of digits
         return
     if source not in LAYOUTS:
         raise ValueError(f"unknown dataset source {source!r}; known: digits, {', '.join(sorted(LAYOUTS))}")

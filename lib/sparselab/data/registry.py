@@ -61,6 +61,8 @@ _SOURCE_MODULES = {
     "imagenet": "imagenet",
     "shapes": "procedural",
     "gratings": "procedural",
+    "digits_clutter": "heldout",
+    "digits_loops": "heldout",
     **{
         name: "transfer"
         for name in ("aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397")
