@@ -66,3 +66,12 @@ def test_uniform_logits_give_log_c_loss():
     model = FixedLogits(torch.zeros(5, 10))
     loader = make_loader(TensorDataset(torch.arange(5), torch.arange(5)), batch_size=5, shuffle=False)
     assert evaluate(model, loader)["loss"] == pytest.approx(math.log(10))
+
+
+def test_mean_per_class_weighs_every_present_class_equally():
+    # class 0: 3 of 4 right, class 2: 0 of 1 right, class 1 absent -> (0.75 + 0) / 2, while top-1 is 3/5
+    logits = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [5.0, 0, 0], [0, 5.0, 0], [5.0, 0, 0]])
+    targets = torch.tensor([0, 0, 0, 0, 2])
+    m = evaluate(nn.Identity(), make_loader(TensorDataset(logits, targets), 2, shuffle=False))
+    assert m["top1"] == pytest.approx(3 / 5)
+    assert m["mean_per_class"] == pytest.approx(0.375)

@@ -52,7 +52,8 @@ def evaluate_checkpoint(
             continue
         m = evaluate(model, make_loader(ds, batch_size, shuffle=False), device,
                      temperature=temperature, amp=amp, channels_last=channels_last)  # fmt: skip
-        record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"]})
+        record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
+                       f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
     model.cpu()
     counts = parameter_counts(model)
     weights = Mask.from_zeros(model, prunable_parameters(model))

@@ -38,12 +38,14 @@ def evaluate(
     amp: bool = False,
     channels_last: bool = False,
 ) -> dict[str, float]:
-    """Mean cross-entropy (of logits / T), top-1 and top-5 accuracy; restores train/eval mode."""
+    """Mean cross-entropy (of logits / T), top-1, top-5 and mean per-class top-1 accuracy (over the
+    classes present; the transfer study's balanced metric); restores train/eval mode."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     ranks: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
     n = 0
     try:
         for x, y in loader:
@@ -53,10 +55,22 @@ def evaluate(
             logits = logits.float() / temperature
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             ranks.append(target_ranks(logits, y))
+            targets.append(y)
             n += len(y)
     finally:
         model.train(was_training)
     if n == 0:
         raise ValueError("evaluation loader is empty")
-    top1, top5 = topk_counts(torch.cat(ranks))
-    return {"loss": loss_sum.item() / n, "top1": top1 / n, "top5": top5 / n, "n": n}
+    all_ranks, all_targets = torch.cat(ranks), torch.cat(targets)
+    top1, top5 = topk_counts(all_ranks)
+    return {"loss": loss_sum.item() / n, "top1": top1 / n, "top5": top5 / n,
+            "mean_per_class": mean_per_class(all_ranks, all_targets), "n": n}  # fmt: skip
+
+
+def mean_per_class(ranks: torch.Tensor, targets: torch.Tensor) -> float:
+    """Top-1 accuracy averaged over the classes present in ``targets`` (each class weighs the same)."""
+    correct = (ranks == 0).double()
+    classes, inverse = torch.unique(targets, return_inverse=True)
+    hits = torch.zeros(len(classes), dtype=torch.float64, device=ranks.device).index_add_(0, inverse, correct)
+    counts = torch.bincount(inverse, minlength=len(classes)).double()
+    return float((hits / counts).mean())

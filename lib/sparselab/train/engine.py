@@ -195,7 +195,8 @@ class _Trainer:
                 self.forward, loader, self.device,
                 temperature=self.hp.temperature, amp=self.amp, channels_last=self.channels_last,
             )  # fmt: skip
-            row.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"]})
+            row.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
+                        f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
         row["eval_time_s"] = time.perf_counter() - t0
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
