@@ -14,17 +14,11 @@ from typing import Any, Iterable, Mapping
 
 from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from .catalog import ARCHS
+from .common import ConfigError, format_sparsity
+from .common import reference as _reference
 from .hparams import HparamsError
 from .roots import DatasetRootError, check_dataset_root
-
-
-class ConfigError(ValueError):
-    """The workflow configuration is invalid; the message names the key and the fix."""
-
-
-def format_sparsity(s: float) -> str:
-    """The path form of a sparsity: the shortest string that round-trips (0.9 -> '0.9')."""
-    return "0" if s == 0 else repr(float(s))
+from .transfer import TransferConfig, parse_transfer
 
 
 def _dotted(path: Iterable[Any]) -> str:
@@ -279,6 +273,7 @@ class WorkflowConfig:
     pathnorm: PathnormConfig | None = None
     gradflow: GradflowConfig | None = None
     dst: DstConfig | None = None
+    transfer: TransferConfig | None = None
 
     # ---------------------------------------------------------------- queries
     def used_datasets(self) -> list[str]:
@@ -292,6 +287,8 @@ class WorkflowConfig:
             used |= {e.dataset for e in self.gradflow.experiments}
         if self.dst is not None:
             used |= {e.dataset for e in self.dst.experiments}
+        if self.transfer is not None:
+            used |= self.transfer.used_datasets()
         return sorted(used)
 
     def oneshot_experiment(self, dataset: str, model: str) -> OneshotExperiment:
@@ -333,11 +330,6 @@ def _check_model(name: str, model: ModelHparams) -> None:
             f"{path}.kwargs: {model.arch!r} does not accept {', '.join(map(repr, unknown))}; "
             f"accepted: {', '.join(accepted) or 'none'}"
         )
-
-
-def _reference(value: str, defined: Mapping[str, Any], key: str, section: str) -> None:
-    if value not in defined:
-        raise ConfigError(f"{key}: {value!r} is not defined under {section}: (defined: {', '.join(sorted(defined))})")
 
 
 def _oneshot(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> tuple[OneshotExperiment, ...]:
@@ -488,6 +480,7 @@ def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
         pathnorm=_pathnorm(config.get("pathnorm", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
         gradflow=_gradflow(config.get("gradflow", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
         dst=_dst(config.get("dst", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
+        transfer=parse_transfer(config.get("transfer", {"enabled": False}), {"datasets": datasets, "models": models, "recipes": recipes}),
     )
     return wf
 

@@ -1,0 +1,181 @@
+"""The transfer study's configuration (Iofinova et al. 2022): upstreams, downstream tasks, protocols.
+
+One experiment is one upstream dataset x architecture. Its upstreams are the dense model (trained by
+``rules/train.smk``), GMP and AC/DC runs at the configured sparsities, and any other checkpoint by
+path: one the DAG makes (an IMP round, a DSR run, ...) or an external file imported into our format
+(torchvision, "common format", RigL, STR). Each upstream is transferred to every downstream dataset
+by linear finetuning (features cached once per upstream x dataset, one head per seed) and by full
+finetuning (one run per seed), next to an optional from-scratch baseline on the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from .bundles import HELDOUT_SOURCES
+from .common import ConfigError, format_sparsity, reference
+
+__all__ = ["RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse_transfer", "missing_imports"]
+
+# Upstream names the workflow's paths use for its own purposes.
+RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
+LINEAR_DEFAULTS = {"seeds": [0, 1, 2, 3, 4], "solver": "sgd", "epochs": 150, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+                   "batch_size": 64, "decay_after": [50, 100], "l2": 1e-4, "max_iter": 200}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """One upstream model: ``kind`` says which rule makes its checkpoint."""
+
+    name: str  # the path component: dense, gmp, acdc, or a checkpoint entry's name
+    sparsity: float  # nominal (the measured one is in every record)
+    kind: str  # dense | gmp | acdc | checkpoint | import
+    path: str | None = None  # checkpoint: our format; import: the external file
+    import_kind: str | None = None  # torchvision | common | rigl | str
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # downstream data overrides (RigL: bicubic)
+    num_classes: int = 1000  # import: the upstream's classes
+
+    @property
+    def sparsity_str(self) -> str:
+        return format_sparsity(self.sparsity)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferExperiment:
+    dataset: str  # the upstream dataset
+    model: str  # the upstream architecture (a models: entry)
+    seed: int  # of the dense upstream and of the GMP / AC/DC runs
+    dense_recipe: str | None
+    gmp: Mapping[str, Any] | None  # recipe, sparsities, start, freq, iterations, schedule
+    acdc: Mapping[str, Any] | None  # recipe, sparsities
+    sparse_layers: str | tuple[str, ...]  # the tensors GMP and AC/DC prune (one global threshold)
+    checkpoints: tuple[Upstream, ...]
+    downstream: tuple[str, ...]
+    linear: Mapping[str, Any]  # seeds + LINEAR_DEFAULTS
+    full: Mapping[str, Any] | None  # recipe, seeds, lr (per downstream dataset)
+    scratch: Mapping[str, Any] | None  # recipe, seeds
+
+    def upstreams(self) -> list[Upstream]:
+        out = []
+        if self.dense_recipe is not None:
+            out.append(Upstream("dense", 0.0, "dense"))
+        for method in ("gmp", "acdc"):
+            spec = getattr(self, method)
+            if spec is not None:
+                out += [Upstream(method, float(s), method) for s in spec["sparsities"]]
+        return out + list(self.checkpoints)
+
+    def upstream(self, name: str, sparsity: str) -> Upstream:
+        for u in self.upstreams():
+            if u.name == name and u.sparsity_str == sparsity:
+                return u
+        raise KeyError(f"transfer experiment {self.dataset}/{self.model} has no upstream {name!r} at sparsity {sparsity}")
+
+    def full_lr(self, dataset: str) -> float | None:
+        """The full-finetuning lr for one downstream dataset (None: the recipe's)."""
+        return None if self.full is None else self.full.get("lr", {}).get(dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    title: str
+    experiments: tuple[TransferExperiment, ...]
+
+    def experiment(self, dataset: str, model: str) -> TransferExperiment:
+        for e in self.experiments:
+            if (e.dataset, e.model) == (dataset, model):
+                return e
+        raise KeyError(f"no transfer experiment for upstream dataset {dataset!r} and model {model!r}")
+
+    def used_datasets(self) -> set[str]:
+        return {d for e in self.experiments for d in (e.dataset, *e.downstream)}
+
+
+def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]]) -> Upstream:
+    name = entry["name"]
+    if name in RESERVED_NAMES:
+        raise ConfigError(f"{key}.name: {name!r} is reserved for the workflow's own paths "
+                          f"({', '.join(sorted(RESERVED_NAMES))}); choose another name")  # fmt: skip
+    up = Upstream(name, float(entry["sparsity"]), "import" if entry.get("import") else "checkpoint", str(entry["path"]),
+                  entry.get("import"), dict(entry.get("data", {})), int(entry.get("num_classes", 1000)))  # fmt: skip
+    if (name, up.sparsity_str) in taken:
+        raise ConfigError(f"{key}: a second checkpoint named {name!r} at sparsity {up.sparsity}; names and sparsities "
+                          "identify upstreams in paths, make them unique")  # fmt: skip
+    taken.add((name, up.sparsity_str))
+    return up
+
+
+def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, Any]]) -> TransferExperiment:
+    reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
+    reference(e["model"], cfg["models"], f"{key}.model", "models")
+    if e.get("dense_recipe") is not None:
+        reference(e["dense_recipe"], cfg["recipes"], f"{key}.dense_recipe", "recipes")
+    for part in ("gmp", "acdc", "full", "scratch"):
+        if e.get(part) is not None:
+            reference(e[part]["recipe"], cfg["recipes"], f"{key}.{part}.recipe", "recipes")
+    if e.get("gmp") is not None and e.get("dense_recipe") is None:
+        raise ConfigError(f"{key}.gmp: GMP prunes the dense upstream; give dense_recipe as well")
+    if e.get("acdc") is not None:
+        epochs = cfg["recipes"][e["acdc"]["recipe"]].epochs
+        if epochs < 10:
+            raise ConfigError(f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, "
+                              f"recipe {e['acdc']['recipe']!r} has {epochs}")  # fmt: skip
+    if e.get("gmp") is not None:
+        g = e["gmp"]
+        needed = int(g.get("start", 0)) + int(g.get("freq", 1)) * (int(g.get("iterations", 1)) - 1) + 1
+        epochs = cfg["recipes"][g["recipe"]].epochs
+        if epochs < needed:
+            raise ConfigError(f"{key}.gmp.recipe: the last pruning step comes after epoch {needed}, "
+                              f"recipe {g['recipe']!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
+    for i, name in enumerate(e["downstream"]):
+        reference(name, cfg["datasets"], f"{key}.downstream[{i}]", "datasets")
+    full = e.get("full")
+    if full is not None:
+        for name in full.get("lr", {}):
+            if name not in e["downstream"]:
+                raise ConfigError(f"{key}.full.lr.{name}: {name!r} is not one of this experiment's downstream datasets")
+    taken: set[tuple[str, str]] = set()
+    checkpoints = tuple(_checkpoint(c, f"{key}.checkpoints[{i}]", taken) for i, c in enumerate(e.get("checkpoints", [])))
+    upstream_data = cfg["datasets"][e["dataset"]]
+    for i, name in enumerate(e["downstream"]):
+        down = cfg["datasets"][name]
+        if down.source in HELDOUT_SOURCES and (down.split_seed, down.test_fraction) != (upstream_data.split_seed, upstream_data.test_fraction):
+            raise ConfigError(f"{key}.downstream[{i}]: {name!r} is built from the digits images the upstream never "
+                              f"saw, which needs the upstream dataset's split_seed and test_fraction "
+                              f"({upstream_data.split_seed}, {upstream_data.test_fraction}); it has "
+                              f"({down.split_seed}, {down.test_fraction})")  # fmt: skip
+    layers = e.get("sparse_layers", "global")
+    return TransferExperiment(
+        dataset=e["dataset"], model=e["model"], seed=int(e.get("seed", 0)), dense_recipe=e.get("dense_recipe"),
+        gmp=e.get("gmp"), acdc=e.get("acdc"), sparse_layers=layers if isinstance(layers, str) else tuple(layers),
+        checkpoints=checkpoints, downstream=tuple(e["downstream"]), linear={**LINEAR_DEFAULTS, **e.get("linear", {})},
+        full=full, scratch=e.get("scratch"),
+    )  # fmt: skip
+
+
+def parse_transfer(raw: Mapping[str, Any], cfg: Mapping[str, Mapping[str, Any]]) -> TransferConfig | None:
+    """The typed transfer section (None when disabled); ``cfg`` holds the typed datasets/models/recipes."""
+    if not raw.get("enabled", True):
+        return None
+    experiments, seen = [], set()
+    for i, e in enumerate(raw.get("experiments", [])):
+        key = f"transfer.experiments[{i}]"
+        if (e["dataset"], e["model"]) in seen:
+            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+        seen.add((e["dataset"], e["model"]))
+        experiments.append(_experiment(e, key, cfg))
+    return TransferConfig(title=str(raw.get("title", "Sparse transfer")), experiments=tuple(experiments))
+
+
+def missing_imports(tc: TransferConfig | None) -> list[str]:
+    """One message per external checkpoint to import that is not there (the workflow warns while
+    planning and stops before the first job of a real run, like a missing dataset root)."""
+    problems = []
+    for i, exp in enumerate(tc.experiments if tc else ()):
+        for up in exp.checkpoints:
+            if up.kind == "import" and not Path(str(up.path)).expanduser().is_file():
+                problems.append(f"transfer.experiments[{i}].checkpoints ({up.name}): {up.path} does not exist; put the "
+                                f"{up.import_kind} checkpoint there or correct the path")  # fmt: skip
+    return problems
