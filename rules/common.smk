@@ -11,6 +11,7 @@ if str(LIB) not in sys.path:  # parse with this checkout's package, installed or
 from snakemake.logging import logger
 
 from sparselab.config.code_deps import code_dependencies
+from sparselab.config.transfer import missing_imports
 from sparselab.config.workflow import ConfigError, dataset_root_problems, format_sparsity, load_workflow_config
 
 _CONFIG_SOURCE = ", ".join(str(f) for f in getattr(workflow, "configfiles", [])) or "config"
@@ -21,7 +22,7 @@ except ConfigError as exc:
 
 # Missing dataset roots: a warning while planning (dry runs work without the data), an error as
 # soon as a real run starts, before any job.
-ROOT_PROBLEMS = dataset_root_problems(CFG)
+ROOT_PROBLEMS = dataset_root_problems(CFG) + missing_imports(CFG.transfer)
 for _problem in ROOT_PROBLEMS:
     logger.warning(f"WARNING (a real run stops here): {_problem}")
 
@@ -45,6 +46,8 @@ wildcard_constraints:
     measure=r"[a-z][a-z0-9_]*",
     method=r"[a-z][a-z_]*",
     target=r"0(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity of a fraction in [0, 1)
+    updataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    upstream=r"[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
 # ---------------------------------------------------------------- paths
@@ -63,6 +66,9 @@ GF = CFG.gradflow
 DST_RUN = "results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}"
 DST_SUMMARY = "results/dst/summary"
 DS = CFG.dst
+TRANSFER = "results/transfer/{updataset}/{model}"
+TRANSFER_SUMMARY = "results/transfer/summary"
+TR = CFG.transfer
 
 
 def code_deps(script):
@@ -267,6 +273,97 @@ def dst_runtime(wildcards, attempt):
     return _minutes(wildcards, CFG.recipes[dst_experiment(wildcards).recipe_of(wildcards.method)].epochs, attempt)
 
 
+# ---------------------------------------------------------------- transfer
+def transfer_experiment(wildcards):
+    return TR.experiment(wildcards.updataset, wildcards.model)
+
+
+def transfer_upstream(wildcards):
+    return transfer_experiment(wildcards).upstream(wildcards.upstream, wildcards.sparsity)
+
+
+def transfer_checkpoint_of(exp, up):
+    """Where an upstream's checkpoint comes from: rules/train.smk (dense), the GMP / AC/DC / import
+    rules of rules/transfer.smk, or the configured path (another study's output, or any file)."""
+    root = TRANSFER.format(updataset=exp.dataset, model=exp.model)
+    if up.kind == "dense":
+        return DENSE_MODEL.format(dataset=exp.dataset, model=exp.model, recipe=exp.dense_recipe, seed=exp.seed)
+    if up.kind in ("gmp", "acdc"):
+        return f"{root}/upstream/{up.kind}/s{up.sparsity_str}/model.safetensors"
+    if up.kind == "import":
+        return f"{root}/upstream/imported/{up.name}/s{up.sparsity_str}/model.safetensors"
+    return up.path
+
+
+def transfer_upstream_checkpoint(wildcards):
+    return transfer_checkpoint_of(transfer_experiment(wildcards), transfer_upstream(wildcards))
+
+
+def transfer_dense_checkpoint(wildcards):
+    exp = transfer_experiment(wildcards)
+    return DENSE_MODEL.format(dataset=exp.dataset, model=exp.model, recipe=exp.dense_recipe, seed=exp.seed)
+
+
+def transfer_upstream_data(wildcards):
+    return CFG.datasets[transfer_experiment(wildcards).dataset].to_dict()
+
+
+def transfer_downstream_data(wildcards):
+    """The downstream dataset, with the upstream's overrides (RigL: bicubic resampling)."""
+    return {**CFG.datasets[wildcards.dataset].to_dict(), **dict(transfer_upstream(wildcards).data)}
+
+
+def transfer_recipe(part):
+    return lambda wildcards: CFG.recipes[getattr(transfer_experiment(wildcards), part)["recipe"]].to_dict()
+
+
+def transfer_import_source(wildcards):
+    return transfer_upstream(wildcards).path
+
+
+def transfer_runtime(part):
+    def runtime(wildcards, attempt):
+        exp = transfer_experiment(wildcards)
+        dataset = exp.dataset if part in ("gmp", "acdc") else wildcards.dataset
+        return _minutes_on(dataset, CFG.recipes[getattr(exp, part)["recipe"]].epochs, attempt)
+
+    return runtime
+
+
+def transfer_mem_mb(wildcards):
+    """Memory of the data the job reads: the downstream dataset's, or the upstream's for GMP / AC/DC."""
+    dataset = dict(wildcards.items()).get("dataset") or transfer_experiment(wildcards).dataset
+    return CFG.resources["mem_mb"].get(CFG.datasets[dataset].source, 8000)
+
+
+def transfer_features_runtime(wildcards, attempt):
+    return _minutes_on(wildcards.dataset, 1, attempt)
+
+
+def _transfer_keys(exp, up, mode, dataset):
+    return {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": up.name, "sparsity": up.sparsity,
+            "mode": mode, "dataset": dataset}  # fmt: skip
+
+
+def transfer_summaries(wildcards=None):
+    """[keys, summary.json] of every linear (all seeds in one summary), full and scratch job."""
+    out = []
+    for exp in TR.experiments if TR else ():
+        root = TRANSFER.format(updataset=exp.dataset, model=exp.model)
+        for dataset in exp.downstream:
+            for up in exp.upstreams():
+                run = f"{root}/{up.name}/s{up.sparsity_str}"
+                out.append([_transfer_keys(exp, up, "linear", dataset), f"{run}/linear/{dataset}/summary.json"])
+                for seed in exp.full["seeds"] if exp.full else ():
+                    out.append([{**_transfer_keys(exp, up, "full", dataset), "seed": seed}, f"{run}/full/{dataset}/seed{seed}/summary.json"])
+            for seed in exp.scratch["seeds"] if exp.scratch else ():
+                keys = {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": "scratch", "sparsity": 0.0,
+                        "mode": "scratch", "dataset": dataset, "seed": seed}  # fmt: skip
+                out.append([keys, f"{root}/scratch/{dataset}/seed{seed}/summary.json"])
+    return out
+
+
+
 # ---------------------------------------------------------------- resources
 def _source(wildcards):
     return CFG.datasets[wildcards.dataset].source
@@ -274,7 +371,11 @@ def _source(wildcards):
 
 def _minutes(wildcards, epochs, attempt):
     """Epochs x minutes per epoch of the dataset, with a margin, growing with each retry."""
-    per_epoch = CFG.resources["epoch_minutes"].get(_source(wildcards), 1.0)
+    return _minutes_on(wildcards.dataset, epochs, attempt)
+
+
+def _minutes_on(dataset, epochs, attempt):
+    per_epoch = CFG.resources["epoch_minutes"].get(CFG.datasets[dataset].source, 1.0)
     return int(math.ceil(5 + 1.5 * max(1, epochs) * per_epoch * attempt))
 
 
@@ -349,5 +450,13 @@ def dst_targets():
     return [f"{DST_SUMMARY}/{name}" for name in names]
 
 
+def transfer_targets():
+    if TR is None or not transfer_summaries():
+        return []
+    names = ["records.csv", "table_transfer.csv", "table_transfer.md", "table_headline.csv", "table_headline.md"]
+    names += [f"figure_transfer.{ext}" for ext in ("pdf", "png")]
+    return [f"{TRANSFER_SUMMARY}/{name}" for name in names]
+
+
 def all_targets():
-    return oneshot_targets() + pathnorm_targets() + gradflow_targets() + dst_targets()
+    return oneshot_targets() + pathnorm_targets() + gradflow_targets() + dst_targets() + transfer_targets()

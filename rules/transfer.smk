@@ -1,0 +1,258 @@
+# Sparse transfer (Iofinova et al., CVPR 2022): upstreams (GMP of the dense model, AC/DC from
+# scratch, imported checkpoints), features cached once per upstream x downstream dataset, linear
+# heads on them, full finetuning with the backbone masks kept, the from-scratch baseline, then the
+# records, the tables and the accuracy-vs-sparsity figure. Dense upstreams come from rules/train.smk.
+
+
+rule transfer_gmp:
+    input:
+        dense=transfer_dense_checkpoint,
+        code=code_deps("transfer_gmp.py"),
+    output:
+        model="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.json",
+        metrics="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/metrics.csv",
+        hparams="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/hparams.json",
+        summary="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/summary.json",
+    params:
+        data=transfer_upstream_data,
+        recipe=transfer_recipe("gmp"),
+        options=lambda wildcards: dict(transfer_experiment(wildcards).gmp),
+        layers=lambda wildcards: transfer_experiment(wildcards).sparse_layers,
+        seed=lambda wildcards: transfer_experiment(wildcards).seed,
+        state_dir=resume_dir,
+    log:
+        "logs/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}.tsv"
+    threads: 1
+    priority: 10
+    resources:
+        runtime=transfer_runtime("gmp"),
+        mem_mb=transfer_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_gmp.py"
+
+
+rule transfer_acdc:
+    input:
+        code=code_deps("transfer_acdc.py"),
+    output:
+        model="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/model.json",
+        metrics="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/metrics.csv",
+        hparams="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/hparams.json",
+        summary="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/summary.json",
+    params:
+        data=transfer_upstream_data,
+        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
+        recipe=transfer_recipe("acdc"),
+        layers=lambda wildcards: transfer_experiment(wildcards).sparse_layers,
+        seed=lambda wildcards: transfer_experiment(wildcards).seed,
+        state_dir=resume_dir,
+    log:
+        "logs/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}.tsv"
+    threads: 1
+    priority: 10
+    resources:
+        runtime=transfer_runtime("acdc"),
+        mem_mb=transfer_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_acdc.py"
+
+
+rule transfer_import:
+    input:
+        code=code_deps("transfer_import.py"),
+    output:
+        model="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/model.json",
+        report="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/import.json",
+    params:
+        # the external file is checked when the workflow starts (common.smk), not declared as an
+        # input, so `snakemake -n` plans a paper-scale study before its checkpoints are fetched
+        source=transfer_import_source,
+        kind=lambda wildcards: transfer_upstream(wildcards).import_kind,
+        num_classes=lambda wildcards: transfer_upstream(wildcards).num_classes,
+        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
+    log:
+        "logs/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}.tsv"
+    resources:
+        mem_mb=transfer_mem_mb,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_import.py"
+
+
+rule transfer_features:
+    input:
+        upstream=transfer_upstream_checkpoint,
+        code=code_deps("transfer_features.py"),
+    output:
+        train="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.safetensors",
+        train_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.json",
+        test="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.safetensors",
+        test_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.json",
+    params:
+        data=transfer_downstream_data,
+    log:
+        "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.tsv"
+    threads: 1
+    resources:
+        runtime=transfer_features_runtime,
+        mem_mb=transfer_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_features.py"
+
+
+rule transfer_linear:
+    input:
+        train="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.safetensors",
+        test="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.safetensors",
+        code=code_deps("transfer_linear.py"),
+    output:
+        summary="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}/summary.json",
+        history="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}/history.csv",
+    params:
+        options=lambda wildcards: dict(transfer_experiment(wildcards).linear),
+    log:
+        "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}.tsv"
+    threads: 1
+    resources:
+        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=transfer_mem_mb,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_linear.py"
+
+
+rule transfer_full:
+    input:
+        upstream=transfer_upstream_checkpoint,
+        code=code_deps("transfer_full.py"),
+    output:
+        model="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.json",
+        metrics="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/metrics.csv",
+        hparams="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/hparams.json",
+        summary="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/summary.json",
+    params:
+        data=transfer_downstream_data,
+        recipe=transfer_recipe("full"),
+        lr=lambda wildcards: transfer_experiment(wildcards).full_lr(wildcards.dataset),
+        state_dir=resume_dir,
+    log:
+        "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        runtime=transfer_runtime("full"),
+        mem_mb=transfer_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_full.py"
+
+
+rule transfer_scratch:
+    input:
+        code=code_deps("transfer_scratch.py"),
+    output:
+        model="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/model.json",
+        metrics="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/metrics.csv",
+        hparams="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/hparams.json",
+        summary="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/summary.json",
+    params:
+        data=dataset_params,
+        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
+        recipe=transfer_recipe("scratch"),
+        state_dir=resume_dir,
+    log:
+        "logs/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.tsv"
+    threads: 1
+    resources:
+        runtime=transfer_runtime("scratch"),
+        mem_mb=transfer_mem_mb,
+        gpu=train_gpus,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_scratch.py"
+
+
+rule transfer_records:
+    input:
+        summaries=lambda wildcards: [path for _, path in transfer_summaries()],
+        code=code_deps("transfer_records.py"),
+    output:
+        records="results/transfer/summary/records.csv",
+    params:
+        runs=transfer_summaries,
+    log:
+        "logs/transfer/records.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/transfer_records.py"
+
+
+rule transfer_report:
+    input:
+        records="results/transfer/summary/records.csv",
+        code=code_deps("transfer_report.py"),
+    output:
+        table=report(
+            "results/transfer/summary/table_transfer.csv",
+            caption="../report/transfer_table.rst",
+            category="Sparse transfer",
+            labels={"artefact": "accuracy per dataset, upstream and sparsity"},
+        ),
+        table_md="results/transfer/summary/table_transfer.md",
+        headline=report(
+            "results/transfer/summary/table_headline.csv",
+            caption="../report/transfer_headline.rst",
+            category="Sparse transfer",
+            labels={"artefact": "mean over datasets"},
+        ),
+        headline_md="results/transfer/summary/table_headline.md",
+        figure_pdf="results/transfer/summary/figure_transfer.pdf",
+        figure_png=report(
+            "results/transfer/summary/figure_transfer.png",
+            caption="../report/transfer_figure.rst",
+            category="Sparse transfer",
+            labels={"artefact": "accuracy vs sparsity"},
+        ),
+    params:
+        title=TR.title if TR else "",
+    log:
+        "logs/transfer/report.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/transfer_report.py"

@@ -1,0 +1,115 @@
+"""Jobs of the transfer study (sparselab.studies.transfer): AC/DC and GMP upstreams end exactly at
+their sparsity, cached features are the eval-mode penultimate activations of every sample, linear
+heads per seed, records from summaries."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from sparselab.data import build_splits
+from sparselab.io.checkpoint import load_checkpoint
+from sparselab.sparsity.mask import Mask
+from sparselab.studies.transfer import (backbone_sparsity, records_from_summaries, run_acdc, run_feature_extraction,
+                                        run_gmp, run_linear)  # fmt: skip
+from sparselab.config.transfer import LINEAR_DEFAULTS
+from sparselab.train.run import RunFiles, run_training
+from sparselab.transfer.linear import load_features
+
+CPU = ComputeHparams(device="cpu", progress="none")
+DIGITS = DataHparams(source="digits")
+LENET = ModelHparams("lenet300_100", {"hidden": [24, 12]})
+
+
+def _recipe(epochs: int) -> TrainHparams:
+    return TrainHparams.from_dict({"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}})
+
+
+def test_acdc_upstream_ends_sparse_at_exactly_the_target(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = RunFiles.in_directory(tmp_path / "acdc")
+    run_acdc(files, tmp_path / "summary.json", data=DIGITS, model=LENET, recipe=_recipe(10), sparsity=0.75,
+             sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    names = [n for n, p in ckpt.model.named_parameters() if n.endswith("weight")]
+    assert ckpt.mask is not None and sorted(ckpt.mask.names()) == sorted(names)
+    total = sum(dict(ckpt.model.named_parameters())[n].numel() for n in names)
+    assert ckpt.mask.num_active == -(-total // 4)  # ceil(N (1 - s)): one global threshold
+    assert Mask.from_zeros(ckpt.model, names).sparsity >= ckpt.mask.sparsity - 1e-12  # the weights obey it
+    phases = pd.read_csv(files.metrics_csv)["acdc_phase"].dropna().tolist()
+    assert phases[0] == "dense" and phases[-1] == "sparse" and "dense" in phases[phases.index("sparse"):]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["method"] == "acdc" and summary["sparsity"] == pytest.approx(0.75, abs=1 / total)
+
+
+def test_gmp_upstream_reaches_its_target_under_one_global_threshold(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dense = RunFiles.in_directory(tmp_path / "dense")
+    run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(2), seed=0, compute=CPU)
+    files = RunFiles.in_directory(tmp_path / "gmp")
+    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DIGITS, recipe=_recipe(4), sparsity=0.9,
+            options={"start": 0, "freq": 1, "iterations": 3}, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    assert ckpt.mask.sparsity == pytest.approx(0.9, abs=1e-3)
+    per_layer = [1 - float(m.float().mean()) for _, m in ckpt.mask.items()]
+    assert max(per_layer) - min(per_layer) > 0.05  # global: the layers end at different sparsities
+    assert json.loads((tmp_path / "summary.json").read_text())["method"] == "gmp"
+
+
+def test_features_are_the_eval_mode_penultimate_activations_of_every_sample(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = RunFiles.in_directory(tmp_path / "up")
+    lenet_bn = ModelHparams("lenet300_100", {"hidden": [24, 12], "batch_norm": True})  # BN: eval mode matters
+    run_training(files, data=DIGITS, model=lenet_bn, recipe=_recipe(1), seed=0, compute=CPU)
+    data = DataHparams(source="digits_loops", train_per_class=4)
+    run_feature_extraction(files.checkpoint, data, tmp_path / "tr.safetensors", tmp_path / "te.safetensors", compute=CPU)
+    model = load_checkpoint(files.checkpoint).model.eval()
+    splits = build_splits(data)
+    for path, ds in ((tmp_path / "tr.safetensors", splits.train_eval), (tmp_path / "te.safetensors", splits.test)):
+        feats, labels, meta = load_features(path)
+        x, y = ds.tensors
+        last = max(i for i, m in enumerate(model) if isinstance(m, torch.nn.Linear))
+        with torch.no_grad():  # the layers before the classifier, applied by hand in eval mode
+            expected = model[:last](x)
+        assert torch.equal(labels, y) and torch.allclose(feats, expected, atol=1e-6)
+        assert meta["num_classes"] == 3 and meta["samples"] == len(y)
+    assert len(load_features(tmp_path / "tr.safetensors")[1]) == 4 * 3
+
+
+def test_features_refuse_an_upstream_of_another_input_shape(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = RunFiles.in_directory(tmp_path / "up")
+    run_training(files, data=DIGITS, model=LENET, recipe=_recipe(1), seed=0, compute=CPU)
+    with pytest.raises(ValueError, match="image_size/channels"):
+        run_feature_extraction(files.checkpoint, DataHparams(source="digits_loops", image_size=16), tmp_path / "a.safetensors",
+                               tmp_path / "b.safetensors", compute=CPU)  # fmt: skip
+
+
+def test_linear_heads_per_seed_and_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sparselab.transfer.linear import save_features
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 6, generator=g) * 3
+    y = torch.arange(60) % 3
+    x = centres[y] + torch.randn(60, 6, generator=g)
+    for name, idx in (("tr", slice(0, 30)), ("te", slice(30, 60))):
+        save_features(tmp_path / f"{name}.safetensors", x[idx], y[idx], {"num_classes": 3, "backbone_sparsity": 0.5})
+    options = {**LINEAR_DEFAULTS, "seeds": [0, 1], "epochs": 20, "decay_after": [10]}
+    sgd = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "s.json", tmp_path / "h.csv", options=options)
+    assert set(sgd["seeds"]) == {"0", "1"} and all(v["top1"] > 0.9 for v in sgd["seeds"].values())
+    history = pd.read_csv(tmp_path / "h.csv")
+    assert len(history) == 2 * 20 and history.groupby("seed")["lr"].last().tolist() == pytest.approx([1e-3, 1e-3])
+    lbfgs = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "l.json", tmp_path / "lh.csv",
+                       options={**options, "solver": "lbfgs"})  # fmt: skip
+    assert lbfgs["solver"] == "lbfgs" and all(v["top1"] > 0.9 for v in lbfgs["seeds"].values())
+    keys = {"upstream_dataset": "digits", "model": "lenet", "upstream": "gmp", "sparsity": 0.5, "mode": "linear", "dataset": "d"}
+    rows = records_from_summaries([(keys, tmp_path / "s.json")])
+    assert [r["seed"] for r in rows] == [0, 1] and all(r["measured_sparsity"] == 0.5 for r in rows)
+
+
+def test_backbone_sparsity_leaves_the_head_out() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.ReLU(), torch.nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight[:2] = 0  # half the backbone
+        model[2].weight.zero_()  # the head: not counted
+    assert backbone_sparsity(model) == 0.5
