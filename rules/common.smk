@@ -11,7 +11,7 @@ if str(LIB) not in sys.path:  # parse with this checkout's package, installed or
 from snakemake.logging import logger
 
 from sparselab.config.code_deps import code_dependencies
-from sparselab.config.transfer import missing_imports
+from sparselab.config.transfer import NORMALIZE_CHOICE, missing_imports
 from sparselab.config.workflow import ConfigError, dataset_root_problems, format_sparsity, load_workflow_config
 
 _CONFIG_SOURCE = ", ".join(str(f) for f in getattr(workflow, "configfiles", [])) or "config"
@@ -311,6 +311,15 @@ def transfer_upstream_data(wildcards):
 def transfer_downstream_data(wildcards):
     """The downstream dataset, with the upstream's overrides (RigL: bicubic resampling)."""
     return {**CFG.datasets[wildcards.dataset].to_dict(), **dict(transfer_upstream(wildcards).data)}
+
+
+def transfer_feature_data(wildcards):
+    """The downstream data of feature extraction: the linear protocol's normalisation (the paper's
+    pre-extracted features: ImageNet statistics) where the source offers a choice."""
+    data = transfer_downstream_data(wildcards)
+    if data["source"] in NORMALIZE_CHOICE:
+        data["normalize"] = transfer_experiment(wildcards).linear["normalize"]
+    return data
 
 
 def transfer_recipe(part):

@@ -105,7 +105,7 @@ rule transfer_features:
         test="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.safetensors",
         test_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.json",
     params:
-        data=transfer_downstream_data,
+        data=transfer_feature_data,
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.log",
     benchmark:

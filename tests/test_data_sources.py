@@ -314,12 +314,12 @@ def test_cifar_half_normalisation_maps_pixels_to_minus_one_one(roots):
     assert src.info.mean == (0.5, 0.5, 0.5) and src.info.std == (0.5, 0.5, 0.5)
     x, y = src.test[7]
     assert x[0, 9, 4].item() == pytest.approx(2 * fake_pixel(y, 10, 0, 9, 4) / 255 - 1, abs=1e-5)
-    with pytest.raises(Exception, match="cifar10/cifar100 only"):
+    with pytest.raises(Exception, match="cifar10/cifar100 at 32 px only"):
         DataHparams.from_dict({"source": "digits", "normalize": "half"}, path="datasets.digits")
 
 
 def test_cifar_with_the_transfer_preprocessing_is_upsampled_with_imagenet_statistics(roots):
-    src = build_source(hp_for(roots, "cifar10", image_size=48, interpolation="bicubic"))
+    src = build_source(hp_for(roots, "cifar10", image_size=48, interpolation="bicubic", normalize="imagenet"))
     assert src.info.input_shape == (3, 48, 48) and src.info.mean == (0.485, 0.456, 0.406)
     x, _ = src.test[0]
     assert x.shape == (3, 48, 48)

@@ -19,7 +19,7 @@ from sparselab.config.bundles import DATA_SOURCES, TRANSFER_SOURCES
 from sparselab.config.hparams import HparamsError
 from sparselab.config.roots import LAYOUTS, REQUIRED_FILES, DatasetRootError, check_dataset_root
 from sparselab.data import build_source, build_splits, list_sources
-from sparselab.data.sources.transfer import CALTECH101_TRAIN_PER_CLASS, CALTECH256_TRAIN_PER_CLASS
+from sparselab.data.sources.transfer import DATASET_STATS, CALTECH101_TRAIN_PER_CLASS, CALTECH256_TRAIN_PER_CLASS
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "config.schema.yaml")
 # Classes each fake has (flowers: torchvision's fixed list of 102 names).
@@ -68,7 +68,16 @@ def test_source_classes_splits_labels_and_shapes(roots, name):
     expected = roots[name][1]
     src = build_source(hp_for(roots, name))
     assert src.info.num_classes == NUM_CLASSES[name] and src.info.input_shape == (3, 16, 16)
-    assert src.info.mean == (0.485, 0.456, 0.406) and src.info.std == (0.229, 0.224, 0.225)
+    # full finetuning's per-dataset statistics by default, ImageNet's for the linear protocol's features
+    assert (src.info.mean, src.info.std) == DATASET_STATS[name]
+    imagenet = build_source(hp_for(roots, name, normalize="imagenet"))
+    assert imagenet.info.mean == (0.485, 0.456, 0.406) and imagenet.info.std == (0.229, 0.224, 0.225)
+    x_dataset, _ = src.test[0]
+    x_imagenet, _ = imagenet.test[0]
+    mean, std = (torch.tensor(v).view(3, 1, 1) for v in DATASET_STATS[name])
+    pixels = x_dataset * std + mean  # the same image in [0, 1] under both normalisations
+    renormalised = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    assert torch.allclose(x_imagenet, renormalised, atol=1e-5)
     assert (len(src.train), len(src.train_eval), len(src.test)) == (len(expected["train"]),) * 2 + (len(expected["test"]),)
     assert [y for _, y in src.train_eval] == expected["train"]
     assert [y for _, y in src.test] == expected["test"]

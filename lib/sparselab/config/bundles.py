@@ -42,7 +42,9 @@ class DataHparams(Hparams):
     channels: int | None = None  # digits/mnist: 1 or 3 (replicated grey) for conv nets
     augment: bool = True  # standard train augmentation of the source (digits has none)
     # cifar only: per-channel mean/std of the dataset, or 0.5/0.5 (Lubana & Dick's code)
-    normalize: Literal["dataset", "half"] = "dataset"
+    # cifar, transfer sources: the dataset's own mean/std, ImageNet's (the paper's pre-extracted
+    # linear protocol) or 0.5/0.5 (cifar at 32 px: Lubana & Dick's code)
+    normalize: Literal["dataset", "imagenet", "half"] = "dataset"
     verify_checksums: bool = True  # torchvision md5 checks of CIFAR/MNIST files
     # digits and the held-out digits tasks (whose images are digits' test split): stratified train/test split
     test_fraction: float = 0.25
@@ -60,16 +62,16 @@ class DataHparams(Hparams):
                 raise HparamsError(f"{path}.{name}: {v} must be in [0, 1)")
         if not 0.0 < self.subset_fraction <= 1.0:
             raise HparamsError(f"{path}.subset_fraction: {self.subset_fraction} must be in (0, 1]")
-        if self.normalize not in ("dataset", "half"):
-            raise HparamsError(f"{path}.normalize: {self.normalize!r} must be 'dataset' or 'half'")
-        if self.normalize == "half" and self.source not in ("cifar10", "cifar100"):
-            raise HparamsError(f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 only")
+        if self.normalize not in ("dataset", "imagenet", "half"):
+            raise HparamsError(f"{path}.normalize: {self.normalize!r} must be 'dataset', 'imagenet' or 'half'")
+        if self.normalize == "half" and (self.source not in ("cifar10", "cifar100") or self.image_size):
+            raise HparamsError(f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 at 32 px only")
+        if self.normalize == "imagenet" and self.source not in (*TRANSFER_SOURCES, "cifar10", "cifar100"):
+            raise HparamsError(f"{path}.normalize: 'imagenet' is offered for cifar10/cifar100 and the transfer datasets only")
         if self.channels not in (None, 1, 3):
             raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
         if self.source in ("cifar10", "cifar100") and self.channels:
             raise HparamsError(f"{path}: channels is not an option of {self.source}")
-        if self.source in ("cifar10", "cifar100") and self.image_size and self.normalize != "dataset":
-            raise HparamsError(f"{path}: image_size (the transfer preprocessing, ImageNet statistics) excludes normalize")
         if self.interpolation not in ("bilinear", "bicubic"):
             raise HparamsError(f"{path}.interpolation: {self.interpolation!r} must be 'bilinear' or 'bicubic'")
         if self.interpolation != "bilinear" and self.source not in (*TRANSFER_SOURCES, "cifar10", "cifar100"):

@@ -14,14 +14,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from .bundles import HELDOUT_SOURCES
+from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES
 from .common import ConfigError, format_sparsity, reference
 
-__all__ = ["RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse_transfer", "missing_imports"]
+__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse_transfer", "missing_imports"]
 
 # Upstream names the workflow's paths use for its own purposes.
 RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
-LINEAR_DEFAULTS = {"seeds": [0, 1, 2, 3, 4], "solver": "sgd", "epochs": 150, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+# Sources whose normalisation the linear protocol chooses (the rest have one fixed normalisation).
+NORMALIZE_CHOICE = frozenset({*TRANSFER_SOURCES, "cifar10", "cifar100"})
+LINEAR_DEFAULTS = {"seeds": [0, 1, 2, 3, 4], "normalize": "imagenet", "solver": "sgd", "epochs": 150, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
                    "batch_size": 64, "decay_after": [50, 100], "l2": 1e-4, "max_iter": 200}  # fmt: skip
 
 

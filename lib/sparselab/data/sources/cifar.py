@@ -52,7 +52,10 @@ _CLASSES = {"cifar10": (CIFAR10, UncheckedCIFAR10), "cifar100": (CIFAR100, Unche
 
 
 def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std): the dataset's, or 0.5/0.5 as in Lubana & Dick's code."""
+    """Per-channel (mean, std): the dataset's, ImageNet's (the transfer study's linear protocol), or
+    0.5/0.5 as in Lubana & Dick's code."""
+    if normalize == "imagenet":
+        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     return ((0.5,) * 3, (0.5,) * 3) if normalize == "half" else STATS[source]
 
 
@@ -87,12 +90,13 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     checked_cls, unchecked_cls = _CLASSES[hp.source]
-    if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size, ImageNet statistics
-        from .transfer import MEAN as IMAGENET_MEAN, STD as IMAGENET_STD, transfer_transforms
+    mean, std = cifar_stats(hp.source, hp.normalize)
+    if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size
+        from .transfer import transfer_transforms
 
         size = int(hp.image_size)
         resize = hp.resize_size or max(size, round(size * 256 / 224))
-        train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation)
+        train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation, mean, std)
     else:
         train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
     if hp.verify_checksums:
@@ -103,7 +107,6 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_eval.transform = eval_tf
     test = unchecked_cls(root, train=False, transform=eval_tf, download=False)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if hp.image_size else cifar_stats(hp.source, hp.normalize)
     side = int(hp.image_size) if hp.image_size else SIZE
     info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
     return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)

@@ -28,9 +28,10 @@ ratio (3/4, 4/3)) + horizontal flip; eval (test, and train without augmentation)
 shorter side to 256, centre crop 224. Interpolation is ``hp.interpolation``: bilinear, or bicubic
 for RigL upstreams. Geometric ops run on PIL images, as in the paper's torchvision 0.9 (PIL
 resampling is always antialiased); every image is converted to RGB first (Caltech has greyscale
-images). Normalisation is ImageNet's mean/std, what the paper's main (pre-extracted linear)
-protocol uses; its full-finetuning path uses the per-dataset statistics in :data:`DATASET_STATS`
-instead, which no ``DataHparams`` option selects yet. ``image_size`` replaces 224 and
+images). Normalisation follows ``hp.normalize``, as the paper's two paths do: ``dataset`` (the
+default) uses the per-dataset statistics in :data:`DATASET_STATS` (its full finetuning), ``imagenet``
+ImageNet's mean/std (its pre-extracted linear protocol; the transfer study's feature jobs ask for
+it). ``image_size`` replaces 224 and
 ``resize_size`` replaces 256 (default: ``round(image_size * 256 / 224)``).
 """
 
@@ -103,12 +104,18 @@ class ToRGB:
         return "ToRGB()"
 
 
+def transfer_stats(source: str, normalize: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of a transfer source: its own (``dataset``) or ImageNet's (``imagenet``)."""
+    return (MEAN, STD) if normalize == "imagenet" else DATASET_STATS[source]
+
+
 def transfer_transforms(
-    size: int = CROP_SIZE, resize: int = RESIZE_SIZE, augment: bool = True, interpolation: str = "bilinear"
-) -> tuple[v2.Compose, v2.Compose]:
-    """(train, eval) transforms: PIL image -> ImageNet-normalised float tensor (3, size, size)."""
+    size: int = CROP_SIZE, resize: int = RESIZE_SIZE, augment: bool = True, interpolation: str = "bilinear",
+    mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD,
+) -> tuple[v2.Compose, v2.Compose]:  # fmt: skip
+    """(train, eval) transforms: PIL image -> normalised float tensor (3, size, size)."""
     interp = _INTERPOLATION[interpolation]
-    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD), v2.ToPureTensor()]
+    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
     eval_tf = v2.Compose([ToRGB(), v2.Resize(resize, interpolation=interp, antialias=True), v2.CenterCrop(size), *tail])
     if not augment:
         return eval_tf, eval_tf
@@ -320,7 +327,8 @@ def build_transfer(hp: DataHparams) -> SourceSplits:
     assert hp.root is not None  # checked above
     size, resize = _image_sizes(hp)
     root = os.path.expanduser(hp.root)
-    train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation)
+    mean, std = transfer_stats(hp.source, hp.normalize)
+    train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation, mean, std)
     try:
         train, test, num_classes = _READERS[hp.source](root, train_tf, eval_tf, hp)
     except (RuntimeError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
@@ -330,7 +338,7 @@ def build_transfer(hp: DataHparams) -> SourceSplits:
         if hp.source == "flowers" and hp.verify_checksums:
             problem += " (if only torchvision's md5 check fails on files you trust, set verify_checksums: false)"
         raise DatasetRootError(_message(hp.source, hp.root, key, problem)) from e
-    info = DatasetInfo(name=hp.source, num_classes=num_classes, input_shape=(3, size, size), mean=MEAN, std=STD)
+    info = DatasetInfo(name=hp.source, num_classes=num_classes, input_shape=(3, size, size), mean=mean, std=std)
     return SourceSplits(info=info, train=train, train_eval=with_transform(train, eval_tf), test=test)
 
 
