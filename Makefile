@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/pathnorm.py
 	$(BIN)/python bench/gradflow.py
 	$(BIN)/python bench/dst.py
+	$(BIN)/python bench/transfer.py
 
 clean:
 	rm -rf results logs benchmarks .resume .snakemake
