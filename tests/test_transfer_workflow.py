@@ -76,7 +76,9 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
      ({"dense_recipe": None}, "transfer.experiments[0].gmp"),
      ({"full": {"recipe": "full", "seeds": [0], "lr": {"cars": 0.01}}}, "transfer.experiments[0].full.lr.cars"),
      ({"acdc": {"recipe": "dense", "sparsities": [0.8]}}, "transfer.experiments[0].acdc.recipe"),
-     ({"downstream": ["nope"]}, "transfer.experiments[0].downstream[0]")],  # fmt: skip
+     ({"downstream": ["nope"]}, "transfer.experiments[0].downstream[0]"),
+     ({"checkpoints": [{"name": "rigl", "path": "r.pth", "sparsity": 0.9, "import": "rigl", "data": {"interpolaton": "bicubic"}}]},
+      "transfer.experiments[0].checkpoints[0].data")],  # fmt: skip
 )
 def test_config_errors_name_the_key(tmp_path, change, message) -> None:  # type: ignore[no-untyped-def]
     write_config(tmp_path / "config.yaml", transfer_config(**change))

@@ -14,7 +14,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES
+from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
+from .hparams import HparamsError
 from .common import ConfigError, format_sparsity, reference
 
 __all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse_transfer", "missing_imports"]
@@ -140,6 +141,12 @@ def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, A
                 raise ConfigError(f"{key}.full.lr.{name}: {name!r} is not one of this experiment's downstream datasets")
     taken: set[tuple[str, str]] = set()
     checkpoints = tuple(_checkpoint(c, f"{key}.checkpoints[{i}]", taken) for i, c in enumerate(e.get("checkpoints", [])))
+    for i, up in enumerate(checkpoints):
+        for name in e["downstream"] if up.data else ():
+            try:
+                DataHparams.from_dict({**cfg["datasets"][name].to_dict(), **dict(up.data)}, path=f"datasets.{name}")
+            except HparamsError as exc:
+                raise ConfigError(f"{key}.checkpoints[{i}].data: applied to downstream dataset {name!r}: {exc}") from None
     upstream_data = cfg["datasets"][e["dataset"]]
     for i, name in enumerate(e["downstream"]):
         down = cfg["datasets"][name]
