@@ -18,13 +18,12 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..compute import configure_determinism, prepare_model, select_device, uses_cuda_features
+from ..compute import configure_determinism, select_device
 from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ..data import build_splits, make_loader
 from ..dst.layers import sparse_tensors
 from ..io.atomic import atomic_path, atomic_write_json
 from ..io.checkpoint import ArchSpec, file_sha256, load_checkpoint
-from ..metrics.classification import evaluate
 from ..sparsity.acdc import ACDC
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
@@ -50,14 +49,10 @@ def _layers(model: torch.nn.Module, arch: str, sparse_layers: str | Sequence[str
     return sparse_tensors(model, arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
 
 
-def _test_metrics(result: TrainResult, splits: Any, compute: ComputeHparams, temperature: float = 1.0) -> dict[str, float]:
-    device = select_device(compute.device)
-    amp, channels_last = uses_cuda_features(device, compute)
-    model = prepare_model(result.model, device, channels_last)
-    m = evaluate(model, make_loader(splits.test, 512, shuffle=False), device, temperature=temperature, amp=amp,
-                 channels_last=channels_last)  # fmt: skip
-    model.cpu()
-    return {"top1": m["top1"], "mean_per_class": m["mean_per_class"], "loss": m["loss"], "n": m["n"]}
+def _test_metrics(result: TrainResult) -> dict[str, float]:
+    """The test metrics of the weights the run ends with (the engine always evaluates the last epoch)."""
+    final = result.final
+    return {"top1": final["test_top1"], "mean_per_class": final["test_mean_per_class"], "loss": final["test_loss"]}
 
 
 def _upstream_summary(result: TrainResult, method: str, target: float) -> dict[str, Any]:
@@ -212,7 +207,7 @@ def run_full(
     result = run_full_finetuning(files, upstream=upstream, data=data, recipe=recipe, seed=seed, compute=compute)
     summary = {"mode": "full", "lr": recipe.optimizer.lr, "epochs": recipe.epochs,
                "backbone_sparsity": backbone_sparsity(result.model),
-               **_test_metrics(result, build_splits(data), compute, recipe.temperature)}  # fmt: skip
+               **_test_metrics(result)}  # fmt: skip
     atomic_write_json(summary_json, summary)
     return summary
 
@@ -230,7 +225,7 @@ def run_scratch(
     """The baseline: the upstream's architecture trained from scratch on the downstream data."""
     result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="scratch")
     summary = {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0,
-               **_test_metrics(result, build_splits(data), compute, recipe.temperature)}  # fmt: skip
+               **_test_metrics(result)}  # fmt: skip
     atomic_write_json(summary_json, summary)
     return summary
 
