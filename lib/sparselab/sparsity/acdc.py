@@ -15,7 +15,7 @@ sparse 85-99: 50 sparse and 50 dense epochs. Other lengths stretch that pattern 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
@@ -75,15 +75,22 @@ def compress(model: torch.nn.Module, names: Sequence[str], sparsity: float, curr
 
 
 class ACDC(Callback):
-    """Drives the phases: the calendar is read at every epoch start (the end of the previous one)."""
+    """Drives the phases: the calendar is read at every epoch start (the end of the previous one).
 
-    def __init__(self, names: Sequence[str], sparsity: float, epochs: int) -> None:
-        self.names, self.sparsity = list(names), float(sparsity)
+    ``names`` are the pruned weights, or a function picking them from the trained model (resolved
+    when training starts, so a caller need not build the model twice)."""
+
+    def __init__(self, names: Sequence[str] | Callable[[torch.nn.Module], Sequence[str]], sparsity: float, epochs: int) -> None:
+        self._resolve = names if callable(names) else None
+        self.names = [] if callable(names) else list(names)
+        self.sparsity = float(sparsity)
         self.calendar = phase_calendar(epochs)
         self.phase: Phase = "dense"
         self.compressions = 0
 
     def on_train_start(self, ctx: TrainContext) -> None:
+        if self._resolve is not None:
+            self.names = list(self._resolve(ctx.model))
         self._enter(ctx, self.calendar[min(ctx.epoch, len(self.calendar) - 1)])  # ctx.epoch: epochs done
 
     def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:

@@ -217,7 +217,7 @@ class _GradualPruning(Callback):
 
 def run_gradual_pruning(
     files: RunFiles,
-    summary_json: str | Path,
+    summary_json: str | Path | None,
     *,
     dense: str | Path,
     data: DataHparams,
@@ -247,7 +247,8 @@ def run_gradual_pruning(
                "gradual": _plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
     result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=True, callbacks=(_GradualPruning(spec, targets),))  # fmt: skip
-    atomic_write_json(summary_json, {"method": "gradual", **_summary(result, result.model, ckpt.spec)})
+    if summary_json is not None:  # None: the caller writes its own summary
+        atomic_write_json(summary_json, {"method": "gradual", **_summary(result, result.model, ckpt.spec)})
     return result
 
 

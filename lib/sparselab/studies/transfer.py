@@ -19,15 +19,15 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..compute import configure_determinism, select_device
-from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ..config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ..data import build_splits, make_loader
 from ..dst.layers import sparse_tensors
 from ..io.atomic import atomic_path, atomic_write_json
-from ..io.checkpoint import ArchSpec, file_sha256, load_checkpoint
+from ..io.checkpoint import file_sha256, load_checkpoint
 from ..sparsity.acdc import ACDC
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
-from ..train.run import RunFiles, build_seeded, run_training
+from ..train.run import RunFiles, run_training
 from ..transfer.full import run_full_finetuning
 from ..transfer.imports import import_checkpoint
 from ..transfer.linear import extract_features, load_features, logistic_regression, save_features, train_linear_head
@@ -77,10 +77,7 @@ def run_acdc(
 ) -> TrainResult:
     """AC/DC from scratch: the dense/sparse calendar over ``recipe.epochs``, global magnitude over
     ``sparse_layers``; the final model is the sparse one of the last epoch."""
-    info = build_splits(data).info
-    spec = ArchSpec(model.arch, info.num_classes, info.input_shape, dict(model.kwargs))
-    names = _layers(build_seeded(spec, SeedHparams.for_replicate(seed).init), model.arch, sparse_layers)
-    callback = ACDC(names, sparsity, recipe.epochs)
+    callback = ACDC(lambda net: _layers(net, model.arch, sparse_layers), sparsity, recipe.epochs)
     result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="acdc",
                           callbacks=(callback,))  # fmt: skip
     if result.mask is None or abs(result.mask.sparsity - sparsity) > 1.0 / result.mask.numel + 1e-9:
@@ -108,7 +105,7 @@ def run_gmp(
                        start=int(options.get("start", 0)), freq=int(options.get("freq", 1)),
                        iterations=int(options.get("iterations", 4)), schedule=options.get("schedule", "cubic"),
                        by="threshold")  # fmt: skip
-    result = run_gradual_pruning(files, summary_json, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
+    result = run_gradual_pruning(files, None, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
     atomic_write_json(summary_json, _upstream_summary(result, "gmp", sparsity))
     return result
 
