@@ -1,13 +1,16 @@
-"""What every workflow job does first: log to the rule's log file and read the compute settings.
+"""What every workflow job does first: log to the rule's log file, take its GPUs, read the compute settings.
 
 Workflow scripts are thin adapters; they wrap their one library call in :func:`snakemake_job`,
 so failures land in the rule's ``log:`` file with a traceback (shown by ``--show-failed-logs``).
+A job whose rule asks for more than one GPU re-runs its own script under torchrun, one process
+per device (see :mod:`sparselab.launch` and :mod:`sparselab.train.distributed`); rank 0 logs to the rule's log file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from typing import Any, Iterator
 
@@ -16,13 +19,13 @@ from .config import ComputeHparams
 log = logging.getLogger("sparselab")
 
 
-def setup_logging(log_file: str | None) -> None:
-    """INFO lines to the log file (or stderr), warnings included, replacing earlier handlers."""
-    handler: logging.Handler = logging.FileHandler(log_file, mode="w") if log_file else logging.StreamHandler()
+def setup_logging(log_file: str | None, *, append: bool = False, level: int = logging.INFO) -> None:
+    """Lines at ``level`` to the log file (or stderr), warnings included, replacing earlier handlers."""
+    handler: logging.Handler = logging.FileHandler(log_file, mode="a" if append else "w") if log_file else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     logging.captureWarnings(True)
 
 
@@ -32,15 +35,54 @@ def compute_settings(config: dict[str, Any]) -> ComputeHparams:
     return compute.replace(progress="lines") if compute.progress == "auto" else compute
 
 
+def requested_gpus(smk: Any) -> int:
+    return int(getattr(smk.resources, "gpu", 0) or 0)
+
+
+def _take_gpus(count: int, compute: ComputeHparams) -> None:
+    """Lease this job's devices (local runs; SLURM allocates its own); a job that asks for none
+    sees none. CPU-only settings and machines without GPUs lease nothing: the job runs on the CPU."""
+    from . import gpus
+
+    if compute.device == "cpu" or not gpus.device_pool() or "SLURM_STEP_ID" in os.environ:
+        if count >= 1 and compute.device != "cpu" and not gpus.device_pool():
+            log.info("the rule asks for %d GPU(s) but none is visible: running on the CPU", count)
+        return
+    if count < 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # another job's devices are not this job's to use
+        return
+    gpus.assign_devices(count)
+
+
 @contextlib.contextmanager
 def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
-    """Set up logging and threads for a ``script:`` job and yield its compute settings."""
-    setup_logging(smk.log[0] if len(smk.log) else None)
+    """Set up logging, devices and threads for a ``script:`` job and yield its compute settings.
+
+    With ``gpu > 1`` the first call launches torchrun on this very script and exits with its
+    status; inside the launched processes the same call yields and training runs data-parallel.
+    """
+    from .launch import World, launch
+
+    world, processes = World.from_env(), requested_gpus(smk)
+    log_file = smk.log[0] if len(smk.log) else None
+    if world.main:
+        setup_logging(log_file, append=world.distributed)  # rank 0 appends to the launcher's lines
+    else:
+        setup_logging(None, level=logging.WARNING)  # the other ranks: warnings to stderr only
+    compute = compute_settings(smk.config)
+    threads = max(1, int(smk.threads))
+    if not world.distributed:
+        log.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))
+        _take_gpus(processes, compute)
+        if processes > 1:
+            status = launch(processes, sys.argv[0], sys.argv[1:], threads=threads)
+            if status != 0:
+                log.error("the %d training processes failed (exit status %d)", processes, status)
+            raise SystemExit(status)
     if "torch" in sys.modules:  # Snakemake also sets OMP_NUM_THREADS; this makes it explicit
-        sys.modules["torch"].set_num_threads(max(1, int(smk.threads)))
-    log.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))
+        sys.modules["torch"].set_num_threads(max(1, threads // max(1, world.size)))
     try:
-        yield compute_settings(smk.config)
+        yield compute
     except BaseException:
         log.exception("job failed")
         raise

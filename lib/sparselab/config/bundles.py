@@ -191,6 +191,7 @@ class ComputeHparams(Hparams):
     compile: bool = False  # torch.compile the model
     num_workers: int = 0  # DataLoader worker processes (in-memory datasets never use any)
     progress: Literal["auto", "bar", "lines"] = "auto"  # tqdm when interactive, lines in logs
+    sync_batchnorm: bool = True  # multi-process training: BatchNorm statistics over the global batch
 
 
 @dataclasses.dataclass(frozen=True)

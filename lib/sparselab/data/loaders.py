@@ -9,8 +9,8 @@ epoch boundary, without saving sampler or worker RNG state. So
 * in-memory tensor datasets (digits) skip ``DataLoader`` and batch by indexing, which is much
   faster than collating single samples.
 
-``rank``/``world_size`` shard each global batch into contiguous equal slices, so several
-processes together see exactly the batches one process would.
+``rank``/``world_size`` shard each global batch into contiguous slices (sizes differ by at most
+one), so several processes together see exactly the batches one process would.
 """
 
 from __future__ import annotations
@@ -47,12 +47,11 @@ def _batches(order: torch.Tensor, batch_size: int, drop_last: bool) -> list[torc
 
 
 def _shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s contiguous slice of a global batch (``torch.tensor_split``: the first
+    ``len % world_size`` ranks get one sample more; the engine weighs losses by the global size)."""
     if world_size == 1:
         return batch
-    if len(batch) % world_size:
-        raise ValueError(f"batch of {len(batch)} does not split evenly over {world_size} processes")
-    per = len(batch) // world_size
-    return batch[rank * per : (rank + 1) * per]
+    return torch.tensor_split(batch, world_size)[rank]
 
 
 class EpochLoader(Protocol):

@@ -40,31 +40,50 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean cross-entropy (of logits / T), top-1, top-5 and mean per-class top-1 accuracy (over the
     classes present; the transfer study's balanced metric); restores train/eval mode."""
+    return summarize(*predictions(model, loader, device, temperature=temperature, amp=amp, channels_last=channels_last))
+
+
+def predictions(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str = "cpu",
+    *,
+    temperature: float = 1.0,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The raw material of :func:`evaluate`: summed loss (float64), the rank of every target among
+    the logits, and the targets. Split out so data-parallel evaluation can reduce shards first."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    ranks: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-    n = 0
+    ranks: list[torch.Tensor] = [torch.zeros(0, dtype=torch.long, device=device)]
+    targets: list[torch.Tensor] = [torch.zeros(0, dtype=torch.long, device=device)]
     try:
         for x, y in loader:
+            if len(y) == 0:
+                continue
             x, y = to_device(x, device, channels_last), y.to(device, non_blocking=True)
             with autocast(device, amp):
                 logits = model(x)
-            logits = logits.float() / temperature
+            logits = (logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits) / temperature
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             ranks.append(target_ranks(logits, y))
-            targets.append(y)
-            n += len(y)
+            targets.append(y.long())
     finally:
         model.train(was_training)
+    return loss_sum, torch.cat(ranks), torch.cat(targets)
+
+
+def summarize(loss_sum: torch.Tensor, ranks: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Metrics of :func:`evaluate` from summed loss, target ranks and targets."""
+    n = len(targets)
     if n == 0:
         raise ValueError("evaluation loader is empty")
-    all_ranks, all_targets = torch.cat(ranks), torch.cat(targets)
-    top1, top5 = topk_counts(all_ranks)
+    top1, top5 = topk_counts(ranks)
     return {"loss": loss_sum.item() / n, "top1": top1 / n, "top5": top5 / n,
-            "mean_per_class": mean_per_class(all_ranks, all_targets), "n": n}  # fmt: skip
+            "mean_per_class": mean_per_class(ranks, targets), "n": n}  # fmt: skip
 
 
 def mean_per_class(ranks: torch.Tensor, targets: torch.Tensor) -> float:

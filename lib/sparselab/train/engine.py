@@ -5,10 +5,15 @@ every optimizer step; callbacks at step and epoch end; per-epoch metrics (train 
 averages, val/test evaluation) to CSV; bf16 autocast and channels_last on CUDA; resumable from
 the last completed epoch: after a kill, the same call continues and, in deterministic mode on
 CPU, ends with bitwise the same weights as an uninterrupted run.
+
+Under torchrun (see :mod:`.distributed`) the same call trains data-parallel: each process takes a
+slice of every global batch, the model is wrapped in DDP with BatchNorm over the global batch,
+evaluation is sharded and reduced, and only rank 0 writes metrics and resume state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -19,15 +24,17 @@ from typing import Any, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..compute import autocast, configure_determinism, prepare_model, select_device, to_device, uses_cuda_features
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
 from ..io.atomic import atomic_write_with
-from ..metrics.classification import evaluate, target_ranks, topk_counts
+from ..metrics.classification import predictions, summarize, target_ranks, topk_counts
 from ..sparsity import Mask
 from . import progress
+from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names
 from .optim import build_optimizer, build_scheduler
 from .state import RESUME_FILE, TrainState, capture_rng, restore_rng
@@ -77,6 +84,11 @@ def write_metrics_csv(path: str | Path, history: Sequence[dict[str, Any]]) -> No
     atomic_write_with(path, write)
 
 
+def _full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits (autocast) in float32 for the loss; float32 or float64 ones as they are."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+
 def _eval_splits(splits: DatasetSplits, hp: TrainHparams) -> dict[str, Any]:
     named = {"val": splits.val, "test": splits.test}
     if hp.eval_train:
@@ -106,13 +118,29 @@ class _Trainer:
         self.hp, self.seeds, self.callbacks, self.fingerprint = hp, seeds, list(callbacks), fingerprint
         self.best: dict[str, Any] | None = None
         self.selected_epoch: int | None = None
-        self.device = select_device(compute.device)
+        self.device = distributed.rank_device(select_device(compute.device))
+        self.world = distributed.init_process_group(self.device)
         configure_determinism(compute.deterministic, compiled=compute.compile)
         self.amp, self.channels_last = uses_cuda_features(self.device, compute)
         self.model = prepare_model(model, self.device, self.channels_last)
-        self.forward = torch.compile(self.model) if compute.compile else self.model
-        self.bar = progress.interactive(compute.progress)
+        self.cleanup = contextlib.ExitStack()  # undone when training ends (BatchNorm swapped back)
+        self.forward: nn.Module = self.model
+        if self.world.distributed:
+            if compute.sync_batchnorm:
+                self.cleanup.enter_context(distributed.global_batchnorm(self.model, self.device))
+            self.forward = DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                **distributed.buffer_sync(not compute.sync_batchnorm),  # per-process BN statistics: rank 0's
+            )
+        self.eval_forward = torch.compile(self.model) if compute.compile else self.model  # no collectives
+        if not self.world.distributed:
+            self.forward = self.eval_forward
+        elif compute.compile:
+            self.forward = torch.compile(self.forward)
+        self.bar = progress.interactive(compute.progress) and self.world.main
         pin = self.device.type == "cuda"
+        shard = {"rank": self.world.rank, "world_size": self.world.size}
         self.train_loader = make_loader(
             splits.train,
             hp.batch_size,
@@ -122,14 +150,20 @@ class _Trainer:
             drop_last=hp.drop_last,
             num_workers=compute.num_workers,
             pin_memory=pin,
+            **shard,
         )
         self.eval_loaders = {
-            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin)
+            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin, **shard)
             for name, ds in _eval_splits(splits, hp).items()
         }
         steps = len(self.train_loader)
         if steps == 0:
             raise ValueError(f"no full batch of {hp.batch_size} in {len(splits.train)} training samples (drop_last)")
+        self.train_size = len(splits.train)
+        last = hp.batch_size if hp.drop_last else self.train_size - hp.batch_size * (steps - 1)
+        if self.world.distributed and min(hp.batch_size, last) < self.world.size:
+            raise ValueError(f"the last training batch has {last} samples for {self.world.size} processes: "
+                             "set the recipe's drop_last: true or use fewer processes")  # fmt: skip
         self.optimizer = build_optimizer(self.model, hp.optimizer)
         if momentum:
             self.set_momentum(momentum)
@@ -191,13 +225,23 @@ class _Trainer:
     def evaluate_all(self, row: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         for name, loader in self.eval_loaders.items():
-            m = evaluate(
-                self.forward, loader, self.device,
+            loss_sum, ranks, targets = predictions(
+                self.eval_forward, loader, self.device,
                 temperature=self.hp.temperature, amp=self.amp, channels_last=self.channels_last,
             )  # fmt: skip
+            if self.world.distributed:  # every process evaluated a slice of each batch
+                loss_sum = distributed.all_reduce_sum(loss_sum)
+                ranks, targets = distributed.all_gather_cat(ranks), distributed.all_gather_cat(targets)
+            m = summarize(loss_sum, ranks, targets)
             row.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
                         f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
         row["eval_time_s"] = time.perf_counter() - t0
+
+    def global_batch(self, index: int) -> int:
+        """Samples in the ``index``-th global batch of an epoch (all full but maybe the last)."""
+        if self.hp.drop_last or index < len(self.train_loader) - 1:
+            return self.hp.batch_size
+        return self.train_size - self.hp.batch_size * index
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         hp, ctx = self.hp, self.ctx
@@ -210,14 +254,20 @@ class _Trainer:
         lr = float("nan")
         t0 = time.perf_counter()
         desc = f"epoch {epoch}/{hp.epochs}"
-        for x, y in progress.batches(self.train_loader, len(self.train_loader), desc, self.bar):
+        for index, (x, y) in enumerate(progress.batches(self.train_loader, len(self.train_loader), desc, self.bar)):
             x, y = to_device(x, self.device, self.channels_last), y.to(self.device, non_blocking=True)
             with autocast(self.device, self.amp):
                 logits = self.forward(x)
-            logits = logits.float()
+            logits = _full_precision(logits)
             if hp.temperature != 1.0:
                 logits = logits / hp.temperature
-            loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
+            if self.world.distributed:
+                # DDP averages gradients over processes; weighing this slice's summed loss by
+                # processes / global batch makes that average the gradient of the global mean.
+                summed = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing, reduction="sum")
+                loss = summed * (self.world.size / self.global_batch(index))
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if ctx.bound_mask is not None:
@@ -231,19 +281,22 @@ class _Trainer:
                 ctx.bound_mask.enforce()
             ctx.step += 1
             with torch.no_grad():
-                losses.append(loss.detach())
+                losses.append(summed.detach() / len(y) if self.world.distributed else loss.detach())
                 ranks.append(target_ranks(logits.detach(), y))
             sizes.append(len(y))
             for c in self.callbacks:
                 c.on_step_end(ctx)
-        seen = sum(sizes)
         loss_sum = (torch.stack(losses).double() * torch.tensor(sizes, dtype=torch.float64, device=self.device)).sum()
         c1, c5 = topk_counts(torch.cat(ranks))
+        seen = sum(sizes)
+        if self.world.distributed:
+            totals = torch.tensor([loss_sum.item(), c1, c5, seen], dtype=torch.float64, device=self.device)
+            loss_sum, c1, c5, seen = distributed.all_reduce_sum(totals).tolist()
         return {
             "epoch": epoch,
             "step": ctx.step,
             "lr": lr,  # used by the epoch's last step
-            "train_loss": loss_sum.item() / seen,
+            "train_loss": float(loss_sum) / seen,
             "train_top1": c1 / seen,
             "train_top5": c5 / seen,
             "epoch_time_s": time.perf_counter() - t0,
@@ -266,7 +319,9 @@ class _Trainer:
             if ctx.bound_mask is not None:  # rewound dense weights under a new mask (IMP)
                 ctx.bound_mask.enforce()
         else:
-            torch.manual_seed(mix_seed(self.seeds.init, 0x5EED))  # dropout and other in-model noise
+            # dropout and other in-model noise; each process draws its own for its slice of the batch
+            rank = (self.world.rank,) if self.world.distributed else ()
+            torch.manual_seed(mix_seed(self.seeds.init, 0x5EED, *rank))
         if resume_path is not None and resume_path.exists():
             saved = TrainState.load(resume_path, map_location=self.device)
             if saved.fingerprint == self.fingerprint:
@@ -291,22 +346,25 @@ class _Trainer:
                 c.on_epoch_end(ctx, row)
             self.history.append(row)
             log.info(progress.format_row(row, hp.epochs))
-            if metrics_csv is not None:
+            if metrics_csv is not None and self.world.main:
                 write_metrics_csv(metrics_csv, self.history)
-            if resume_path is not None or epoch in snapshots:
+            if (resume_path is not None or epoch in snapshots) and self.world.main:
                 state = self.state()
                 if resume_path is not None:
                     state.save(resume_path)
                 if epoch in snapshots:
                     state.save(snapshots[epoch])
+            if epoch in snapshots:
+                distributed.barrier()  # other processes may read the snapshot next
         for c in self.callbacks:
             c.on_train_end(ctx)
         if hp.select == "best_val" and self.best is not None:
             self.model.load_state_dict(self.best["model"])
             self.selected_epoch = int(self.best["epoch"])
             log.info("selected the weights of epoch %d (best val top-1 %.4f)", self.selected_epoch, self.best["val_top1"])
-        if metrics_csv is not None:
+        if metrics_csv is not None and self.world.main:
             write_metrics_csv(metrics_csv, self.history)
+        distributed.barrier()  # every file is written before any process moves on
         return resumed_from
 
     def remember_if_best(self, row: dict[str, Any]) -> None:
@@ -348,12 +406,13 @@ def train(
     compute = compute or ComputeHparams()
     fingerprint = fingerprint or f"{hp.fingerprint()}-{seeds.fingerprint()}"
     trainer = _Trainer(model, splits, hp, seeds, compute, mask, callbacks, fingerprint, momentum)
-    resumed = trainer.run(
-        state_dir=Path(state_dir) if state_dir is not None else None,
-        metrics_csv=Path(metrics_csv) if metrics_csv is not None else None,
-        eval_before=eval_before,
-        initial_state=initial_state,
-        snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
-    )
+    with trainer.cleanup:
+        resumed = trainer.run(
+            state_dir=Path(state_dir) if state_dir is not None else None,
+            metrics_csv=Path(metrics_csv) if metrics_csv is not None else None,
+            eval_before=eval_before,
+            initial_state=initial_state,
+            snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
+        )
     return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed,
                        selected_epoch=trainer.selected_epoch, momentum=trainer.momentum())  # fmt: skip
