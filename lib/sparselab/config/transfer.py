@@ -11,6 +11,7 @@ finetuning (one run per seed), next to an optional from-scratch baseline on the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,10 +71,18 @@ class TransferExperiment:
                 out += [Upstream(method, float(s), method) for s in spec["sparsities"]]
         return out + list(self.checkpoints)
 
-    def upstream(self, name: str, sparsity: str) -> Upstream:
+    @functools.cached_property
+    def _upstream_index(self) -> dict[tuple[str, str], Upstream]:
+        """(name, sparsity string) -> the first such upstream: input functions ask once per job."""
+        index: dict[tuple[str, str], Upstream] = {}
         for u in self.upstreams():
-            if u.name == name and u.sparsity_str == sparsity:
-                return u
+            index.setdefault((u.name, u.sparsity_str), u)
+        return index
+
+    def upstream(self, name: str, sparsity: str) -> Upstream:
+        found = self._upstream_index.get((name, sparsity))
+        if found is not None:
+            return found
         raise KeyError(f"transfer experiment {self.dataset}/{self.model} has no upstream {name!r} at sparsity {sparsity}")
 
     def full_lr(self, dataset: str) -> float | None:
