@@ -5,12 +5,13 @@ import sys
 from pathlib import Path
 
 LIB = Path(workflow.basedir) / "lib"
+CODE_DEPS_CACHE = Path(".snakemake") / "sparselab" / "code_deps.json"  # in the working directory
 if str(LIB) not in sys.path:  # parse with this checkout's package, installed or not
     sys.path.insert(0, str(LIB))
 
 from snakemake.logging import logger
 
-from sparselab.config.code_deps import code_dependencies
+from sparselab.config.code_deps import code_version as code_version_of
 from sparselab.config.transfer import NORMALIZE_CHOICE, missing_imports
 from sparselab.config.workflow import ConfigError, dataset_root_problems, format_sparsity, load_workflow_config
 
@@ -71,9 +72,12 @@ TRANSFER_SUMMARY = "results/transfer/summary"
 TR = CFG.transfer
 
 
-def code_deps(script):
-    """The lib/ files a workflow script imports (inputs, so editing one reruns its jobs)."""
-    return code_dependencies(Path(workflow.basedir) / "workflow_scripts" / script, LIB)
+def code_version(script):
+    """A digest of the lib/ files a workflow script imports, for the rule's params: editing one
+    reruns its jobs ("params changed"). A param, not one input per file, because Snakemake checks
+    inputs job by job (about half the time of a dry run of thousands of jobs). Each file's imports
+    are kept in .snakemake/ so the next parse only reads the files that changed."""
+    return code_version_of(Path(workflow.basedir) / "workflow_scripts" / script, LIB, cache=CODE_DEPS_CACHE)
 
 
 def resume_dir(wildcards, output):
@@ -385,7 +389,8 @@ def _minutes(wildcards, epochs, attempt):
 
 def _minutes_on(dataset, epochs, attempt):
     per_epoch = CFG.resources["epoch_minutes"].get(CFG.datasets[dataset].source, 1.0)
-    return int(math.ceil(5 + 1.5 * max(1, epochs) * per_epoch * attempt))
+    base = CFG.resources.get("runtime_base_minutes", 5)
+    return max(1, int(math.ceil(base + 1.5 * max(1, epochs) * per_epoch * attempt)))  # SLURM's unit: 1 minute
 
 
 def train_runtime(wildcards, attempt):
@@ -411,8 +416,10 @@ def train_mem_mb(wildcards):
     return CFG.resources["mem_mb"].get(_source(wildcards), 8000)
 
 
-def train_gpus(wildcards):
-    return CFG.resources["gpus"]
+# Constants, not functions: Snakemake inspects a function's signature for every job it plans.
+TRAIN_GPUS = CFG.resources["gpus"]  # GPUs of a training job; more than one trains data-parallel under torchrun
+EVAL_GPUS = min(1, TRAIN_GPUS)  # evaluation and feature extraction run in one process: one GPU at most
+TRAIN_THREADS = max(CFG.resources["threads"], TRAIN_GPUS)  # CPU threads, split over the job's processes
 
 
 def eval_runtime(wildcards, attempt):

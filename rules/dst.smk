@@ -4,8 +4,6 @@
 
 
 rule dst_train:
-    input:
-        code=code_deps("dst_train.py"),
     output:
         model="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/model.safetensors",
         sidecar="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/model.json",
@@ -15,6 +13,7 @@ rule dst_train:
     wildcard_constraints:
         method="dsr|set|deepr|static|tied|thin_dense|dense",
     params:
+        code=code_version("dst_train.py"),
         data=dataset_params,
         model=model_params,
         recipe=dst_recipe,
@@ -24,11 +23,12 @@ rule dst_train:
         "logs/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.log",
     benchmark:
         "benchmarks/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     resources:
         runtime=dst_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -38,7 +38,6 @@ rule dst_train:
 rule dst_gradual:
     input:
         dense=dst_dense_checkpoint,
-        code=code_deps("dst_gradual.py"),
     output:
         model="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.safetensors",
         sidecar="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.json",
@@ -46,6 +45,7 @@ rule dst_gradual:
         hparams="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/hparams.json",
         summary="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/summary.json",
     params:
+        code=code_version("dst_gradual.py"),
         data=dataset_params,
         recipe=lambda wildcards: CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].to_dict(),
         options=dst_options,
@@ -54,11 +54,12 @@ rule dst_gradual:
         "logs/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.log",
     benchmark:
         "benchmarks/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     resources:
         runtime=lambda wildcards, attempt: _minutes(wildcards, CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].epochs, attempt),
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -68,11 +69,11 @@ rule dst_gradual:
 rule dst_records:
     input:
         summaries=lambda wildcards: [path for _, path in dst_summaries()],
-        code=code_deps("dst_records.py"),
     output:
         records="results/dst/summary/records.csv",
         densities="results/dst/summary/layer_density.csv",
     params:
+        code=code_version("dst_records.py"),
         runs=dst_summaries,
     log:
         "logs/dst/records.log",
@@ -87,7 +88,6 @@ rule dst_report:
     input:
         records="results/dst/summary/records.csv",
         densities="results/dst/summary/layer_density.csv",
-        code=code_deps("dst_report.py"),
     output:
         table=report(
             "results/dst/summary/table_accuracy.csv",
@@ -111,6 +111,7 @@ rule dst_report:
             labels={"artefact": "per-layer density"},
         ),
     params:
+        code=code_version("dst_report.py"),
         title=DS.title if DS else "",
     log:
         "logs/dst/report.log",

@@ -4,10 +4,10 @@
 rule evaluate_oneshot:
     input:
         unpack(oneshot_eval_inputs),
-        code=code_deps("evaluate.py"),
     output:
         "results/oneshot/{dataset}/{model}/{scope}/s{sparsity}/seed{seed}/eval.json",
     params:
+        code=code_version("evaluate.py"),
         data=dataset_params,
         labels=oneshot_labels,
     log:
@@ -16,6 +16,7 @@ rule evaluate_oneshot:
     resources:
         runtime=eval_runtime,
         mem_mb=train_mem_mb,
+        gpu=EVAL_GPUS,
     conda:
         "../envs/torch.yaml"
     script:

@@ -4,9 +4,10 @@
 rule oneshot_records:
     input:
         evaluations=oneshot_evaluations,
-        code=code_deps("records.py"),
     output:
         "results/oneshot/summary/records.csv",
+    params:
+        code=code_version("records.py"),
     log:
         "logs/oneshot/records.log",
     localrule: True
@@ -19,7 +20,6 @@ rule oneshot_records:
 rule oneshot_table:
     input:
         records="results/oneshot/summary/records.csv",
-        code=code_deps("accuracy_table.py"),
     output:
         csv=report(
             "results/oneshot/summary/accuracy_vs_sparsity.csv",
@@ -28,6 +28,8 @@ rule oneshot_table:
             labels={"artefact": "table (CSV)"},
         ),
         md="results/oneshot/summary/accuracy_vs_sparsity.md",
+    params:
+        code=code_version("accuracy_table.py"),
     log:
         "logs/oneshot/table.log",
     localrule: True
@@ -40,7 +42,6 @@ rule oneshot_table:
 rule oneshot_figure:
     input:
         records="results/oneshot/summary/records.csv",
-        code=code_deps("accuracy_figure.py"),
     output:
         pdf="results/oneshot/summary/accuracy_vs_sparsity.pdf",
         png=report(
@@ -50,6 +51,7 @@ rule oneshot_figure:
             labels={"artefact": "figure"},
         ),
     params:
+        code=code_version("accuracy_figure.py"),
         title=CFG.oneshot_title,
     log:
         "logs/oneshot/figure.log",

@@ -4,14 +4,13 @@
 
 
 rule gradflow_prune:
-    input:
-        code=code_deps("gradflow_prune.py"),
     output:
         model="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.safetensors",
         sidecar="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.json",
         rounds="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/rounds.csv",
         hparams="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune_hparams.json",
     params:
+        code=code_version("gradflow_prune.py"),
         data=dataset_params,
         model=model_params,
         recipe=gradflow_round_recipe,
@@ -21,12 +20,13 @@ rule gradflow_prune:
         "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune.log",
     benchmark:
         "benchmarks/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 10
     resources:
         runtime=gradflow_prune_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -36,7 +36,6 @@ rule gradflow_prune:
 rule gradflow_final:
     input:
         pruned="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/pruned.safetensors",
-        code=code_deps("gradflow_final.py"),
     output:
         model="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/model.safetensors",
         sidecar="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/model.json",
@@ -44,6 +43,7 @@ rule gradflow_final:
         hparams="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/hparams.json",
         summary="results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final/summary.json",
     params:
+        code=code_version("gradflow_final.py"),
         data=dataset_params,
         recipe=gradflow_final_recipe,
         state_dir=resume_dir,
@@ -51,11 +51,12 @@ rule gradflow_final:
         "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.log",
     benchmark:
         "benchmarks/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     resources:
         runtime=gradflow_final_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -66,15 +67,15 @@ rule gradflow_records:
     input:
         summaries=lambda wildcards: [path for _, path in gradflow_summaries()],
         dense=lambda wildcards: [path for _, path in gradflow_dense()],
-        code=code_deps("gradflow_records.py"),
     output:
         records="results/gradflow/summary/records.csv",
     params:
+        code=code_version("gradflow_records.py"),
         runs=gradflow_summaries,
         dense=gradflow_dense,
     log:
         "logs/gradflow/records.log",
-    threads: 1
+    localrule: True
     conda:
         "../envs/torch.yaml"
     script:
@@ -85,7 +86,6 @@ rule gradflow_report:
     input:
         records="results/gradflow/summary/records.csv",
         rounds=lambda wildcards: [path for _, path in gradflow_rounds()],
-        code=code_deps("gradflow_report.py"),
     output:
         table=report(
             "results/gradflow/summary/table_final.csv",
@@ -109,6 +109,7 @@ rule gradflow_report:
             labels={"artefact": "Kendall tau to magnitude"},
         ),
     params:
+        code=code_version("gradflow_report.py"),
         rounds=gradflow_rounds,
         title=GF.title if GF else "",
     log:

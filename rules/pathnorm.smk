@@ -4,8 +4,6 @@
 
 
 rule pathnorm_bound:
-    input:
-        code=code_deps("pathnorm_bound.py"),
     output:
         csv=report(
             "results/pathnorm/summary/table2_bound.csv",
@@ -15,6 +13,7 @@ rule pathnorm_bound:
         ),
         md="results/pathnorm/summary/table2_bound.md",
     params:
+        code=code_version("pathnorm_bound.py"),
         settings=lambda wildcards: [dict(s) for s in PN.bound],
     log:
         "logs/pathnorm/table2_bound.log",
@@ -28,11 +27,11 @@ rule pathnorm_bound:
 rule pathnorm_pretrained:
     input:
         unpack(pretrained_inputs),
-        code=code_deps("pathnorm_pretrained.py"),
     output:
         summary="results/pathnorm/pretrained/{dataset}/{name}/summary.json",
         margins="results/pathnorm/pretrained/{dataset}/{name}/margins.safetensors",
     params:
+        code=code_version("pathnorm_pretrained.py"),
         data=dataset_params,
         options=pretrained_params,
     log:
@@ -43,7 +42,7 @@ rule pathnorm_pretrained:
     resources:
         runtime=eval_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=EVAL_GPUS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -54,7 +53,6 @@ rule pathnorm_pretrained_report:
     input:
         summaries=pretrained_outputs("summary.json"),
         margins=pretrained_outputs("margins.safetensors"),
-        code=code_deps("pathnorm_pretrained_report.py"),
     output:
         table3=report(
             "results/pathnorm/summary/table3_pathnorms.csv",
@@ -78,6 +76,7 @@ rule pathnorm_pretrained_report:
             labels={"artefact": "Figure 3 (margins)"},
         ),
     params:
+        code=code_version("pathnorm_pretrained_report.py"),
         title=PN.title if PN else "",
     log:
         "logs/pathnorm/pretrained_report.log",
@@ -89,8 +88,6 @@ rule pathnorm_pretrained_report:
 
 
 rule pathnorm_imp_dense:
-    input:
-        code=code_deps("pathnorm_imp.py"),
     output:
         model="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0/model.safetensors",
         sidecar="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0/model.json",
@@ -98,6 +95,7 @@ rule pathnorm_imp_dense:
         hparams="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0/hparams.json",
         rewind="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0/rewind.pt",
     params:
+        code=code_version("pathnorm_imp.py"),
         data=dataset_params,
         model=model_params,
         recipe=recipe_params,
@@ -108,12 +106,13 @@ rule pathnorm_imp_dense:
         "logs/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0.log",
     benchmark:
         "benchmarks/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 30
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -124,7 +123,6 @@ rule pathnorm_imp_round:
     input:
         previous=imp_previous_round,
         rewind=imp_rewind_state,
-        code=code_deps("pathnorm_imp.py"),
     output:
         model="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}/model.safetensors",
         sidecar="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}/model.json",
@@ -133,6 +131,7 @@ rule pathnorm_imp_round:
     wildcard_constraints:
         round=r"[1-9][0-9]*",
     params:
+        code=code_version("pathnorm_imp.py"),
         data=dataset_params,
         recipe=recipe_params,
         imp=imp_params,
@@ -142,12 +141,13 @@ rule pathnorm_imp_round:
         "logs/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}.log",
     benchmark:
         "benchmarks/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 30
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -157,7 +157,6 @@ rule pathnorm_imp_round:
 rule pathnorm_imp_figure:
     input:
         metrics=lambda wildcards: list(imp_metrics().values()),
-        code=code_deps("pathnorm_imp_figure.py"),
     output:
         csv="results/pathnorm/summary/figure4_imp.csv",
         pdf="results/pathnorm/summary/figure4_imp.pdf",
@@ -168,6 +167,7 @@ rule pathnorm_imp_figure:
             labels={"artefact": "Figure 4 (IMP)"},
         ),
     params:
+        code=code_version("pathnorm_imp_figure.py"),
         runs=lambda wildcards: [[r, s, path] for (r, s), path in imp_metrics().items()],
         sparsity=imp_round_sparsities,
         title=PN.title if PN else "",
@@ -181,14 +181,13 @@ rule pathnorm_imp_figure:
 
 
 rule pathnorm_subset:
-    input:
-        code=code_deps("pathnorm_subset.py"),
     output:
         model="results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}/model.safetensors",
         sidecar="results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}/model.json",
         metrics="results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}/metrics.csv",
         hparams="results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}/hparams.json",
     params:
+        code=code_version("pathnorm_subset.py"),
         data=dataset_params,
         model=model_params,
         recipe=recipe_params,
@@ -198,12 +197,13 @@ rule pathnorm_subset:
         "logs/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}.log",
     benchmark:
         "benchmarks/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 10
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -213,7 +213,6 @@ rule pathnorm_subset:
 rule pathnorm_subsets_figure:
     input:
         metrics=lambda wildcards: list(subset_metrics().values()),
-        code=code_deps("pathnorm_subsets_figure.py"),
     output:
         csv="results/pathnorm/summary/figure5_subsets.csv",
         pdf="results/pathnorm/summary/figure5_subsets.pdf",
@@ -224,6 +223,7 @@ rule pathnorm_subsets_figure:
             labels={"artefact": "Figure 5 (growing subsets)"},
         ),
     params:
+        code=code_version("pathnorm_subsets_figure.py"),
         runs=lambda wildcards: [[f, s, path] for (f, s), path in subset_metrics().items()],
         title=PN.title if PN else "",
     log:

@@ -5,7 +5,6 @@
 rule prune_finetune_oneshot:
     input:
         dense=dense_checkpoint,
-        code=code_deps("finetune.py"),
     output:
         pruned="results/oneshot/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}/pruned.safetensors",
         pruned_sidecar="results/oneshot/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}/pruned.json",
@@ -14,6 +13,7 @@ rule prune_finetune_oneshot:
         metrics="results/oneshot/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}/metrics.csv",
         hparams="results/oneshot/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}/hparams.json",
     params:
+        code=code_version("finetune.py"),
         data=dataset_params,
         recipe=finetune_recipe_params,
         state_dir=resume_dir,
@@ -21,12 +21,13 @@ rule prune_finetune_oneshot:
         "logs/oneshot/finetune/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}.log",
     benchmark:
         "benchmarks/oneshot/finetune/{dataset}/{model}/{pruned_scope}/s{sparsity}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 10
     resources:
         runtime=finetune_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:

@@ -2,14 +2,13 @@
 
 
 rule train_dense:
-    input:
-        code=code_deps("train.py"),
     output:
         model="results/train/{dataset}/{model}/{recipe}/seed{seed}/model.safetensors",
         sidecar="results/train/{dataset}/{model}/{recipe}/seed{seed}/model.json",
         metrics="results/train/{dataset}/{model}/{recipe}/seed{seed}/metrics.csv",
         hparams="results/train/{dataset}/{model}/{recipe}/seed{seed}/hparams.json",
     params:
+        code=code_version("train.py"),
         data=dataset_params,
         model=model_params,
         recipe=recipe_params,
@@ -18,12 +17,13 @@ rule train_dense:
         "logs/train/{dataset}/{model}/{recipe}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{dataset}/{model}/{recipe}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 20
     resources:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:

@@ -7,7 +7,6 @@
 rule transfer_gmp:
     input:
         dense=transfer_dense_checkpoint,
-        code=code_deps("transfer_gmp.py"),
     output:
         model="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.json",
@@ -15,6 +14,7 @@ rule transfer_gmp:
         hparams="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/hparams.json",
         summary="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/summary.json",
     params:
+        code=code_version("transfer_gmp.py"),
         data=transfer_upstream_data,
         recipe=transfer_recipe("gmp"),
         options=lambda wildcards: dict(transfer_experiment(wildcards).gmp),
@@ -25,12 +25,13 @@ rule transfer_gmp:
         "logs/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 10
     resources:
         runtime=transfer_runtime("gmp"),
         mem_mb=transfer_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -38,8 +39,6 @@ rule transfer_gmp:
 
 
 rule transfer_acdc:
-    input:
-        code=code_deps("transfer_acdc.py"),
     output:
         model="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/model.json",
@@ -47,6 +46,7 @@ rule transfer_acdc:
         hparams="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/hparams.json",
         summary="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/summary.json",
     params:
+        code=code_version("transfer_acdc.py"),
         data=transfer_upstream_data,
         model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
         recipe=transfer_recipe("acdc"),
@@ -57,12 +57,13 @@ rule transfer_acdc:
         "logs/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     priority: 10
     resources:
         runtime=transfer_runtime("acdc"),
         mem_mb=transfer_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -70,13 +71,12 @@ rule transfer_acdc:
 
 
 rule transfer_import:
-    input:
-        code=code_deps("transfer_import.py"),
     output:
         model="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/model.json",
         report="results/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}/import.json",
     params:
+        code=code_version("transfer_import.py"),
         # the external file is checked when the workflow starts (common.smk), not declared as an
         # input, so `snakemake -n` plans a paper-scale study before its checkpoints are fetched
         source=transfer_import_source,
@@ -87,7 +87,9 @@ rule transfer_import:
         "logs/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}.tsv"
+    threads: 1
     resources:
+        runtime=lambda wildcards, attempt: 10 * attempt,  # a format conversion: minutes
         mem_mb=transfer_mem_mb,
     conda:
         "../envs/torch.yaml"
@@ -98,13 +100,13 @@ rule transfer_import:
 rule transfer_features:
     input:
         upstream=transfer_upstream_checkpoint,
-        code=code_deps("transfer_features.py"),
     output:
         train="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.safetensors",
         train_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.json",
         test="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.safetensors",
         test_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.json",
     params:
+        code=code_version("transfer_features.py"),
         data=transfer_feature_data,
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.log",
@@ -114,7 +116,7 @@ rule transfer_features:
     resources:
         runtime=transfer_features_runtime,
         mem_mb=transfer_mem_mb,
-        gpu=train_gpus,
+        gpu=EVAL_GPUS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -125,11 +127,11 @@ rule transfer_linear:
     input:
         train="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.safetensors",
         test="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.safetensors",
-        code=code_deps("transfer_linear.py"),
     output:
         summary="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}/summary.json",
         history="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}/history.csv",
     params:
+        code=code_version("transfer_linear.py"),
         options=lambda wildcards: dict(transfer_experiment(wildcards).linear),
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}.log",
@@ -148,7 +150,6 @@ rule transfer_linear:
 rule transfer_full:
     input:
         upstream=transfer_upstream_checkpoint,
-        code=code_deps("transfer_full.py"),
     output:
         model="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.json",
@@ -156,6 +157,7 @@ rule transfer_full:
         hparams="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/hparams.json",
         summary="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/summary.json",
     params:
+        code=code_version("transfer_full.py"),
         data=transfer_downstream_data,
         recipe=transfer_recipe("full"),
         lr=lambda wildcards: transfer_experiment(wildcards).full_lr(wildcards.dataset),
@@ -164,11 +166,12 @@ rule transfer_full:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     resources:
         runtime=transfer_runtime("full"),
         mem_mb=transfer_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -176,8 +179,6 @@ rule transfer_full:
 
 
 rule transfer_scratch:
-    input:
-        code=code_deps("transfer_scratch.py"),
     output:
         model="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/model.json",
@@ -185,6 +186,7 @@ rule transfer_scratch:
         hparams="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/hparams.json",
         summary="results/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}/summary.json",
     params:
+        code=code_version("transfer_scratch.py"),
         data=dataset_params,
         model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
         recipe=transfer_recipe("scratch"),
@@ -193,11 +195,12 @@ rule transfer_scratch:
         "logs/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.tsv"
-    threads: 1
+    threads: TRAIN_THREADS
     resources:
         runtime=transfer_runtime("scratch"),
         mem_mb=transfer_mem_mb,
-        gpu=train_gpus,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
     conda:
         "../envs/torch.yaml"
     script:
@@ -207,10 +210,10 @@ rule transfer_scratch:
 rule transfer_records:
     input:
         summaries=lambda wildcards: [path for _, path in transfer_summaries()],
-        code=code_deps("transfer_records.py"),
     output:
         records="results/transfer/summary/records.csv",
     params:
+        code=code_version("transfer_records.py"),
         runs=transfer_summaries,
     log:
         "logs/transfer/records.log",
@@ -224,7 +227,6 @@ rule transfer_records:
 rule transfer_report:
     input:
         records="results/transfer/summary/records.csv",
-        code=code_deps("transfer_report.py"),
     output:
         table=report(
             "results/transfer/summary/table_transfer.csv",
@@ -248,6 +250,7 @@ rule transfer_report:
             labels={"artefact": "accuracy vs sparsity"},
         ),
     params:
+        code=code_version("transfer_report.py"),
         title=TR.title if TR else "",
     log:
         "logs/transfer/report.log",

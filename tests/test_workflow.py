@@ -126,6 +126,32 @@ def test_editing_plotting_code_reruns_only_the_figure(done):
         figures.write_text(original)
 
 
+def test_editing_a_plotting_parameter_reruns_only_the_figure(done):
+    config = tiny_config()
+    config["oneshot"]["title"] = "A new title"  # a params: entry of oneshot_figure only
+    edited = write_config(done / "retitled.yaml", config)
+    out = snakemake(done, "-n", "--configfile", str(edited)).stdout
+    assert planned_jobs(out) == {"oneshot_figure": 1, "all": 1}
+    assert "Params have changed since last execution" in out
+
+
+def test_editing_a_training_hyperparameter_reruns_exactly_what_depends_on_it(done):
+    config = tiny_config()
+    config["recipes"]["finetune"]["optimizer"]["lr"] = 0.02  # finetuning only: the dense runs stay
+    edited = write_config(done / "finetune_lr.yaml", config)
+    assert planned_jobs(snakemake(done, "-n", "--configfile", str(edited)).stdout) == {
+        "prune_finetune_oneshot": 8, "evaluate_oneshot": 8,  # the pruned runs; the 2 dense evaluations stay
+        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
+    }  # fmt: skip
+    config = tiny_config()
+    config["recipes"]["dense"]["optimizer"]["lr"] = 0.04  # the dense runs: everything below them
+    edited = write_config(done / "dense_lr.yaml", config)
+    assert planned_jobs(snakemake(done, "-n", "--configfile", str(edited)).stdout) == {
+        "train_dense": 2, "prune_finetune_oneshot": 8, "evaluate_oneshot": 10,
+        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
+    }  # fmt: skip
+
+
 def test_editing_the_engine_reruns_every_training_job_and_what_follows(done):
     engine = done / "lib/sparselab/train/engine.py"
     original = engine.read_text()

@@ -4,6 +4,7 @@
     python -m sparselab prune runs/x/model.safetensors runs/p/pruned.safetensors --sparsity 0.9 --scope global
     python -m sparselab evaluate runs/p/pruned.safetensors config.yaml --dataset digits
     python -m sparselab info runs/x/model.safetensors
+    python -m sparselab gpu-hours configs/*.yaml
 
 ``train`` resumes from ``--state-dir`` (default ``<out>/.resume``) when run again after a kill.
 """
@@ -112,6 +113,13 @@ def _pathnorm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gpu_hours(args: argparse.Namespace) -> int:
+    from .report.gpu_hours import table
+
+    print(table(Path(__file__).resolve().parents[2], args.configs))
+    return 0
+
+
 def torch_dtype(name: str):  # noqa: ANN201  (torch imported lazily: the CLI starts fast)
     import torch
 
@@ -158,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a checkpoint's sidecar summary")
     p.add_argument("checkpoint")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("gpu-hours", help="GPU-hours the jobs of configs ask of a cluster (a Markdown table)")
+    p.add_argument("configs", nargs="+")
+    p.set_defaults(func=_gpu_hours)
     return parser
 
 
