@@ -53,9 +53,9 @@ def test_asking_for_more_than_the_pool_names_the_fix(pool):
 
 
 def test_concurrent_jobs_see_only_their_own_devices_and_a_waiting_job_gets_one_when_freed(pool):
-    first = [holder(1, 3.0) for _ in range(3)]
-    seen = sorted(p.stdout.readline().strip() for p in first)
-    assert seen == ["0", "1", "2"]  # three jobs at once: three different devices
+    first = [holder(1, 60.0) for _ in range(3)]  # held until killed below
+    seen = [p.stdout.readline().strip() for p in first]
+    assert sorted(seen) == ["0", "1", "2"]  # three jobs at once: three different devices
     late = holder(1, 0.0)
     time.sleep(0.5)
     assert late.poll() is None  # all three held: it waits
