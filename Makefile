@@ -29,7 +29,7 @@ lint: install
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules | grep -A20 -E "^Job stats|Nothing to be done"
-	@for c in configs/*.yaml; do echo "== $$c"; $(BIN)/snakemake -n --quiet rules --configfile $$c | grep -A20 -E "^Job stats|Nothing to be done" || exit 1; done
+	$(BIN)/python -m sparselab plan configs/*.yaml
 
 bench: install
 	$(BIN)/python bench/train_step.py

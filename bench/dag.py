@@ -6,7 +6,7 @@
    "Job stats" total) and the wall time of the whole command, with the CPU time of the process
    beside it (the wall time of a shared machine drifts more). Goal: the sum over the configs
    <= 10 s.
-2. One process: the same command lines in one fresh interpreter, through Snakemake's own
+2. One process, as ``python -m sparselab plan configs/*.yaml`` runs them: the same command lines in one fresh interpreter, through Snakemake's own
    translation of a command line into API calls (``snakemake.cli.parse_args`` + ``args_to_api``,
    which drives ``snakemake.api.SnakemakeApi`` in dry-run mode, workflow profile included), so
    the interpreter start and Snakemake's imports are paid once: the wall time of the whole
@@ -28,8 +28,6 @@ every config in turn and then the single process.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import re
 import resource
@@ -72,23 +70,22 @@ def run_timed(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def in_process(configs: list[str]) -> None:
-    """Worker of part 2 (a fresh interpreter): plans every config, prints timings as JSON."""
+    """Worker of part 2 (a fresh interpreter): plans every config with ``sparselab.plan`` (what
+    ``python -m sparselab plan`` runs), prints timings as JSON."""
     out = sys.stdout
     t0 = time.perf_counter()
-    from snakemake.cli import args_to_api, parse_args
+    sys.path.insert(0, str(REPO / "lib"))
+    import snakemake.cli  # noqa: F401  (timed as the imports)
+
+    from sparselab.plan import dry_runs
 
     result = {"import_s": time.perf_counter() - t0, "configs": []}
-    for config in configs:
-        text = io.StringIO()
-        t = time.perf_counter()
-        c = time.process_time()
-        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
-            parser, args = parse_args(dry_run_args(config))
-            ok = args_to_api(args, parser)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        if not ok:
-            raise SystemExit(f"dry run of {config} failed:\n{text.getvalue()[-3000:]}")
-        result["configs"].append({"config": config, "jobs": job_count(text.getvalue()), "wall_s": wall, "cpu_s": cpu})
+    c = time.process_time()
+    for plan in dry_runs(configs):
+        cpu, c = time.process_time() - c, time.process_time()
+        if not plan.ok:
+            raise SystemExit(f"dry run of {plan.configfile} failed:\n{plan.output[-3000:]}")
+        result["configs"].append({"config": plan.configfile, "jobs": job_count(plan.output), "wall_s": plan.seconds, "cpu_s": cpu})
     print(json.dumps(result), file=out)
 
 
@@ -129,7 +126,7 @@ def main() -> None:
     print(f"   {'total':<{width}}  {total_jobs:5d} jobs  {total_wall:6.2f} s  (cpu {total_cpu:5.2f} s); "
           f"goal <= {GOAL_S:g} s: {'PASS' if total_wall <= GOAL_S else 'FAIL'}")
 
-    print(f"2. the same command lines in one interpreter (snakemake.cli.args_to_api -> snakemake.api.SnakemakeApi, "
+    print(f"2. all configs together in one interpreter, as `python -m sparselab plan configs/*.yaml` (snakemake.cli.args_to_api, "
           f"dry run; median of {args.repeat})")
     print(f"   {'imports':<{width}}             {med(s['import_s'] for s in single):6.2f} s")
     for i, config in enumerate(args.configs):

@@ -207,3 +207,19 @@ def test_every_paper_config_plans_without_its_data(config, tmp_path):
     jobs = planned_jobs(proc.stdout)
     assert jobs.get("all") == 1 and sum(jobs.values()) > 10
     assert "a real run stops here" in proc.stdout + proc.stderr  # its datasets are not on this machine
+
+
+def test_all_paper_configs_plan_together_in_one_process_as_separately(tmp_path):
+    """`python -m sparselab plan` gives every config the plan its own `snakemake -n` gives."""
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    proc = subprocess.run([sys.executable, "-m", "sparselab", "plan", *map(str, configs), "--snakemake-args",
+                           "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sections = proc.stdout.split("== ")[1:]
+    assert len(sections) == len(configs)
+    for config, section in zip(configs, sections):
+        assert section.startswith(str(config))
+        separate = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(config)).stdout)
+        assert planned_jobs(section) == separate, config.name
+    assert f"{len(configs)} configs, " in proc.stdout

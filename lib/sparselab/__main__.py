@@ -5,6 +5,7 @@
     python -m sparselab evaluate runs/p/pruned.safetensors config.yaml --dataset digits
     python -m sparselab info runs/x/model.safetensors
     python -m sparselab gpu-hours configs/*.yaml
+    python -m sparselab plan configs/*.yaml
 
 ``train`` resumes from ``--state-dir`` (default ``<out>/.resume``) when run again after a kill.
 """
@@ -120,6 +121,21 @@ def _gpu_hours(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    import time
+
+    from .plan import dry_runs, job_stats
+
+    t0, failed, total = time.perf_counter(), 0, 0
+    for plan in dry_runs(args.configs, args.snakemake_args):
+        print(f"== {plan.configfile} ({plan.seconds:.1f} s)\n{job_stats(plan.output)}\n")
+        failed += not plan.ok
+        total += plan.jobs or 0
+    print(f"{len(args.configs)} configs, {total} jobs planned in {time.perf_counter() - t0:.1f} s"
+          + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
 def torch_dtype(name: str):  # noqa: ANN201  (torch imported lazily: the CLI starts fast)
     import torch
 
@@ -166,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a checkpoint's sidecar summary")
     p.add_argument("checkpoint")
     p.set_defaults(func=_info)
+
+    p = sub.add_parser("plan", help="snakemake -n of several configs in one process (the plans together, fast)")
+    p.add_argument("configs", nargs="+")
+    p.add_argument("--snakemake-args", nargs=argparse.REMAINDER, default=[], help="passed on to every dry run")
+    p.set_defaults(func=_plan)
 
     p = sub.add_parser("gpu-hours", help="GPU-hours the jobs of configs ask of a cluster (a Markdown table)")
     p.add_argument("configs", nargs="+")
