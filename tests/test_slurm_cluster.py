@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO, write_config
+from conftest import REPO, copy_workflow, write_config
 from safetensors.torch import load_file
 
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "lib", "schemas", "report", "envs", "profiles"]
 # CI-only settings on top of the user's profile (never edited for the test): poll after 2 s
 # instead of 40, and keep every job's SLURM log so the test can read them.
 CI_OVERRIDES = ["--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
@@ -113,17 +112,6 @@ def cluster() -> None:
     problem = cluster_problem()
     if problem:  # asked for, so a missing cluster is an error, not a skip
         pytest.fail(f"SPARSELAB_SLURM_TEST=1 but {problem}")
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def snakemake_slurm(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import REPO, run_snakemake, tiny_config, write_config
+from conftest import REPO, copy_workflow, run_snakemake, tiny_config, write_config
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.workflow
-WORKFLOW_FILES = ["Snakefile", "rules", "workflow_scripts", "lib", "schemas", "report", "envs", "profiles"]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,17 +36,6 @@ def planned_jobs(dry_run_output: str) -> dict[str, int]:
     table = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
     rows = [line.split() for line in table.strip().splitlines()[2:]]
     return {rule: int(count) for rule, count in rows if rule != "total"}
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 @pytest.fixture(scope="module")
