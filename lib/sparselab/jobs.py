@@ -44,8 +44,10 @@ def _take_gpus(count: int, compute: ComputeHparams) -> None:
     sees none. CPU-only settings and machines without GPUs lease nothing: the job runs on the CPU."""
     from . import gpus
 
-    if compute.device == "cpu" or not gpus.device_pool() or "SLURM_STEP_ID" in os.environ:
-        if count >= 1 and compute.device != "cpu" and not gpus.device_pool():
+    if compute.device == "cpu" or "SLURM_STEP_ID" in os.environ:
+        return
+    if not gpus.device_pool():
+        if count >= 1:
             log.info("the rule asks for %d GPU(s) but none is visible: running on the CPU", count)
         return
     if count < 1:

@@ -43,10 +43,6 @@ class World:
         return cls(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
 
 
-def under_torchrun() -> bool:
-    return World.from_env().distributed
-
-
 def torchrun_command(nprocs: int, script: str, args: Sequence[str] = ()) -> list[str]:
     """``torchrun --standalone --nproc-per-node N script args`` with this interpreter."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nprocs}", script, *args]
