@@ -49,6 +49,8 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert list(rounds["round"]) == [1, 2] and list(rounds["rows"]) == list(rounds["rows_target"])
     again = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"))
     assert "Nothing to be done" in again.stdout
+    left = [p for p in (tmp_path / ".resume").rglob("*") if p.is_file()]
+    assert not left, f"finished jobs left resume state behind: {left[:5]}"
 
 
 @pytest.mark.parametrize(
