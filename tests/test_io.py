@@ -123,3 +123,23 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_every_kind_of_output_gets_the_umask_s_mode(tmp_path, umask, mode):
+    """Checkpoints (safetensors replaces the file it writes), resume state (torch.save), JSON and
+    text: collaborators on a shared file system read what the umask lets them read."""
+    from safetensors.torch import save_file
+
+    model = torch.nn.Linear(3, 2)
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "model.safetensors", model, ArchSpec("lenet300_100", 2, (1, 3, 1)))
+        with atomic_path(tmp_path / "raw.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+        TrainState("f", 1, 1, model.state_dict(), {}, {}, {}, []).save(tmp_path / "resume.pt")
+        atomic_write_json(tmp_path / "out.json", {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "model.json", "raw.safetensors", "resume.pt", "out.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
