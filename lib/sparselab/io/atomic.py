@@ -26,6 +26,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         pass
     try:
         yield tmp_path
+        # Writers may replace the temporary file with one of their own (safetensors writes a new,
+        # private 0600 file): publish it with the mode a plain new file would get under the umask.
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, target)
@@ -37,6 +40,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS tells (Linux); elsewhere set and
+    restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_with(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> None:

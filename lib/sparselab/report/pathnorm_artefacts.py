@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
+from ..io.atomic import atomic_write_text
 from ..metrics.bound import bound_table_rows, normalisation_sup_norm
 from . import pathnorm as pn
 
@@ -63,7 +64,7 @@ def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[A
     """Figure 4 from ``[round, seed, metrics.csv]`` triples (the first seed is plotted, every
     seed's last epoch goes to the CSV)."""
     frame = pn.load_runs({(int(r), int(s)): p for r, s, p in runs}, ("round", "seed"))
-    pn.epoch_summary(frame, ("round", "seed")).to_csv(out_csv, index=False)
+    atomic_write_text(out_csv, pn.epoch_summary(frame, ("round", "seed")).to_csv(index=False))
     first = frame[frame["seed"] == frame["seed"].min()]
     sparsity = {int(k): float(v) for k, v in sparsity_by_round.items()}
     fig = pn.imp_figure(first, sparsity, title=f"{title}: IMP with rewinding" if title else "")
@@ -75,7 +76,7 @@ def write_subsets_figure(runs: Sequence[Sequence[Any]], out_csv: str | Path, pdf
                          title: str = "") -> None:  # fmt: skip
     """Figure 5 from ``[fraction, seed, metrics.csv]`` triples, averaged over seeds."""
     frame = pn.load_runs({(float(f), int(s)): p for f, s, p in runs}, ("fraction", "seed"))
-    pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",)).to_csv(out_csv, index=False)
+    atomic_write_text(out_csv, pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",)).to_csv(index=False))
     fig = pn.subsets_figure(frame, title=f"{title}: growing training subsets" if title else "")
     pn.save_figure(fig, pdf, png)
     plt.close(fig)
