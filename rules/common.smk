@@ -81,8 +81,10 @@ def code_version(script):
 
 
 def resume_dir(wildcards, output):
-    """Side directory for per-epoch resume state: not a declared output, so never deleted by Snakemake."""
-    return str(Path(".resume") / Path(output[0]).parent)
+    """Side directory for a job's resume state: not a declared output, so never deleted by Snakemake.
+    Named after the job's first output (one directory per job, never inside another job's, since
+    sparselab.jobs removes it when the job succeeds or finds it stale)."""
+    return str(Path(".resume") / Path(output[0]).with_suffix(""))
 
 
 # ---------------------------------------------------------------- params from config

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Iterator
 
 from .config import ComputeHparams
+from .io.state_dir import close_state_dir, open_state_dir, state_key
 
 log = logging.getLogger("sparselab")
 
@@ -73,13 +74,18 @@ def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
         setup_logging(None, level=logging.WARNING)  # the other ranks: warnings to stderr only
     compute = compute_settings(smk.config)
     threads = max(1, int(smk.threads))
-    if not world.distributed:
+    state_dir = _state_dir(smk)
+    if not world.distributed:  # the launcher (or the only process) owns the resume state
         log.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))
+        if state_dir is not None:
+            open_state_dir(state_dir, job_state_key(smk))
         _take_gpus(processes, compute)
         if processes > 1:
             status = launch(processes, sys.argv[0], sys.argv[1:], threads=threads)
             if status != 0:
                 log.error("the %d training processes failed (exit status %d)", processes, status)
+            elif state_dir is not None:
+                close_state_dir(state_dir)
             raise SystemExit(status)
     if "torch" in sys.modules:  # Snakemake also sets OMP_NUM_THREADS; this makes it explicit
         sys.modules["torch"].set_num_threads(max(1, threads // max(1, world.size)))
@@ -88,3 +94,16 @@ def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
     except BaseException:
         log.exception("job failed")
         raise
+    if state_dir is not None and not world.distributed:
+        close_state_dir(state_dir)
+
+
+def _state_dir(smk: Any) -> str | None:
+    return getattr(smk.params, "state_dir", None) or None
+
+
+def job_state_key(smk: Any) -> dict[str, Any]:
+    """What a job's resume state is valid for: the rule's params (the config it reads), the code
+    digest among them, and the contents of its input files."""
+    params = {name: value for name, value in smk.params.items() if name not in ("state_dir", "code")}
+    return state_key({"rule": smk.rule, "params": params}, str(getattr(smk.params, "code", "")), list(smk.input))

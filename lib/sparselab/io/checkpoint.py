@@ -10,7 +10,6 @@ Loading never unpickles anything: safetensors is plain tensors, the sidecar is J
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import platform
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch import nn
 from .. import __version__
 from ..sparsity.mask import Mask
 from .atomic import atomic_path, atomic_write_json
+from .hashing import file_sha256
 
 FORMAT = "sparselab-checkpoint/1"
 MASK_PREFIX = "mask/"
@@ -92,15 +92,6 @@ class Checkpoint:
 
 def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
