@@ -27,14 +27,10 @@ from torch import nn
 
 from sparselab.metrics.complexity import complexity
 from sparselab.models import build_model
-from sparselab.structured import (
-    channel_groups,
-    importance,
-    minimum_widths,
-    prune_filters,
-    ranking_rows,
-    select_filters,
-)
+from sparselab.structured.dependency import channel_groups
+from sparselab.structured.measures import importance
+from sparselab.structured.ranking import minimum_widths, ranking_rows, select_filters
+from sparselab.structured.removal import prune_filters
 
 SHAPE = (3, 32, 32)
 ARCHS = {

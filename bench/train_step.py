@@ -25,7 +25,8 @@ from sparselab.config import ComputeHparams, SeedHparams, TrainHparams
 from sparselab.data import DatasetInfo, DatasetSplits
 from sparselab.io.checkpoint import ArchSpec
 from sparselab.sparsity import magnitude_mask
-from sparselab.train import build_optimizer, build_scheduler, train
+from sparselab.train.engine import train
+from sparselab.train.optim import build_optimizer, build_scheduler
 from sparselab.train.run import build_seeded
 
 SHAPES = {"lenet300_100": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "vgg13_bn": (3, 32, 32), "resnet18": (3, 64, 64)}

@@ -39,7 +39,7 @@ from sparselab.config import ComputeHparams, SeedHparams, TrainHparams
 from sparselab.data import DatasetInfo, DatasetSplits, make_loader
 from sparselab.io.checkpoint import ArchSpec, save_checkpoint
 from sparselab.sparsity import Mask, magnitude_mask
-from sparselab.train import train
+from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
 from sparselab.transfer.full import downstream_model
 from sparselab.transfer.linear import extract_features, train_linear_head

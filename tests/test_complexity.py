@@ -8,7 +8,8 @@ from torch import nn
 
 from sparselab.metrics.complexity import complexity, count_flops
 from sparselab.models import build_model
-from sparselab.structured import channel_groups, prune_filters
+from sparselab.structured.dependency import channel_groups
+from sparselab.structured.removal import prune_filters
 
 
 def test_flops_of_a_conv_and_a_linear_match_the_closed_form() -> None:

@@ -14,7 +14,10 @@ from sparselab.config import ComputeHparams, DataHparams, OptimizerHparams, Sche
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import ArchSpec
 from sparselab.sparsity import Mask, magnitude_mask
-from sparselab.train import Callback, TrainState, build_optimizer, lr_factor_fn, train
+from sparselab.train.callbacks import Callback
+from sparselab.train.engine import train
+from sparselab.train.optim import build_optimizer, lr_factor_fn
+from sparselab.train.state import TrainState
 from sparselab.train.run import build_seeded
 
 CPU = ComputeHparams(device="cpu", progress="lines")

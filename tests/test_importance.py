@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from sparselab.models import build_model
-from sparselab.structured import MEASURES, ImportanceTracker, importance
+from sparselab.structured.measures import MEASURES, ImportanceTracker, importance
 
 DATA_FREE = ("mag_based", "l1", "bn")
 FIRST_ORDER = ("loss_based", "biased_loss", "tfo", "fisher", "nvidia")

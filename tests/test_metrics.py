@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from sparselab.data import make_loader
-from sparselab.metrics import evaluate, target_ranks, topk_counts
+from sparselab.metrics.classification import evaluate, target_ranks, topk_counts
 
 
 class FixedLogits(nn.Module):

@@ -14,19 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from sparselab.metrics import path_norm
+from sparselab.metrics.pathnorm import path_norm
 from sparselab.models import build_model
-from sparselab.structured import (
-    channel_groups,
-    minimum_widths,
-    narrow,
-    prune_filters,
-    ranking_rows,
-    remaining_rows,
-    round_fractions_from_thresholds,
-    select_filters,
-    widths,
-)
+from sparselab.structured.dependency import channel_groups
+from sparselab.structured.ranking import minimum_widths, ranking_rows, remaining_rows, round_fractions_from_thresholds, select_filters
+from sparselab.structured.removal import narrow, prune_filters, widths
 
 FAMILIES = {
     "vgg13_relu_bn": ("vgg13_bn", {"width": 0.125, "relu_before_bn": True}, (3, 32, 32)),
@@ -218,7 +210,7 @@ def test_per_round_amounts_compound_to_the_target_with_linear_compression() -> N
 
 
 def _group(name: str, width: int, rows: int = 1):  # type: ignore[no-untyped-def]
-    from sparselab.structured import ChannelGroup
+    from sparselab.structured.dependency import ChannelGroup
 
     return ChannelGroup(name, width, depthwise=["dw"] * (rows - 1))
 
@@ -282,7 +274,7 @@ def test_pruned_model_saves_and_loads_through_the_checkpoint_format(name: str, t
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_per_parameter_tensors_are_cut_exactly_like_the_parameters(name: str) -> None:
-    from sparselab.structured import slice_like_parameters
+    from sparselab.structured.removal import slice_like_parameters
 
     model, shape = family(name)
     groups = channel_groups(model, shape)

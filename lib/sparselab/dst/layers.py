@@ -12,15 +12,35 @@ at positions drawn from a seeded generator; ``s`` is the conv or the Linear spar
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..sparsity.mask import Mask
-from .rewiring import Granularity, expand
 
-__all__ = ["PAPER_LAYERS", "sparse_tensors", "initial_masks", "active_count", "mask_shape"]
+__all__ = ["PAPER_LAYERS", "Granularity", "sparse_tensors", "initial_masks", "active_count", "mask_shape", "entry_magnitudes",
+           "expand"]  # fmt: skip
+
+# Masks may be coarser than their weights: one entry per element, per kernel row or per whole kernel.
+Granularity = Literal["element", "row", "kernel"]
+_KEEP_DIMS = {"element": 4, "row": 3, "kernel": 2}
+
+
+def entry_magnitudes(weight: Tensor, granularity: Granularity = "element") -> Tensor:
+    """|w| reduced to the mask's shape: per element, or the mean |w| over each kernel row (conv
+    dims out, in, kh) or whole kernel (out, in). Linear weights are always per element."""
+    w = weight.detach().abs()
+    keep = _KEEP_DIMS[granularity]
+    if w.dim() <= 2 or keep >= w.dim():
+        return w
+    return w.mean(dim=tuple(range(keep, w.dim())))
+
+
+def expand(mask: Tensor, weight: Tensor) -> Tensor:
+    """A mask of a coarser granularity broadcast to the weight's shape."""
+    return mask.view(*mask.shape, *[1] * (weight.dim() - mask.dim())).expand_as(weight)
+
 
 # architecture -> rule picking the paper's sparse weights (module name, module) -> bool
 PAPER_LAYERS = {

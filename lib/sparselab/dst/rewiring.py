@@ -5,42 +5,25 @@ of the sparse tensors (keyed by parameter name) and a seeded ``torch.Generator``
 masks. Applying them to a model and the training-loop clock live in :mod:`.callbacks`.
 
 Masks may be coarser than their weights ("granularity", §1.1): one entry per element, per kernel
-row or per whole kernel of a conv; :func:`entry_magnitudes` reduces a weight to its mask's shape
-(mean |w| over the slice) and :func:`expand` maps a mask back onto the weight.
+row or per whole kernel of a conv; :func:`.layers.entry_magnitudes` reduces a weight to its mask's shape
+(mean |w| over the slice) and :func:`.layers.expand` maps a mask back onto the weight.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor
+
+from .layers import Granularity, entry_magnitudes, expand
 
 __all__ = [
     "Granularity", "DSRResult", "RewireResult", "entry_magnitudes", "expand", "dsr_step", "next_threshold",
     "set_step", "deepr_step", "grow_random",
 ]  # fmt: skip
-
-Granularity = Literal["element", "row", "kernel"]
-_KEEP_DIMS = {"element": 4, "row": 3, "kernel": 2}
-
-
-def entry_magnitudes(weight: Tensor, granularity: Granularity = "element") -> Tensor:
-    """|w| reduced to the mask's shape: per element, or the mean |w| over each kernel row (conv
-    dims out, in, kh) or whole kernel (out, in). Linear weights are always per element."""
-    w = weight.detach().abs()
-    keep = _KEEP_DIMS[granularity]
-    if w.dim() <= 2 or keep >= w.dim():
-        return w
-    return w.mean(dim=tuple(range(keep, w.dim())))
-
-
-def expand(mask: Tensor, weight: Tensor) -> Tensor:
-    """A mask of a coarser granularity broadcast to the weight's shape."""
-    return mask.view(*mask.shape, *[1] * (weight.dim() - mask.dim())).expand_as(weight)
-
 
 def _flat_true(x: Tensor) -> Tensor:
     return torch.nonzero(x.reshape(-1)).flatten()

@@ -52,7 +52,8 @@ class ArchSpec:
 
         model = build_model(self.arch, self.num_classes, self.input_shape, **self.kwargs)
         if self.widths:
-            from ..structured import channel_groups, narrow
+            from ..structured.dependency import channel_groups
+            from ..structured.removal import narrow
 
             model = narrow(model, channel_groups(model, self.input_shape), self.widths)
         if self.tied:

@@ -38,20 +38,10 @@ from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
 from ..metrics.classification import evaluate
 from ..metrics.complexity import complexity
 from ..sparsity import Mask
-from ..structured import (
-    ImportanceTracker,
-    MEASURES,
-    channel_groups,
-    importance,
-    minimum_widths,
-    prune_filters,
-    ranking_rows,
-    remaining_rows,
-    select_filters,
-    slice_like_parameters,
-    widths,
-)
-from ..structured.dependency import ChannelGroup
+from ..structured.dependency import ChannelGroup, channel_groups
+from ..structured.measures import MEASURES, ImportanceTracker, importance
+from ..structured.ranking import minimum_widths, ranking_rows, remaining_rows, select_filters
+from ..structured.removal import prune_filters, slice_like_parameters, widths
 from ..train.callbacks import Callback, TrainContext
 from ..train.engine import train
 from ..train.run import RunFiles, build_seeded
