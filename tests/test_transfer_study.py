@@ -14,8 +14,8 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
-from sparselab.studies.transfer import (backbone_sparsity, records_from_summaries, run_acdc, run_feature_extraction,
-                                        run_gmp, run_linear)  # fmt: skip
+from sparselab.report.transfer_records import records_from_summaries
+from sparselab.studies.transfer import backbone_sparsity, run_acdc, run_feature_extraction, run_gmp, run_linear
 from sparselab.config.transfer import LINEAR_DEFAULTS
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.linear import load_features

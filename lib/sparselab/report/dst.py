@@ -1,7 +1,7 @@
 """Tables and figures of the dynamic sparse training study (Mostafa & Wang, ICML 2019).
 
-Inputs: the ``summary.json`` of every run (read by :func:`write_records` into ``records.csv`` and
-``layer_density.csv``). Only pandas, seaborn and matplotlib (no torch).
+Inputs: ``records.csv`` and ``layer_density.csv``, written from every run's ``summary.json`` by
+:mod:`.dst_records`. Only pandas, seaborn and matplotlib (no torch).
 
 * **Accuracy vs parameters** (the paper's main figure): test top-1 against learnable parameters
   (log axis), one line per method, mean ± std over seeds, a panel per dataset x model.
@@ -11,9 +11,8 @@ Inputs: the ``summary.json`` of every run (read by :func:`write_records` into ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator, NullFormatter
@@ -21,23 +20,12 @@ import pandas as pd
 import seaborn as sns
 
 from ..io.atomic import atomic_write_text
+from .dst_records import KEYS, write_records
 from .figures import save_figure  # also selects the headless Agg backend
 
 __all__ = ["KEYS", "accuracy_table", "accuracy_table_markdown", "write_records", "write_report"]
 
-KEYS = ("dataset", "model", "method", "sparsity", "seed")
 METHOD_ORDER = ("dense", "thin_dense", "static", "tied", "deepr", "set", "dsr", "gradual")
-
-
-def write_records(runs: Sequence[tuple[Mapping[str, Any], str]], records_csv: str | Path, densities_csv: str | Path) -> None:
-    rows, layers = [], []
-    for keys, path in runs:
-        summary = json.loads(Path(path).read_text())
-        rows.append({**{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, **keys})  # keys win
-        for i, (name, density) in enumerate(summary.get("layer_density", {}).items()):
-            layers.append({**keys, "layer": name, "layer_index": i, "density": density})
-    atomic_write_text(records_csv, pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(densities_csv, pd.DataFrame(layers, columns=[*KEYS, "layer", "layer_index", "density"]).to_csv(index=False))
 
 
 def _order(methods: Sequence[str]) -> list[str]:

@@ -16,7 +16,7 @@ Only pandas, numpy, seaborn and matplotlib are imported here (no torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -24,10 +24,10 @@ import seaborn as sns
 
 from ..io.atomic import atomic_write_text
 from .figures import save_figure  # also selects the headless Agg backend
+from .gradflow_records import KEYS, records_from
 
 __all__ = ["KEYS", "final_table", "final_table_markdown", "load_rounds", "records_from", "rounds_figure", "write_report"]
 
-KEYS = ("dataset", "model", "measure", "target", "seed")
 _GROUP = ["dataset", "model", "target", "measure"]
 
 
@@ -129,12 +129,3 @@ def write_report(
         ax.set_ylim(-1.05, 1.05)
     save_figure(grid.figure, kendall_pdf, kendall_png)
     plt.close(grid.figure)
-
-
-def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
-    """One row per (keys, summary) pair, keys first; nested fields (widths) are dropped."""
-    rows = []
-    for keys, summary in summaries:
-        rows.append({**keys, **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}})
-    df = pd.DataFrame(rows)
-    return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]

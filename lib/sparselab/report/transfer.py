@@ -22,7 +22,7 @@ dataset average, counting only the seeds present for every dataset of the row (N
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,73 +31,20 @@ import seaborn as sns
 
 from ..io.atomic import atomic_write_text
 from .figures import save_figure  # also selects the headless Agg backend
+from .transfer_records import COLUMNS, MEAN, MODES, SCRATCH, check_records, read_records, write_records
 
 __all__ = [
     "COLUMNS", "OUTPUTS", "headline_markdown", "headline_table", "read_records", "transfer_figure",
     "transfer_table", "transfer_table_markdown", "upstream_label", "write_records", "write_report",
 ]  # fmt: skip
 
-COLUMNS = ("upstream_dataset", "model", "upstream", "sparsity", "measured_sparsity", "mode", "dataset", "seed", "top1",
-           "mean_per_class")  # fmt: skip
-KEYS = ("upstream_dataset", "model", "upstream", "sparsity", "mode", "dataset", "seed")  # one run
-SORT = ("model", "mode", "upstream", "sparsity", "dataset", "seed", "upstream_dataset")
 GROUP = ["upstream_dataset", "model", "mode", "upstream", "sparsity"]  # one row of the pivots
 EXPERIMENT = ["upstream_dataset", "model"]
-MODES = ("linear", "full")  # transfer modes, in display order
-SCRATCH = "scratch"
-MEAN = "mean"
 SCRATCH_LABEL = "scratch (no upstream)"
 OUTPUTS = ("table", "table_md", "headline", "headline_md", "figure_pdf", "figure_png")
 TABLE_COLUMNS = [*GROUP, "dataset", "n_datasets", "n_seeds", "top1_mean", "top1_std", "mpc_mean", "mpc_std",
                  "measured_sparsity"]  # fmt: skip
 _MODE_TITLE = {"linear": "linear finetuning", "full": "full finetuning", SCRATCH: "from scratch only"}
-
-
-# ---------------------------------------------------------------------------------------------- records
-
-
-def _check(records: pd.DataFrame) -> None:
-    missing = set(COLUMNS) - set(records.columns)
-    if missing:
-        raise ValueError(f"transfer records lack columns {sorted(missing)}")
-    bad = set(records["mode"]) - {*MODES, SCRATCH}
-    if bad:
-        raise ValueError(f"transfer records: unknown mode(s) {sorted(bad)} (linear | full | scratch)")
-    mismatch = records[(records["mode"] == SCRATCH) != (records["upstream"] == SCRATCH)]
-    if len(mismatch):
-        row = mismatch.iloc[0]
-        raise ValueError(f"transfer records: mode {row['mode']!r} with upstream {row['upstream']!r}: "
-                         "mode scratch goes with upstream scratch and only with it")  # fmt: skip
-    if (records["dataset"] == MEAN).any():
-        raise ValueError(f"transfer records: a downstream dataset may not be called {MEAN!r} (the dataset average)")
-    for metric in ("top1", "mean_per_class"):
-        values = pd.to_numeric(records[metric], errors="coerce")
-        if ((values < 0) | (values > 1)).any():
-            raise ValueError(f"transfer records: {metric} is a fraction in [0, 1]")
-    dup = records.duplicated(list(KEYS), keep=False)
-    if dup.any():
-        row = records[dup].iloc[0]
-        raise ValueError("transfer records: two runs with the same keys " + ", ".join(f"{k}={row[k]!r}" for k in KEYS))
-
-
-def write_records(rows: Sequence[Mapping[str, Any]], records_csv: str | Path) -> pd.DataFrame:
-    """One row per downstream run, ``COLUMNS`` first (extras after, by name), sorted by model, mode,
-    upstream, sparsity, dataset and seed (then upstream dataset). Duplicated runs are an error."""
-    df = pd.DataFrame([dict(r) for r in rows])
-    if df.empty:
-        df = pd.DataFrame(columns=list(COLUMNS))
-    _check(df)
-    df = df[[*COLUMNS, *sorted(c for c in df.columns if c not in COLUMNS)]]
-    df = df.sort_values(list(SORT), kind="stable").reset_index(drop=True)
-    atomic_write_text(records_csv, df.to_csv(index=False))
-    return df
-
-
-def read_records(records_csv: str | Path) -> pd.DataFrame:
-    records = pd.read_csv(records_csv, dtype={"upstream_dataset": str, "model": str, "upstream": str, "mode": str,
-                                              "dataset": str})  # fmt: skip
-    _check(records)
-    return records
 
 
 # ---------------------------------------------------------------------------------------------- order and labels
@@ -158,7 +105,7 @@ def transfer_table(records: pd.DataFrame) -> pd.DataFrame:
     """Long table: per upstream dataset, model, mode, upstream, sparsity and downstream dataset the
     number of seeds and mean / population std of top-1 and mean-per-class accuracy (%), plus one
     ``dataset == "mean"`` row per group: mean of the per-dataset means, std over complete seeds."""
-    _check(records)
+    check_records(records)
     if records.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     df = records.assign(top1=100 * records["top1"].astype(float),

@@ -414,7 +414,7 @@ def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tu
     import json
 
     from ..io.atomic import atomic_write_text
-    from ..report.gradflow import records_from
+    from ..report.gradflow_records import records_from
 
     rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
     rows += [(keys, summarize(path)) for keys, path in dense]

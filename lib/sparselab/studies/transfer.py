@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,7 +33,7 @@ from ..transfer.linear import extract_features, load_features, logistic_regressi
 from .dst import GradualSpec, run_gradual_pruning
 
 __all__ = ["run_acdc", "run_gmp", "run_import", "run_feature_extraction", "run_linear", "run_full", "run_scratch",
-           "backbone_sparsity", "records_from_summaries"]  # fmt: skip
+           "backbone_sparsity"]  # fmt: skip
 
 
 def backbone_sparsity(model: torch.nn.Module) -> float:
@@ -225,19 +224,3 @@ def run_scratch(
                **_test_metrics(result)}  # fmt: skip
     atomic_write_json(summary_json, summary)
     return summary
-
-
-def records_from_summaries(runs: Sequence[tuple[Mapping[str, Any], str | Path]]) -> list[dict[str, Any]]:
-    """Flat record rows from ``[keys, summary.json]`` pairs: a linear summary gives one row per seed."""
-    rows = []
-    for keys, path in runs:
-        summary = json.loads(Path(path).read_text())
-        measured = summary.get("backbone_sparsity")
-        if keys["mode"] == "linear":
-            for seed, m in summary["seeds"].items():
-                rows.append({**keys, "seed": int(seed), "top1": m["top1"], "mean_per_class": m["mean_per_class"],
-                             "measured_sparsity": measured})  # fmt: skip
-        else:
-            rows.append({**keys, "top1": summary["top1"], "mean_per_class": summary["mean_per_class"],
-                         "measured_sparsity": measured})  # fmt: skip
-    return rows

@@ -1,0 +1,31 @@
+"""The dynamic sparse training study's records: every run's ``summary.json`` as one row of
+``records.csv``, and its per-layer densities as rows of ``layer_density.csv``.
+
+Apart from the tables and figures (:mod:`.dst`), so that editing plotting code never reruns the
+records job. Only pandas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ..io.atomic import atomic_write_text
+
+__all__ = ["KEYS", "write_records"]
+
+KEYS = ("dataset", "model", "method", "sparsity", "seed")
+
+
+def write_records(runs: Sequence[tuple[Mapping[str, Any], str]], records_csv: str | Path, densities_csv: str | Path) -> None:
+    rows, layers = [], []
+    for keys, path in runs:
+        summary = json.loads(Path(path).read_text())
+        rows.append({**{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, **keys})  # keys win
+        for i, (name, density) in enumerate(summary.get("layer_density", {}).items()):
+            layers.append({**keys, "layer": name, "layer_index": i, "density": density})
+    atomic_write_text(records_csv, pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(densities_csv, pd.DataFrame(layers, columns=[*KEYS, "layer", "layer_index", "density"]).to_csv(index=False))
