@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, run_snakemake, write_config
 
 from sparselab.config import ModelHparams
-from sparselab.studies.dst import sparse_learnable, thin_kwargs
+from sparselab.studies.dst.sparse import sparse_learnable, thin_kwargs
 
 pytestmark = pytest.mark.workflow
 METHODS = ["dsr", "set", "deepr", "static", "tied", "thin_dense", "dense", "gradual"]

@@ -1,4 +1,4 @@
-"""The gradient-flow pruning phase (sparselab.studies.gradflow) end to end on digits."""
+"""The gradient-flow pruning phase (sparselab.studies.gradflow.prune) end to end on digits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.io.checkpoint import load_checkpoint
-from sparselab.studies import gradflow
-from sparselab.studies.gradflow import PruneSpec, RoundFiles, run_prune_rounds
+from sparselab.studies.gradflow import prune as gradflow
+from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds
 
 DATA = DataHparams(source="digits", val_fraction=0.1, channels=3)
 MODEL = ModelHparams("cifar_resnet20", {"width": 2})

@@ -16,7 +16,9 @@ from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.metrics.pathnorm import path_norms
 from sparselab.sparsity import Mask
-from sparselab.studies import pathnorm as study
+from sparselab.studies.pathnorm.analysis import AnalysisSpec
+from sparselab.studies.pathnorm.pretrained import analyse_pretrained
+from sparselab.studies.pathnorm.training import imp_mask, run_imp_dense, run_imp_round, run_subset
 from sparselab.train.run import RunFiles
 from sparselab.train.state import TrainState
 
@@ -25,7 +27,7 @@ from test_workflow import planned_jobs
 
 DATA = DataHparams(source="digits", val_fraction=0.1)
 COMPUTE = ComputeHparams(device="cpu", progress="lines")
-SPEC = study.AnalysisSpec(qs=(1.0, 2.0), margin_samples=200)
+SPEC = AnalysisSpec(qs=(1.0, 2.0), margin_samples=200)
 
 
 def recipe(epochs: int = 4) -> TrainHparams:
@@ -49,7 +51,7 @@ def test_imp_mask_prunes_fractions_of_remaining_weights_per_layer():
     model = mlp()
     mask = None
     for r in (1, 2, 3):
-        mask = study.imp_mask(model, mask, conv_fraction=0.2, linear_fraction=0.1)
+        mask = imp_mask(model, mask, conv_fraction=0.2, linear_fraction=0.1)
         mask.apply_(model)
         for name, m in mask.items():
             density = m.float().mean().item()
@@ -57,13 +59,13 @@ def test_imp_mask_prunes_fractions_of_remaining_weights_per_layer():
             assert density == pytest.approx(expected, abs=2 / m.numel())
     # pruned weights never come back
     before = mask
-    after = study.imp_mask(model, before)
+    after = imp_mask(model, before)
     assert all(bool((after[n] <= before[n]).all()) for n in before)
 
 
 def test_imp_mask_global_keeps_the_body_total_and_the_last_layer_separate():
     model = mlp()
-    mask = study.imp_mask(model, None, conv_fraction=0.5, linear_fraction=0.1, scope="global")
+    mask = imp_mask(model, None, conv_fraction=0.5, linear_fraction=0.1, scope="global")
     body = [n for n in mask if n != "5.weight"]
     kept = sum(int(mask[n].sum()) for n in body)
     total = sum(mask[n].numel() for n in body)
@@ -76,12 +78,12 @@ def test_imp_rounds_rewind_weights_schedule_and_log_the_analysis(tmp_path):
     model = ModelHparams(arch="lenet300_100", kwargs={"hidden": [32, 16]})
     r0 = RunFiles.in_directory(tmp_path / "r0")
     rewind = tmp_path / "r0" / "rewind.pt"
-    study.run_imp_dense(r0, rewind, data=DATA, model=model, recipe=recipe(), seed=0, rewind_epoch=2,
+    run_imp_dense(r0, rewind, data=DATA, model=model, recipe=recipe(), seed=0, rewind_epoch=2,
                         analysis=SPEC, compute=COMPUTE)  # fmt: skip
     state = TrainState.load(rewind)
     assert state.epoch == 2 and state.mask is None
     r1 = RunFiles.in_directory(tmp_path / "r1")
-    study.run_imp_round(r1, previous=r0.checkpoint, rewind_state=rewind, round_index=1, data=DATA, recipe=recipe(),
+    run_imp_round(r1, previous=r0.checkpoint, rewind_state=rewind, round_index=1, data=DATA, recipe=recipe(),
                         seed=0, conv_fraction=0.2, linear_fraction=0.1, scope="layerwise", analysis=SPEC,
                         compute=COMPUTE)  # fmt: skip
     dense, pruned = rows(r0.metrics_csv), rows(r1.metrics_csv)
@@ -113,8 +115,8 @@ def test_subsets_are_nested_per_seed_and_differ_across_seeds():
 def test_pretrained_analysis_and_cli(tmp_path, capsys):
     files = RunFiles.in_directory(tmp_path / "run")
     model = ModelHparams(arch="lenet300_100", kwargs={"hidden": [16]})
-    study.run_subset(files, data=DATA, model=model, recipe=recipe(3), fraction=0.5, seed=0, analysis=SPEC, compute=COMPUTE)
-    summary = study.analyse_pretrained(tmp_path / "s.json", tmp_path / "m.safetensors", name="mlp", data=DATA,
+    run_subset(files, data=DATA, model=model, recipe=recipe(3), fraction=0.5, seed=0, analysis=SPEC, compute=COMPUTE)
+    summary = analyse_pretrained(tmp_path / "s.json", tmp_path / "m.safetensors", name="mlp", data=DATA,
                                        checkpoint=files.checkpoint, qs=(1.0, 4.0), compute=COMPUTE)  # fmt: skip
     assert json.loads((tmp_path / "s.json").read_text())["n"] == summary["n"] == len(build_splits(DATA).train)
     by = {(e["q"], e["convention"]): e for e in summary["pathnorms"]}
@@ -130,7 +132,7 @@ def test_pretrained_analysis_and_cli(tmp_path, capsys):
 
 def test_pretrained_needs_exactly_one_source(tmp_path):
     with pytest.raises(ValueError, match="exactly one of checkpoint or weights"):
-        study.analyse_pretrained(tmp_path / "s.json", tmp_path / "m.st", name="x", data=DATA)
+        analyse_pretrained(tmp_path / "s.json", tmp_path / "m.st", name="x", data=DATA)
 
 
 def test_paper_config_plans_every_job(tmp_path):

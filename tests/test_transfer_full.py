@@ -10,7 +10,7 @@ import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.io.checkpoint import load_checkpoint
-from sparselab.studies.dst import DSTSpec, run_sparse_training
+from sparselab.studies.dst.sparse import DSTSpec, run_sparse_training
 from sparselab.train.run import RunFiles
 from sparselab.transfer.full import downstream_model, run_full_finetuning
 

@@ -1,4 +1,4 @@
-"""Rule dst_gradual: gradual pruning of a dense checkpoint (sparselab.studies.dst)."""
+"""Rule dst_gradual: gradual pruning of a dense checkpoint (sparselab.studies.dst.gradual)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.dst import gradual_spec, run_gradual_pruning  # noqa: E402
+from sparselab.studies.dst.gradual import gradual_spec, run_gradual_pruning  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Rule dst_train: one dynamic sparse (or static, tied, thin/full dense) run from scratch (sparselab.studies.dst)."""
+"""Rule dst_train: one dynamic sparse (or static, tied, thin/full dense) run from scratch (sparselab.studies.dst.sparse)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.dst import run_configured  # noqa: E402
+from sparselab.studies.dst.sparse import run_configured  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

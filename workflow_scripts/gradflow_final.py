@@ -1,4 +1,4 @@
-"""Rule gradflow_final: final training of a pruned model and its summary (sparselab.studies.gradflow)."""
+"""Rule gradflow_final: final training of a pruned model and its summary (sparselab.studies.gradflow.final)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.gradflow import run_final_training  # noqa: E402
+from sparselab.studies.gradflow.final import run_final_training  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Rule gradflow_prune: the prune+train rounds of one run (sparselab.studies.gradflow)."""
+"""Rule gradflow_prune: the prune+train rounds of one run (sparselab.studies.gradflow.prune)."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.gradflow import PruneSpec, RoundFiles, run_prune_rounds  # noqa: E402
+from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds  # noqa: E402
 
 smk = snakemake  # noqa: F821
 out = smk.output

@@ -1,5 +1,5 @@
 """Rule pathnorm_pretrained: path-norms and train margins of one trained model
-(sparselab.studies.pathnorm.analyse_pretrained)."""
+(sparselab.studies.pathnorm.pretrained.analyse_pretrained)."""
 
 import sys
 
@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.pathnorm import analyse_pretrained  # noqa: E402
+from sparselab.studies.pathnorm.pretrained import analyse_pretrained  # noqa: E402
 
 smk = snakemake  # noqa: F821
 opts = smk.params.options

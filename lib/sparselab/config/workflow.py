@@ -191,7 +191,7 @@ def _check_experiment(e: Mapping[str, Any], key: str, cfg: dict[str, Mapping[str
     seen.add((e["dataset"], e["model"]))
 
 
-# Prune options of a gradflow experiment, with the original's defaults (sparselab.studies.gradflow.PruneSpec).
+# Prune options of a gradflow experiment, with the original's defaults (sparselab.studies.gradflow.prune.PruneSpec).
 GRADFLOW_OPTIONS = {
     "warmup_epochs": 0, "importance_batches": 20, "importance_batch_size": 128, "grasp_temperature": 200.0,
     "min_fraction": 0.05, "protect": [], "use_init": False, "use_l2": False, "track_batches": 20, "alpha": 0.8,

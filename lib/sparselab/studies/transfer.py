@@ -30,7 +30,7 @@ from ..train.run import RunFiles, run_training
 from ..transfer.full import run_full_finetuning
 from ..transfer.imports import import_checkpoint
 from ..transfer.linear import extract_features, load_features, logistic_regression, save_features, train_linear_head
-from .dst import GradualSpec, run_gradual_pruning
+from .dst.gradual import GradualSpec, run_gradual_pruning
 
 __all__ = ["run_acdc", "run_gmp", "run_import", "run_feature_extraction", "run_linear", "run_full", "run_scratch",
            "backbone_sparsity"]  # fmt: skip

@@ -1,12 +1,10 @@
-"""Gradient-flow structured pruning (Lubana & Dick, ICLR 2021): prune+train rounds, then final training.
+"""The pruning phase of the gradient-flow study (Lubana & Dick, ICLR 2021): prune+train rounds.
 
 One job runs the pruning phase of one model x measure x target x seed: optional warm-up, then
 ``rounds`` rounds of [train ``epochs_per_round`` epochs at the round recipe (fresh optimizer, so
 momentum restarts, as in the original, unless ``preserve_momentum``) -> score every filter -> rank
-globally -> remove]. It
-resumes after a kill at the last finished round (each round's model is kept in the state
-directory). The pruned checkpoint then goes through ordinary fine-tuning
-(:func:`sparselab.train.run.run_finetuning`) with the final recipe.
+globally -> remove]. It resumes after a kill at the last finished round (each round's model is kept
+in the state directory).
 
 Each round logs test/val accuracy before and right after pruning, parameters and FLOPs (as
 computed and alive), the widths, and Kendall's tau between the measure's ranking of all filters
@@ -29,22 +27,22 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..compute import select_device
-from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
-from ..data import DatasetSplits, build_splits
-from ..data.loaders import make_loader, mix_seed
-from ..io.atomic import atomic_path, atomic_write_json
-from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
-from ..metrics.classification import evaluate
-from ..metrics.complexity import complexity
-from ..sparsity import Mask
-from ..structured.dependency import ChannelGroup, channel_groups
-from ..structured.measures import MEASURES, ImportanceTracker, importance
-from ..structured.ranking import minimum_widths, ranking_rows, remaining_rows, select_filters
-from ..structured.removal import prune_filters, slice_like_parameters, widths
-from ..train.callbacks import Callback, TrainContext
-from ..train.engine import train
-from ..train.run import RunFiles, build_seeded
+from ...compute import select_device
+from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ...data import DatasetSplits, build_splits
+from ...data.loaders import make_loader, mix_seed
+from ...io.atomic import atomic_path, atomic_write_json
+from ...io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
+from ...metrics.classification import evaluate
+from ...metrics.complexity import complexity
+from ...sparsity import Mask
+from ...structured.dependency import ChannelGroup, channel_groups
+from ...structured.measures import MEASURES, ImportanceTracker, importance
+from ...structured.ranking import minimum_widths, ranking_rows, remaining_rows, select_filters
+from ...structured.removal import prune_filters, slice_like_parameters, widths
+from ...train.callbacks import Callback, TrainContext
+from ...train.engine import train
+from ...train.run import build_seeded
 
 log = logging.getLogger("sparselab")
 
@@ -213,7 +211,7 @@ def _read_rounds(path: Path) -> list[dict[str, Any]]:
 def _forget_other_runs(state: Path, hparams: dict[str, Any]) -> None:
     """Round files in ``state`` belong to the run whose hparams are stored beside them; those of
     another configuration (edited pruning options, same output path) are removed, not resumed."""
-    from ..config.hparams import fingerprint_of
+    from ...config.hparams import fingerprint_of
 
     stored = state / "hparams.json"
     if stored.exists():
@@ -359,63 +357,3 @@ def run_prune_rounds(
     _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
     _write_rounds(files.rounds_csv, records)
     return net, mask, records
-
-
-# ------------------------------------------------------------------------------------ after the rounds
-def dense_complexity(spec: ArchSpec) -> dict[str, int]:
-    """Parameters and FLOPs of the unpruned architecture (the compression baseline)."""
-    dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
-    return complexity(dense, spec.input_shape).to_dict()
-
-
-def summarize(checkpoint: str | Path, history_final: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Accuracy, parameters, FLOPs and compression of a (pruned) checkpoint against its dense
-    architecture; compression and FLOP reduction count masked filters as removed."""
-    ckpt = load_checkpoint(checkpoint)
-    cost = complexity(ckpt.model, ckpt.spec.input_shape, ckpt.mask)
-    dense = dense_complexity(ckpt.spec)
-    metrics = dict(history_final if history_final is not None else ckpt.meta.get("metrics", {}))
-    return {
-        **{k: metrics.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1", "train_top1") if k in metrics},
-        **cost.to_dict(),
-        "dense_params": dense["params"], "dense_flops": dense["flops"],
-        "compression": cost.compression(dense["params"]),
-        "flops_reduction": dense["flops"] / cost.flops_alive if cost.flops_alive else math.inf,
-        "widths": ckpt.spec.widths or {},
-    }  # fmt: skip
-
-
-def run_final_training(
-    files: RunFiles,
-    summary_json: str | Path,
-    *,
-    pruned: str | Path,
-    data: DataHparams,
-    recipe: TrainHparams,
-    seed: int,
-    compute: ComputeHparams,
-) -> dict[str, Any]:
-    """Train the pruned checkpoint with the final recipe (masks enforced; epoch 0 of the metrics
-    is the accuracy right after the last round) and write its summary."""
-    from ..train.run import run_finetuning
-
-    result = run_finetuning(files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute,
-                            method="gradflow_final")  # fmt: skip
-    summary = summarize(files.checkpoint, result.final)
-    summary["selected_epoch"] = result.selected_epoch
-    atomic_write_json(summary_json, summary)
-    return summary
-
-
-def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
-                  records_csv: str | Path) -> None:  # fmt: skip
-    """records.csv: the final summary of every run, and a summary of every dense baseline
-    checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
-    import json
-
-    from ..io.atomic import atomic_write_text
-    from ..report.gradflow_records import records_from
-
-    rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
-    rows += [(keys, summarize(path)) for keys, path in dense]
-    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))

@@ -1,13 +1,9 @@
-"""Dynamic sparse training study (Mostafa & Wang, ICML 2019): one run of one method from scratch, or
-gradual pruning of a dense checkpoint.
+"""Dynamic sparse training from scratch (Mostafa & Wang, ICML 2019): one run of one method.
 
-Methods trained from scratch (:func:`run_sparse_training`): ``dsr``, ``set``, ``deepr``, ``static``
-(fixed random masks), ``tied`` (HashedNet-style shared banks) and ``dense`` (full or thin, by the
-model's width knob). ``gradual`` (:func:`run_gradual_pruning`, Zhu & Gupta) prunes a dense checkpoint
-per layer at prune events after epochs. Every run writes the engine's checkpoint (masks as explicit
-tensors; tied layers rebuilt from the sidecar), metrics and hparams, plus ``summary.json`` with the
-learnable parameter count (the paper's x-axis: active sparse entries times their slice size, plus
-every dense tensor), the final accuracy and the per-layer density each method ends with.
+Methods (:func:`run_sparse_training`): ``dsr``, ``set``, ``deepr``, ``static`` (fixed random
+masks), ``tied`` (HashedNet-style shared banks) and ``dense`` (full or thin, by the model's width
+knob). Every run writes the engine's checkpoint (masks as explicit tensors; tied layers rebuilt
+from the sidecar), metrics and hparams, plus ``summary.json`` (:func:`.common.run_summary`).
 """
 
 from __future__ import annotations
@@ -17,22 +13,19 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import torch
-from torch import nn
 
-from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
-from ..data import build_splits
-from ..dst import gradual
-from ..dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
-from ..dst.layers import initial_masks, sparse_tensors
-from ..io.atomic import atomic_write_json
-from ..io.checkpoint import ArchSpec, load_checkpoint
-from ..sparsity.magnitude import magnitude_mask
-from ..sparsity.mask import Mask
-from ..train.callbacks import Callback, TrainContext
-from ..train.engine import TrainResult
-from ..train.run import RunFiles, build_seeded, check_fits, train_and_save
+from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ...data import build_splits
+from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
+from ...dst.layers import initial_masks, sparse_tensors
+from ...io.atomic import atomic_write_json
+from ...io.checkpoint import ArchSpec
+from ...train.callbacks import Callback, TrainContext
+from ...train.engine import TrainResult
+from ...train.run import RunFiles, build_seeded, train_and_save
+from .common import layer_sparsities, plain, run_summary
 
-__all__ = ["METHODS", "DSTSpec", "GradualSpec", "run_sparse_training", "run_gradual_pruning", "learnable_parameters"]
+__all__ = ["METHODS", "DSTSpec", "run_sparse_training", "run_configured"]
 
 METHODS = ("dsr", "set", "deepr", "static", "tied", "dense")
 
@@ -67,50 +60,6 @@ class DSTSpec:
                 raise ValueError(f"{name} must be in [0, 1), got {s}")
         if self.method == "deepr" and self.granularity != "element":
             raise ValueError("DeepR rewires single connections: granularity must be 'element'")
-
-
-@dataclasses.dataclass(frozen=True)
-class GradualSpec:
-    """Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer."""
-
-    target: float = 0.9  # final sparsity of the conv tensors (and Linear unless target_fc)
-    target_fc: float | None = None
-    sparse_layers: str | tuple[str, ...] = "paper"
-    start: int = 0  # first prune event after this epoch (0-based)
-    freq: int = 2
-    iterations: int = 20
-    schedule: Literal["cubic", "exponential"] = "cubic"
-    # fraction: each layer loses its scheduled fraction (the paper); threshold: one magnitude
-    # threshold for all sparse tensors, set so that their total reaches the scheduled sparsity
-    by: Literal["fraction", "threshold"] = "fraction"
-    output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
-    output_cap: float = 0.9
-
-
-def _sparsities(model: nn.Module, names: Sequence[str], conv: float, fc: float | None) -> dict[str, float]:
-    params = dict(model.named_parameters())
-    return {n: (fc if fc is not None and params[n].dim() == 2 else conv) for n in names}
-
-
-def learnable_parameters(model: nn.Module, mask: Mask | None) -> int:
-    """The paper's "# parameters": every parameter minus the entries a mask holds inactive (tied
-    layers count their bank only, since the bank is the parameter)."""
-    total = sum(p.numel() for p in model.parameters())
-    return total - (sum(int((~mask[n]).sum()) for n in mask) if mask is not None else 0)
-
-
-def _summary(result: TrainResult, model: nn.Module, spec: ArchSpec) -> dict[str, Any]:
-    mask = result.mask
-    final = result.final
-    dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
-    densities = {n: float(mask[n].float().mean()) for n in mask} if mask is not None else {}
-    return {
-        **{k: final.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1") if final.get(k) is not None},
-        "learnable_parameters": learnable_parameters(model, mask),
-        "dense_parameters": sum(p.numel() for p in dense.parameters()),
-        "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask)) if mask else 1.0,
-        "layer_density": densities,
-    }  # fmt: skip
 
 
 class L1Penalty(Callback):
@@ -166,99 +115,23 @@ def run_sparse_training(
         if spec.method == "tied":
             modules = [n.rsplit(".", 1)[0] for n in names]
             arch = dataclasses.replace(arch, tied={"modules": modules, "sparsity": spec.sparsity, "seed": mask_seed})
-            from ..dst.tied import tie_weights
+            from ...dst.tied import tie_weights
 
             tie_weights(net, modules, spec.sparsity, mask_seed)
         else:
-            sparsity = _sparsities(net, names, spec.sparsity, spec.sparsity_fc)
+            sparsity = layer_sparsities(net, names, spec.sparsity, spec.sparsity_fc)
             masks = initial_masks(net, names, sparsity, torch.Generator().manual_seed(mask_seed), spec.granularity)
             callbacks = (_callback(spec, masks, mask_seed),)
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
     hparams = {"method": f"dst_{spec.method}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": model.to_dict(), "train": recipe.to_dict(), "dst": _plain(dataclasses.asdict(spec))}  # fmt: skip
+               "model": model.to_dict(), "train": recipe.to_dict(), "dst": plain(dataclasses.asdict(spec))}  # fmt: skip
     result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
-    atomic_write_json(summary_json, {"method": spec.method, **_summary(result, result.model, arch)})
+    atomic_write_json(summary_json, {"method": spec.method, **run_summary(result, result.model, arch)})
     return result
 
 
-class _GradualPruning(Callback):
-    """Prune events after the scheduled epochs: per layer, the smallest active entries."""
-
-    def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
-        self.spec, self.targets, self.events = spec, dict(targets), 0
-
-    def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
-        s = self.spec
-        epoch = ctx.epoch - 1  # 0-based, as the original's clock
-        if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
-            self.events += 1
-            if s.by == "threshold":
-                total = sum(ctx.mask[n].numel() for n in self.targets)
-                target = sum(self.targets[n] * ctx.mask[n].numel() for n in self.targets) / total
-                after = gradual.sparsity_after(self.events, s.iterations, target, s.schedule)
-                new = magnitude_mask(ctx.model, after, "global", list(self.targets), current=ctx.mask)
-            else:
-                fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
-                params = dict(ctx.model.named_parameters())
-                weights = {n: params[n].detach() for n in self.targets}
-                new = gradual.prune_event(weights, ctx.mask, fractions)
-            ctx.set_mask(new.to_device(ctx.device))
-        if ctx.mask is not None:
-            row["sparsity"] = ctx.mask.sparsity
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"events": self.events}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.events = int(state["events"])
-
-
-def run_gradual_pruning(
-    files: RunFiles,
-    summary_json: str | Path | None,
-    *,
-    dense: str | Path,
-    data: DataHparams,
-    recipe: TrainHparams,
-    spec: GradualSpec,
-    seed: int,
-    compute: ComputeHparams,
-) -> TrainResult:
-    """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
-    :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
-    ckpt = load_checkpoint(dense)
-    splits = build_splits(data)
-    check_fits(ckpt.spec, splits.info, str(dense))
-    net = ckpt.model
-    names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
-                           else list(spec.sparse_layers))  # fmt: skip
-    sizes = {n: dict(net.named_parameters())[n].numel() for n in names}
-    targets = _sparsities(net, names, spec.target, spec.target_fc)
-    if spec.output_layer is not None:
-        fc_names = [n for n in names if dict(net.named_parameters())[n].dim() == 2]
-        targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
-                                                 spec.output_layer, spec.output_cap))  # fmt: skip
-    mask = Mask.ones(net, names)
-    seeds = SeedHparams.for_replicate(seed)
-    hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
-               "gradual": _plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
-    result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                            compute=compute, eval_before=True, callbacks=(_GradualPruning(spec, targets),))  # fmt: skip
-    if summary_json is not None:  # None: the caller writes its own summary
-        atomic_write_json(summary_json, {"method": "gradual", **_summary(result, result.model, ckpt.spec)})
-    return result
-
-
-def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-friendly: int keys of schedules as strings are fine, tuples as lists."""
-    return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
-            for k, v in d.items()}  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------ from the config
 def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
     return {int(k): v for k, v in d.items()}
 
@@ -266,13 +139,13 @@ def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
 def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                      sparse_layers: str | Sequence[str] = "paper", sparsity_fc: float | None = None) -> int:  # fmt: skip
     """Learnable parameters of the sparse network at ``sparsity`` (dense tensors in full)."""
-    from ..dst.layers import active_count
-    from ..models import build_model
+    from ...dst.layers import active_count
+    from ...models import build_model
 
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     names = sparse_tensors(net, model.arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
     params = dict(net.named_parameters())
-    per = _sparsities(net, names, sparsity, sparsity_fc)
+    per = layer_sparsities(net, names, sparsity, sparsity_fc)
     total = sum(p.numel() for p in net.parameters())
     return total - sum(params[n].numel() - active_count(params[n].numel(), per[n]) for n in names)
 
@@ -284,7 +157,7 @@ def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int
                 key: str = "auto") -> dict[str, Any]:  # fmt: skip
     """The model's kwargs with its width knob scaled so that the dense network has about ``budget``
     parameters (bisection on the scale; ``hidden`` lists are scaled element-wise)."""
-    from ..models import arch_kwargs, build_model
+    from ...models import arch_kwargs, build_model
 
     defaults = arch_kwargs(model.arch)
     if key == "auto":
@@ -341,14 +214,14 @@ def spec_from_options(method: str, sparsity: float, options: Mapping[str, Any], 
 
 def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                     options: Mapping[str, Any]) -> int:  # fmt: skip
-    from ..dst.layers import active_count
-    from ..models import build_model
+    from ...dst.layers import active_count
+    from ...models import build_model
 
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     layers = options.get("sparse_layers", "paper")
     names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))
     params = dict(net.named_parameters())
-    per = _sparsities(net, names, sparsity, options.get("sparsity_fc"))
+    per = layer_sparsities(net, names, sparsity, options.get("sparsity_fc"))
     return sum(active_count(params[n].numel(), per[n]) for n in names)
 
 
@@ -393,15 +266,3 @@ def run_configured(
     result = run_sparse_training(files, summary_json, data=data, model=model, recipe=recipe, spec=spec, seed=seed,
                                  compute=compute)  # fmt: skip
     return result
-
-
-def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
-    g = options["gradual"]
-    layers = options.get("sparse_layers", "paper")
-    return GradualSpec(
-        target=float(sparsity), target_fc=options.get("sparsity_fc"),
-        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
-        start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
-        schedule=g.get("schedule", "cubic"), by=g.get("by", "fraction"), output_layer=g.get("output_layer"),
-        output_cap=float(g.get("output_cap", 0.9)),
-    )  # fmt: skip

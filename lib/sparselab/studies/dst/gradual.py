@@ -1,0 +1,121 @@
+"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer at prune events after
+epochs: the DST study's ``gradual`` baseline and the transfer study's GMP upstreams."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from ...config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
+from ...data import build_splits
+from ...dst import gradual
+from ...dst.layers import sparse_tensors
+from ...io.atomic import atomic_write_json
+from ...io.checkpoint import load_checkpoint
+from ...sparsity.magnitude import magnitude_mask
+from ...sparsity.mask import Mask
+from ...train.callbacks import Callback, TrainContext
+from ...train.engine import TrainResult
+from ...train.run import RunFiles, check_fits, train_and_save
+from .common import layer_sparsities, plain, run_summary
+
+__all__ = ["GradualSpec", "GradualPruning", "run_gradual_pruning", "gradual_spec"]
+
+@dataclasses.dataclass(frozen=True)
+class GradualSpec:
+    """Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer."""
+
+    target: float = 0.9  # final sparsity of the conv tensors (and Linear unless target_fc)
+    target_fc: float | None = None
+    sparse_layers: str | tuple[str, ...] = "paper"
+    start: int = 0  # first prune event after this epoch (0-based)
+    freq: int = 2
+    iterations: int = 20
+    schedule: Literal["cubic", "exponential"] = "cubic"
+    # fraction: each layer loses its scheduled fraction (the paper); threshold: one magnitude
+    # threshold for all sparse tensors, set so that their total reaches the scheduled sparsity
+    by: Literal["fraction", "threshold"] = "fraction"
+    output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
+    output_cap: float = 0.9
+
+
+class GradualPruning(Callback):
+    """Prune events after the scheduled epochs: per layer, the smallest active entries."""
+
+    def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
+        self.spec, self.targets, self.events = spec, dict(targets), 0
+
+    def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
+        s = self.spec
+        epoch = ctx.epoch - 1  # 0-based, as the original's clock
+        if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
+            self.events += 1
+            if s.by == "threshold":
+                total = sum(ctx.mask[n].numel() for n in self.targets)
+                target = sum(self.targets[n] * ctx.mask[n].numel() for n in self.targets) / total
+                after = gradual.sparsity_after(self.events, s.iterations, target, s.schedule)
+                new = magnitude_mask(ctx.model, after, "global", list(self.targets), current=ctx.mask)
+            else:
+                fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
+                params = dict(ctx.model.named_parameters())
+                weights = {n: params[n].detach() for n in self.targets}
+                new = gradual.prune_event(weights, ctx.mask, fractions)
+            ctx.set_mask(new.to_device(ctx.device))
+        if ctx.mask is not None:
+            row["sparsity"] = ctx.mask.sparsity
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"events": self.events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.events = int(state["events"])
+
+
+def run_gradual_pruning(
+    files: RunFiles,
+    summary_json: str | Path | None,
+    *,
+    dense: str | Path,
+    data: DataHparams,
+    recipe: TrainHparams,
+    spec: GradualSpec,
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
+    :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
+    ckpt = load_checkpoint(dense)
+    splits = build_splits(data)
+    check_fits(ckpt.spec, splits.info, str(dense))
+    net = ckpt.model
+    names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
+                           else list(spec.sparse_layers))  # fmt: skip
+    sizes = {n: dict(net.named_parameters())[n].numel() for n in names}
+    targets = layer_sparsities(net, names, spec.target, spec.target_fc)
+    if spec.output_layer is not None:
+        fc_names = [n for n in names if dict(net.named_parameters())[n].dim() == 2]
+        targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
+                                                 spec.output_layer, spec.output_cap))  # fmt: skip
+    mask = Mask.ones(net, names)
+    seeds = SeedHparams.for_replicate(seed)
+    hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
+               "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
+               "gradual": plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
+    result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
+                            compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
+    if summary_json is not None:  # None: the caller writes its own summary
+        atomic_write_json(summary_json, {"method": "gradual", **run_summary(result, result.model, ckpt.spec)})
+    return result
+
+
+def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
+    g = options["gradual"]
+    layers = options.get("sparse_layers", "paper")
+    return GradualSpec(
+        target=float(sparsity), target_fc=options.get("sparsity_fc"),
+        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
+        start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
+        schedule=g.get("schedule", "cubic"), by=g.get("by", "fraction"), output_layer=g.get("output_layer"),
+        output_cap=float(g.get("output_cap", 0.9)),
+    )  # fmt: skip

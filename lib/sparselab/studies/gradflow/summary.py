@@ -1,0 +1,48 @@
+"""What a gradient-flow run ends with, read from its checkpoint: accuracy, parameters, FLOPs and
+compression against the dense architecture; and the study's ``records.csv`` (every run's summary
+plus a summary of every dense baseline). No training code: the records job reruns only when
+these or the checkpoint format change."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ...io.atomic import atomic_write_text
+from ...io.checkpoint import ArchSpec, load_checkpoint
+from ...metrics.complexity import complexity
+from ...report.gradflow_records import records_from
+
+
+def dense_complexity(spec: ArchSpec) -> dict[str, int]:
+    """Parameters and FLOPs of the unpruned architecture (the compression baseline)."""
+    dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
+    return complexity(dense, spec.input_shape).to_dict()
+
+
+def summarize(checkpoint: str | Path, history_final: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Accuracy, parameters, FLOPs and compression of a (pruned) checkpoint against its dense
+    architecture; compression and FLOP reduction count masked filters as removed."""
+    ckpt = load_checkpoint(checkpoint)
+    cost = complexity(ckpt.model, ckpt.spec.input_shape, ckpt.mask)
+    dense = dense_complexity(ckpt.spec)
+    metrics = dict(history_final if history_final is not None else ckpt.meta.get("metrics", {}))
+    return {
+        **{k: metrics.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1", "train_top1") if k in metrics},
+        **cost.to_dict(),
+        "dense_params": dense["params"], "dense_flops": dense["flops"],
+        "compression": cost.compression(dense["params"]),
+        "flops_reduction": dense["flops"] / cost.flops_alive if cost.flops_alive else math.inf,
+        "widths": ckpt.spec.widths or {},
+    }  # fmt: skip
+
+
+def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
+                  records_csv: str | Path) -> None:  # fmt: skip
+    """records.csv: the final summary of every run, and a summary of every dense baseline
+    checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
+    rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
+    rows += [(keys, summarize(path)) for keys, path in dense]
+    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))

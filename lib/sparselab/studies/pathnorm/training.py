@@ -1,0 +1,182 @@
+"""The path-norm study's training runs, each logging :class:`.analysis.PathNormAnalysis` per epoch.
+
+* IMP with rewinding (Figure 4): round 0 trains densely and saves the full training state after
+  the rewind epoch; round r prunes the previous round's final weights (per layer, a fraction of
+  the *remaining* weights: 20% of conv layers, 10% of the final linear layer), rewinds weights,
+  BN statistics, optimizer momentum, schedule position and RNG to that state and retrains. Masks
+  come from the final weights (the original's "best" checkpoint was also the last epoch).
+* Growing training subsets (Figure 5): dense training on nested seeded fractions of the data.
+"""
+
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ...data import build_splits
+from ...io.atomic import atomic_path
+from ...io.checkpoint import ArchSpec, load_checkpoint
+from ...sparsity import Mask, magnitude_mask
+from ...sparsity.mask import prunable_parameters
+from ...train.engine import TrainResult
+from ...train.run import RunFiles, train_and_save, build_seeded, check_fits
+from ...train.state import TrainState
+from .analysis import AnalysisSpec, PathNormAnalysis
+
+log = logging.getLogger("sparselab")
+
+
+def imp_mask(
+    model: nn.Module,
+    current: Mask | None,
+    *,
+    conv_fraction: float = 0.2,
+    linear_fraction: float = 0.1,
+    scope: Literal["layerwise", "global"] = "layerwise",
+) -> Mask:
+    """The next IMP mask: prune ``conv_fraction`` of the remaining weights of every Conv2d (and
+    of every Linear but the last, for MLPs) and ``linear_fraction`` of the last Linear layer's.
+
+    ``global`` ranks all layers but the last jointly (one threshold), the last layer on its own.
+    Counts are exact (ties broken deterministically), so densities follow 0.8^r and 0.9^r.
+    """
+    names = prunable_parameters(model)
+    linears = [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    last = linears[-1] if linears else None
+    body = [n for n in names if n != last]
+    params = dict(model.named_parameters())
+
+    def remaining(n: str) -> int:
+        return int(current[n].sum()) if current is not None and n in current else params[n].numel()
+
+    def target(names_: list[str], fraction: float) -> float:
+        total = sum(params[n].numel() for n in names_)
+        keep = sum(remaining(n) for n in names_)
+        return 1.0 - keep * (1.0 - fraction) / total
+
+    masks: dict[str, torch.Tensor] = {}
+    if body:
+        if scope == "global":
+            masks.update(magnitude_mask(model, target(body, conv_fraction), "global", body, current).items())
+        else:
+            per_layer = {n: target([n], conv_fraction) for n in body}
+            masks.update(magnitude_mask(model, per_layer, "layerwise", body, current).items())
+    if last is not None:
+        masks.update(magnitude_mask(model, {last: target([last], linear_fraction)}, "layerwise", [last], current).items())
+    return Mask(masks)
+
+
+def _record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
+            recipe: TrainHparams, extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {"method": method, "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(), "model": model,
+            "train": recipe.to_dict(), **extra}  # fmt: skip
+
+
+def run_imp_dense(
+    files: RunFiles,
+    rewind_state: str | Path,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    seed: int,
+    rewind_epoch: int,
+    analysis: AnalysisSpec,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """IMP round 0: dense training, logging the analysis every epoch; the full training state
+    after ``rewind_epoch`` epochs is saved to ``rewind_state`` (the rewind point of every round)."""
+    if not 1 <= rewind_epoch < recipe.epochs:
+        raise ValueError(f"rewind_epoch {rewind_epoch} must be in [1, epochs={recipe.epochs})")
+    seeds = SeedHparams.for_replicate(seed)
+    splits = build_splits(data)
+    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    hparams = _record("imp_round0", seed, seeds, data, model.to_dict(), recipe,
+                      {"imp": {"round": 0, "rewind_epoch": rewind_epoch}, "analysis": dataclasses.asdict(analysis)})  # fmt: skip
+    net = build_seeded(spec, seeds.init)
+    # The snapshot lives beside the resume state (Snakemake deletes the declared outputs of a
+    # killed job; a resumed run past the rewind epoch could not write it again).
+    snapshot = files.state_dir / "rewind.pt"
+    result = train_and_save(
+        files, net, spec, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute,
+        eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        snapshots={rewind_epoch: snapshot},
+    )  # fmt: skip
+    if not snapshot.exists():
+        raise RuntimeError(f"the rewind state after epoch {rewind_epoch} was not written to {snapshot}")
+    with atomic_path(rewind_state) as tmp:
+        tmp.write_bytes(snapshot.read_bytes())
+    snapshot.unlink()
+    return result
+
+
+def run_imp_round(
+    files: RunFiles,
+    *,
+    previous: str | Path,
+    rewind_state: str | Path,
+    round_index: int,
+    data: DataHparams,
+    recipe: TrainHparams,
+    seed: int,
+    conv_fraction: float,
+    linear_fraction: float,
+    scope: Literal["layerwise", "global"],
+    analysis: AnalysisSpec,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """IMP round r >= 1: prune the previous round's final weights, rewind, retrain to the end."""
+    prev = load_checkpoint(previous)
+    splits = build_splits(data)
+    check_fits(prev.spec, splits.info, str(previous))
+    mask = imp_mask(prev.model, prev.mask, conv_fraction=conv_fraction, linear_fraction=linear_fraction, scope=scope)
+    state = TrainState.load(rewind_state)
+    seeds = SeedHparams.for_replicate(seed)
+    net = prev.model  # architecture and buffers; the rewind state overwrites every tensor
+    hparams = _record(
+        f"imp_{scope}", seed, seeds, data, {"arch": prev.spec.arch, "kwargs": prev.spec.kwargs}, recipe,
+        {"imp": {"round": round_index, "rewind_epoch": state.epoch, "conv_fraction": conv_fraction,
+                 "linear_fraction": linear_fraction, "scope": scope, "sparsity": mask.sparsity},
+         "parent": {"path": str(previous), "tensors_sha256": prev.meta.get("tensors_sha256")},
+         "rewind": {"path": str(rewind_state), "epoch": state.epoch},
+         "analysis": dataclasses.asdict(analysis)},
+    )  # fmt: skip
+    log.info("IMP round %d: sparsity %.4f, rewinding to epoch %d", round_index, mask.sparsity, state.epoch)
+    return train_and_save(
+        files, net, prev.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute,
+        eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),), initial_state=state,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ subsets
+def run_subset(
+    files: RunFiles,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    fraction: float,
+    seed: int,
+    analysis: AnalysisSpec,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """Dense training on a seeded ``fraction`` of the train split (nested across fractions for a
+    seed: the subsets are prefixes of one seeded permutation), with the per-epoch analysis."""
+    data = dataclasses.replace(data, subset_fraction=fraction, subset_seed=seed)
+    seeds = SeedHparams.for_replicate(seed)
+    splits = build_splits(data)
+    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    hparams = _record("dense_subset", seed, seeds, data, model.to_dict(), recipe,
+                      {"subset": {"fraction": fraction, "train_samples": len(splits.train)},
+                       "analysis": dataclasses.asdict(analysis)})  # fmt: skip
+    return train_and_save(
+        files, build_seeded(spec, seeds.init), spec, None, hparams, data=data, splits=splits, recipe=recipe,
+        seeds=seeds, compute=compute, eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+    )  # fmt: skip
