@@ -111,6 +111,12 @@ def test_restricted_loader_reads_a_real_format_batch(tmp_path):
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         plain = pickle.load(f, encoding="latin1")
     assert np.array_equal(plain["data"], entry["data"])
+    # The official files (2009) name numpy 1's module; numpy 2 writes numpy._core: both are admitted.
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    raw = path.read_bytes()
+    assert b"cnumpy._core.multiarray\n_reconstruct\n" in raw
+    path.write_bytes(raw.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+    assert np.array_equal(load_restricted(path)["data"], plain["data"])
 
 
 def test_a_batch_without_images_is_a_clear_error(tmp_path):
