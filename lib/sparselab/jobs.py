@@ -15,6 +15,7 @@ import sys
 from typing import Any, Iterator
 
 from .config import ComputeHparams
+from .config.roots import remember_entry_names
 
 log = logging.getLogger("sparselab")
 
@@ -72,6 +73,7 @@ def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
     else:
         setup_logging(None, level=logging.WARNING)  # the other ranks: warnings to stderr only
     compute = compute_settings(smk.config)
+    remember_entry_names(smk.config.get("datasets", {}))  # data errors name datasets.<name>.root
     threads = max(1, int(smk.threads))
     if not world.distributed:
         log.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))

@@ -157,8 +157,8 @@ def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> 
 @register_source("cifar10")
 @register_source("cifar100")
 def build_cifar(hp: DataHparams) -> SourceSplits:
-    key = source_root_key(hp.source)
-    check_dataset_root(hp.source, hp.root, key=key)
+    key = source_root_key(hp.source, hp.root)
+    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     cls = _CLASSES[hp.source]

@@ -322,8 +322,8 @@ def _image_sizes(hp: DataHparams) -> tuple[int, int]:
 
 
 def build_transfer(hp: DataHparams) -> SourceSplits:
-    key = source_root_key(hp.source)
-    check_dataset_root(hp.source, hp.root, key=key)  # cheap: the files and folders of the layout
+    key = source_root_key(hp.source, hp.root)
+    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)  # cheap: files, folders, headers
     assert hp.root is not None  # checked above
     size, resize = _image_sizes(hp)
     root = os.path.expanduser(hp.root)
