@@ -163,6 +163,42 @@ def write_fake_cifar100(root: str | os.PathLike, n_train: int = 50, n_test: int 
     return labels
 
 
+class _Payload:
+    """Unpickles as ``call(arg)``: what a tampered data file would run in an unrestricted loader."""
+
+    def __init__(self, call: object, arg: str) -> None:
+        self.call, self.arg = call, arg
+
+    def __reduce__(self) -> tuple:
+        return self.call, (self.arg,)
+
+
+def payload_creating(marker: str | os.PathLike, via: str = "system") -> _Payload:
+    """An object whose unpickling creates ``marker``: through ``os.system`` (a shell command,
+    pickled as ``posix.system``) or ``builtins.exec`` (Python code)."""
+    import builtins
+
+    if via == "system":
+        return _Payload(os.system, f"touch {os.fspath(marker)!s}")
+    return _Payload(builtins.exec, f"open({os.fspath(marker)!r}, 'w').close()")
+
+
+def write_malicious_cifar(
+    root: str | os.PathLike, marker: str | os.PathLike, source: str = "cifar10", file: str | None = None, via: str = "system"
+) -> Path:
+    """A fake CIFAR root in the real format whose ``file`` (default: the first training batch) is
+    replaced by a batch, pickled as the real ones are (a protocol-2 dict), whose ``data`` entry
+    runs :func:`payload_creating` ``marker`` when unpickled. Returns the tampered file."""
+    if source == "cifar10":
+        write_fake_cifar10(root)
+        path = Path(root) / "cifar-10-batches-py" / (file or "data_batch_1")
+    else:
+        write_fake_cifar100(root)
+        path = Path(root) / "cifar-100-python" / (file or "train")
+    _dump_py2(path, {b"batch_label": b"training batch 1 of 5", b"labels": [0], b"data": payload_creating(marker, via)})
+    return path
+
+
 # --- ImageNet: JPEG class folders ---------------------------------------------------------------------------
 
 

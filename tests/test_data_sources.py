@@ -139,7 +139,8 @@ def test_cifar_verify_checksums_rejects_fake_files(roots):
     with pytest.raises(DatasetRootError) as err:
         build_source(hp_for(roots, "cifar10", verify_checksums=True))
     msg = str(err.value)
-    assert "md5" in msg and "verify_checksums: false" in msg and "cifar-10-batches-py" in msg
+    assert "cifar-10-batches-py" in msg and "re-download" in msg.lower(), msg
+    assert "verify_checksums: false" not in msg and "if you trust" not in msg, msg  # never: turn the check off
 
 
 def test_build_splits_holds_out_disjoint_validation(roots):
@@ -276,6 +277,130 @@ def test_imagenet_empty_class_beyond_the_first_is_reported_by_the_full_scan(tmp_
     check_dataset_root("imagenet", str(tmp_path), key="datasets.imagenet.root")  # cheap check: passes
     with pytest.raises(DatasetRootError, match=fake_wnids(2)[1]):
         build_source(DataHparams(source="imagenet", root=str(tmp_path)))
+
+
+# --- cheap structural checks: garbage in a root is caught at start-up, naming the config key ---------------
+
+GARBAGE = b"<html><body>404 Not Found</body></html>\n" * 20  # what a failed download often leaves
+
+
+def copied(roots, source: str, dest: Path) -> Path:
+    shutil.copytree(roots[source][0], dest)
+    return dest
+
+
+def assert_reported(source: str, root: Path, key: str, words: str, **kw) -> str:
+    with pytest.raises(DatasetRootError) as err:
+        check_dataset_root(source, str(root), key=key, **kw)
+    msg = str(err.value)
+    assert key in msg and words in msg, msg
+    assert "fix:" in msg and "expected layout" in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "source,rel", [("cifar10", "cifar-10-batches-py/data_batch_3"), ("cifar10", "cifar-10-batches-py/batches.meta"),
+                   ("cifar100", "cifar-100-python/test")]
+)  # fmt: skip
+@pytest.mark.parametrize("content", [GARBAGE, b""], ids=["garbage", "empty"])
+def test_a_cifar_file_that_is_not_a_pickled_dict_is_reported(roots, tmp_path, source, rel, content):
+    root = copied(roots, source, tmp_path / "c")
+    (root / rel).write_bytes(content)
+    assert_reported(source, root, "datasets.mycifar.root", rel, verify_checksums=False)
+
+
+def test_with_checksums_cifar_files_must_have_the_official_release_sizes(roots):
+    root = roots["cifar10"][0]
+    check_dataset_root("cifar10", root, key="datasets.c10.root", verify_checksums=False)  # the fakes are fine
+    msg = assert_reported("cifar10", Path(root), "datasets.c10.root", "cifar-10-batches-py/data_batch_1", verify_checksums=True)
+    assert "30,720,000" in msg  # 10,000 images of 3,072 bytes at least
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "counts", "image_size"])
+def test_malformed_mnist_files_are_reported(roots, tmp_path, damage):
+    root = copied(roots, "mnist", tmp_path / "m")
+    raw = root / "MNIST" / "raw"
+    images = raw / "train-images-idx3-ubyte"
+    if damage == "garbage":
+        images.write_bytes(GARBAGE)
+        rel = "train-images-idx3-ubyte"
+    elif damage == "truncated":
+        images.write_bytes(images.read_bytes()[:-100])
+        rel = "train-images-idx3-ubyte"
+    elif damage == "counts":  # 10 test images, 9 labels
+        labels = raw / "t10k-labels-idx1-ubyte"
+        data = labels.read_bytes()
+        labels.write_bytes(data[:4] + (9).to_bytes(4, "big") + data[8:-1])
+        rel = "t10k-labels-idx1-ubyte"
+    else:  # 30 images of 32x24: a valid idx file, but not 28x28 digits
+        (raw / "train-images-idx3-ubyte").write_bytes(
+            (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (30, 32, 24)) + bytes(30 * 32 * 24)
+        )
+        rel = "train-images-idx3-ubyte"
+    assert_reported("mnist", root, "datasets.digitsnist.root", rel)
+
+
+def test_the_fake_roots_pass_the_structural_checks(roots):
+    for source, (root, _) in roots.items():
+        check_dataset_root(source, root, key=f"datasets.{source}.root", verify_checksums=source == "mnist")
+
+
+def test_imagenet_images_that_are_not_jpeg_or_png_are_reported(tmp_path):
+    write_fake_imagenet(tmp_path, classes=2, per_class=2, val_per_class=1, size=(8, 8))
+    for f in tmp_path.glob("*/*/*.JPEG"):
+        f.write_bytes(GARBAGE)
+    first = tmp_path / "train" / fake_wnids(2)[0] / f"{fake_wnids(2)[0]}_0.JPEG"
+    assert_reported("imagenet", tmp_path, "datasets.inet.root", str(first))
+
+
+def test_a_png_image_passes(tmp_path):
+    from PIL import Image
+
+    write_fake_imagenet(tmp_path, classes=2, per_class=1, val_per_class=1, size=(8, 8))
+    for f in tmp_path.glob("*/*/*.JPEG"):
+        Image.open(f).save(f.with_suffix(".png"), format="PNG")
+        f.unlink()
+    check_dataset_root("imagenet", str(tmp_path), key="datasets.inet.root")
+
+
+def workflow_with(dataset: dict) -> dict:
+    from conftest import tiny_config
+
+    config = tiny_config()
+    config["datasets"]["mycifar"] = dataset
+    config["models"]["resnet"] = {"arch": "cifar_resnet20"}
+    config["oneshot"]["experiments"].append(
+        {"dataset": "mycifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+    )
+    return config
+
+
+def test_start_up_check_names_the_users_config_key(roots, tmp_path):
+    from sparselab.config.workflow import build_workflow_config, dataset_root_problems
+
+    root = copied(roots, "cifar10", tmp_path / "c")
+    (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(GARBAGE)
+    wf = build_workflow_config(workflow_with({"source": "cifar10", "root": str(root), "verify_checksums": False}))
+    (problem,) = dataset_root_problems(wf)
+    assert "datasets.mycifar.root" in problem and "data_batch_2" in problem, problem
+    # verify_checksums defaults to true: the tiny fakes are not the official release's sizes
+    wf = build_workflow_config(workflow_with({"source": "cifar10", "root": roots["cifar10"][0]}))
+    (problem,) = dataset_root_problems(wf)
+    assert "datasets.mycifar.root" in problem and "data_batch_1" in problem, problem
+
+
+def test_errors_at_job_start_name_the_users_config_key(tmp_path):
+    """What only the full read finds (an empty class folder beyond the first) names the entry, not the source."""
+    from sparselab.config.workflow import build_workflow_config
+
+    write_fake_imagenet(tmp_path, classes=2, per_class=1, val_per_class=1, size=(8, 8))
+    for f in (tmp_path / "train" / fake_wnids(2)[1]).iterdir():
+        f.unlink()
+    config = workflow_with({"source": "imagenet", "root": str(tmp_path), "image_size": 8, "resize_size": 8})
+    wf = build_workflow_config(config)
+    with pytest.raises(DatasetRootError) as err:
+        build_source(wf.datasets["mycifar"])
+    assert "datasets.mycifar.root" in str(err.value) and "datasets.<imagenet>" not in str(err.value), str(err.value)
 
 
 def test_digits_needs_no_root():

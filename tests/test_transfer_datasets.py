@@ -195,9 +195,50 @@ def test_malformed_roots_raise_root_errors(roots, tmp_path, name, edit, words):
     assert "expected layout" in str(err.value)
 
 
+GARBAGE = b"<html><body>404 Not Found</body></html>\n" * 20  # what a failed download often leaves
+
+
+@pytest.mark.parametrize("name", TRANSFER_SOURCES)
+def test_garbage_images_are_reported_by_the_start_up_check(roots, tmp_path, name):
+    root = tmp_path / "copy"
+    shutil.copytree(roots[name][0], root)
+    for f in root.rglob("*.jpg"):
+        f.write_bytes(GARBAGE)
+    with pytest.raises(DatasetRootError) as err:
+        check_dataset_root(name, str(root), key=f"datasets.my{name}.root")
+    msg = str(err.value)
+    assert f"datasets.my{name}.root" in msg and ".jpg" in msg and "fix:" in msg, msg
+
+
+@pytest.mark.parametrize(
+    "name,rel",
+    [("cars", "stanford_cars/devkit/cars_meta.mat"), ("flowers", "flowers-102/setid.mat"),
+     ("food101", "food-101/meta/train.json"), ("aircraft", "fgvc-aircraft-2013b/data/variants.txt")],
+)  # fmt: skip
+def test_garbage_annotation_files_are_reported_by_the_start_up_check(roots, tmp_path, name, rel):
+    root = tmp_path / "copy"
+    shutil.copytree(roots[name][0], root)
+    (root / rel).write_bytes(bytes(range(256)) * 4)  # binary garbage: no MATLAB header, no JSON, NUL bytes in text
+    with pytest.raises(DatasetRootError) as err:
+        check_dataset_root(name, str(root), key=f"datasets.my{name}.root")
+    assert f"datasets.my{name}.root" in str(err.value) and rel in str(err.value), str(err.value)
+
+
+def test_an_image_folder_without_images_is_reported_by_the_start_up_check(roots, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(roots["flowers"][0], root)
+    for f in (root / "flowers-102" / "jpg").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetRootError, match="image files") as err:
+        check_dataset_root("flowers", str(root), key="datasets.fl.root")
+    assert "datasets.fl.root" in str(err.value) and "flowers-102/jpg" in str(err.value)
+
+
 def test_flowers_md5_check_is_on_by_default(roots):
-    with pytest.raises(DatasetRootError, match="verify_checksums: false"):
+    with pytest.raises(DatasetRootError, match="md5") as err:
         build_source(DataHparams(source="flowers", root=roots["flowers"][0]))
+    msg = str(err.value)
+    assert "re-download" in msg and "verify_checksums: false" not in msg, msg  # never: turn the check off
 
 
 def test_config_knows_the_new_sources():

@@ -187,6 +187,47 @@ def test_a_missing_root_stops_a_real_run_before_any_job(tmp_path):
     assert not (wf / "results").exists()  # nothing ran, nothing lost
 
 
+def cifar_only_config(root: Path) -> dict:
+    """One CIFAR experiment on ``root`` (fakes: verify_checksums off), nothing else to run first."""
+    config = tiny_config()
+    config["datasets"] = {"mycifar": {"source": "cifar10", "root": str(root), "verify_checksums": False}}
+    config["models"] = {"resnet": {"arch": "cifar_resnet20"}}
+    config["oneshot"]["experiments"] = [
+        {"dataset": "mycifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+    ]
+    return config
+
+
+def test_a_garbage_root_stops_a_real_run_before_any_job(tmp_path):
+    from fakedata import write_fake_cifar10
+
+    write_fake_cifar10(tmp_path / "cifar")
+    (tmp_path / "cifar" / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"<html>404 Not Found</html>\n" * 20)
+    wf = copy_workflow(tmp_path / "repo")
+    write_config(wf / "config.yaml", cifar_only_config(tmp_path / "cifar"))
+    plan = snakemake(wf, "-n")
+    assert "WARNING (a real run stops here): datasets.mycifar.root" in plan.stdout + plan.stderr
+    proc = snakemake(wf, "--cores", "1", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "datasets.mycifar.root" in output and "data_batch_3" in output, output[-3000:]
+    assert not (wf / "results").exists()  # nothing ran
+
+
+def test_a_pickle_payload_never_runs_in_a_real_run_and_the_error_names_the_key(tmp_path):
+    from fakedata import write_malicious_cifar
+
+    marker = tmp_path / "pwned"
+    write_malicious_cifar(tmp_path / "cifar", marker, file="data_batch_2")  # passes the cheap start-up check
+    wf = copy_workflow(tmp_path / "repo")
+    write_config(wf / "config.yaml", cifar_only_config(tmp_path / "cifar"))
+    proc = snakemake(wf, "--cores", "1", "--show-failed-logs", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not marker.exists()
+    assert "datasets.mycifar.root" in output and "posix.system" in output and "data_batch_2" in output, output[-3000:]
+    assert "datasets.<cifar10>" not in output, output[-3000:]
+
+
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_paper_config_plans_without_its_data(config, tmp_path):
     proc = run_snakemake(tmp_path, "-n", "--configfile", str(config))

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Iterator
 
 from .config import ComputeHparams
+from .config.roots import remember_entry_names
 from .io.state_dir import close_state_dir, open_state_dir, state_key
 
 log = logging.getLogger("sparselab")
@@ -73,6 +74,7 @@ def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
     else:
         setup_logging(None, level=logging.WARNING)  # the other ranks: warnings to stderr only
     compute = compute_settings(smk.config)
+    remember_entry_names(smk.config.get("datasets", {}))  # data errors name datasets.<name>.root
     threads = max(1, int(smk.threads))
     state_dir = _state_dir(smk)
     if not world.distributed:  # the launcher (or the only process) owns the resume state

@@ -45,7 +45,9 @@ class DataHparams(Hparams):
     # cifar, transfer sources: the dataset's own mean/std, ImageNet's (the paper's pre-extracted
     # linear protocol) or 0.5/0.5 (cifar at 32 px: Lubana & Dick's code)
     normalize: Literal["dataset", "imagenet", "half"] = "dataset"
-    verify_checksums: bool = True  # torchvision md5 checks of CIFAR/MNIST files
+    # md5 of the official files (CIFAR, Flowers) when loaded, official CIFAR sizes at start-up; never what
+    # makes unpickling safe (CIFAR files always go through a restricted unpickler)
+    verify_checksums: bool = True
     # digits and the held-out digits tasks (whose images are digits' test split): stratified train/test split
     test_fraction: float = 0.25
     split_seed: int = 0  # seed of that split (shapes/gratings: seed of the generated images)

@@ -17,7 +17,7 @@ from .catalog import ARCHS
 from .common import ConfigError, format_sparsity
 from .common import reference as _reference
 from .hparams import HparamsError
-from .roots import DatasetRootError, check_dataset_root
+from .roots import DatasetRootError, check_dataset_root, remember_entry_names
 from .transfer import TransferConfig, parse_transfer
 
 
@@ -506,6 +506,7 @@ def _dst(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> DstConfig
 def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
     """Typed view of a schema-validated config; raises :class:`ConfigError` on any inconsistency."""
     datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
+    remember_entry_names(datasets)  # errors of data builders then name datasets.<name>.root
     models = {n: _bundle(ModelHparams, m, f"models.{n}") for n, m in config["models"].items()}
     for name, model in models.items():
         _check_model(name, model)
@@ -529,7 +530,8 @@ def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:
 
 
 def dataset_root_problems(wf: WorkflowConfig) -> list[str]:
-    """One message per dataset used by an enabled study whose root is missing or malformed.
+    """One message per dataset used by an enabled study whose root is missing or malformed
+    (files, headers and sizes: :func:`~sparselab.config.roots.check_dataset_root`).
 
     The workflow raises these when it starts executing (before any job) and only warns in dry
     runs, so ``snakemake -n`` can show a paper-scale plan on a machine without its datasets.
@@ -538,7 +540,7 @@ def dataset_root_problems(wf: WorkflowConfig) -> list[str]:
     for name in wf.used_datasets():
         hp = wf.datasets[name]
         try:
-            check_dataset_root(hp.source, hp.root, key=f"datasets.{name}.root")
+            check_dataset_root(hp.source, hp.root, key=f"datasets.{name}.root", verify_checksums=hp.verify_checksums)
         except DatasetRootError as exc:
             problems.append(str(exc))
     return problems

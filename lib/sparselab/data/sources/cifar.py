@@ -1,28 +1,36 @@
-"""CIFAR-10 and CIFAR-100 read by torchvision from the python pickle batches.
+"""CIFAR-10 and CIFAR-100 from the python pickle batches, as torchvision's classes, loaded safely.
 
 50,000 train and 10,000 test 32x32 RGB images. Train augmentation is the standard
 ``RandomCrop(32, padding=4)`` + horizontal flip, drawn from the global torch RNG (which
 :class:`~sparselab.data.loaders.PerSampleSeeded` seeds per sample); eval only normalises.
 
-torchvision md5-checks every batch file, train and test alike, plus the meta file, on every
-construction. With ``verify_checksums`` the first construction checks them all once and the
-other two use the unchecked classes below; without it no md5 is computed at all. The unchecked
-classes exist because the tests write tiny fake files in the real format, which can never match
-the official sums; real data should keep the check on.
+The datasets are torchvision's ``CIFAR10``/``CIFAR100`` (same ``data``, ``targets``, ``classes``,
+``__getitem__``), except that every batch and meta file is read by the restricted unpickler of
+:mod:`sparselab.data.safe_pickle` (dicts, lists, strings, ints and numpy arrays only), never by
+``pickle.load``: a tampered file is refused before anything it names runs, whatever
+``verify_checksums`` says. With ``verify_checksums`` the training-split construction first
+md5-checks every train and test file and the meta file against the official release (the test
+split then need not repeat it); without it no md5 is computed, which is what the tests' tiny fake
+files in the real format need.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+from typing import Any, Callable
 
+import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets.utils import check_integrity
+from torchvision.datasets.vision import VisionDataset
 from torchvision.transforms import v2
 
 from ...config import DataHparams
 from ...config.roots import DatasetRootError, check_dataset_root, source_root_key
 from ..registry import DatasetInfo, SourceSplits, register_source
+from ..safe_pickle import ForbiddenGlobalError, load_restricted
 
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -30,25 +38,101 @@ STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 SIZE = 32
+PIXELS = 3 * SIZE * SIZE  # one row of a batch's "data": red, then green, then blue, row-major
+REDOWNLOAD = "re-download the dataset (torchvision.datasets.{cls}(root, download=True) elsewhere) and replace {folder}/"
 
 
-class UncheckedCIFAR10(CIFAR10):
-    """CIFAR10 whose md5 entries are None, so torchvision's check_integrity only tests existence."""
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
+class CifarFileError(ValueError):
+    """A CIFAR file that is not what the official release holds (the builder adds the config key)."""
 
 
-class UncheckedCIFAR100(CIFAR100):
-    """CIFAR100 whose md5 entries are None (see :class:`UncheckedCIFAR10`)."""
+class _RestrictedLoading:
+    """Replaces torchvision's loading (plain ``pickle.load``) with :func:`load_restricted` and
+    reports which file is wrong; the rest of the dataset is torchvision's."""
 
-    train_list = [[name, None] for name, _ in CIFAR100.train_list]
-    test_list = [[name, None] for name, _ in CIFAR100.test_list]
-    meta = {**CIFAR100.meta, "md5": None}
+    release: str  # the torchvision class that downloads the official files
+    base_folder: str
+    train_list: list[list[str]]
+    test_list: list[list[str]]
+    meta: dict[str, str]
+
+    def __init__(
+        self, root: str, train: bool = True, transform: Callable | None = None,
+        target_transform: Callable | None = None, verify_md5: bool = False,
+    ) -> None:  # fmt: skip
+        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)  # type: ignore[arg-type]
+        self.train = train
+        if verify_md5:
+            self._verify_md5()
+        data, targets = [], []
+        for name, _ in self.train_list if train else self.test_list:
+            rows, labels = self._read_batch(self._path(name))
+            data.append(rows)
+            targets.extend(labels)
+        self.data = np.vstack(data).reshape(-1, 3, SIZE, SIZE).transpose((0, 2, 3, 1))  # HWC, as torchvision
+        self.targets = targets
+        self.classes = self._read_classes(self._path(self.meta["filename"]))
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.root, self.base_folder, name)  # type: ignore[attr-defined]
+
+    def _redownload(self) -> str:
+        return REDOWNLOAD.format(cls=self.release, folder=self._path("").rstrip(os.sep))
+
+    def _verify_md5(self) -> None:
+        expected = [*self.train_list, *self.test_list, [self.meta["filename"], self.meta["md5"]]]
+        for name, md5 in expected:
+            if not check_integrity(self._path(name), md5):
+                raise CifarFileError(
+                    f"{self._path(name)} fails the md5 check against the official release (expected {md5}): a truncated "
+                    f"or altered download, or not the official files; {self._redownload()}"
+                )
+
+    def _load(self, path: str) -> dict[str, Any]:
+        try:
+            entry = load_restricted(path)
+        except ForbiddenGlobalError as e:
+            raise CifarFileError(
+                f"{path} is not a CIFAR file: it asks the unpickler for {e.global_name!r}, which CIFAR files never hold "
+                f"(refused, nothing ran: the file is tampered with or foreign); {self._redownload()}"
+            ) from None
+        except Exception as e:  # not a pickle, truncated, ...: pickle raises many types
+            raise CifarFileError(f"{path} is not a readable CIFAR file ({type(e).__name__}: {e}); {self._redownload()}") from None
+        if not isinstance(entry, dict):
+            raise CifarFileError(f"{path} holds a {type(entry).__name__}, not a CIFAR dict; {self._redownload()}")
+        return entry
+
+    def _read_batch(self, path: str) -> tuple[np.ndarray, list[int]]:
+        entry = self._load(path)
+        rows, labels = entry.get("data"), entry.get("labels", entry.get("fine_labels"))
+        if not (isinstance(rows, np.ndarray) and rows.dtype == np.uint8 and rows.ndim == 2 and rows.shape[1] == PIXELS):
+            got = f"{rows.dtype} array of shape {rows.shape}" if isinstance(rows, np.ndarray) else type(rows).__name__
+            raise CifarFileError(f"{path}: 'data' is {got}, not uint8 rows of {PIXELS} pixels; {self._redownload()}")
+        if not (isinstance(labels, list) and len(labels) == len(rows) and all(type(y) is int for y in labels)):
+            raise CifarFileError(f"{path}: no list of {len(rows)} integer labels; {self._redownload()}")
+        return rows, labels
+
+    def _read_classes(self, path: str) -> list[str]:
+        classes = self._load(path).get(self.meta["key"])
+        if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+            raise CifarFileError(f"{path}: no list of class names under {self.meta['key']!r}; {self._redownload()}")
+        return classes
 
 
-_CLASSES = {"cifar10": (CIFAR10, UncheckedCIFAR10), "cifar100": (CIFAR100, UncheckedCIFAR100)}
+class RestrictedCIFAR10(_RestrictedLoading, CIFAR10):
+    """torchvision's ``CIFAR10`` read through the restricted unpickler, md5 checks on request."""
+
+    release = "CIFAR10"
+
+
+class RestrictedCIFAR100(_RestrictedLoading, CIFAR100):
+    """torchvision's ``CIFAR100`` (fine labels) read through the restricted unpickler, md5 checks on request."""
+
+    release = "CIFAR100"
+
+
+_CLASSES: dict[str, type[_RestrictedLoading]] = {"cifar10": RestrictedCIFAR10, "cifar100": RestrictedCIFAR100}
 
 
 def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -70,26 +154,14 @@ def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> 
     return train_tf, eval_tf
 
 
-def _load_checked(cls: type[CIFAR10], hp: DataHparams, root: str, transform: v2.Compose) -> CIFAR10:
-    """Construct with md5 checks, turning torchvision's bare "not found or corrupted" into advice."""
-    try:
-        return cls(root, train=True, transform=transform, download=False)
-    except RuntimeError as e:
-        raise DatasetRootError(
-            f"{source_root_key(hp.source)} = {hp.root!r}: the {hp.source} files in "
-            f"{os.path.join(root, cls.base_folder)} exist but fail torchvision's md5 check ({e}). "
-            "They are not the official release (truncated download, or other files in the real format). "
-            "Re-download them, or set verify_checksums: false in that datasets entry if you trust them."
-        ) from e
-
-
 @register_source("cifar10")
 @register_source("cifar100")
 def build_cifar(hp: DataHparams) -> SourceSplits:
-    check_dataset_root(hp.source, hp.root, key=source_root_key(hp.source))
+    key = source_root_key(hp.source, hp.root)
+    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
-    checked_cls, unchecked_cls = _CLASSES[hp.source]
+    cls = _CLASSES[hp.source]
     mean, std = cifar_stats(hp.source, hp.normalize)
     if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size
         from .transfer import transfer_transforms
@@ -99,14 +171,14 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
         train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation, mean, std)
     else:
         train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
-    if hp.verify_checksums:
-        # Checks every train and test file and the meta file: the loads below need not repeat it.
-        train = _load_checked(checked_cls, hp, root, train_tf)
-    else:
-        train = unchecked_cls(root, train=True, transform=train_tf, download=False)
+    try:
+        # With verify_checksums this checks every train and test file and the meta file: the test split need not.
+        train = cls(root, train=True, transform=train_tf, verify_md5=hp.verify_checksums)
+        test = cls(root, train=False, transform=eval_tf)
+    except CifarFileError as e:
+        raise DatasetRootError(f"{key} = {hp.root!r}: {e}") from None
     train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_eval.transform = eval_tf
-    test = unchecked_cls(root, train=False, transform=eval_tf, download=False)
     side = int(hp.image_size) if hp.image_size else SIZE
     info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
-    return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)
+    return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)  # type: ignore[arg-type]

@@ -64,8 +64,8 @@ def _with_transform(dataset: ImageFolder, transform: v2.Compose) -> ImageFolder:
 
 @register_source("imagenet")
 def build_imagenet(hp: DataHparams) -> SourceSplits:
-    key = source_root_key(hp.source)
-    check_dataset_root(hp.source, hp.root, key=key)
+    key = source_root_key(hp.source, hp.root)
+    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)
     assert hp.root is not None  # checked above
     size = hp.image_size or CROP_SIZE
     resize = hp.resize_size or RESIZE_SIZE

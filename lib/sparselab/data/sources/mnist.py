@@ -5,7 +5,8 @@ without it), so ``train`` and ``train_eval`` are one dataset. Optional bilinear 
 replicated to 3 channels let conv nets built for RGB input run on it, as with digits.
 
 ``verify_checksums`` has no effect here: torchvision only md5-checks the ``.gz`` downloads, and
-reads the uncompressed files after checking that they exist.
+reads the uncompressed files after checking that they exist. The start-up root check tests each
+idx file's magic number and that its size matches its header, either way.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def mnist_transform(size: int, channels: int) -> v2.Compose:
 
 @register_source("mnist")
 def build_mnist(hp: DataHparams) -> SourceSplits:
-    check_dataset_root(hp.source, hp.root, key=source_root_key(hp.source))
+    check_dataset_root(hp.source, hp.root, key=source_root_key(hp.source, hp.root), verify_checksums=hp.verify_checksums)
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     size = hp.image_size or NATIVE_SIZE

@@ -322,8 +322,8 @@ def _image_sizes(hp: DataHparams) -> tuple[int, int]:
 
 
 def build_transfer(hp: DataHparams) -> SourceSplits:
-    key = source_root_key(hp.source)
-    check_dataset_root(hp.source, hp.root, key=key)  # cheap: the files and folders of the layout
+    key = source_root_key(hp.source, hp.root)
+    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)  # cheap: files, folders, headers
     assert hp.root is not None  # checked above
     size, resize = _image_sizes(hp)
     root = os.path.expanduser(hp.root)
@@ -336,7 +336,10 @@ def build_transfer(hp: DataHparams) -> SourceSplits:
         # naming an unknown class, a .mat file without the expected fields...
         problem = f"a readable {hp.source} dataset: reading it failed with {type(e).__name__}: {e}"
         if hp.source == "flowers" and hp.verify_checksums:
-            problem += " (if only torchvision's md5 check fails on files you trust, set verify_checksums: false)"
+            problem += (
+                " (torchvision md5-checks imagelabels.mat and setid.mat against the official release: if they fail it, "
+                "the files are truncated or altered; re-download them)"
+            )
         raise DatasetRootError(_message(hp.source, hp.root, key, problem)) from e
     info = DatasetInfo(name=hp.source, num_classes=num_classes, input_shape=(3, size, size), mean=mean, std=std)
     return SourceSplits(info=info, train=train, train_eval=with_transform(train, eval_tf), test=test)
