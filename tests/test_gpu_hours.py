@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from conftest import REPO, tiny_config, write_config
 
@@ -33,8 +31,6 @@ def test_costs_take_the_margin_off_the_time_limits():
 
 
 @pytest.mark.workflow
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason='the plan comes from a dry run with the SLURM executor: pip install -e ".[cluster]"')  # fmt: skip
 def test_the_tiny_config_costs_what_its_epochs_say(tmp_path):
     """2 dense runs of 12 epochs and 8 finetunings of 3 epochs at 0.5 min an epoch on 2 GPUs, and
     10 evaluations (one GPU, one epoch's worth): expected = sum of epochs x minutes x GPUs."""
