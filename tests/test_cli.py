@@ -326,7 +326,8 @@ def test_cli_train_equals_the_pipelines_train_dense_bitwise(tmp_path):
            "--recipe", "dense", "--seed", "0", "--out", str(tmp_path / "cli")]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pipeline, mine = load_file(str(tmp_path / "wf" / run_dir / "model.safetensors")), load_file(str(tmp_path / "cli" / "model.safetensors"))
+    pipeline = load_file(str(tmp_path / "wf" / run_dir / "model.safetensors"))
+    mine = load_file(str(tmp_path / "cli" / "model.safetensors"))
     assert pipeline.keys() == mine.keys()
     for key in pipeline:
         assert torch.equal(pipeline[key], mine[key]), key

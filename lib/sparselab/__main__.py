@@ -113,8 +113,8 @@ def _train(args: argparse.Namespace) -> int:
     files = run.RunFiles.in_directory(args.out)
     if args.state_dir:
         files = dataclasses.replace(files, state_dir=Path(args.state_dir))
-    outputs = [files.checkpoint, sidecar_path(files.checkpoint), files.metrics_csv, files.hparams_json, files.state_dir / RESUME_FILE]
-    check_outputs(outputs, [args.config], force=args.force)
+    outputs = [files.checkpoint, sidecar_path(files.checkpoint), files.metrics_csv, files.hparams_json]
+    check_outputs([*outputs, files.state_dir / RESUME_FILE], [args.config], force=args.force)
     # The pipeline's jobs train with resources.threads (rules/common.smk, sparselab.jobs): the same
     # count here gives the same model bit for bit; another count changes results by rounding.
     torch.set_num_threads(args.threads or int(cfg.resources.get("threads", 1)))

@@ -169,7 +169,8 @@ def verify_tensors(path: str | Path, meta: dict[str, Any]) -> None:
                               "(CLI --no-verify, API verify=False)")  # fmt: skip
     expected, actual = meta.get("tensors_bytes"), path.stat().st_size
     if expected is not None and actual != int(expected):
-        raise CheckpointError(f"{path}: {actual} bytes, its sidecar says {expected} (truncated or partially copied?); copy it again")
+        raise CheckpointError(f"{path}: {actual} bytes, its sidecar says {expected} "
+                              "(truncated or partially copied?); copy it again")  # fmt: skip
     if file_sha256(path) != digest:
         raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")
 
