@@ -33,8 +33,6 @@ def test_costs_take_the_margin_off_the_time_limits():
 
 
 @pytest.mark.workflow
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason='the plan comes from a dry run with the SLURM executor: pip install -e ".[cluster]"')  # fmt: skip
 def test_the_tiny_config_costs_what_its_epochs_say(tmp_path):
     """2 dense runs of 12 epochs and 8 finetunings of 3 epochs at 0.5 min an epoch on 2 GPUs, and
     10 evaluations (one GPU, one epoch's worth): expected = sum of epochs x minutes x GPUs."""
@@ -48,3 +46,19 @@ def test_the_tiny_config_costs_what_its_epochs_say(tmp_path):
     assert c["prune_finetune_oneshot"].limit_gpu_hours == pytest.approx(8 * 2 * 8 / 60)
     assert c["evaluate_oneshot"].gpu_jobs == 10
     assert c["evaluate_oneshot"].limit_gpu_hours == pytest.approx(10 * 1 * 6 / 60)  # ceil(5 + 0.75)
+
+
+@pytest.mark.workflow
+@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                    reason='compares with the SLURM executor: pip install -e ".[cluster]"')  # fmt: skip
+def test_the_local_dry_run_asks_what_the_slurm_one_asks(tmp_path):
+    """gpu-hours plans with the local executor (no plugin needed); SLURM jobs get the same resources."""
+    config = tiny_config()
+    config["resources"] = {"gpus": 2, "epoch_minutes": {"digits": 0.5}}
+    cf = write_config(tmp_path / "config.yaml", config)
+
+    def asks(executor: str | None) -> list[tuple[str, str | None, str | None]]:
+        return sorted((rule, res.get("gpu"), res.get("runtime")) for rule, res in parse_plan(dry_run(REPO, cf, executor)))
+
+    local = asks(None)
+    assert len(local) == 24 and local == asks("slurm")

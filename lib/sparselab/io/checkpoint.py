@@ -3,7 +3,7 @@
 ``model.safetensors`` holds the model's state dict (parameters and buffers, e.g. BN statistics)
 plus one boolean tensor per masked parameter under ``mask/<param name>``. ``model.json`` (same
 stem) holds the architecture spec needed to rebuild the model, the dataset, the resolved
-hyperparameters, the per-layer sparsity, final metrics and the SHA-256 of the tensor file.
+hyperparameters, the per-layer sparsity, final metrics and the size and SHA-256 of the tensor file.
 Loading never unpickles anything: safetensors is plain tensors, the sidecar is JSON.
 """
 
@@ -121,13 +121,14 @@ def save_checkpoint(
         tensors.update({k: v.cpu().contiguous() for k, v in mask.to_tensors(MASK_PREFIX).items()})
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = file_sha256(tmp)
+        digest, size = file_sha256(tmp), tmp.stat().st_size
     sidecar = {
         "format": FORMAT,
         "arch": spec.to_dict(),
         "params": parameter_counts(model),
         "sparsity": mask.report() if mask is not None else None,
         "tensors_sha256": digest,
+        "tensors_bytes": size,
         "software": {"sparselab": __version__, "torch": torch.__version__, "python": platform.python_version()},
         **(meta or {}),
     }
@@ -136,6 +137,9 @@ def save_checkpoint(
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
+    """The sidecar of the checkpoint ``path`` (which must exist: a sidecar alone is no checkpoint)."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
     side = sidecar_path(path)
     if not side.exists():
         raise CheckpointError(f"{path}: sidecar {side.name} is missing (was the checkpoint written by sparselab?)")
@@ -143,6 +147,35 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{side}: format {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
+
+
+def verify_tensors(path: str | Path, meta: dict[str, Any]) -> None:
+    """The tensor file is the one its sidecar describes: its size (cheap, when recorded), then its SHA-256.
+
+    A sidecar without a hash cannot vouch for anything, so it is an error rather than a silent skip."""
+    path = Path(path)
+    digest = meta.get("tensors_sha256")
+    if not digest:
+        raise CheckpointError(f"{sidecar_path(path)}: no tensors_sha256, so {path.name} cannot be verified; "
+                              "re-save the checkpoint with sparselab, or skip the check if you trust it "
+                              "(CLI --no-verify, API verify=False)")  # fmt: skip
+    expected, actual = meta.get("tensors_bytes"), path.stat().st_size
+    if expected is not None and actual != int(expected):
+        raise CheckpointError(f"{path}: {actual} bytes, its sidecar says {expected} "
+                              "(truncated or partially copied?); copy it again")  # fmt: skip
+    if file_sha256(path) != digest:
+        raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")
+
+
+def check_fits(spec: ArchSpec, info: Any, source: str) -> None:
+    """A checkpoint must match the dataset it is trained or evaluated on (classes, input shape).
+
+    ``info`` is the dataset's :class:`sparselab.data.DatasetInfo` (name, num_classes, input_shape)."""
+    if spec.num_classes != info.num_classes or tuple(spec.input_shape) != tuple(info.input_shape):
+        raise CheckpointError(
+            f"{source}: model has {spec.num_classes} classes and input {tuple(spec.input_shape)}, "
+            f"dataset {info.name!r} has {info.num_classes} classes and input {tuple(info.input_shape)}"
+        )
 
 
 def _preview(items: list[str], limit: int = 8) -> str:
@@ -171,13 +204,12 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", verify: bool = True) -> Checkpoint:
-    """Rebuild the model from the sidecar's arch spec and load weights and mask (no pickle)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
+    """Rebuild the model from the sidecar's arch spec and load weights and mask (no pickle).
+
+    ``verify`` checks the tensor file against its sidecar (:func:`verify_tensors`) first."""
     meta = read_meta(path)
-    if verify and meta.get("tensors_sha256") and file_sha256(path) != meta["tensors_sha256"]:
-        raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")
+    if verify:
+        verify_tensors(path, meta)
     tensors = load_file(str(path), device=str(device))
     mask_tensors = {k: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
     state = {k: v for k, v in tensors.items() if not k.startswith(MASK_PREFIX)}

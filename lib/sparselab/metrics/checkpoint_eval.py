@@ -11,7 +11,7 @@ from ..compute import configure_determinism, prepare_model, select_device, uses_
 from ..config import ComputeHparams, DataHparams
 from ..data import build_splits, make_loader
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import load_checkpoint, parameter_counts
+from ..io.checkpoint import check_fits, load_checkpoint, parameter_counts
 from ..sparsity import Mask, prunable_parameters
 from .classification import evaluate
 
@@ -25,20 +25,24 @@ def evaluate_checkpoint(
     labels: Mapping[str, Any] | None = None,
     history_csv: str | Path | None = None,
     batch_size: int = 512,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Test (and val, if held out) loss/top-1/top-5, sparsity and parameter counts of a checkpoint.
 
     ``labels`` (study, model, scope, sparsity, seed...) are copied into the record so tables can be
     built from records alone. With ``history_csv`` (the run's per-epoch metrics), its first row is
-    kept as ``start`` (e.g. accuracy right after pruning, before finetuning).
+    kept as ``start`` (e.g. accuracy right after pruning, before finetuning). A dataset whose classes
+    or input shape differ from the checkpoint's is refused before anything is evaluated (a 10-class
+    model scored on 3 classes would give a number, not an error). ``verify``: see ``load_checkpoint``.
     """
     compute = compute or ComputeHparams()
     device = select_device(compute.device)
     configure_determinism(compute.deterministic)
     amp, channels_last = uses_cuda_features(device, compute)
-    ckpt = load_checkpoint(checkpoint)
-    model = prepare_model(ckpt.model, device, channels_last)
+    ckpt = load_checkpoint(checkpoint, verify=verify)
     splits = build_splits(data)
+    check_fits(ckpt.spec, splits.info, str(checkpoint))
+    model = prepare_model(ckpt.model, device, channels_last)
     record: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "arch": ckpt.spec.arch,

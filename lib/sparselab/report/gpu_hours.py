@@ -2,9 +2,11 @@
 
 Every job's ``runtime`` (the SLURM time limit, first attempt) is ``base + 1.5 x expected``,
 where ``expected = epochs x resources.epoch_minutes[source]`` (``rules/common.smk``), so the
-expected minutes are recovered from the limits. The plan comes from ``snakemake -n --executor
-slurm`` (the resolved resources of each job are only printed for a cluster executor; a dry run
-needs no cluster), so the numbers are those of exactly the jobs a run would start.
+expected minutes are recovered from the limits. The plan comes from ``snakemake -n`` (a dry run
+prints every job's resolved resources), so the numbers are those of exactly the jobs a run would
+start. The dry run uses the local executor: the rules' resources are the same for every executor
+(a test compares them with the SLURM executor's where its plugin is installed), and a machine
+without the cluster extra, e.g. after ``make run``, can compute the table too.
 """
 
 from __future__ import annotations
@@ -59,13 +61,12 @@ def costs(plan: Iterable[tuple[str, dict[str, str]]], base_minutes: float) -> di
     return dict(out)
 
 
-def dry_run(repo: Path, configfile: str | Path) -> str:
-    import importlib.util
-
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        raise RuntimeError('the GPU-hours come from a dry run with the SLURM executor: pip install -e ".[cluster]"')
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--executor", "slurm", "--jobs", "1", "--workflow-profile", "none",
+def dry_run(repo: Path, configfile: str | Path, executor: str | None = None) -> str:
+    """``snakemake -n`` of ``configfile`` in ``repo`` (its output: every job with its resources)."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--jobs", "1", "--workflow-profile", "none",
            "--snakefile", str(repo / "Snakefile"), "--directory", str(repo), "--configfile", str(configfile)]  # fmt: skip
+    if executor:
+        cmd += ["--executor", executor]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     if proc.returncode != 0:
         raise RuntimeError(f"dry run of {configfile} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

@@ -24,13 +24,14 @@ def prune_checkpoint(
     sparsity: float,
     scope: Scope,
     exclude: Iterable[str] = (),
+    verify: bool = True,
 ) -> dict:
     """Prune the Conv2d/Linear weights of ``src`` to ``sparsity`` by magnitude and save to ``out``.
 
     Weights already masked in ``src`` stay pruned. Returns the new sidecar (with the realised
-    per-layer sparsity under ``sparsity``).
+    per-layer sparsity under ``sparsity``). ``verify``: see ``load_checkpoint``.
     """
-    ckpt = load_checkpoint(src)
+    ckpt = load_checkpoint(src, verify=verify)
     names = prunable_parameters(ckpt.model, exclude=exclude)
     mask = magnitude_mask(ckpt.model, sparsity, scope=scope, names=names, current=ckpt.mask)
     mask.apply_(ckpt.model)

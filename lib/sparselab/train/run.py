@@ -17,9 +17,9 @@ from torch import nn
 
 from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ..config.hparams import fingerprint_of
-from ..data import DatasetInfo, DatasetSplits, build_splits
+from ..data import DatasetSplits, build_splits
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
+from ..io.checkpoint import ArchSpec, check_fits, load_checkpoint, save_checkpoint
 from ..sparsity import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
@@ -33,15 +33,6 @@ def build_seeded(spec: ArchSpec, init_seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         return spec.build()
-
-
-def check_fits(spec: ArchSpec, info: DatasetInfo, source: str) -> None:
-    """A checkpoint must match the dataset it is trained or evaluated on (classes, input shape)."""
-    if spec.num_classes != info.num_classes or tuple(spec.input_shape) != tuple(info.input_shape):
-        raise ValueError(
-            f"{source}: model has {spec.num_classes} classes and input {tuple(spec.input_shape)}, "
-            f"dataset {info.name!r} has {info.num_classes} classes and input {tuple(info.input_shape)}"
-        )
 
 
 def _final_metrics(result: TrainResult) -> dict[str, Any]:
