@@ -12,12 +12,12 @@ from ...data import build_splits
 from ...dst import gradual
 from ...dst.layers import sparse_tensors
 from ...io.atomic import atomic_write_json
-from ...io.checkpoint import load_checkpoint
+from ...io.checkpoint import check_fits, load_checkpoint
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
-from ...train.run import RunFiles, check_fits, train_and_save
+from ...train.run import RunFiles, train_and_save
 from .common import layer_sparsities, plain, run_summary
 
 __all__ = ["GradualSpec", "GradualPruning", "run_gradual_pruning", "gradual_spec"]

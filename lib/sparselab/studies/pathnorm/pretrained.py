@@ -13,10 +13,9 @@ from typing import Any, Sequence
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
 from ...io.atomic import atomic_path, atomic_write_json
-from ...io.checkpoint import load_checkpoint
+from ...io.checkpoint import check_fits, load_checkpoint
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
-from ...train.run import check_fits
 from .analysis import analysis_subset
 
 

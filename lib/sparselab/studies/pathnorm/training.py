@@ -22,11 +22,11 @@ from torch import nn
 from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ...data import build_splits
 from ...io.atomic import atomic_path
-from ...io.checkpoint import ArchSpec, load_checkpoint
+from ...io.checkpoint import ArchSpec, check_fits, load_checkpoint
 from ...sparsity import Mask, magnitude_mask
 from ...sparsity.mask import prunable_parameters
 from ...train.engine import TrainResult
-from ...train.run import RunFiles, train_and_save, build_seeded, check_fits
+from ...train.run import RunFiles, build_seeded, train_and_save
 from ...train.state import TrainState
 from .analysis import AnalysisSpec, PathNormAnalysis
 
