@@ -92,3 +92,23 @@ def test_the_key_is_stored_beside_the_state(tmp_path: Path) -> None:
 
     key = json.loads((job.state_dir / "KEY.json").read_text())
     assert key["code"] == "60 files, sha256 aaaa" and set(key) == {"code", "config", "inputs"}
+
+
+def test_cli_train_discards_state_of_other_code_and_leaves_none(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``python -m sparselab train`` keys its --state-dir like the pipeline's jobs: state written by
+    other code is discarded (not loaded), and a finished run leaves no state behind."""
+    import json
+
+    from test_cli import make_config
+
+    from sparselab.__main__ import main as cli
+
+    config = make_config(tmp_path / "config.yaml")
+    out, state = tmp_path / "run", tmp_path / "run" / ".resume"
+    state.mkdir(parents=True)
+    (state / "KEY.json").write_text(json.dumps({"code": "1 files, sha256 0000", "config": "x", "inputs": {}}))
+    (state / "resume.pt").write_bytes(b"not a training state")  # loading it would fail
+    args = ["train", str(config), "--dataset", "digits", "--model", "tiny", "--recipe", "one", "--out", str(out)]
+    assert cli(args) == 0  # the CLI logs to stderr
+    assert "discarding resume state" in capsys.readouterr().err and (out / "model.safetensors").exists()
+    assert not state.exists()
