@@ -97,8 +97,10 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch
 
+    from .config.code_deps import code_version
     from .io.checkpoint import sidecar_path
     from .io.guard import check_outputs
+    from .io.state_dir import close_state_dir, open_state_dir, state_key
     from .jobs import setup_logging
     from .train import run
     from .train.state import RESUME_FILE
@@ -119,7 +121,12 @@ def _train(args: argparse.Namespace) -> int:
     # count here gives the same model bit for bit; another count changes results by rounding.
     torch.set_num_threads(args.threads or int(cfg.resources.get("threads", 1)))
     compute = cfg.compute.replace(progress="bar") if args.progress else cfg.compute
+    # Resume state is valid only for this run's config and code, as in the pipeline (sparselab.jobs).
+    code = code_version(run.__file__, Path(run.__file__).resolve().parents[2])
+    spec = {"command": "train", "seed": args.seed, **{k: v.to_dict() for k, v in picked.items()}}
+    open_state_dir(files.state_dir, state_key(spec, code))
     result = run.run_training(files, **picked, seed=args.seed, compute=compute)
+    close_state_dir(files.state_dir)
     print(json.dumps({"resumed_from_epoch": result.resumed_from_epoch, **result.final}, indent=2))
     return 0
 
