@@ -69,7 +69,7 @@ def test_a_huge_learning_rate_raises_naming_run_epoch_and_step(digits, tmp_path)
 
 def test_the_first_non_finite_loss_is_reported_and_the_diverged_epoch_is_never_saved(digits, tmp_path):
     n = steps_per_epoch(digits)
-    at = n + 4  # NaN weights after the 5th step of epoch 2: the 6th step's loss is NaN
+    at = n + 5  # NaN weights after the 5th step of epoch 2: the 6th step's loss is NaN
     with pytest.raises(DivergenceError) as err:
         train(build_seeded(SPEC, SEEDS.init), digits, recipe(), seeds=SEEDS, compute=CPU, callbacks=[Poison(at)],
               state_dir=tmp_path / ".resume", metrics_csv=tmp_path / "metrics.csv", run_name="runs/x")  # fmt: skip
@@ -164,7 +164,7 @@ def test_run_linear_writes_no_summary_after_divergence(tmp_path):
     x, y = features()
     for split in ("train", "test"):
         save_features(tmp_path / f"{split}.safetensors", x, y, {"num_classes": 4, "split": split})
-    options = {"solver": "sgd", "seeds": [0], "epochs": 3, "lr": 1e8, "momentum": 0.9, "weight_decay": 0.0,
+    options = {"solver": "sgd", "seeds": [0], "epochs": 3, "lr": 1e8, "momentum": 0.9, "weight_decay": 5e-4,
                "batch_size": 64, "decay_after": [10]}  # fmt: skip
     with pytest.raises(DivergenceError, match=rf"linear head '{re.escape(str(tmp_path))}, seed 0' diverged at epoch"):
         run_linear(tmp_path / "train.safetensors", tmp_path / "test.safetensors", tmp_path / "summary.json",
@@ -261,3 +261,17 @@ def test_snakemake_fails_on_a_diverging_recipe_and_keeps_no_model(tmp_path):
     assert not (wf / run / "model.safetensors").exists() and not (wf / run / "metrics.csv").exists()
     log = (wf / "logs/train/digits/lenet/dense/seed0.log").read_text()
     assert f"DivergenceError: run '{run}' diverged at epoch 1, step " in log
+
+
+def test_a_diverging_gradient_flow_round_raises_naming_the_round_and_writes_no_output(tmp_path):
+    from sparselab.studies.gradflow import PruneSpec, RoundFiles, run_prune_rounds
+
+    files = RoundFiles(tmp_path / "model.safetensors", tmp_path / "rounds.csv", tmp_path / "hparams.json", tmp_path / ".state")
+    round_recipe = TrainHparams.from_dict({"epochs": 1, "batch_size": 128, "optimizer": {"lr": 1.0e6},
+                                           "schedule": {"kind": "constant"}})  # fmt: skip
+    with pytest.raises(DivergenceError, match=rf"run '{re.escape(str(tmp_path))} \(round 1\)' diverged at epoch 1, step "):
+        run_prune_rounds(files, data=DataHparams(val_fraction=0.1, channels=3),
+                         model=ModelHparams("cifar_resnet20", {"width": 2}), recipe=round_recipe,
+                         prune=PruneSpec("mag_based", target=0.5, rounds=2, protect=("conv1",)), seed=0, compute=CPU)  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".state"]
+    assert not list((tmp_path / ".state").glob("round*"))
