@@ -275,3 +275,25 @@ def test_a_diverging_gradient_flow_round_raises_naming_the_round_and_writes_no_o
                          prune=PruneSpec("mag_based", target=0.5, rounds=2, protect=("conv1",)), seed=0, compute=CPU)  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == [".state"]
     assert not list((tmp_path / ".state").glob("round*"))
+
+
+@pytest.mark.workflow
+def test_every_data_parallel_process_stops_at_the_same_step(tmp_path):
+    """Only rank 1's loss is NaN at step 4 (rank 0's first NaN loss would be step 5): the ranks
+    reduce their status and raise the same error, naming step 4."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from sparselab.launch import torchrun_command
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(REPO / "lib")}
+    cmd = torchrun_command(2, str(REPO / "tests" / "ddp_divergence_worker.py"), [str(tmp_path)])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert messages[0] == messages[1], messages
+    assert messages[0].startswith("run 'ddp' diverged at epoch 1, step 4 (step 4 of "), messages[0]
+    assert not (tmp_path / "metrics.csv").exists()
