@@ -195,10 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .divergence import DivergenceError  # stdlib only: the CLI still starts fast
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, DivergenceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
