@@ -101,10 +101,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _pathnorm(args: argparse.Namespace) -> int:
+    from .divergence import check_finite
     from .io.checkpoint import load_checkpoint
     from .metrics.pathnorm import path_norms
 
     ckpt = load_checkpoint(args.checkpoint)
+    check_finite(ckpt.model.state_dict().items(), args.checkpoint, "the path-norm is undefined (the training diverged)")
     shape = tuple(args.input_shape) if args.input_shape else tuple(ckpt.spec.input_shape)
     dtype = {"float32": torch_dtype("float32"), "float64": torch_dtype("float64")}[args.dtype]
     print(f"{'q':>6}  {'convention':<10}  {'L_q path-norm':>14}  {'log10':>12}")

@@ -31,6 +31,7 @@ from torch import nn
 from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ..data import build_splits, make_loader
 from ..data.splits import subset_indices, take
+from ..divergence import check_finite
 from ..io.atomic import atomic_path, atomic_write_json
 from ..io.checkpoint import ArchSpec, load_checkpoint
 from ..metrics.margin_stats import logit_statistics, margin_quantiles
@@ -301,6 +302,7 @@ def analyse_pretrained(
     else:
         ckpt = load_checkpoint(checkpoint)  # type: ignore[arg-type]
         model, spec, source = ckpt.model, ckpt.spec, f"checkpoint:{checkpoint}"
+    check_finite(model.state_dict().items(), str(checkpoint or source), "the path-norm is undefined (the training diverged)")
     splits = build_splits(data)
     check_fits(spec, splits.info, source)
     device = select_device((compute or ComputeHparams()).device)
