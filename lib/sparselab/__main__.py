@@ -179,10 +179,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _pathnorm(args: argparse.Namespace) -> int:
+    from .divergence import check_finite
     from .io.checkpoint import load_checkpoint
     from .metrics.pathnorm import path_norms
 
     ckpt = load_checkpoint(args.checkpoint, verify=not args.no_verify)
+    check_finite(ckpt.model.state_dict().items(), args.checkpoint, "the path-norm is undefined (the training diverged)")
     shape = tuple(args.input_shape) if args.input_shape else tuple(ckpt.spec.input_shape)
     _check_input_shape(ckpt, shape, args.checkpoint)
     dtype = {"float32": torch_dtype("float32"), "float64": torch_dtype("float64")}[args.dtype]
@@ -302,7 +304,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors (bad arguments, files, configs, checkpoints) and a diverged
     training print one line, not a traceback: status 2 for the former, 1 for divergence."""
-    from .train.divergence import DivergenceError
+    from .divergence import DivergenceError  # stdlib only: the CLI still starts fast
 
     args = build_parser().parse_args(argv)
     try:

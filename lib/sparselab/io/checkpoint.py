@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .. import __version__
+from ..divergence import DivergenceError, describe, first_non_finite
 from ..sparsity.mask import Mask
 from .atomic import atomic_path, atomic_write_json
 from .hashing import file_sha256
@@ -110,13 +111,20 @@ def save_checkpoint(
     mask: Mask | None = None,
     meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``path`` (.safetensors) and its sidecar atomically; returns the sidecar dict."""
+    """Write ``path`` (.safetensors) and its sidecar atomically; returns the sidecar dict.
+
+    A model with a NaN or infinite parameter or buffer is refused (:class:`DivergenceError`, nothing
+    written): whatever produced it diverged, and no later step should take it for a result."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: checkpoint files end in .safetensors")
     if mask is not None:
         mask.check_compatible(model)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    found = first_non_finite(tensors.items())
+    if found is not None:
+        raise DivergenceError(f"{path}: refusing to write non-finite weights: {describe(found)}; "
+                              "the training that produced them diverged (lower its learning rate)")  # fmt: skip
     if mask is not None:
         tensors.update({k: v.cpu().contiguous() for k, v in mask.to_tensors(MASK_PREFIX).items()})
     with atomic_path(path) as tmp:

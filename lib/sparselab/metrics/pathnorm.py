@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.modules.dropout import _DropoutNd
 
+from ..divergence import check_finite
 from . import path_graph as pg
 from .denormals import flush_denormals
 from .path_graph import UnsupportedModelError, effective_bias, effective_weight, node_args
@@ -655,6 +656,13 @@ def _check_q(q: float) -> float:
     return q
 
 
+def _check_weights(model: nn.Module) -> None:
+    """Non-finite weights or statistics: :class:`~sparselab.divergence.DivergenceError` naming the
+    first such tensor (checked only once a walk has failed: the usual path reads no extra tensor)."""
+    net = pg.unwrap(model)
+    check_finite(net.state_dict().items(), f"path-norm of {type(net).__name__}", "the path-norm is undefined")
+
+
 def path_norms(
     model: nn.Module,
     qs: Iterable[float] = DEFAULT_QS,
@@ -667,6 +675,7 @@ def path_norms(
     ``input_shape`` excludes the batch dimension; it fixes the spatial sizes and so the number of
     paths (K of the average pool, for instance). ``dtype`` is the arithmetic of the exact
     convention (float32 agrees with float64 to about 1e-7 relative, see bench/pathnorm.py).
+    Non-finite weights raise :class:`~sparselab.divergence.DivergenceError` (exact convention).
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown path-norm convention {convention!r}; choose one of {CONVENTIONS}")
@@ -696,8 +705,8 @@ def path_norms(
             except FloatingPointError:
                 if convention != "exact":
                     raise
-                # a sampled weight maximum was too low (see _Exact._affine): exact maxima; raises
-                # again only for non-finite weights or statistics
+                _check_weights(model)  # non-finite weights or statistics: DivergenceError naming them
+                # else a sampled weight maximum was too low (see _Exact._affine): exact maxima
                 sem = _Exact(q, folded[work], cut=cut, safe=True)
                 log10 = _walk(graph, sem, _Scaled(torch.ones((1, *input_shape), dtype=sem.dtype, device=device)))
             results.append(PathNorm(q, log10, convention))

@@ -159,18 +159,20 @@ def run_linear(
     xtr, ytr, meta = load_features(train_features)
     xte, yte, _ = load_features(test_features)
     classes = int(meta["num_classes"])
+    run = Path(summary_json).parent
     per_seed: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     for seed in options["seeds"]:
         if options["solver"] == "lbfgs":
             torch.manual_seed(seed)
-            _, final = logistic_regression((xtr, ytr), (xte, yte), classes, l2=float(options["l2"]), max_iter=int(options["max_iter"]))
+            _, final = logistic_regression((xtr, ytr), (xte, yte), classes, l2=float(options["l2"]), max_iter=int(options["max_iter"]),
+                                           run_name=f"{run}, seed {seed}")  # fmt: skip
             rows = [{"epoch": 1, **final}]
         else:
             _, rows = train_linear_head((xtr, ytr), (xte, yte), classes, epochs=int(options["epochs"]), lr=float(options["lr"]),
                                         momentum=float(options["momentum"]), weight_decay=float(options["weight_decay"]),
                                         batch_size=int(options["batch_size"]), decay_after=tuple(options["decay_after"]),
-                                        seed=int(seed))  # fmt: skip
+                                        seed=int(seed), run_name=f"{run}, seed {seed}")  # fmt: skip
             final = rows[-1]
         history += [{"seed": seed, **r} for r in rows]
         per_seed[str(seed)] = {"top1": final["test_top1"], "mean_per_class": final["test_mean_per_class"]}

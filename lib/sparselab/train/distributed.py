@@ -72,6 +72,13 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_min(t: torch.Tensor) -> torch.Tensor:
+    """Elementwise minimum over processes (in place, also returned); a no-op in a single process."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t
+
+
 def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate a 1-D tensor over processes in rank order (shards may differ in length)."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):

@@ -9,6 +9,10 @@ CPU, ends with bitwise the same weights as an uninterrupted run.
 Under torchrun (see :mod:`.distributed`) the same call trains data-parallel: each process takes a
 slice of every global batch, the model is wrapped in DDP with BatchNorm over the global batch,
 evaluation is sharded and reduced, and only rank 0 writes metrics and resume state.
+
+A non-finite loss or weight ends the run with :class:`~.divergence.DivergenceError` at the end of
+the epoch it happened in, before that epoch's metrics, resume state or snapshot are written (the
+check reads losses the loop keeps anyway: no host sync per step; see :mod:`.divergence`).
 """
 
 from __future__ import annotations
@@ -36,10 +40,13 @@ from ..sparsity import Mask
 from . import progress
 from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names
+from .divergence import DivergenceError, epoch_status, raise_if_diverged
 from .optim import build_optimizer, build_scheduler
 from .state import RESUME_FILE, TrainState, capture_rng, restore_rng
 
 log = logging.getLogger("sparselab")
+
+DIVERGENCE_FIX = "Lower the recipe's optimizer.lr or add schedule.warmup_epochs."
 
 METRIC_COLUMNS = [
     "epoch", "step", "lr",
@@ -110,12 +117,15 @@ class _Trainer:
         callbacks: Sequence[Callback],
         fingerprint: str,
         momentum: Mapping[str, torch.Tensor] | None = None,
+        run_name: str = "",
     ) -> None:
         check_unique_names(callbacks)
         if hp.select == "best_val" and splits.val is None:
             raise ValueError("recipe select: best_val needs a validation split: set the dataset's val_fraction > 0 "
                              "(the test set is never used to select weights)")  # fmt: skip
         self.hp, self.seeds, self.callbacks, self.fingerprint = hp, seeds, list(callbacks), fingerprint
+        self.run_name = run_name
+        self.owns_metrics = False  # whether the metrics CSV describes this run (removed if it diverges)
         self.best: dict[str, Any] | None = None
         self.selected_epoch: int | None = None
         self.device = distributed.rank_device(select_device(compute.device))
@@ -286,7 +296,9 @@ class _Trainer:
             sizes.append(len(y))
             for c in self.callbacks:
                 c.on_step_end(ctx)
-        loss_sum = (torch.stack(losses).double() * torch.tensor(sizes, dtype=torch.float64, device=self.device)).sum()
+        stacked = torch.stack(losses)
+        self.check_finite(epoch, stacked)
+        loss_sum = (stacked.double() * torch.tensor(sizes, dtype=torch.float64, device=self.device)).sum()
         c1, c5 = topk_counts(torch.cat(ranks))
         seen = sum(sizes)
         if self.world.distributed:
@@ -301,6 +313,16 @@ class _Trainer:
             "train_top5": c5 / seen,
             "epoch_time_s": time.perf_counter() - t0,
         }
+
+    def check_finite(self, epoch: int, losses: torch.Tensor) -> None:
+        """Raise :class:`DivergenceError` if a step's loss or a weight at the end of ``epoch`` is
+        NaN or infinite: one device computation, one reduction over processes, one read-back."""
+        status = epoch_status(losses, self.model.state_dict().values())
+        if self.world.distributed:
+            status = distributed.all_reduce_min(status)
+        first_step = self.ctx.step - len(losses) + 1
+        raise_if_diverged(status.tolist(), run=self.run_name, epoch=epoch, first_step=first_step, steps=len(losses),
+                          named_tensors=self.model.state_dict().items(), fix=DIVERGENCE_FIX)  # fmt: skip
 
     def run(
         self,
@@ -327,6 +349,7 @@ class _Trainer:
             if saved.fingerprint == self.fingerprint:
                 self.load_state(saved, with_history=True)
                 resumed_from = saved.epoch
+                self.owns_metrics = True  # the metrics CSV holds this run's earlier epochs
                 log.info("resuming from %s after epoch %d", resume_path, saved.epoch)
             else:
                 log.warning("ignoring %s: it belongs to another configuration", resume_path)
@@ -348,6 +371,7 @@ class _Trainer:
             log.info(progress.format_row(row, hp.epochs))
             if metrics_csv is not None and self.world.main:
                 write_metrics_csv(metrics_csv, self.history)
+                self.owns_metrics = True
             if (resume_path is not None or epoch in snapshots) and self.world.main:
                 state = self.state()
                 if resume_path is not None:
@@ -393,6 +417,7 @@ def train(
     snapshots: Mapping[int, str | Path] | None = None,
     fingerprint: str = "",
     momentum: Mapping[str, torch.Tensor] | None = None,
+    run_name: str = "",
 ) -> TrainResult:
     """Train ``model`` in place for ``hp.epochs`` epochs and return it with its metric history.
 
@@ -402,17 +427,27 @@ def train(
     saves the state after given epochs (e.g. the rewind point). ``eval_before`` evaluates before
     the first epoch and records it as epoch 0 (e.g. accuracy right after pruning). ``momentum``
     starts SGD from given buffers (by parameter name), e.g. carried over a structured pruning step.
+
+    A NaN or infinite loss or weight raises :class:`~.divergence.DivergenceError` naming ``run_name``
+    (default: ``state_dir``, else ``metrics_csv``), the epoch and the first bad step; that epoch's
+    metrics and state are not saved, and a metrics CSV of the run is removed.
     """
     compute = compute or ComputeHparams()
     fingerprint = fingerprint or f"{hp.fingerprint()}-{seeds.fingerprint()}"
-    trainer = _Trainer(model, splits, hp, seeds, compute, mask, callbacks, fingerprint, momentum)
+    run_name = run_name or str(state_dir or metrics_csv or "(unnamed)")
+    trainer = _Trainer(model, splits, hp, seeds, compute, mask, callbacks, fingerprint, momentum, run_name)
     with trainer.cleanup:
-        resumed = trainer.run(
-            state_dir=Path(state_dir) if state_dir is not None else None,
-            metrics_csv=Path(metrics_csv) if metrics_csv is not None else None,
-            eval_before=eval_before,
-            initial_state=initial_state,
-            snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
-        )
+        try:
+            resumed = trainer.run(
+                state_dir=Path(state_dir) if state_dir is not None else None,
+                metrics_csv=Path(metrics_csv) if metrics_csv is not None else None,
+                eval_before=eval_before,
+                initial_state=initial_state,
+                snapshots={int(k): Path(v) for k, v in (snapshots or {}).items()},
+            )
+        except DivergenceError:
+            if metrics_csv is not None and trainer.world.main and trainer.owns_metrics:
+                Path(metrics_csv).unlink(missing_ok=True)  # no record of a run that cannot finish
+            raise
     return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed,
                        selected_epoch=trainer.selected_epoch, momentum=trainer.momentum())  # fmt: skip

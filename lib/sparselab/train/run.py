@@ -96,8 +96,11 @@ def train_and_save(
     snapshots: Mapping[int, str | Path] | None = None,
 ) -> TrainResult:
     """Train (resumably) and save checkpoint, metrics and hparams; ``initial_state`` rewinds to a
-    saved state, ``snapshots`` saves the state after given epochs (see :func:`..engine.train`)."""
-    atomic_write_json(files.hparams_json, hparams)
+    saved state, ``snapshots`` saves the state after given epochs (see :func:`..engine.train`).
+
+    hparams.json and the checkpoint are written once training has ended: a run that diverges raises
+    :class:`~.divergence.DivergenceError` (naming the checkpoint's directory) and leaves none of its
+    outputs (the engine removes its metrics CSV)."""
     result = train(
         model,
         splits,
@@ -112,11 +115,13 @@ def train_and_save(
         initial_state=initial_state,
         snapshots=snapshots,
         fingerprint=fingerprint_of(hparams),
+        run_name=str(files.checkpoint.parent),
     )
     if result.mask is not None:
         realised = Mask.from_zeros(result.model, result.mask.names()).sparsity
         if realised + 1e-12 < result.mask.sparsity:
             raise RuntimeError(f"mask not enforced: weights {realised:.4f} sparse, mask {result.mask.sparsity:.4f}")
+    atomic_write_json(files.hparams_json, hparams)
     save_checkpoint(
         files.checkpoint,
         result.model.cpu(),

@@ -263,7 +263,6 @@ def run_prune_rounds(
     shape = splits.info.input_shape
     hparams = {"method": f"gradflow_{prune.measure}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
                "model": model.to_dict(), "round_train": recipe.to_dict(), "prune": dataclasses.asdict(prune)}  # fmt: skip
-    atomic_write_json(files.hparams_json, hparams)
     state = files.state_dir
     state.mkdir(parents=True, exist_ok=True)
     _forget_other_runs(state, hparams)
@@ -295,7 +294,8 @@ def run_prune_rounds(
     if start == 1 and prune.warmup_epochs > 1:
         warm = dataclasses.replace(recipe, epochs=prune.warmup_epochs - 1)
         result = train(net, splits, warm, seeds=seeds, compute=compute, state_dir=state / "warmup",
-                       fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}")  # fmt: skip
+                       fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}",
+                       run_name=f"{files.checkpoint.parent} (warm-up)")  # fmt: skip
         net = result.model
     tracker = ImportanceTracker(net, alpha=prune.alpha) if prune.measure == "biased_loss_tracked" else None
     momentum = _load_momentum(state / f"momentum{start - 1}.safetensors") if prune.preserve_momentum else None
@@ -307,7 +307,7 @@ def run_prune_rounds(
         callbacks = (_Tracker(tracker, prune.track_batches),) if tracker is not None else ()
         result = train(net, splits, recipe, seeds=round_seeds, compute=compute, mask=mask, callbacks=callbacks,
                        state_dir=state / f"train{k}", fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}",
-                       momentum=momentum)  # fmt: skip
+                       momentum=momentum, run_name=f"{files.checkpoint.parent} (round {k})")  # fmt: skip
         net = result.model
         shutil.rmtree(state / f"train{k}", ignore_errors=True)
         before = _evaluate(net, splits, recipe, device)
@@ -356,4 +356,5 @@ def run_prune_rounds(
             "metrics": {k: v for k, v in records[-1].items() if k != "widths"} if records else {}}  # fmt: skip
     _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
     _write_rounds(files.rounds_csv, records)
+    atomic_write_json(files.hparams_json, hparams)  # last: a diverged round leaves no output (DivergenceError)
     return net, mask, records

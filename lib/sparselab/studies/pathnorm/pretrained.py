@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
+from ...divergence import check_finite
 from ...io.atomic import atomic_path, atomic_write_json
 from ...io.checkpoint import check_fits, load_checkpoint
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
@@ -56,6 +57,7 @@ def analyse_pretrained(
     else:
         ckpt = load_checkpoint(checkpoint)  # type: ignore[arg-type]
         model, spec, source = ckpt.model, ckpt.spec, f"checkpoint:{checkpoint}"
+    check_finite(model.state_dict().items(), str(checkpoint or source), "the path-norm is undefined (the training diverged)")
     splits = build_splits(data)
     check_fits(spec, splits.info, source)
     device = select_device((compute or ComputeHparams()).device)
