@@ -3,9 +3,12 @@ and the table's aggregation (sparselab.report.gradflow)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from conftest import REPO, run_snakemake, write_config
+from conftest import REPO, copy_workflow, run_snakemake, write_config
 
 from sparselab.report.gradflow import final_table, final_table_markdown
 
@@ -33,10 +36,21 @@ def gradflow_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
     }  # fmt: skip
 
 
-def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    write_config(tmp_path / "config.yaml", gradflow_config())
-    run_snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "config.yaml"), timeout=600)
-    summary = tmp_path / "results" / "gradflow" / "summary"
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny study run to the end in a copy of the workflow (its lib/ may be edited)."""
+    wf = copy_workflow(tmp_path_factory.mktemp("gradflow") / "repo")
+    write_config(wf / "config.yaml", gradflow_config())
+    run_snakemake(wf, "--snakefile", str(wf / "Snakefile"), "--cores", "2", timeout=600)
+    return wf
+
+
+def snakemake_in(wf: Path, *args: str) -> str:
+    return run_snakemake(wf, "--snakefile", str(wf / "Snakefile"), *args, timeout=600).stdout
+
+
+def test_tiny_study_end_to_end(done: Path) -> None:
+    summary = done / "results" / "gradflow" / "summary"
     table = pd.read_csv(summary / "table_final.csv")
     assert list(table["measure"]) == ["dense", "mag_based", "tfo"] and set(table["seeds"]) == {2}
     dense = table[table["measure"] == "dense"].iloc[0]
@@ -45,12 +59,36 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
     assert "±" in (summary / "table_final.md").read_text()
     for name in ("figure_rounds", "figure_kendall"):
         assert (summary / f"{name}.png").stat().st_size > 10_000 and (summary / f"{name}.pdf").exists()
-    rounds = pd.read_csv(tmp_path / "results/gradflow/digits/resnet/tfo/p0.5/seed1/rounds.csv")
+    rounds = pd.read_csv(done / "results/gradflow/digits/resnet/tfo/p0.5/seed1/rounds.csv")
     assert list(rounds["round"]) == [1, 2] and list(rounds["rows"]) == list(rounds["rows_target"])
-    again = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"))
-    assert "Nothing to be done" in again.stdout
-    left = [p for p in (tmp_path / ".resume").rglob("*") if p.is_file()]
+    assert "Nothing to be done" in snakemake_in(done, "-n")
+    left = [p for p in (done / ".resume").rglob("*") if p.is_file()]
     assert not left, f"finished jobs left resume state behind: {left[:5]}"
+
+
+def test_editing_an_importance_measure_reruns_the_pruning_and_changes_its_outputs(done: Path, tmp_path: Path) -> None:
+    """Exactly the pruning jobs (every one imports the measures), what depends on them, and no
+    dense training; the rerun computes afresh (nothing resumed from the finished run)."""
+    from test_workflow import planned_jobs
+
+    wf = tmp_path / "repo"
+    shutil.copytree(done, wf, symlinks=True)
+    measures = wf / "lib/sparselab/structured/measures.py"
+    source = measures.read_text()
+    l2 = "return {n: _rows(conv.weight).norm(p=p, dim=1) for n, conv in convs.items()}"
+    assert l2 in source
+    measures.write_text(source.replace(l2, l2.replace("return {n: ", "return {n: -")))  # prune the largest filters
+    assert planned_jobs(snakemake_in(wf, "-n")) == {
+        "gradflow_prune": 4, "gradflow_final": 4, "gradflow_records": 1, "gradflow_report": 1, "all": 1,
+    }  # fmt: skip
+    run = "results/gradflow/digits/resnet/mag_based/p0.5/seed0"
+    before = (done / run / "rounds.csv").read_text()
+    snakemake_in(wf, "--cores", "2")
+    assert (wf / run / "rounds.csv").read_text() != before
+    assert (wf / "results/gradflow/digits/resnet/tfo/p0.5/seed0/rounds.csv").read_text() == (
+        done / "results/gradflow/digits/resnet/tfo/p0.5/seed0/rounds.csv").read_text()  # fmt: skip
+    log = (wf / "logs/gradflow/digits/resnet/mag_based/p0.5/seed0/prune.log").read_text()
+    assert "resuming" not in log
 
 
 @pytest.mark.parametrize(
