@@ -42,7 +42,8 @@ from sparselab.sparsity import Mask, magnitude_mask
 from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
 from sparselab.transfer.full import downstream_model
-from sparselab.transfer.linear import extract_features, train_linear_head
+from sparselab.transfer.features import extract_features
+from sparselab.transfer.linear import train_linear_head
 
 BATCH = 64
 GOAL = 0.01

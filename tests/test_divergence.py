@@ -161,8 +161,8 @@ def test_a_diverging_lbfgs_head_raises():
 
 
 def test_run_linear_writes_no_summary_after_divergence(tmp_path):
-    from sparselab.studies.transfer import run_linear
-    from sparselab.transfer.linear import save_features
+    from sparselab.studies.transfer.linear import run_linear
+    from sparselab.transfer.features import save_features
 
     x, y = features()
     for split in ("train", "test"):

@@ -6,14 +6,8 @@ import torch
 from torch import nn
 
 from sparselab.models import build_model
-from sparselab.transfer.linear import (
-    extract_features,
-    load_features,
-    logistic_regression,
-    lr_at_epoch,
-    save_features,
-    train_linear_head,
-)
+from sparselab.transfer.features import extract_features, load_features, save_features
+from sparselab.transfer.linear import logistic_regression, lr_at_epoch, train_linear_head
 
 
 def separable(n: int = 600, d: int = 16, classes: int = 4, seed: int = 0):  # type: ignore[no-untyped-def]

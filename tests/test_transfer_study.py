@@ -15,10 +15,14 @@ from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
 from sparselab.report.transfer_records import records_from_summaries
-from sparselab.studies.transfer import backbone_sparsity, run_acdc, run_feature_extraction, run_gmp, run_linear
+from sparselab.studies.transfer.acdc import run_acdc
+from sparselab.studies.transfer.common import backbone_sparsity
+from sparselab.studies.transfer.features import run_feature_extraction
+from sparselab.studies.transfer.gmp import run_gmp
+from sparselab.studies.transfer.linear import run_linear
 from sparselab.config.transfer import LINEAR_DEFAULTS
 from sparselab.train.run import RunFiles, run_training
-from sparselab.transfer.linear import load_features
+from sparselab.transfer.features import load_features
 
 CPU = ComputeHparams(device="cpu", progress="none")
 DIGITS = DataHparams(source="digits")
@@ -86,7 +90,7 @@ def test_features_refuse_an_upstream_of_another_input_shape(tmp_path) -> None:  
 
 
 def test_linear_heads_per_seed_and_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from sparselab.transfer.linear import save_features
+    from sparselab.transfer.features import save_features
 
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 6, generator=g) * 3

@@ -1,4 +1,4 @@
-"""Rule transfer_acdc: AC/DC from scratch on the upstream data (sparselab.studies.transfer)."""
+"""Rule transfer_acdc: AC/DC from scratch on the upstream data (sparselab.studies.transfer.acdc)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer import run_acdc  # noqa: E402
+from sparselab.studies.transfer.acdc import run_acdc  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Rule transfer_features: one pass of an upstream over a downstream dataset, features cached (sparselab.studies.transfer)."""
+"""Rule transfer_features: one pass of an upstream over a downstream dataset, features cached (sparselab.studies.transfer.features)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer import run_feature_extraction  # noqa: E402
+from sparselab.studies.transfer.features import run_feature_extraction  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk) as compute:

@@ -1,4 +1,4 @@
-"""Rule transfer_gmp: gradual magnitude pruning of the dense upstream (sparselab.studies.transfer)."""
+"""Rule transfer_gmp: gradual magnitude pruning of the dense upstream (sparselab.studies.transfer.gmp)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer import run_gmp  # noqa: E402
+from sparselab.studies.transfer.gmp import run_gmp  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

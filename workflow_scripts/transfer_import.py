@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
 
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer import run_import  # noqa: E402
+from sparselab.studies.transfer.imported import run_import  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):

@@ -1,76 +1,26 @@
-"""Linear finetuning on features extracted once (Iofinova et al. 2022, transfer notes §3.1).
+"""Linear finetuning on cached features (Iofinova et al. 2022, transfer notes §3.1).
 
-Features are the input of the network's last Linear layer (ResNets: the 2048-d pooled, post-ReLU
-activations), taken with the backbone in eval mode (upstream BatchNorm statistics) and no
-augmentation, in one pass per (upstream, dataset, split), and cached on disk as safetensors. A fresh
-``nn.Linear`` head is then trained on them with the paper's protocol: SGD lr 0.01, momentum 0.9,
-weight decay 5e-4, batch 64, 150 epochs, the lr divided by 10 at the end of epochs 50 and 100
-(so 51 / 50 / 49 epochs at each rate, as the original's ``[50, 50, 150]`` trigger gives), last-epoch
-results. :func:`logistic_regression` is the L-BFGS alternative (an L2-regularised multinomial
-logistic regression on the full batch, Kornblith-style). Both raise
-:class:`~sparselab.divergence.DivergenceError` when the loss or the head's weights become NaN or
-infinite, so no summary of a diverged head is ever written.
+A fresh ``nn.Linear`` head is trained on the features of :mod:`.features` with the paper's
+protocol: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 64, 150 epochs, the lr divided by 10
+at the end of epochs 50 and 100 (so 51 / 50 / 49 epochs at each rate, as the original's
+``[50, 50, 150]`` trigger gives), last-epoch results. :func:`logistic_regression` is the L-BFGS
+alternative (an L2-regularised multinomial logistic regression on the full batch, Kornblith-style).
+Both raise :class:`~sparselab.divergence.DivergenceError` when the loss or the head's weights
+become NaN or infinite, so no summary of a diverged head is ever written.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..divergence import DivergenceError, first_non_finite
-from ..io.atomic import atomic_path, atomic_write_json
 
-__all__ = ["extract_features", "save_features", "load_features", "lr_at_epoch", "train_linear_head", "logistic_regression"]
-
-
-def _last_linear(model: nn.Module) -> nn.Linear:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no Linear layer whose input could serve as features")
-    return linears[-1]
-
-
-@torch.no_grad()
-def extract_features(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """``(features, labels)`` of every sample, in loader order: the input of the last Linear layer,
-    in eval mode (the model's train/eval state is restored)."""
-    head = _last_linear(model)
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float().flatten(1).cpu()))
-    was_training = model.training
-    model.eval()
-    labels = []
-    try:
-        for x, y in batches:
-            model(x.to(device))
-            labels.append(y.cpu())
-    finally:
-        hook.remove()
-        model.train(was_training)
-    if not captured:
-        raise ValueError("no samples to extract features from")
-    return torch.cat(captured), torch.cat(labels).long()
-
-
-def save_features(path: str | Path, features: torch.Tensor, labels: torch.Tensor, meta: dict[str, Any]) -> None:
-    """Features and labels (safetensors) with a JSON sidecar describing where they come from."""
-    with atomic_path(path) as tmp:
-        save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp))
-    atomic_write_json(Path(path).with_suffix(".json"), {**meta, "samples": int(labels.numel()), "dim": int(features.shape[1])})
-
-
-def load_features(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    tensors = load_file(str(path))
-    meta = json.loads(Path(path).with_suffix(".json").read_text())
-    return tensors["features"], tensors["labels"], meta
+__all__ = ["lr_at_epoch", "train_linear_head", "logistic_regression"]
 
 
 def lr_at_epoch(epoch: int, lr: float = 0.01, decay_after: Sequence[int] = (50, 100), gamma: float = 0.1) -> float:

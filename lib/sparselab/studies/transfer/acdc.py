@@ -1,0 +1,37 @@
+"""AC/DC upstreams from scratch (Peste et al., 2021; the transfer study's AC/DC models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...io.atomic import atomic_write_json
+from ...sparsity.acdc import ACDC
+from ...train.engine import TrainResult
+from ...train.run import RunFiles, run_training
+from .common import sparse_layer_names
+from .summaries import upstream_summary
+
+
+def run_acdc(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    data: DataHparams,
+    model: ModelHparams,
+    recipe: TrainHparams,
+    sparsity: float,
+    sparse_layers: str | Sequence[str],
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """AC/DC from scratch: the dense/sparse calendar over ``recipe.epochs``, global magnitude over
+    ``sparse_layers``; the final model is the sparse one of the last epoch."""
+    callback = ACDC(lambda net: sparse_layer_names(net, model.arch, sparse_layers), sparsity, recipe.epochs)
+    result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="acdc",
+                          callbacks=(callback,))  # fmt: skip
+    if result.mask is None or abs(result.mask.sparsity - sparsity) > 1.0 / result.mask.numel + 1e-9:
+        raise RuntimeError(f"AC/DC did not end in a sparse phase at {sparsity} (mask: {result.mask and result.mask.sparsity})")
+    atomic_write_json(summary_json, upstream_summary(result, "acdc", sparsity))
+    return result

@@ -1,0 +1,37 @@
+"""GMP upstreams: gradual magnitude pruning of the dense upstream (the AC/DC repo's global variant)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ...config import ComputeHparams, DataHparams, TrainHparams
+from ...io.atomic import atomic_write_json
+from ...train.engine import TrainResult
+from ...train.run import RunFiles
+from ..dst.gradual import GradualSpec, run_gradual_pruning
+from .summaries import upstream_summary
+
+
+def run_gmp(
+    files: RunFiles,
+    summary_json: str | Path,
+    *,
+    dense: str | Path,
+    data: DataHparams,
+    recipe: TrainHparams,
+    sparsity: float,
+    options: Mapping[str, Any],
+    sparse_layers: str | Sequence[str],
+    seed: int,
+    compute: ComputeHparams,
+) -> TrainResult:
+    """GMP of the dense upstream: the cubic ramp to ``sparsity`` under one global magnitude
+    threshold over ``sparse_layers`` (the AC/DC repo's global variant), then training to the end."""
+    spec = GradualSpec(target=float(sparsity), sparse_layers=sparse_layers if isinstance(sparse_layers, str) else tuple(sparse_layers),
+                       start=int(options.get("start", 0)), freq=int(options.get("freq", 1)),
+                       iterations=int(options.get("iterations", 4)), schedule=options.get("schedule", "cubic"),
+                       by="threshold")  # fmt: skip
+    result = run_gradual_pruning(files, None, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
+    atomic_write_json(summary_json, upstream_summary(result, "gmp", sparsity))
+    return result
