@@ -88,7 +88,7 @@ def analysis_overhead(epochs: int = 5) -> None:
 
     from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
     from sparselab.studies.pathnorm.analysis import AnalysisSpec
-    from sparselab.studies.pathnorm.training import run_subset
+    from sparselab.studies.pathnorm.subsets import run_subset
     from sparselab.train.run import RunFiles
 
     recipe = TrainHparams.from_dict({"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}})

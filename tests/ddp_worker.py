@@ -23,7 +23,7 @@ from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHpar
 from sparselab.data import DatasetSplits, build_splits  # noqa: E402
 from sparselab.dst.callbacks import DSR, StepSchedule  # noqa: E402
 from sparselab.io.checkpoint import ArchSpec  # noqa: E402
-from sparselab.sparsity import magnitude_mask  # noqa: E402
+from sparselab.sparsity.magnitude import magnitude_mask  # noqa: E402
 from sparselab.sparsity.acdc import ACDC  # noqa: E402
 from sparselab.sparsity.mask import prunable_parameters  # noqa: E402
 from sparselab.train import distributed  # noqa: E402

@@ -10,7 +10,7 @@ import torch
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
 from sparselab.models import build_model
-from sparselab.sparsity import Mask
+from sparselab.sparsity.mask import Mask
 from sparselab.sparsity.acdc import ACDC, compress, phase_calendar
 from sparselab.train.engine import train
 

@@ -18,7 +18,8 @@ from sparselab.dst.gradual import (
     sparsity_after,
     total_epochs,
 )
-from sparselab.sparsity import Mask, remaining_to_total
+from sparselab.sparsity.magnitude import remaining_to_total
+from sparselab.sparsity.mask import Mask
 
 SCHEDULES = ["cubic", "exponential"]
 

@@ -13,7 +13,8 @@ from torch import nn
 from sparselab.config import ComputeHparams, DataHparams, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import ArchSpec
-from sparselab.sparsity import Mask, magnitude_mask
+from sparselab.sparsity.magnitude import magnitude_mask
+from sparselab.sparsity.mask import Mask
 from sparselab.train.callbacks import Callback
 from sparselab.train.engine import train
 from sparselab.train.optim import build_optimizer, lr_factor_fn

@@ -10,7 +10,8 @@ import torch
 
 from sparselab.io.atomic import atomic_path, atomic_write_json
 from sparselab.io.checkpoint import ArchSpec, CheckpointError, load_checkpoint, read_meta, save_checkpoint
-from sparselab.sparsity import Mask, magnitude_mask
+from sparselab.sparsity.magnitude import magnitude_mask
+from sparselab.sparsity.mask import Mask
 from sparselab.train.state import TrainState
 
 SPEC = ArchSpec("cifar_resnet20", 10, (3, 8, 8), {"width": 4})

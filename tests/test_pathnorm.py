@@ -22,7 +22,8 @@ from torch.nn.utils import prune
 
 from sparselab.metrics.pathnorm import PathNorm, UnsupportedModelError, path_norm, path_norms
 from sparselab.models import build_model
-from sparselab.sparsity import Mask, magnitude_mask
+from sparselab.sparsity.magnitude import magnitude_mask
+from sparselab.sparsity.mask import Mask
 
 QS = (0.0, 0.5, 1.0, 2.0, 3.7)
 LN10 = math.log(10.0)

@@ -15,10 +15,11 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.metrics.pathnorm import path_norms
-from sparselab.sparsity import Mask
+from sparselab.sparsity.mask import Mask
 from sparselab.studies.pathnorm.analysis import AnalysisSpec
 from sparselab.studies.pathnorm.pretrained import analyse_pretrained
-from sparselab.studies.pathnorm.training import imp_mask, run_imp_dense, run_imp_round, run_subset
+from sparselab.studies.pathnorm.imp import imp_mask, run_imp_dense, run_imp_round
+from sparselab.studies.pathnorm.subsets import run_subset
 from sparselab.train.run import RunFiles
 from sparselab.train.state import TrainState
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sparselab.sparsity import Mask, magnitude_mask, prunable_parameters, remaining_to_total
+from sparselab.sparsity.magnitude import magnitude_mask, remaining_to_total
+from sparselab.sparsity.mask import Mask, prunable_parameters
 
 
 def tiny_net(seed: int = 0) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Rules pathnorm_imp_dense / pathnorm_imp_round: one IMP round (sparselab.studies.pathnorm.training)."""
+"""Rules pathnorm_imp_dense / pathnorm_imp_round: one IMP round (sparselab.studies.pathnorm.imp)."""
 
 import sys
 
@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
 from sparselab.studies.pathnorm.analysis import AnalysisSpec  # noqa: E402
-from sparselab.studies.pathnorm.training import run_imp_dense, run_imp_round  # noqa: E402
+from sparselab.studies.pathnorm.imp import run_imp_dense, run_imp_round  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Rule pathnorm_subset: dense training on a seeded fraction of the data (sparselab.studies.pathnorm.training)."""
+"""Rule pathnorm_subset: dense training on a seeded fraction of the data (sparselab.studies.pathnorm.subsets)."""
 
 import sys
 
@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
 from sparselab.studies.pathnorm.analysis import AnalysisSpec  # noqa: E402
-from sparselab.studies.pathnorm.training import run_subset  # noqa: E402
+from sparselab.studies.pathnorm.subsets import run_subset  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

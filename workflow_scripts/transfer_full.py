@@ -1,4 +1,4 @@
-"""Rule transfer_full: full finetuning of an upstream, backbone masks kept (sparselab.studies.transfer.finetune)."""
+"""Rule transfer_full: full finetuning of an upstream, backbone masks kept (sparselab.studies.transfer.full)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer.finetune import run_full  # noqa: E402
+from sparselab.studies.transfer.full import run_full  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

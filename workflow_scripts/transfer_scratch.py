@@ -1,4 +1,4 @@
-"""Rule transfer_scratch: the from-scratch baseline on a downstream dataset (sparselab.studies.transfer.finetune)."""
+"""Rule transfer_scratch: the from-scratch baseline on a downstream dataset (sparselab.studies.transfer.scratch)."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.transfer.finetune import run_scratch  # noqa: E402
+from sparselab.studies.transfer.scratch import run_scratch  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

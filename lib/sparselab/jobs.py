@@ -15,7 +15,7 @@ import sys
 from typing import Any, Iterator
 
 from .config import ComputeHparams
-from .config.roots import remember_entry_names
+from .config.entry_names import remember_entry_names
 from .io.state_dir import close_state_dir, open_state_dir, state_key
 
 log = logging.getLogger("sparselab")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import Any, Mapping
 
 from .bundles import HELDOUT_SOURCES, PROCEDURAL_SOURCES
 
@@ -233,34 +232,6 @@ _FIXES: dict[str, str] = {
 
 class DatasetRootError(ValueError):
     """A configured dataset root is missing, unset, or does not hold the layout its source reads."""
-
-
-# (source, root) -> the names of the config entries that read it, from the config loaded last.
-_ENTRY_NAMES: dict[tuple[str, str | None], tuple[str, ...]] = {}
-
-
-def remember_entry_names(datasets: Mapping[str, Any]) -> None:
-    """Remember which ``datasets`` entries (name -> DataHparams or its dict) read which root.
-
-    Why: data builders get a ``DataHparams``, which holds no entry name (adding one would change
-    every run's fingerprint), yet their errors must name the user's key. Loading a workflow config
-    and starting a workflow job call this, replacing what an earlier config said.
-    """
-    names: dict[tuple[str, str | None], list[str]] = {}
-    for name, entry in datasets.items():
-        fields = entry if isinstance(entry, Mapping) else vars(entry)
-        names.setdefault((fields.get("source", "digits"), fields.get("root")), []).append(name)
-    _ENTRY_NAMES.clear()
-    _ENTRY_NAMES.update({k: tuple(v) for k, v in names.items()})
-
-
-def source_root_key(source: str, root: str | None = None) -> str:
-    """The config key of a source's root: ``datasets.<name>.root`` of the entries known to read
-    ``root`` (see :func:`remember_entry_names`), else the generic ``datasets.<source>.root``."""
-    names = _ENTRY_NAMES.get((source, root))
-    if names:
-        return " / ".join(f"datasets.{n}.root" for n in names)
-    return f"datasets.<{source}>.root"
 
 
 def _message(source: str, root: str | None, key: str, problem: str, malformed: bool = False) -> str:

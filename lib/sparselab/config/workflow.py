@@ -17,7 +17,8 @@ from .catalog import ARCHS
 from .common import ConfigError, format_sparsity
 from .common import reference as _reference
 from .hparams import HparamsError
-from .roots import DatasetRootError, check_dataset_root, remember_entry_names
+from .entry_names import remember_entry_names
+from .roots import DatasetRootError, check_dataset_root
 from .transfer import TransferConfig, parse_transfer
 
 

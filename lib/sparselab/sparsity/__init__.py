@@ -1,6 +1,6 @@
-"""Unstructured sparsity: the Mask object and magnitude pruning (layerwise and global)."""
+"""Unstructured sparsity: the Mask object (:mod:`.mask`), magnitude pruning layerwise and global
+(:mod:`.magnitude`) and AC/DC's alternating phases (:mod:`.acdc`).
 
-from .magnitude import magnitude_mask, remaining_to_total
-from .mask import BoundMask, Mask, prunable_parameters
-
-__all__ = ["BoundMask", "Mask", "magnitude_mask", "prunable_parameters", "remaining_to_total"]
+Nothing is imported here: loading a masked checkpoint needs :mod:`.mask` only, so a job's code
+digest covers magnitude pruning only where the job prunes by magnitude.
+"""

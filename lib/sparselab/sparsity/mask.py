@@ -1,6 +1,6 @@
 """Binary weight masks keyed by parameter name (open_lth's ``Mask``), kept as explicit tensors.
 
-A :class:`Mask` is independent of any model object: it can be built from magnitudes or from
+A :class:`Mask` is independent of any model object: it can be built from magnitudes (:mod:`.magnitude`) or from
 the zeros of a model, saved next to the weights in a checkpoint, applied to a freshly built
 model, and enforced after every optimizer step so pruned weights stay exactly zero.
 """
@@ -51,20 +51,6 @@ class Mask:
         params = _params(model)
         names = prunable_parameters(model) if names is None else list(names)
         return cls({n: params[n].detach() != 0 for n in names})
-
-    @classmethod
-    def from_magnitudes(
-        cls,
-        model: nn.Module,
-        sparsity: float | Mapping[str, float],
-        scope: str = "layerwise",
-        names: Iterable[str] | None = None,
-        current: "Mask | None" = None,
-    ) -> "Mask":
-        """Keep the largest-magnitude weights; see :func:`sparselab.sparsity.magnitude.magnitude_mask`."""
-        from .magnitude import magnitude_mask
-
-        return magnitude_mask(model, sparsity, scope=scope, names=names, current=current)
 
     # ------------------------------------------------------------------ access
     def __getitem__(self, name: str) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import TrainHparams
 from ..data import DatasetSplits
-from ..sparsity import BoundMask, Mask
+from ..sparsity.mask import BoundMask, Mask
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
 from ..io.atomic import atomic_write_with
 from ..metrics.classification import predictions, summarize, target_ranks, topk_counts
-from ..sparsity import Mask
+from ..sparsity.mask import Mask
 from . import progress
 from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names

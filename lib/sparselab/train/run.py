@@ -20,7 +20,7 @@ from ..config.hparams import fingerprint_of
 from ..data import DatasetSplits, build_splits
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import ArchSpec, check_fits, load_checkpoint, save_checkpoint
-from ..sparsity import Mask
+from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
 from .state import RESUME_FILE, TrainState

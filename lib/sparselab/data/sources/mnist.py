@@ -18,7 +18,8 @@ from torchvision.datasets import MNIST
 from torchvision.transforms import v2
 
 from ...config import DataHparams
-from ...config.roots import check_dataset_root, source_root_key
+from ...config.entry_names import source_root_key
+from ...config.roots import check_dataset_root
 from ..registry import DatasetInfo, SourceSplits, register_source
 
 MEAN = 0.1307

@@ -35,7 +35,7 @@ from ...io.atomic import atomic_path, atomic_write_json
 from ...io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity
-from ...sparsity import Mask
+from ...sparsity.mask import Mask
 from ...structured.dependency import ChannelGroup, channel_groups
 from ...structured.measures import MEASURES, ImportanceTracker, importance
 from ...structured.ranking import minimum_widths, ranking_rows, remaining_rows, select_filters

@@ -1,19 +1,14 @@
 """What a gradient-flow run ends with, read from its checkpoint: accuracy, parameters, FLOPs and
-compression against the dense architecture; and the study's ``records.csv`` (every run's summary
-plus a summary of every dense baseline). No training code: the records job reruns only when
-these or the checkpoint format change."""
+compression against the dense architecture (no training code: the records job uses it too)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from ...io.atomic import atomic_write_text
 from ...io.checkpoint import ArchSpec, load_checkpoint
 from ...metrics.complexity import complexity
-from ...report.gradflow_records import records_from
 
 
 def dense_complexity(spec: ArchSpec) -> dict[str, int]:
@@ -37,12 +32,3 @@ def summarize(checkpoint: str | Path, history_final: dict[str, Any] | None = Non
         "flops_reduction": dense["flops"] / cost.flops_alive if cost.flops_alive else math.inf,
         "widths": ckpt.spec.widths or {},
     }  # fmt: skip
-
-
-def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
-                  records_csv: str | Path) -> None:  # fmt: skip
-    """records.csv: the final summary of every run, and a summary of every dense baseline
-    checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
-    rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
-    rows += [(keys, summarize(path)) for keys, path in dense]
-    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))

@@ -3,7 +3,7 @@
 Upstreams: AC/DC from scratch (:mod:`.acdc`), GMP of the dense upstream (:mod:`.gmp`), imported
 checkpoints (:mod:`.imported`). Transfer: features of an upstream on a downstream dataset extracted
 once and cached (:mod:`.features`), linear heads trained on them per seed (:mod:`.linear`), full
-finetuning with the backbone masks kept and the from-scratch baseline (:mod:`.finetune`). Every job
+finetuning with the backbone masks kept (:mod:`.full`) and the from-scratch baseline (:mod:`.scratch`). Every job
 ends with a small ``summary.json`` (test top-1 and mean per-class accuracy, the measured backbone
 sparsity) that the records rule collects (:mod:`sparselab.report.transfer_records`).
 

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...dst.layers import sparse_tensors
 from ...io.atomic import atomic_write_json
 from ...sparsity.acdc import ACDC
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, run_training
-from .common import sparse_layer_names
 from .summaries import upstream_summary
 
 
@@ -28,7 +28,8 @@ def run_acdc(
 ) -> TrainResult:
     """AC/DC from scratch: the dense/sparse calendar over ``recipe.epochs``, global magnitude over
     ``sparse_layers``; the final model is the sparse one of the last epoch."""
-    callback = ACDC(lambda net: sparse_layer_names(net, model.arch, sparse_layers), sparsity, recipe.epochs)
+    layers = sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers)
+    callback = ACDC(lambda net: sparse_tensors(net, model.arch, layers), sparsity, recipe.epochs)
     result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="acdc",
                           callbacks=(callback,))  # fmt: skip
     if result.mask is None or abs(result.mask.sparsity - sparsity) > 1.0 / result.mask.numel + 1e-9:

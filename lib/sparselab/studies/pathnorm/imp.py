@@ -1,20 +1,17 @@
-"""The path-norm study's training runs, each logging :class:`.analysis.PathNormAnalysis` per epoch.
-
-* IMP with rewinding (Figure 4): round 0 trains densely and saves the full training state after
-  the rewind epoch; round r prunes the previous round's final weights (per layer, a fraction of
-  the *remaining* weights: 20% of conv layers, 10% of the final linear layer), rewinds weights,
-  BN statistics, optimizer momentum, schedule position and RNG to that state and retrains. Masks
-  come from the final weights (the original's "best" checkpoint was also the last epoch).
-* Growing training subsets (Figure 5): dense training on nested seeded fractions of the data.
+"""IMP with rewinding in the path-norm study (Figure 4), each round logging
+:class:`.analysis.PathNormAnalysis` per epoch: round 0 trains densely and saves the full training
+state after the rewind epoch; round r prunes the previous round's final weights (per layer, a
+fraction of the *remaining* weights: 20% of conv layers, 10% of the final linear layer), rewinds
+weights, BN statistics, optimizer momentum, schedule position and RNG to that state and retrains.
+Masks come from the final weights (the original's "best" checkpoint was also the last epoch).
 """
-
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,12 +20,13 @@ from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, Tr
 from ...data import build_splits
 from ...io.atomic import atomic_path
 from ...io.checkpoint import ArchSpec, check_fits, load_checkpoint
-from ...sparsity import Mask, magnitude_mask
+from ...sparsity.magnitude import magnitude_mask
+from ...sparsity.mask import Mask
 from ...sparsity.mask import prunable_parameters
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
 from ...train.state import TrainState
-from .analysis import AnalysisSpec, PathNormAnalysis
+from .analysis import AnalysisSpec, PathNormAnalysis, run_record
 
 log = logging.getLogger("sparselab")
 
@@ -73,12 +71,6 @@ def imp_mask(
     return Mask(masks)
 
 
-def _record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
-            recipe: TrainHparams, extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    return {"method": method, "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(), "model": model,
-            "train": recipe.to_dict(), **extra}  # fmt: skip
-
-
 def run_imp_dense(
     files: RunFiles,
     rewind_state: str | Path,
@@ -98,7 +90,7 @@ def run_imp_dense(
     seeds = SeedHparams.for_replicate(seed)
     splits = build_splits(data)
     spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    hparams = _record("imp_round0", seed, seeds, data, model.to_dict(), recipe,
+    hparams = run_record("imp_round0", seed, seeds, data, model.to_dict(), recipe,
                       {"imp": {"round": 0, "rewind_epoch": rewind_epoch}, "analysis": dataclasses.asdict(analysis)})  # fmt: skip
     net = build_seeded(spec, seeds.init)
     # The snapshot lives beside the resume state (Snakemake deletes the declared outputs of a
@@ -140,7 +132,7 @@ def run_imp_round(
     state = TrainState.load(rewind_state)
     seeds = SeedHparams.for_replicate(seed)
     net = prev.model  # architecture and buffers; the rewind state overwrites every tensor
-    hparams = _record(
+    hparams = run_record(
         f"imp_{scope}", seed, seeds, data, {"arch": prev.spec.arch, "kwargs": prev.spec.kwargs}, recipe,
         {"imp": {"round": round_index, "rewind_epoch": state.epoch, "conv_fraction": conv_fraction,
                  "linear_fraction": linear_fraction, "scope": scope, "sparsity": mask.sparsity},
@@ -152,31 +144,4 @@ def run_imp_round(
     return train_and_save(
         files, net, prev.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute,
         eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),), initial_state=state,
-    )  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------ subsets
-def run_subset(
-    files: RunFiles,
-    *,
-    data: DataHparams,
-    model: ModelHparams,
-    recipe: TrainHparams,
-    fraction: float,
-    seed: int,
-    analysis: AnalysisSpec,
-    compute: ComputeHparams,
-) -> TrainResult:
-    """Dense training on a seeded ``fraction`` of the train split (nested across fractions for a
-    seed: the subsets are prefixes of one seeded permutation), with the per-epoch analysis."""
-    data = dataclasses.replace(data, subset_fraction=fraction, subset_seed=seed)
-    seeds = SeedHparams.for_replicate(seed)
-    splits = build_splits(data)
-    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    hparams = _record("dense_subset", seed, seeds, data, model.to_dict(), recipe,
-                      {"subset": {"fraction": fraction, "train_samples": len(splits.train)},
-                       "analysis": dataclasses.asdict(analysis)})  # fmt: skip
-    return train_and_save(
-        files, build_seeded(spec, seeds.init), spec, None, hparams, data=data, splits=splits, recipe=recipe,
-        seeds=seeds, compute=compute, eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Full finetuning of a sparse upstream (backbone masks kept) and the from-scratch baseline."""
+"""Full finetuning of a sparse upstream on a downstream dataset, the backbone masks kept."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...config import ComputeHparams, DataHparams, TrainHparams
 from ...io.atomic import atomic_write_json
-from ...train.run import RunFiles, run_training
+from ...train.run import RunFiles
 from ...transfer.full import run_full_finetuning
 from .common import backbone_sparsity
 from .summaries import test_metrics
@@ -31,24 +31,6 @@ def run_full(
     result = run_full_finetuning(files, upstream=upstream, data=data, recipe=recipe, seed=seed, compute=compute)
     summary = {"mode": "full", "lr": recipe.optimizer.lr, "epochs": recipe.epochs,
                "backbone_sparsity": backbone_sparsity(result.model),
-               **test_metrics(result)}  # fmt: skip
-    atomic_write_json(summary_json, summary)
-    return summary
-
-
-def run_scratch(
-    files: RunFiles,
-    summary_json: str | Path,
-    *,
-    data: DataHparams,
-    model: ModelHparams,
-    recipe: TrainHparams,
-    seed: int,
-    compute: ComputeHparams,
-) -> dict[str, Any]:
-    """The baseline: the upstream's architecture trained from scratch on the downstream data."""
-    result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="scratch")
-    summary = {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0,
                **test_metrics(result)}  # fmt: skip
     atomic_write_json(summary_json, summary)
     return summary
