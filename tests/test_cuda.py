@@ -13,9 +13,9 @@ from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHpar
 from sparselab.data import build_splits
 from sparselab.divergence import DivergenceError
 from sparselab.io.checkpoint import ArchSpec
-from sparselab.train.callbacks import Callback
 from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
+from test_divergence import Poison
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -56,17 +56,6 @@ def test_cpu_and_cuda_agree_to_rounding_after_one_epoch(digits) -> None:
     gap = {k: float((cpu[k] - gpu[k]).abs().max() / (cpu[k].abs().max() + 1e-12)) for k in cpu}
     worst = max(gap, key=gap.get)
     assert gap[worst] < 1e-3, (worst, gap[worst])
-
-
-class Poison(Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, ctx) -> None:
-        if ctx.step == self.at:
-            with torch.no_grad():
-                weight = next(ctx.model.parameters())  # channels_last on CUDA: index, do not view
-                weight[(0,) * weight.dim()] = math.nan
 
 
 def test_divergence_on_cuda_names_the_epoch_and_step(digits) -> None:

@@ -50,7 +50,8 @@ class Poison(Callback):
     def on_step_end(self, ctx) -> None:
         if ctx.step == self.at:
             with torch.no_grad():
-                ctx.model.get_parameter("1.weight")[0, 0] = math.nan
+                weight = next(ctx.model.parameters())  # by index: channels_last weights (CUDA) cannot be viewed
+                weight[(0,) * weight.dim()] = math.nan
 
 
 def steps_per_epoch(digits) -> int:
