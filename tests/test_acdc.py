@@ -25,6 +25,47 @@ def test_the_100_epoch_calendar_is_the_papers() -> None:
     assert cal.count("sparse") == cal.count("dense") == 50
 
 
+# The original's trigger pairs [start, freq, end] per run length (IST-DASLab/ACDC configs/neurips/
+# iht_imagenet_resnet50_insta_cosinelr_s90_ep{100,150}.yaml and ..._s90_ep200_unif.yaml): two pruners
+# (compression) and two RestoreWeights recyclers (decompression), each firing at the start of the
+# epochs range(start, end, freq) (policies/manager.py, schedule_prunes_and_recycles).
+ORIGINAL_TRIGGERS = {
+    100: {"compress": [(10, 10, 71), (85, 20, 100)], "decompress": [(15, 10, 66), (75, 20, 86)]},
+    150: {"compress": [(10, 10, 121), (135, 20, 150)], "decompress": [(15, 10, 116), (125, 20, 134)]},
+    200: {"compress": [(10, 10, 171), (185, 20, 200)], "decompress": [(15, 10, 166), (175, 20, 186)]},
+}
+
+
+def _original_calendar(epochs: int) -> list[str]:
+    """The original manager's phases: dense until a pruner fires, then whatever fired last."""
+    events = {}
+    for kind, phase in (("compress", "sparse"), ("decompress", "dense")):
+        for start, freq, end in ORIGINAL_TRIGGERS[epochs][kind]:
+            events.update({e: phase for e in range(start, end, freq)})
+    phase, calendar = "dense", []
+    for e in range(epochs):
+        phase = events.get(e, phase)
+        calendar.append(phase)
+    return calendar
+
+
+@pytest.mark.parametrize("epochs", [100, 150, 200])
+def test_the_calendar_is_the_originals_at_every_length_it_ran(epochs: int) -> None:
+    assert phase_calendar(epochs) == _original_calendar(epochs)
+
+
+@pytest.mark.parametrize(("epochs", "last_alternating"), [(150, 120), (200, 170)])
+def test_longer_runs_lengthen_only_the_alternation(epochs: int, last_alternating: int) -> None:
+    cal = phase_calendar(epochs)
+    assert cal[:10] == ["dense"] * 10  # the 10 dense warm-up epochs
+    for start in range(10, last_alternating + 1, 5):  # 5-epoch phases, starting sparse
+        assert cal[start : start + 5] == ["sparse" if (start - 10) % 10 == 0 else "dense"] * 5, start
+    assert cal[last_alternating : epochs - 25] == ["sparse"] * 5  # the alternation ends sparse
+    assert cal[epochs - 25 : epochs - 15] == ["dense"] * 10  # the 10-epoch last dense phase
+    assert cal[epochs - 15 :] == ["sparse"] * 15  # the 15-epoch final sparse phase
+    assert cal.count("sparse") == cal.count("dense") == epochs // 2
+
+
 def test_a_shorter_run_keeps_the_pattern_and_the_balance() -> None:
     cal = phase_calendar(20)
     assert cal[:2] == ["dense", "dense"] and cal[-3:] == ["sparse"] * 3 and cal.count("sparse") == 10
