@@ -66,6 +66,19 @@ def test_longer_runs_lengthen_only_the_alternation(epochs: int, last_alternating
     assert cal.count("sparse") == cal.count("dense") == epochs // 2
 
 
+def test_shorter_multiples_of_ten_keep_the_original_phase_lengths() -> None:
+    assert phase_calendar(40) == ["dense"] * 10 + ["sparse"] * 5 + ["dense"] * 10 + ["sparse"] * 15
+    assert phase_calendar(50) == ["dense"] * 10 + (["sparse"] * 5 + ["dense"] * 5) * 2 + ["dense"] * 5 + ["sparse"] * 15
+
+
+@pytest.mark.parametrize("epochs", [35, 105])
+def test_lengths_the_original_cannot_fill_scale_the_100_epoch_calendar(epochs: int) -> None:
+    scaled = phase_calendar(epochs)
+    starts = [e for e in range(1, epochs) if scaled[e] != scaled[e - 1]]  # where the phase changes
+    assert starts == sorted({round(s * epochs / 100) for s in [10, *range(15, 71, 5), 75, 85]} - {0})
+    assert scaled[0] == "dense" and scaled[-1] == "sparse"
+
+
 def test_a_shorter_run_keeps_the_pattern_and_the_balance() -> None:
     cal = phase_calendar(20)
     assert cal[:2] == ["dense", "dense"] and cal[-3:] == ["sparse"] * 3 and cal.count("sparse") == 10

@@ -9,7 +9,12 @@ sparse one at the last epoch.
 
 :func:`phase_calendar` gives the phase of every epoch. For 100 epochs it is the paper's recipe:
 dense 0-9, sparse/dense every 5 epochs from 10 to 74 (S 10-14, D 15-19, ..., S 70-74), dense 75-84,
-sparse 85-99: 50 sparse and 50 dense epochs. Other lengths stretch that pattern proportionally.
+sparse 85-99: 50 sparse and 50 dense epochs. Longer runs follow the original's 150- and 200-epoch
+configs: the warm-up, the 5-epoch phases, the last dense and the final sparse phase keep their
+lengths and only the alternation grows (150: S 120-124, D 125-134, S 135-149). The same rule gives
+every multiple of 10 epochs from 40 on. Lengths it cannot give (fewer than 40 epochs, or not a
+multiple of 10: the alternation would not end on a whole sparse phase) scale the 100-epoch
+calendar proportionally instead, so that tiny runs keep the pattern and the 50/50 balance.
 """
 
 from __future__ import annotations
@@ -22,29 +27,45 @@ import torch
 from ..train.callbacks import Callback, TrainContext
 from .mask import Mask
 
-__all__ = ["phase_calendar", "compress", "ACDC"]
+__all__ = ["phase_calendar", "original_calendar_fits", "compress", "ACDC"]
 
 Phase = Literal["dense", "sparse"]
 
-# The 100-epoch recipe as (first epoch, phase) boundaries.
-_RECIPE_100 = [(0, "dense")] + [(10 + 5 * i, "sparse" if i % 2 == 0 else "dense") for i in range(13)] + [
-    (75, "dense"),
-    (85, "sparse"),
-]
+# The original's phase lengths in epochs (IST-DASLab/ACDC configs/neurips/*_ep{100,150,200}*.yaml).
+WARMUP, PHASE, LAST_DENSE, FINAL_SPARSE = 10, 5, 10, 15
+
+
+def original_calendar_fits(epochs: int) -> bool:
+    """Whether the original's fixed-length phases fill ``epochs`` exactly: at least one sparse
+    phase in the alternation, which must end sparse (an odd number of 5-epoch phases)."""
+    return epochs >= WARMUP + PHASE + LAST_DENSE + FINAL_SPARSE and epochs % (2 * PHASE) == 0
+
+
+def _original_starts(epochs: int) -> list[tuple[int, Phase]]:
+    """(first epoch, phase) of every phase: the original's triggers for a run of ``epochs``."""
+    last_dense = epochs - FINAL_SPARSE - LAST_DENSE
+    starts: list[tuple[int, Phase]] = [(0, "dense")]
+    for i, start in enumerate(range(WARMUP, last_dense, PHASE)):  # sparse first
+        starts.append((start, "sparse" if i % 2 == 0 else "dense"))
+    return [*starts, (last_dense, "dense"), (epochs - FINAL_SPARSE, "sparse")]
 
 
 def phase_calendar(epochs: int) -> list[Phase]:
-    """The phase of each (0-based) epoch: the paper's 100-epoch calendar scaled to ``epochs``
-    (boundaries rounded; at least 10 epochs so that every phase keeps at least one epoch)."""
+    """The phase of each (0-based) epoch: the original's calendar where it fits
+    (:func:`original_calendar_fits`), else the 100-epoch one scaled to ``epochs`` (boundaries
+    rounded; at least 10 epochs so that every phase keeps at least one epoch)."""
     if epochs < 10:
         raise ValueError(f"AC/DC needs at least 10 epochs to fit its phases, got {epochs}")
-    starts = [(round(start * epochs / 100), phase) for start, phase in _RECIPE_100]
+    if original_calendar_fits(epochs):
+        starts = _original_starts(epochs)
+    else:
+        starts = [(round(start * epochs / 100), phase) for start, phase in _original_starts(100)]
     calendar: list[Phase] = []
     for e in range(epochs):
-        phase = "dense"
+        phase: Phase = "dense"
         for start, p in starts:
             if e >= start:
-                phase = p  # type: ignore[assignment]
+                phase = p
         calendar.append(phase)
     return calendar
 
