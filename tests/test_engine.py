@@ -10,14 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparselab.config import ComputeHparams, DataHparams, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams
+from sparselab.config import (
+    ComputeHparams, DataHparams, HparamsError, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams,
+)  # fmt: skip
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.sparsity.mask import Mask
 from sparselab.train.callbacks import Callback
 from sparselab.train.engine import train
-from sparselab.train.optim import build_optimizer, lr_factor_fn
+from sparselab.train.optim import build_optimizer, build_scheduler, lr_factor_fn
 from sparselab.train.state import TrainState
 from sparselab.train.run import build_seeded
 
@@ -59,6 +61,37 @@ def test_cosine_reaches_its_floor_and_passes_the_midpoint():
     assert f(100) == pytest.approx(0.1)
     g = lr_factor_fn(ScheduleHparams(kind="cosine", warmup_epochs=2, warmup_start=0.1), 10, 10)
     assert [g(0), g(10), g(20)] == pytest.approx([0.1, 0.55, 1.0])  # warm-up from 0.1x, then cosine starts at 1
+
+
+def _lr_per_step(hp: ScheduleHparams, steps_per_epoch: int, epochs: int, base: float = 1.0) -> list[list[float]]:
+    """The lr of every iteration, by (0-based) epoch, as the engine's scheduler sets it."""
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=base)
+    sched = build_scheduler(opt, hp, steps_per_epoch, epochs)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append([])
+        for _ in range(steps_per_epoch):
+            lrs[-1].append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    return lrs
+
+
+def test_per_epoch_stepping_warms_up_to_the_full_rate_in_the_last_warmup_epoch():
+    # the original's CosineLR (AC/DC optimization/lr_schedulers.py, from STR), stepped after every
+    # epoch: epoch e < W at (e + 1) / W, then 0.5 (1 + cos(pi (e - W) / (E - W)))
+    lrs = _lr_per_step(ScheduleHparams(kind="cosine", warmup_epochs=4, step_every="epoch"), 3, 10, base=2.0)
+    assert all(len(set(epoch)) == 1 for epoch in lrs)  # one lr per epoch
+    expected = [2.0 * (e + 1) / 4 if e < 4 else 2.0 * 0.5 * (1 + math.cos(math.pi * (e - 4) / 6)) for e in range(10)]
+    assert [epoch[0] for epoch in lrs] == pytest.approx(expected)
+    steps = _lr_per_step(ScheduleHparams(kind="multistep", milestones=[2, 3], gamma=0.5, step_every="epoch"), 3, 4)
+    assert [epoch[0] for epoch in steps] == pytest.approx([1.0, 1.0, 0.5, 0.25])  # from the start of epochs 2 and 3
+
+
+@pytest.mark.parametrize("bad", [{"warmup_epochs": 0.5}, {"kind": "multistep", "milestones": [2.5]}])
+def test_per_epoch_stepping_needs_whole_epochs(bad):
+    with pytest.raises(HparamsError, match="whole epochs"):
+        ScheduleHparams.from_dict({"step_every": "epoch", **bad})
 
 
 def test_weight_decay_can_skip_norm_and_bias():
@@ -164,6 +197,32 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(digits, tmp_path):
     assert same_weights(whole.model, resumed.model)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
     assert resumed.history[-1]["test_loss"] == whole.history[-1]["test_loss"]
+
+
+class LrPerStep(Callback):
+    """The lr every optimizer step used, by epoch (1-based, as ``ctx.epoch``)."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[int, list[float]] = {}
+
+    def on_before_step(self, ctx) -> None:
+        self.lrs.setdefault(ctx.epoch, []).append(ctx.optimizer.param_groups[0]["lr"])
+
+
+def test_the_engine_gives_every_iteration_of_an_epoch_one_lr_when_stepped_per_epoch(digits, tmp_path):
+    hp = recipe(epochs=4, schedule={"kind": "cosine", "warmup_epochs": 2, "step_every": "epoch"})
+    seen = LrPerStep()
+    result = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, callbacks=[seen])
+    expected = [0.05 * 0.5, 0.05, 0.05, 0.05 * 0.5]  # warm-up (e + 1) / 2, then cos(pi (e - 2) / 2)
+    assert [sorted(set(seen.lrs[e])) for e in (1, 2, 3, 4)] == [[pytest.approx(x)] for x in expected]
+    assert [r["lr"] for r in result.history] == pytest.approx(expected)
+    # resumed after a crash: the same lrs and weights as the uninterrupted run
+    with pytest.raises(KeyboardInterrupt):
+        train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, callbacks=[Crash(3)], state_dir=tmp_path)
+    again = LrPerStep()
+    resumed = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, callbacks=[again], state_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 2 and again.lrs == {3: seen.lrs[3], 4: seen.lrs[4]}
+    assert same_weights(result.model, resumed.model)
 
 
 def test_state_of_another_configuration_is_not_resumed(digits, tmp_path):

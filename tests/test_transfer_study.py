@@ -5,10 +5,13 @@ heads per seed, records from summaries."""
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
 import torch
+import yaml
+from conftest import REPO
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.data import build_splits
@@ -21,6 +24,7 @@ from sparselab.studies.transfer.features import run_feature_extraction
 from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
 from sparselab.config.transfer import LINEAR_DEFAULTS
+from sparselab.train.optim import build_scheduler
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.features import load_features
 
@@ -47,6 +51,35 @@ def test_acdc_upstream_ends_sparse_at_exactly_the_target(tmp_path) -> None:  # t
     assert phases[0] == "dense" and phases[-1] == "sparse" and "dense" in phases[phases.index("sparse"):]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["method"] == "acdc" and summary["sparsity"] == pytest.approx(0.75, abs=1 / total)
+
+
+def _original_cosine_lr(base: float, epoch: int, warmup: int = 5, end: int = 100) -> float:
+    """The lr of (0-based) ``epoch`` under the original's CosineLR (IST-DASLab/ACDC
+    optimization/lr_schedulers.py, after STR): built once (lr for epoch 0), stepped at every
+    epoch's end by the trigger [0, 1, end]."""
+    if epoch < warmup:
+        return base * (epoch + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / (end - warmup))) * base
+
+
+@pytest.mark.parametrize("name", ["imagenet_acdc", "imagenet_dense"])
+def test_paper_imagenet_recipes_step_the_lr_per_epoch_as_the_original(name: str) -> None:
+    recipe = TrainHparams.from_dict(yaml.safe_load((REPO / "configs" / "iofinova22.yaml").read_text())["recipes"][name])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=recipe.optimizer.lr)
+    steps = 3  # iterations per epoch
+    sched = build_scheduler(opt, recipe.schedule, steps, recipe.epochs)
+    per_epoch = []
+    for _ in range(recipe.epochs):
+        lrs = set()
+        for _ in range(steps):
+            lrs.add(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert len(lrs) == 1, f"epoch {len(per_epoch)} has several lrs: {sorted(lrs)}"
+        per_epoch.append(lrs.pop())
+    epochs = [0, 1, 2, 3, 4, 5, 6, 50, 99]
+    assert [per_epoch[e] for e in epochs] == pytest.approx([_original_cosine_lr(0.256, e) for e in epochs])
+    assert per_epoch[:6] == pytest.approx([0.0512, 0.1024, 0.1536, 0.2048, 0.256, 0.256])  # base/5 ... full at 4 and 5
 
 
 def test_gmp_upstream_reaches_its_target_under_one_global_threshold(tmp_path) -> None:  # type: ignore[no-untyped-def]
