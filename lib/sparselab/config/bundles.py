@@ -123,11 +123,13 @@ class OptimizerHparams(Hparams):
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleHparams(Hparams):
-    """Learning-rate schedule, stepped every iteration.
+    """Learning-rate schedule, stepped every iteration (large-batch recipes) or once per epoch.
 
     ``warmup_epochs`` ramps linearly from ``warmup_start`` x lr to lr; then ``multistep``
-    multiplies by ``gamma`` at each milestone (in epochs, fractional allowed), ``cosine``
-    anneals to ``final_lr_factor`` x lr at the last iteration, ``constant`` keeps lr.
+    multiplies by ``gamma`` at each milestone (in epochs, fractional allowed per iteration),
+    ``cosine`` anneals to ``final_lr_factor`` x lr at the end, ``constant`` keeps lr.
+    ``step_every: epoch`` gives every iteration of an epoch one lr, as epoch-stepped schedulers
+    (AC/DC's and STR's cosine) do; see :func:`sparselab.train.optim.epoch_factor_fn`.
     """
 
     kind: Literal["constant", "multistep", "cosine"] = "multistep"
@@ -136,10 +138,15 @@ class ScheduleHparams(Hparams):
     milestones: list[float] = dataclasses.field(default_factory=list)
     gamma: float = 0.1
     final_lr_factor: float = 0.0
+    step_every: Literal["iteration", "epoch"] = "iteration"
 
     def validate(self, path: str) -> None:
         if self.warmup_epochs < 0:
             raise HparamsError(f"{path}.warmup_epochs: must be >= 0")
+        if self.step_every not in ("iteration", "epoch"):
+            raise HparamsError(f"{path}.step_every: {self.step_every!r} must be 'iteration' or 'epoch'")
+        if self.step_every == "epoch" and any(float(x) != int(x) for x in (self.warmup_epochs, *self.milestones)):
+            raise HparamsError(f"{path}: a schedule stepped per epoch needs whole epochs in warmup_epochs and milestones")
         if list(self.milestones) != sorted(self.milestones):
             raise HparamsError(f"{path}.milestones: {self.milestones} must be increasing")
         if self.kind != "multistep" and self.milestones:

@@ -1,7 +1,7 @@
 """The one training loop every study uses.
 
-SGD with a per-iteration schedule, label smoothing and logit temperature; masks enforced after
-every optimizer step; callbacks at step and epoch end; per-epoch metrics (train running
+SGD with a schedule stepped per iteration (or per epoch), label smoothing and logit temperature;
+masks enforced after every optimizer step; callbacks at step and epoch end; per-epoch metrics (train running
 averages, val/test evaluation) to CSV; bf16 autocast and channels_last on CUDA; resumable from
 the last completed epoch: after a kill, the same call continues and, in deterministic mode on
 CPU, ends with bitwise the same weights as an uninterrupted run.

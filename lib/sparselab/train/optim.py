@@ -1,4 +1,4 @@
-"""SGD and per-iteration learning-rate schedules built from the hparams dataclasses."""
+"""SGD and learning-rate schedules (stepped per iteration or per epoch) built from the hparams dataclasses."""
 
 from __future__ import annotations
 
@@ -27,26 +27,49 @@ def build_optimizer(model: nn.Module, hp: OptimizerHparams) -> torch.optim.SGD:
 def lr_factor_fn(hp: ScheduleHparams, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
     """Multiplier of the base lr at iteration ``step`` (0-based): warm-up, then the decay rule.
 
-    Milestones and warm-up are given in epochs (fractions allowed) and converted to iterations,
-    so the schedule is stepped every iteration, as large-batch recipes require.
+    Per iteration (the default), milestones and warm-up are given in epochs (fractions allowed)
+    and converted to iterations, as large-batch recipes require. With ``step_every: epoch`` every
+    iteration of an epoch gets that epoch's factor (:func:`epoch_factor_fn`).
     """
-    total = max(1, steps_per_epoch * epochs)
+    if hp.step_every == "epoch":
+        per_epoch = epoch_factor_fn(hp, epochs)
+        return lambda step: per_epoch(step // max(1, steps_per_epoch))
     warmup = int(round(hp.warmup_epochs * steps_per_epoch))
     milestones = [int(round(m * steps_per_epoch)) for m in hp.milestones]
+    return _factor_fn(hp, warmup, max(1, steps_per_epoch * epochs), milestones, warmup_offset=0)
 
-    def decay(step: int) -> float:
+
+def epoch_factor_fn(hp: ScheduleHparams, epochs: int) -> Callable[[int], float]:
+    """Multiplier of the base lr in (0-based) epoch ``e`` of a schedule stepped once per epoch.
+
+    As the original's epoch-stepped schedulers (AC/DC's ``CosineLR``, from STR's ``cosine_lr``):
+    warm-up epoch ``e < W`` runs at ``start + (1 - start) (e + 1) / W``, the ramp's value at the
+    epoch's end, so the last warm-up epoch is at the full rate; from epoch ``W`` on, the decay's
+    value at the epoch's start: cosine ``0.5 (1 + cos(pi (e - W) / (E - W)))``, multistep
+    ``gamma`` per milestone ``<= e``.
+    """
+    milestones = [int(m) for m in hp.milestones]
+    return _factor_fn(hp, int(hp.warmup_epochs), max(1, epochs), milestones, warmup_offset=1)
+
+
+def _factor_fn(
+    hp: ScheduleHparams, warmup: int, total: int, milestones: list[int], *, warmup_offset: int
+) -> Callable[[int], float]:
+    """Warm-up then decay over ``total`` units (iterations or epochs) of which ``warmup`` warm up."""
+
+    def decay(t: int) -> float:
         if hp.kind == "multistep":
-            return hp.gamma ** sum(step >= m for m in milestones)
+            return hp.gamma ** sum(t >= m for m in milestones)
         if hp.kind == "cosine":
             span = max(1, total - warmup)
-            progress = min(1.0, max(0, step - warmup) / span)
+            progress = min(1.0, max(0, t - warmup) / span)
             return hp.final_lr_factor + (1 - hp.final_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
         return 1.0
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return hp.warmup_start + (1.0 - hp.warmup_start) * step / warmup
-        return decay(step)
+    def factor(t: int) -> float:
+        if t < warmup:
+            return hp.warmup_start + (1.0 - hp.warmup_start) * (t + warmup_offset) / warmup
+        return decay(t)
 
     return factor
 
