@@ -106,7 +106,7 @@ def _gmp_schema() -> dict:
 
 
 def test_schema_and_the_gmp_ramp_have_the_same_keys_and_defaults():
-    from sparselab.config.transfer import GmpRamp
+    from sparselab.config import GmpRamp
 
     props = {k: v for k, v in _gmp_schema()["properties"].items() if k not in ("recipe", "sparsities")}
     fields = {f.name for f in dataclasses.fields(GmpRamp)}
