@@ -25,6 +25,7 @@ from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
 from sparselab.config.transfer import LINEAR_DEFAULTS
 from sparselab.config.workflow import load_workflow_config
+from sparselab.train.optim import lr_factor_fn
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.features import load_features
 
@@ -173,3 +174,28 @@ def test_gmp_prunes_before_the_first_epoch_when_the_ramp_starts_at_0(tmp_path) -
     total = sum(m.numel() for _, m in ckpt.mask.items())
     assert ckpt.mask.sparsity == pytest.approx(0.3, abs=1 / total)  # the step before epoch 0 (its only epoch)
 
+def _acdc_lr_by_epoch(epochs: int) -> list[float]:
+    """The lr of every 0-based epoch under the AC/DC repo's GMP trainer: SGD lr 0.005, ExponentialLR(0.6)
+    with the trigger epochs [40, 6, 90], stepped by TrainingPolicy.on_epoch_end at the END of epoch e
+    when (e - 40) % 6 == 0 and 39 < e < 91 (policies/trainers.py), so the new rate starts at e + 1."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.005, momentum=0.9)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.6)
+    start, freq, end = 40, 6, 90
+    lrs = []
+    for epoch in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        if (epoch - start) % freq == 0 and epoch < end + 1 and start - 1 < epoch:
+            sched.step()
+    return lrs
+
+
+def test_paper_gmp_lr_drops_after_epochs_40_46_to_88() -> None:
+    _, recipe = _paper_gmp()
+    steps_per_epoch = 7
+    factor = lr_factor_fn(recipe.schedule, steps_per_epoch, recipe.epochs)
+    original = _acdc_lr_by_epoch(recipe.epochs)
+    for epoch in [*range(38, 51), *range(86, recipe.epochs)]:
+        first, last = epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch - 1
+        assert recipe.optimizer.lr * factor(first) == pytest.approx(original[epoch], rel=1e-12), epoch
+        assert recipe.optimizer.lr * factor(last) == pytest.approx(original[epoch], rel=1e-12), epoch
+    assert original[40] == 0.005 and original[41] == pytest.approx(0.003) and original[89] == pytest.approx(0.005 * 0.6**9)
