@@ -184,6 +184,7 @@ def _acdc_lr_by_epoch(epochs: int) -> list[float]:
     lrs = []
     for epoch in range(epochs):
         lrs.append(opt.param_groups[0]["lr"])
+        opt.step()  # the epoch's training (no gradient: nothing moves)
         if (epoch - start) % freq == 0 and epoch < end + 1 and start - 1 < epoch:
             sched.step()
     return lrs
