@@ -100,6 +100,39 @@ def test_schema_and_dataclasses_have_the_same_keys_and_defaults(cls, pointer):
             assert prop["default"] == (list(value) if isinstance(value, tuple) else value), f"{cls.__name__}.{name}"
 
 
+def _gmp_schema() -> dict:
+    experiment = _schema()["properties"]["transfer"]["properties"]["experiments"]["items"]
+    return experiment["properties"]["gmp"]
+
+
+def test_schema_and_the_gmp_ramp_have_the_same_keys_and_defaults():
+    from sparselab.config import GmpRamp
+
+    props = {k: v for k, v in _gmp_schema()["properties"].items() if k not in ("recipe", "sparsities")}
+    fields = {f.name for f in dataclasses.fields(GmpRamp)}
+    assert set(props) == fields, "transfer gmp: schema and GmpRamp keys differ"
+    default = GmpRamp()
+    for name, prop in props.items():
+        assert "default" in prop and prop["default"] == getattr(default, name), f"GmpRamp.{name}"
+
+
+def _paper_transfer() -> dict:
+    return yaml.safe_load((REPO / "configs" / "iofinova22.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [({"end": 1}, "end"),  # no step: end must come after start
+     ({"initial_sparsity": 0.85}, "initial_sparsity"),  # above the 80% target: the ramp would shrink
+     ({"final_step": True, "end": 101}, "recipe")],  # the final step after the recipe's 100 epochs
+)  # fmt: skip
+def test_gmp_ramp_config_errors_name_the_key(edit, message):
+    config = _paper_transfer()
+    config["transfer"]["experiments"][0]["gmp"].update(edit)
+    with pytest.raises((ConfigError, HparamsError), match=r"transfer\.experiments\[0\]\.gmp\." + message):
+        load_workflow_config(config, SCHEMA)
+
+
 def test_catalog_matches_the_builders_signatures():
     for arch, (_, kwargs) in ARCHS.items():
         assert tuple(arch_kwargs(arch)) == kwargs, arch

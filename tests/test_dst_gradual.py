@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from sparselab.dst import gradual
 from sparselab.dst.gradual import (
     event_epochs,
     event_fraction,
@@ -255,3 +256,69 @@ def test_per_layer_targets_errors():
         per_layer_targets({"out": 1000}, 0.98, "out")
     with pytest.raises(ValueError, match="below 1"):
         per_layer_targets({"a": 10, "out": 1000}, 0.99, "out")  # rest would need 9.99
+
+
+# ---------------------------------------------------------------------------------- the AC/DC repo's GMP ramp
+# IST-DASLab/ACDC, transcribed: policies/manager.py schedule_prunes_and_recycles (pruning epochs
+# range(start, end, freq), run in on_epoch_begin, i.e. before that epoch's training) and
+# policies/pruners.py GradualPruner._polynomial_schedule (the level of each step).
+def _acdc_pruning_epochs(start: int, freq: int, end: int) -> list[int]:
+    return list(range(start, end, freq))
+
+
+def _acdc_polynomial(epoch: int, start: int, end: int, initial: float, target: float, degree: float = 3) -> float:
+    scale = target - initial
+    progress = min(float(epoch - start) / (end - start), 1.0)
+    return target - scale * (1.0 - progress) ** degree
+
+
+def test_gmp_ramp_of_the_acdc_config_starts_at_0_05_and_stops_short_of_the_target():
+    # imagenet_resnet50_gmp_sp90.yaml: epochs [1, 5, 40], initial_sparsity 0.05, target 0.9 (issue 15)
+    steps = gradual.ramp_steps(1, 5, 40, final_step=False)
+    assert steps == [1, 6, 11, 16, 21, 26, 31, 36] == _acdc_pruning_epochs(1, 5, 40)
+    levels = [gradual.ramp_sparsity(e, 0.9, start=1, end=40, initial_sparsity=0.05, degree=3) for e in steps]
+    assert levels == pytest.approx([0.050, 0.337, 0.551, 0.702, 0.802, 0.861, 0.890, 0.899], abs=5e-4)
+    assert levels[-1] < 0.8995  # the last step is at progress 35/39: 89.9%, not 90%
+    # not sparselab's former ramp s_f (1 - (1 - j/8)^3) from 0: 0.297, 0.520, ..., 0.900
+    assert levels[0] != pytest.approx(sparsity_after(1, 8, 0.9, "cubic"), abs=0.1)
+
+
+@pytest.mark.parametrize("target", [0.8, 0.95, 0.98])
+@pytest.mark.parametrize(("start", "freq", "end", "initial", "degree"),
+                         [(1, 5, 40, 0.05, 3), (0, 2, 9, 0.0, 3), (3, 4, 20, 0.2, 1), (2, 3, 11, 0.1, 2.5)])  # fmt: skip
+def test_gmp_ramp_is_the_acdc_rule_at_any_target_and_clock(target, start, freq, end, initial, degree):
+    steps = gradual.ramp_steps(start, freq, end, final_step=False)
+    assert steps == _acdc_pruning_epochs(start, freq, end)
+    got = [gradual.ramp_sparsity(e, target, start=start, end=end, initial_sparsity=initial, degree=degree) for e in steps]
+    assert got == pytest.approx([_acdc_polynomial(e, start, end, initial, target, degree) for e in steps], rel=1e-12, abs=1e-15)
+    assert got == sorted(got) and got[0] == pytest.approx(initial) and got[-1] < target
+    # final_step: Zhu & Gupta's last step at `end` (progress 1) lands on the target
+    with_final = gradual.ramp_steps(start, freq, end, final_step=True)
+    assert with_final == steps + [end]
+    assert gradual.ramp_sparsity(end, target, start=start, end=end, initial_sparsity=initial, degree=degree) == pytest.approx(target)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8, 0.9])
+@pytest.mark.parametrize("n", [1, 4, 8])
+def test_gmp_ramp_from_0_with_a_final_step_is_the_former_cubic_ramp(target, n):
+    # the transfer default (start 0, freq 1, end n): steps before epochs 0..n = after epochs -, 0..n-1,
+    # at the levels of the DSR-style cubic schedule s_f (1 - (1 - j/n)^3)
+    steps = gradual.ramp_steps(0, 1, n, final_step=True)
+    assert steps == list(range(n + 1))
+    got = [gradual.ramp_sparsity(e, target, start=0, end=n, initial_sparsity=0.0, degree=3) for e in steps]
+    assert got == pytest.approx([sparsity_after(j, n, target, "cubic") for j in range(n + 1)], abs=1e-12)
+
+
+@pytest.mark.parametrize("args", [(-1, 5, 40), (1, 0, 40), (5, 5, 5), (6, 1, 5), (1.5, 5, 40)])
+def test_gmp_ramp_rejects_bad_clocks(args):
+    with pytest.raises(ValueError):
+        gradual.ramp_steps(*args, final_step=False)
+
+
+def test_gmp_ramp_rejects_bad_levels():
+    with pytest.raises(ValueError, match="initial"):
+        gradual.ramp_sparsity(1, 0.5, start=1, end=40, initial_sparsity=0.6, degree=3)  # a ramp that would shrink
+    with pytest.raises(ValueError, match="degree"):
+        gradual.ramp_sparsity(1, 0.5, start=1, end=40, initial_sparsity=0.0, degree=0)
+    with pytest.raises(ValueError, match="before"):
+        gradual.ramp_sparsity(0, 0.5, start=1, end=40, initial_sparsity=0.0, degree=3)

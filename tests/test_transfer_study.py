@@ -24,7 +24,8 @@ from sparselab.studies.transfer.features import run_feature_extraction
 from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
 from sparselab.config.transfer import LINEAR_DEFAULTS
-from sparselab.train.optim import build_scheduler
+from sparselab.config.workflow import load_workflow_config
+from sparselab.train.optim import build_scheduler, lr_factor_fn
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.features import load_features
 
@@ -87,7 +88,7 @@ def test_gmp_upstream_reaches_its_target_under_one_global_threshold(tmp_path) ->
     run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(2), seed=0, compute=CPU)
     files = RunFiles.in_directory(tmp_path / "gmp")
     run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DIGITS, recipe=_recipe(4), sparsity=0.9,
-            options={"start": 0, "freq": 1, "iterations": 3}, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+            options={"start": 0, "freq": 1, "end": 3}, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
     ckpt = load_checkpoint(files.checkpoint)
     assert ckpt.mask.sparsity == pytest.approx(0.9, abs=1e-3)
     per_layer = [1 - float(m.float().mean()) for _, m in ckpt.mask.items()]
@@ -150,3 +151,81 @@ def test_backbone_sparsity_leaves_the_head_out() -> None:
         model[0].weight[:2] = 0  # half the backbone
         model[2].weight.zero_()  # the head: not counted
     assert backbone_sparsity(model) == 0.5
+
+
+# ---------------------------------------------------------------------------------- the paper's GMP (issue 15)
+def _paper_gmp():  # type: ignore[no-untyped-def]
+    """The transfer experiment and the GMP recipe of configs/iofinova22.yaml, validated as the workflow does."""
+    raw = yaml.safe_load((REPO / "configs" / "iofinova22.yaml").read_text())
+    wf = load_workflow_config(raw, REPO / "schemas" / "config.schema.yaml")
+    exp = wf.transfer.experiments[0]
+    return exp, wf.recipes[exp.gmp["recipe"]]
+
+
+def _sparsity_by_epoch(metrics_csv) -> dict[int, float]:  # type: ignore[no-untyped-def]
+    rows = pd.read_csv(metrics_csv).dropna(subset=["sparsity"])
+    return {int(e): float(s) for e, s in zip(rows["epoch"], rows["sparsity"])}
+
+
+def test_paper_gmp_prunes_before_epochs_1_6_to_36_on_the_acdc_ramp(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """IST-DASLab/ACDC (imagenet_resnet50_gmp_sp90.yaml, policies/manager.py + pruners.py): the pruner
+    runs in on_epoch_begin of the 0-based epochs range(1, 40, 5), before their training, at
+    0.9 - 0.85 (1 - (e - 1)/39)^3. Here a step after e epochs of training is that step: the metrics
+    row of epoch e (1-based, written after the step) holds the sparsity epoch e + 1 trains at."""
+    exp, _ = _paper_gmp()
+    dense = RunFiles.in_directory(tmp_path / "dense")
+    run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(1), seed=0, compute=CPU)
+    files = RunFiles.in_directory(tmp_path / "gmp")
+    few = DataHparams(source="digits", subset_fraction=0.05)  # 37 short epochs, evaluated once
+    recipe = TrainHparams.from_dict({**_recipe(37).to_dict(), "eval_every": 37})
+    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=few, recipe=recipe, sparsity=0.9,
+            options=exp.gmp, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    by_epoch = _sparsity_by_epoch(files.metrics_csv)
+    total = sum(m.numel() for _, m in load_checkpoint(files.checkpoint).mask.items())
+    expected, level = {}, 0.0
+    levels = iter([0.050, 0.337, 0.551, 0.702, 0.802, 0.861, 0.890, 0.899])
+    for epoch in range(1, 38):
+        if epoch in (1, 6, 11, 16, 21, 26, 31, 36):
+            level = next(levels)
+        expected[epoch] = level
+    assert sorted(by_epoch) == list(range(1, 38))
+    assert [by_epoch[e] for e in range(1, 38)] == pytest.approx([expected[e] for e in range(1, 38)], abs=5e-4 + 1 / total)
+
+
+def test_gmp_prunes_before_the_first_epoch_when_the_ramp_starts_at_0(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dense = RunFiles.in_directory(tmp_path / "dense")
+    run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(1), seed=0, compute=CPU)
+    files = RunFiles.in_directory(tmp_path / "gmp")
+    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DIGITS, recipe=_recipe(1), sparsity=0.9,
+            options={"start": 0, "freq": 2, "end": 4, "initial_sparsity": 0.3, "final_step": False},
+            sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    ckpt = load_checkpoint(files.checkpoint)
+    total = sum(m.numel() for _, m in ckpt.mask.items())
+    assert ckpt.mask.sparsity == pytest.approx(0.3, abs=1 / total)  # the step before epoch 0 (its only epoch)
+
+def _acdc_lr_by_epoch(epochs: int) -> list[float]:
+    """The lr of every 0-based epoch under the AC/DC repo's GMP trainer: SGD lr 0.005, ExponentialLR(0.6)
+    with the trigger epochs [40, 6, 90], stepped by TrainingPolicy.on_epoch_end at the END of epoch e
+    when (e - 40) % 6 == 0 and 39 < e < 91 (policies/trainers.py), so the new rate starts at e + 1."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.005, momentum=0.9)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.6)
+    start, freq, end = 40, 6, 90
+    lrs = []
+    for epoch in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()  # the epoch's training (no gradient: nothing moves)
+        if (epoch - start) % freq == 0 and epoch < end + 1 and start - 1 < epoch:
+            sched.step()
+    return lrs
+
+
+def test_paper_gmp_lr_drops_after_epochs_40_46_to_88() -> None:
+    _, recipe = _paper_gmp()
+    steps_per_epoch = 7
+    factor = lr_factor_fn(recipe.schedule, steps_per_epoch, recipe.epochs)
+    original = _acdc_lr_by_epoch(recipe.epochs)
+    for epoch in [*range(38, 51), *range(86, recipe.epochs)]:
+        first, last = epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch - 1
+        assert recipe.optimizer.lr * factor(first) == pytest.approx(original[epoch], rel=1e-12), epoch
+        assert recipe.optimizer.lr * factor(last) == pytest.approx(original[epoch], rel=1e-12), epoch
+    assert original[40] == 0.005 and original[41] == pytest.approx(0.003) and original[89] == pytest.approx(0.005 * 0.6**9)

@@ -26,7 +26,7 @@ def transfer_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
                                      "scopes": ["global"], "sparsities": [0.9], "seeds": [0]}]},
         "transfer": {"title": "tiny transfer", "experiments": [{
             "dataset": "digits", "model": "lenet", "dense_recipe": "dense",
-            "gmp": {"recipe": "gmp", "sparsities": [0.8], "start": 0, "freq": 1, "iterations": 2},
+            "gmp": {"recipe": "gmp", "sparsities": [0.8], "start": 0, "freq": 1, "end": 2},
             "acdc": {"recipe": "acdc", "sparsities": [0.8]},
             "checkpoints": [{"name": "oneshot", "sparsity": 0.9,
                              "path": "results/oneshot/digits/lenet/global/s0.9/seed0/model.safetensors"}],

@@ -7,6 +7,7 @@ Snakefile imports it at parse time and ``snakemake -n`` must stay fast.
 from .bundles import (
     ComputeHparams,
     DataHparams,
+    GmpRamp,
     ModelHparams,
     OptimizerHparams,
     ScheduleHparams,
@@ -18,6 +19,7 @@ from .hparams import Hparams, HparamsError, derive_seed
 __all__ = [
     "ComputeHparams",
     "DataHparams",
+    "GmpRamp",
     "Hparams",
     "HparamsError",
     "ModelHparams",

@@ -8,7 +8,7 @@ workflow parse time (no torch import here), so a typo fails before any job start
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from .hparams import Hparams, HparamsError, derive_seed
 
@@ -151,6 +151,49 @@ class ScheduleHparams(Hparams):
             raise HparamsError(f"{path}.milestones: {self.milestones} must be increasing")
         if self.kind != "multistep" and self.milestones:
             raise HparamsError(f"{path}.milestones: only used by kind 'multistep'")
+
+
+@dataclasses.dataclass(frozen=True)
+class GmpRamp(Hparams):
+    """The GMP upstreams' ramp: the AC/DC repo's polynomial schedule with its own parameters.
+
+    Pruning steps come before the 0-based epochs ``start, start + freq, … < end`` (after that many
+    epochs of training; the original's ``epochs: [start, freq, end]``), each to
+    ``s_f − (s_f − initial_sparsity)·(1 − (e − start)/(end − start))^degree`` under one global
+    threshold (``sparselab.dst.gradual.ramp_sparsity``). ``final_step`` adds a step at ``end`` that
+    reaches the target; the original has none and stops short of it (89.9% for [1, 5, 40] at 90%).
+    The defaults are the offline default's short ramp: steps after epochs 0–3, cubic from 0 to the target.
+    """
+
+    start: int = 0
+    freq: int = 1
+    end: int = 4
+    initial_sparsity: float = 0.0
+    degree: float = 3.0
+    final_step: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], path: str = "gmp") -> GmpRamp:
+        """The ramp of a transfer experiment's ``gmp`` block (its other keys: recipe, sparsities)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({k: v for k, v in options.items() if k in names}, path=path)
+
+    def validate(self, path: str) -> None:
+        if self.start < 0:
+            raise HparamsError(f"{path}.start: {self.start} must be >= 0 (epochs trained before the first step)")
+        if self.freq < 1:
+            raise HparamsError(f"{path}.freq: {self.freq} must be >= 1")
+        if self.end <= self.start:
+            raise HparamsError(f"{path}.end: {self.end} must come after start {self.start} (progress 1 is reached at end)")
+        if not 0.0 <= self.initial_sparsity < 1.0:
+            raise HparamsError(f"{path}.initial_sparsity: {self.initial_sparsity} must be in [0, 1)")
+        if not self.degree > 0:
+            raise HparamsError(f"{path}.degree: {self.degree} must be > 0")
+
+    @property
+    def last_step(self) -> int:
+        """Epochs trained before the last pruning step (the recipe must train at least that many)."""
+        return self.end if self.final_step else self.start + self.freq * ((self.end - 1 - self.start) // self.freq)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 from typing import Any, Mapping
 
-from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
+from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams, GmpRamp
 from .hparams import HparamsError
 from .common import ConfigError, format_sparsity, reference
 
@@ -52,7 +52,7 @@ class TransferExperiment:
     model: str  # the upstream architecture (a models: entry)
     seed: int  # of the dense upstream and of the GMP / AC/DC runs
     dense_recipe: str | None
-    gmp: Mapping[str, Any] | None  # recipe, sparsities, start, freq, iterations, schedule
+    gmp: Mapping[str, Any] | None  # recipe, sparsities and the GmpRamp keys
     acdc: Mapping[str, Any] | None  # recipe, sparsities
     sparse_layers: str | tuple[str, ...]  # the tensors GMP and AC/DC prune (one global threshold)
     checkpoints: tuple[Upstream, ...]
@@ -119,6 +119,20 @@ def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]])
     return up
 
 
+def _check_gmp(g: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, Any]]) -> None:
+    try:
+        ramp = GmpRamp.from_options(g, path=key)
+    except HparamsError as exc:
+        raise ConfigError(str(exc)) from None
+    if ramp.initial_sparsity > min(g["sparsities"]):
+        raise ConfigError(f"{key}.initial_sparsity: {ramp.initial_sparsity} is above the sparsity {min(g['sparsities'])}; "
+                          "the ramp only prunes, so it must start at or below every target")  # fmt: skip
+    epochs = cfg["recipes"][g["recipe"]].epochs
+    if epochs < ramp.last_step:
+        raise ConfigError(f"{key}.recipe: the last pruning step comes after {ramp.last_step} epochs of training, "
+                          f"recipe {g['recipe']!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
+
+
 def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, Any]]) -> TransferExperiment:
     reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
     reference(e["model"], cfg["models"], f"{key}.model", "models")
@@ -135,12 +149,7 @@ def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, A
             raise ConfigError(f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, "
                               f"recipe {e['acdc']['recipe']!r} has {epochs}")  # fmt: skip
     if e.get("gmp") is not None:
-        g = e["gmp"]
-        needed = int(g.get("start", 0)) + int(g.get("freq", 1)) * (int(g.get("iterations", 1)) - 1) + 1
-        epochs = cfg["recipes"][g["recipe"]].epochs
-        if epochs < needed:
-            raise ConfigError(f"{key}.gmp.recipe: the last pruning step comes after epoch {needed}, "
-                              f"recipe {g['recipe']!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
+        _check_gmp(e["gmp"], f"{key}.gmp", cfg)
     for i, name in enumerate(e["downstream"]):
         reference(name, cfg["datasets"], f"{key}.downstream[{i}]", "datasets")
     full = e.get("full")

@@ -1,9 +1,11 @@
-"""Gradual ("compressed sparse") magnitude pruning of the DSR paper's baseline (Zhu & Gupta).
+"""Gradual ("compressed sparse") magnitude pruning of the DSR paper's baseline (Zhu & Gupta), and the
+AC/DC repo's GMP ramp that the transfer study's upstreams use.
 
 Pure logic, no training loop: when the prune events happen, how sparse each layer is after
 ``j`` events (exponential or cubic schedule), what fraction of the *active* weights event ``j``
 removes, the per-layer prune event itself, and the MNIST output-layer rule. Reference: dsr.md
-§2.6 and §9 item 11.
+§2.6 and §9 item 11. The AC/DC repo's polynomial ramp (:func:`ramp_steps`, :func:`ramp_sparsity`)
+has its own clock and levels; see there.
 
 Conventions shared by every function here:
 
@@ -130,6 +132,51 @@ def event_fraction(j: int, n: int, target: float, schedule: Schedule) -> float:
 def event_fractions(j: int, n: int, targets: Mapping[str, float], schedule: Schedule) -> dict[str, float]:
     """:func:`event_fraction` for every layer's own final target (conv/fc targets, MNIST rule)."""
     return {name: event_fraction(j, n, t, schedule) for name, t in targets.items()}
+
+
+# ---------------------------------------------------------------------------------- AC/DC's GMP ramp
+# IST-DASLab/ACDC: policies/manager.py prunes in on_epoch_begin of the 0-based epochs
+# range(start, end, freq), before their training; policies/pruners.py GradualPruner gives each step
+# the level of _polynomial_schedule. Unlike the DSR clock above, ``epoch`` here counts the epochs
+# trained before the step (a step "at epoch e" follows 0-based epoch e - 1).
+def _check_ramp_clock(start: int, freq: int, end: int) -> None:
+    if int(start) != start or start < 0:
+        raise ValueError(f"ramp start {start} must be an integer >= 0 (epochs trained before the first step)")
+    if int(freq) != freq or freq < 1:
+        raise ValueError(f"ramp frequency {freq} must be an integer >= 1 (epochs between steps)")
+    if int(end) != end or end <= start:
+        raise ValueError(f"ramp end {end} must be an integer after its start {start}")
+
+
+def ramp_steps(start: int, freq: int, end: int, *, final_step: bool) -> list[int]:
+    """The epochs (counted as epochs trained so far) before which a pruning step happens.
+
+    The original's ``range(start, end, freq)``: ``end`` itself is never a step there, so the ramp
+    stops short of its target (``[1, 5, 40]``: steps 1, 6, …, 36, at progress 35/39).
+    ``final_step`` adds Zhu & Gupta's last step at ``end`` (progress 1: the target exactly).
+    """
+    _check_ramp_clock(start, freq, end)
+    return list(range(start, end, freq)) + ([end] if final_step else [])
+
+
+def ramp_sparsity(epoch: int, target: float, *, start: int, end: int, initial_sparsity: float, degree: float) -> float:
+    """The level of the step at ``epoch``: ``s_f − (s_f − s_i)·(1 − min(1, (epoch − start)/(end − start)))^degree``.
+
+    This is the original's ``_polynomial_schedule`` (``s_i`` = ``initial_sparsity``; degree 3:
+    Zhu & Gupta's cubic). Each level is the sparsity of all pruned tensors together (one global
+    threshold) or of each layer (per-layer targets), not a fraction of the survivors.
+    """
+    _check_target(target)
+    if int(start) != start or int(end) != end or end <= start:
+        raise ValueError(f"ramp end {end} must be an integer after its start {start}")
+    if epoch < start:
+        raise ValueError(f"epoch {epoch} is before the ramp's start {start}")
+    if not 0.0 <= initial_sparsity <= target:
+        raise ValueError(f"initial_sparsity {initial_sparsity} must be in [0, target {target}]: the ramp only prunes")
+    if not degree > 0:
+        raise ValueError(f"ramp degree {degree} must be > 0")
+    progress = min((epoch - start) / (end - start), 1.0)
+    return target - (target - initial_sparsity) * (1.0 - progress) ** degree
 
 
 # ---------------------------------------------------------------------------------- the event

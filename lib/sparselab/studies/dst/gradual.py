@@ -1,5 +1,6 @@
-"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer at prune events after
-epochs: the DST study's ``gradual`` baseline and the transfer study's GMP upstreams."""
+"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint: the DST study's ``gradual``
+baseline (the DSR code's clock and schedules) and the transfer study's GMP upstreams (the AC/DC
+repo's polynomial ramp, ``GradualSpec.ramp``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ...config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
+from ...config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
 from ...data import build_splits
 from ...dst import gradual
 from ...dst.layers import sparse_tensors
@@ -38,15 +39,55 @@ class GradualSpec:
     by: Literal["fraction", "threshold"] = "fraction"
     output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
     output_cap: float = 0.9
+    # the AC/DC repo's polynomial ramp instead of start/freq/iterations/schedule (the transfer
+    # study's GMP): steps at its epochs, each to its level (globally with by="threshold", else per layer)
+    ramp: GmpRamp | None = None
 
 
 class GradualPruning(Callback):
-    """Prune events after the scheduled epochs: per layer, the smallest active entries."""
+    """Prune events after the scheduled epochs: per layer, the smallest active entries (or, with a
+    ramp, the AC/DC repo's steps before the ramp's epochs)."""
 
     def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
         self.spec, self.targets, self.events = spec, dict(targets), 0
+        r = spec.ramp
+        self.ramp_steps = set() if r is None else set(gradual.ramp_steps(r.start, r.freq, r.end, final_step=r.final_step))
+        if r is not None and any(r.initial_sparsity > t for t in self.targets.values()):
+            raise ValueError(f"ramp initial_sparsity {r.initial_sparsity} is above a target {min(self.targets.values())}")
+
+    def on_train_start(self, ctx: TrainContext) -> None:
+        if ctx.mask is not None and ctx.epoch == 0 and 0 in self.ramp_steps:  # a step before any training
+            self._ramp_step(ctx, 0)
 
     def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
+        if self.spec.ramp is not None:
+            if ctx.mask is not None and ctx.epoch in self.ramp_steps:  # before 0-based epoch ctx.epoch
+                self._ramp_step(ctx, ctx.epoch)
+        else:
+            self._event(ctx)
+        if ctx.mask is not None:
+            row["sparsity"] = ctx.mask.sparsity
+
+    def _ramp_step(self, ctx: TrainContext, epoch: int) -> None:
+        """One step of the AC/DC repo's ramp: every tensor to its level at ``epoch`` (level 0: no step,
+        as the original skips it)."""
+        r = self.spec.ramp
+        assert r is not None and ctx.mask is not None
+        levels = {n: gradual.ramp_sparsity(epoch, t, start=r.start, end=r.end, initial_sparsity=r.initial_sparsity,
+                                           degree=r.degree) for n, t in self.targets.items()}  # fmt: skip
+        if not any(levels.values()):
+            return
+        self.events += 1
+        if self.spec.by == "threshold":
+            sizes = {n: ctx.mask[n].numel() for n in levels}
+            level = sum(levels[n] * sizes[n] for n in levels) / sum(sizes.values())
+            new = magnitude_mask(ctx.model, level, "global", list(levels), current=ctx.mask)
+        else:
+            new = magnitude_mask(ctx.model, levels, "layerwise", list(levels), current=ctx.mask)
+        ctx.set_mask(new.to_device(ctx.device))
+
+    def _event(self, ctx: TrainContext) -> None:
+        """One event of the DSR code's clock after 0-based epoch ``ctx.epoch - 1``, if it is one."""
         s = self.spec
         epoch = ctx.epoch - 1  # 0-based, as the original's clock
         if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
@@ -62,8 +103,6 @@ class GradualPruning(Callback):
                 weights = {n: params[n].detach() for n in self.targets}
                 new = gradual.prune_event(weights, ctx.mask, fractions)
             ctx.set_mask(new.to_device(ctx.device))
-        if ctx.mask is not None:
-            row["sparsity"] = ctx.mask.sparsity
 
     def state_dict(self) -> dict[str, Any]:
         return {"events": self.events}

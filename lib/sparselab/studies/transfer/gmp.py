@@ -1,11 +1,12 @@
-"""GMP upstreams: gradual magnitude pruning of the dense upstream (the AC/DC repo's global variant)."""
+"""GMP upstreams: gradual magnitude pruning of the dense upstream (the AC/DC repo's global variant
+and polynomial ramp)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ...config import ComputeHparams, DataHparams, TrainHparams
+from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ...io.atomic import atomic_write_json
 from ...train.engine import TrainResult
 from ...train.run import RunFiles
@@ -26,12 +27,11 @@ def run_gmp(
     seed: int,
     compute: ComputeHparams,
 ) -> TrainResult:
-    """GMP of the dense upstream: the cubic ramp to ``sparsity`` under one global magnitude
-    threshold over ``sparse_layers`` (the AC/DC repo's global variant), then training to the end."""
-    spec = GradualSpec(target=float(sparsity), sparse_layers=sparse_layers if isinstance(sparse_layers, str) else tuple(sparse_layers),
-                       start=int(options.get("start", 0)), freq=int(options.get("freq", 1)),
-                       iterations=int(options.get("iterations", 4)), schedule=options.get("schedule", "cubic"),
-                       by="threshold")  # fmt: skip
+    """GMP of the dense upstream: the AC/DC repo's polynomial ramp (``options``: the
+    :class:`GmpRamp` keys) to ``sparsity`` under one global magnitude threshold over
+    ``sparse_layers`` (its global variant), then training to the end."""
+    layers = sparse_layers if isinstance(sparse_layers, str) else tuple(sparse_layers)
+    spec = GradualSpec(target=float(sparsity), sparse_layers=layers, by="threshold", ramp=GmpRamp.from_options(options))
     result = run_gradual_pruning(files, None, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
     atomic_write_json(summary_json, upstream_summary(result, "gmp", sparsity))
     return result
