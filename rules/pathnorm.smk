@@ -171,6 +171,7 @@ rule pathnorm_imp_figure:
         runs=lambda wildcards: [[r, s, path] for (r, s), path in imp_metrics().items()],
         sparsity=imp_round_sparsities,
         title=PN.title if PN else "",
+        gap=PN.gap if PN else "running",
     log:
         "logs/pathnorm/figure4_imp.log",
     localrule: True
@@ -226,6 +227,7 @@ rule pathnorm_subsets_figure:
         code=code_version("pathnorm_subsets_figure.py"),
         runs=lambda wildcards: [[f, s, path] for (f, s), path in subset_metrics().items()],
         title=PN.title if PN else "",
+        gap=PN.gap if PN else "running",
     log:
         "logs/pathnorm/figure5_subsets.log",
     localrule: True

@@ -233,3 +233,16 @@ def test_code_dependencies_follow_relative_imports(tmp_path):
     script.write_text("from sparselab.a.x import f\n")
     found = {Path(p).relative_to(tmp_path / "lib").as_posix() for p in code_dependencies(script, tmp_path / "lib")}
     assert found == {"sparselab/__init__.py", "sparselab/a/__init__.py", "sparselab/a/x.py", "sparselab/a/y.py", "sparselab/z.py"}
+
+
+def test_pathnorm_gap_option():
+    """Figures 4-5's generalisation gap: the original's running train accuracy by default (issue 15, point 7)."""
+    assert load_workflow_config(tiny_config(), SCHEMA).pathnorm.gap == "running"
+    for gap in ("running", "eval"):
+        config = tiny_config()
+        config.setdefault("pathnorm", {})["gap"] = gap
+        assert load_workflow_config(config, SCHEMA).pathnorm.gap == gap
+    config = tiny_config()
+    config.setdefault("pathnorm", {})["gap"] = "augmented"
+    with pytest.raises(ConfigError, match="pathnorm.gap"):
+        load_workflow_config(config, SCHEMA)

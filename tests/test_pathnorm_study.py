@@ -16,7 +16,7 @@ from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.metrics.pathnorm import path_norms
 from sparselab.sparsity.mask import Mask
-from sparselab.studies.pathnorm.analysis import AnalysisSpec
+from sparselab.studies.pathnorm.analysis import AnalysisSpec, analyse
 from sparselab.studies.pathnorm.pretrained import analyse_pretrained
 from sparselab.studies.pathnorm.imp import imp_mask, run_imp_dense, run_imp_round
 from sparselab.studies.pathnorm.subsets import run_subset
@@ -97,10 +97,45 @@ def test_imp_rounds_rewind_weights_schedule_and_log_the_analysis(tmp_path):
     ckpt = load_checkpoint(r1.checkpoint)
     assert ckpt.mask.sparsity == pytest.approx(1 - (0.8 * (64 * 32 + 32 * 16) + 0.9 * 16 * 10) / (64 * 32 + 32 * 16 + 160), abs=1e-3)
     assert Mask.from_zeros(ckpt.model, ckpt.mask.names()).sparsity >= ckpt.mask.sparsity - 1e-12
-    # the logged path-norm of the last epoch is the saved model's
+    # the logged path-norms of the last epoch are the saved model's, in both conventions
     last = pruned[-1]
-    (pn,) = path_norms(ckpt.model, [1.0], ckpt.spec.input_shape)
-    assert float(last["log10_L1"]) == pytest.approx(pn.log10, rel=1e-9)
+    for convention, prefix in (("exact", ""), ("gbrg24", "gbrg24_")):
+        (pn,) = path_norms(ckpt.model, [1.0], ckpt.spec.input_shape, convention=convention)
+        assert float(last[f"{prefix}log10_L1"]) == pytest.approx(pn.log10, rel=1e-9)
+
+
+def bn_convnet() -> nn.Module:
+    """Conv, trained-looking BatchNorm (non-zero mean and shift), ReLU, adaptive average pool over 4x4,
+    Linear: the original code's convention (gbrg24) then differs from the definition at every q."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(6, 10))  # fmt: skip
+    with torch.no_grad():
+        bn = model[1]
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(0.1, 0.5)
+    return model.eval()
+
+
+def test_per_epoch_analysis_logs_both_conventions_by_default():
+    assert AnalysisSpec().conventions == ("exact", "gbrg24")  # the paper's figures need gbrg24 (issue 15, point 6)
+    model, shape = bn_convnet(), (1, 4, 4)
+    loader = [(torch.randn(8, *shape), torch.randint(0, 10, (8,)))]
+    row = analyse(model, loader, shape, AnalysisSpec(qs=(1.0, 2.0, 4.0)))
+    for convention, prefix in (("exact", ""), ("gbrg24", "gbrg24_")):
+        for pn in path_norms(model, [1.0, 2.0, 4.0], shape, convention=convention):
+            assert row[f"{prefix}log10_L{pn.q:g}"] == pn.log10 and row[f"{prefix}L{pn.q:g}"] == pn.value
+    assert row["gbrg24_log10_L2"] != pytest.approx(row["log10_L2"], abs=0.01)  # two different numbers
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "configs/gbrg24.yaml"])
+def test_configs_log_both_conventions_per_epoch(config):
+    import yaml
+
+    from sparselab.config.workflow import load_workflow_config
+
+    wf = load_workflow_config(yaml.safe_load((REPO / config).read_text()), REPO / "schemas" / "config.schema.yaml")
+    assert AnalysisSpec.from_dict(wf.pathnorm.analysis_spec()).conventions == ("exact", "gbrg24")
 
 
 def test_subsets_are_nested_per_seed_and_differ_across_seeds():

@@ -214,3 +214,31 @@ def test_inference_transform() -> None:
     assert list(t.mean) == [0.485, 0.456, 0.406] and list(t.std) == [0.229, 0.224, 0.225]
     out = t(torch.rand(3, 300, 400))
     assert out.shape == (3, 224, 224) and out.dtype == torch.float32
+
+
+# The original's weights per architecture (pathnorm_toolkit, pathnorm_and_margins_pretrained_resnets.py,
+# get_model: V1 for resnet18/34, V2 for resnet50/101/152) and the file torchvision names for each.
+ORIGINAL_WEIGHTS = {
+    "resnet18": ("ResNet18_Weights.IMAGENET1K_V1", "resnet18-f37072fd.pth"),
+    "resnet34": ("ResNet34_Weights.IMAGENET1K_V1", "resnet34-b627a593.pth"),
+    "resnet50": ("ResNet50_Weights.IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+    "resnet101": ("ResNet101_Weights.IMAGENET1K_V2", "resnet101-cd907fc2.pth"),
+    "resnet152": ("ResNet152_Weights.IMAGENET1K_V2", "resnet152-f82ba261.pth"),
+}
+
+
+def test_paper_config_uses_the_originals_weights_per_architecture(tmp_path: Path) -> None:
+    import yaml
+
+    from conftest import REPO
+    from sparselab.config.workflow import load_workflow_config
+
+    config = yaml.safe_load((REPO / "configs" / "gbrg24.yaml").read_text())
+    wf = load_workflow_config(config, REPO / "schemas" / "config.schema.yaml")
+    entries = {p.name: p.weights for p in wf.pathnorm.pretrained}
+    assert entries == {arch: w for arch, (w, _) in ORIGINAL_WEIGHTS.items()}
+    for name, weights in entries.items():
+        assert arch_of_weights(weights) == name
+        expected = cache_file(tmp_path, ORIGINAL_WEIGHTS[name][1])
+        expected.touch()
+        assert weights_file(weights, hub_dir=tmp_path) == expected  # the loader finds the original's file

@@ -80,11 +80,11 @@ def test_load_runs_and_epoch_summary(imp_runs):
     assert np.isfinite(df["log10_L1"]).all()
     assert df["val_top1"].isna().all()
 
-    last = pn.epoch_summary(df, ("round",))
+    last = pn.epoch_summary(df, ("round",), gap="eval")
     assert list(last["round"]) == [0, 1, 2]
     assert list(last["epoch"]) == [4, 4, 4]
     r1 = last[last["round"] == 1].iloc[0]
-    # gaps use the eval-mode margin_train_* columns, not the running train_top1/train_loss
+    # gap="eval": the eval-mode margin_train_* columns, not the running train_top1/train_loss
     assert r1["top1_gap_pct"] == pytest.approx(100 * ((0.35 + 0.12 - 0.005) - (0.2 + 0.08 - 0.01)))
     assert r1["ce_gap"] == pytest.approx((2.5 - 0.4 + 0.1) - (1.8 - 0.4 + 0.02))
     assert r1["log10_L1"] == pytest.approx(0.1 + 30 - 2)
@@ -114,7 +114,7 @@ def test_load_runs_tuple_keys_and_seed_average(subset_runs):
 def test_imp_figure_panels_lines_and_log_axes(imp_runs):
     paths, sparsity = imp_runs
     df = pn.load_runs(paths, ("round",))
-    fig = pn.imp_figure(df, sparsity, title="IMP")
+    fig = pn.imp_figure(df, sparsity, title="IMP", conventions=("exact",), gap="eval")
     panels, colourbar = fig.axes[:6], fig.axes[6:]
     assert len(fig.axes) == 7 and len(colourbar) == 1
     labels = [t.get_text() for t in colourbar[0].get_yticklabels()]
@@ -140,7 +140,7 @@ def test_imp_figure_panels_lines_and_log_axes(imp_runs):
     assert train.lines[2].get_ydata()[1] == pytest.approx(100 * row["margin_train_top1"])
     pn.plt.close(fig)
 
-    gb = pn.imp_figure(df, sparsity, qs_panels=(1,), convention="gbrg24")
+    gb = pn.imp_figure(df, sparsity, qs_panels=(1,), conventions=("gbrg24",))
     assert len(gb.axes) == 4 + 1
     assert gb.axes[0].lines[0].get_ydata()[0] == pytest.approx(10 ** (30 - 0.5 - 1.0))
     pn.plt.close(gb)
@@ -151,7 +151,7 @@ def test_pathnorm_panel_falls_back_to_log10_when_values_overflow(imp_runs):
     df = pn.load_runs(paths, ("round",))
     df.loc[df["round"] == 0, "log10_L1"] += 400.0  # 1e430: not a float64
     df.loc[df["round"] == 0, "L1"] = math.inf
-    fig = pn.imp_figure(df, sparsity)
+    fig = pn.imp_figure(df, sparsity, conventions=("exact",))
     ax = fig.axes[0]
     assert pn.pathnorm_panel_is_log10(ax) and ax.get_yscale() == "linear"
     assert ax.get_ylabel().startswith("log10 ")
@@ -162,7 +162,7 @@ def test_pathnorm_panel_falls_back_to_log10_when_values_overflow(imp_runs):
 
 def test_subsets_figure_averages_seeds(subset_runs):
     df = pn.load_runs(subset_runs, ("fraction", "seed"))
-    fig = pn.subsets_figure(df, title="subsets")
+    fig = pn.subsets_figure(df, title="subsets", conventions=("exact",), gap="eval")
     assert len(fig.axes) == 3
     top1, ce, l1 = fig.axes
     for ax in fig.axes:
@@ -280,3 +280,98 @@ def test_sci_from_log10():
 def test_module_does_not_import_torch():
     code = "import sys, sparselab.report.pathnorm; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- the paper's convention and gap (issue 15, 6-7)
+# The original (pathnorm_toolkit plot_imp.py / plot_increasing_dataset.py) plots its own path-norm numbers
+# (our gbrg24) and gaps from "train/acc1", "train/loss": the running average over the epoch's augmented
+# batches in train mode (our train_top1/train_loss): top-1 gap = train top-1 - test top-1 (points),
+# CE gap = test loss - train loss.
+
+
+def test_gaps_record_both_train_measures(imp_runs):
+    paths, _ = imp_runs
+    last = pn.epoch_summary(pn.load_runs(paths, ("round",)), ("round",))
+    r1 = last[last["round"] == 1].iloc[0]
+    running = 100 * ((0.3 + 0.04) - (0.2 + 0.08 - 0.01))
+    evalmode = 100 * ((0.35 + 0.12 - 0.005) - (0.2 + 0.08 - 0.01))
+    assert r1["top1_gap_running_pct"] == pytest.approx(running) and r1["top1_gap_eval_pct"] == pytest.approx(evalmode)
+    assert r1["ce_gap_running"] == pytest.approx((2.5 - 0.4 + 0.1) - (2.0 - 0.4))
+    assert r1["ce_gap_eval"] == pytest.approx((2.5 - 0.4 + 0.1) - (1.8 - 0.4 + 0.02))
+    assert r1["top1_gap_pct"] == pytest.approx(running) and r1["train_top1_pct"] == pytest.approx(100 * 0.34)  # default
+    ev = pn.epoch_summary(pn.load_runs(paths, ("round",)), ("round",), gap="eval").iloc[1]
+    assert ev["top1_gap_pct"] == pytest.approx(evalmode) and ev["ce_gap"] == pytest.approx(r1["ce_gap_eval"])
+
+
+def test_imp_frame_plots_the_papers_convention_and_gap_by_default(imp_runs):
+    paths, _ = imp_runs
+    df = pn.load_runs(paths, ("round",))
+    frame, panels = pn.imp_frame(df)
+    assert [p.name for p in panels] == [
+        "gbrg24_L1", "gbrg24_L2", "gbrg24_L4", "L1", "L2", "L4", "top1_gap_pct", "train_top1_pct", "test_top1_pct",
+    ]  # fmt: skip
+    assert all("gbrg24" in p.ylabel for p in panels[:3]) and all("exact" in p.ylabel for p in panels[3:6])
+    row = df[(df["round"] == 2) & (df["epoch"] == 3)].iloc[0]
+    at = frame[(frame["round"] == 2) & (frame["epoch"] == 3)].set_index("panel")["value"]
+    assert at["gbrg24_L2"] == pytest.approx(10 ** row["gbrg24_log10_L2"])
+    assert at["L2"] == pytest.approx(10 ** row["log10_L2"])
+    assert at["top1_gap_pct"] == pytest.approx(100 * (row["train_top1"] - row["test_top1"]))
+    assert at["train_top1_pct"] == pytest.approx(100 * row["train_top1"])
+    assert at["test_top1_pct"] == pytest.approx(100 * row["test_top1"])
+    frame_eval, _ = pn.imp_frame(df, gap="eval")
+    at = frame_eval[(frame_eval["round"] == 2) & (frame_eval["epoch"] == 3)].set_index("panel")["value"]
+    assert at["top1_gap_pct"] == pytest.approx(100 * (row["margin_train_top1"] - row["test_top1"]))
+    # runs that logged only the exact convention get only its panels
+    exact_only = df.drop(columns=[c for c in df.columns if c.startswith("gbrg24_")])
+    assert [p.name for p in pn.imp_frame(exact_only)[1]][:3] == ["L1", "L2", "L4"]
+
+
+def test_imp_figure_draws_the_papers_convention_above_the_exact_one(imp_runs):
+    paths, sparsity = imp_runs
+    df = pn.load_runs(paths, ("round",))
+    fig = pn.imp_figure(df, sparsity)
+    assert len(fig.axes) == 9 + 1  # 3 x 3 panels and the colourbar
+    paper, exact, rest = fig.axes[0:3], fig.axes[3:6], fig.axes[6:9]
+    assert [ax.get_ylabel() for ax in paper] == [f"L{q} path-norm (gbrg24, as the paper)" for q in (1, 2, 4)]
+    assert [ax.get_ylabel() for ax in exact] == [f"L{q} path-norm (exact)" for q in (1, 2, 4)]
+    r0 = df[df["round"] == 0]
+    assert paper[1].lines[0].get_ydata() == pytest.approx(10.0 ** r0["gbrg24_log10_L2"].to_numpy())
+    assert exact[1].lines[0].get_ydata() == pytest.approx(10.0 ** r0["log10_L2"].to_numpy())
+    assert rest[0].lines[0].get_ydata() == pytest.approx(100 * (r0["train_top1"] - r0["test_top1"]).to_numpy())
+    assert "running" in rest[1].get_ylabel()
+    pn.plt.close(fig)
+
+
+def test_subsets_frame_plots_the_papers_convention_and_gap_by_default(subset_runs):
+    df = pn.load_runs(subset_runs, ("fraction", "seed"))
+    frame, panels = pn.subsets_frame(df)
+    assert [p.name for p in panels] == ["top1_gap_pct", "ce_gap", "gbrg24_L1", "L1"]
+    row = df[(df["fraction"] == 0.25) & (df["seed"] == 1) & (df["epoch"] == 2)].iloc[0]
+    at = frame[(frame["fraction"] == 0.25) & (frame["seed"] == 1) & (frame["epoch"] == 2)].set_index("panel")["value"]
+    assert at["top1_gap_pct"] == pytest.approx(100 * (row["train_top1"] - row["test_top1"]))
+    assert at["ce_gap"] == pytest.approx(row["test_loss"] - row["train_loss"])
+    assert at["gbrg24_L1"] == pytest.approx(10 ** row["gbrg24_log10_L1"]) and at["L1"] == pytest.approx(10 ** row["log10_L1"])
+    at = pn.subsets_frame(df, gap="eval")[0]
+    at = at[(at["fraction"] == 0.25) & (at["seed"] == 1) & (at["epoch"] == 2)].set_index("panel")["value"]
+    assert at["ce_gap"] == pytest.approx(row["test_loss"] - row["margin_train_loss"])
+
+    fig = pn.subsets_figure(df)
+    assert len(fig.axes) == 4 and fig.axes[2].get_ylabel() == "L1 path-norm (gbrg24, as the paper)"
+    pn.plt.close(fig)
+
+
+def test_artefacts_follow_the_gap_option(imp_runs, subset_runs, tmp_path):
+    from sparselab.report.pathnorm_artefacts import write_imp_figure, write_subsets_figure
+
+    paths, sparsity = imp_runs
+    runs = [[r, 0, str(p)] for r, p in paths.items()]
+    for gap, col in (("running", "train_top1"), ("eval", "margin_train_top1")):
+        out = tmp_path / gap
+        out.mkdir()
+        write_imp_figure(runs, sparsity, out / "f4.csv", out / "f4.pdf", out / "f4.png", gap=gap)
+        summary = pd.read_csv(out / "f4.csv")
+        last = pd.read_csv(paths[1]).iloc[-1]
+        assert summary.loc[1, "top1_gap_pct"] == pytest.approx(100 * (last[col] - last["test_top1"]))
+        write_subsets_figure([[f, s, str(p)] for (f, s), p in subset_runs.items()], out / "f5.csv", out / "f5.pdf",
+                             out / "f5.png", gap=gap)  # fmt: skip
+        assert {"top1_gap_running_pct", "top1_gap_eval_pct"} <= set(pd.read_csv(out / "f5.csv").columns)

@@ -9,4 +9,7 @@ from sparselab.report.pathnorm_artefacts import write_subsets_figure  # noqa: E4
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):
-    write_subsets_figure(smk.params.runs, smk.output.csv, smk.output.pdf, smk.output.png, title=smk.params.title)
+    write_subsets_figure(
+        smk.params.runs, smk.output.csv, smk.output.pdf, smk.output.png,
+        title=smk.params.title, gap=smk.params.gap,
+    )

@@ -159,6 +159,7 @@ class PathnormConfig:
     title: str
     qs: tuple[float, ...]
     conventions: tuple[str, ...]
+    gap: str  # train measure of Figures 4-5's gaps: "running" (the original's) or "eval"
     analysis: Mapping[str, Any]
     bound: tuple[Mapping[str, Any], ...]
     pretrained_dataset: str | None
@@ -447,6 +448,7 @@ def _pathnorm(raw: Mapping[str, Any], cfg: dict[str, Mapping[str, Any]]) -> Path
         title=str(raw.get("title", "Path-norms")),
         qs=tuple(float(q) for q in raw["qs"]),
         conventions=tuple(raw["conventions"]),
+        gap=str(raw["gap"]),
         analysis=dict(raw["analysis"]),
         bound=tuple(raw.get("bound", ())),
         pretrained_dataset=dataset,

@@ -6,12 +6,15 @@ of the bound table. Only pandas, numpy, seaborn and matplotlib are imported here
 
 Conventions shared by every figure and table of this module:
 
-* **Train accuracy and loss** are ``margin_train_top1`` and ``margin_train_loss``: measured in eval
-  mode on a non-augmented subset of the training set, at the same weights as the test metrics.
-  The ``train_top1``/``train_loss`` columns (a running average over the epoch, train mode,
-  augmented data) are not used for generalisation gaps.
-* **Generalisation gaps**: top-1 gap = ``margin_train_top1 - test_top1`` in percentage points;
-  cross-entropy gap = ``test_loss - margin_train_loss`` (nats).
+* **Train accuracy and loss** of a generalisation gap (``gap``, see :data:`GAPS`): ``running``
+  (the default, the original's and so the paper's) = ``train_top1``/``train_loss``, the engine's
+  running average over the epoch's (augmented) batches in train mode; ``eval`` =
+  ``margin_train_top1``/``margin_train_loss``, eval mode on a non-augmented subset of the training
+  set at the same weights as the test metrics. Summaries record both.
+* **Generalisation gaps**: top-1 gap = train top-1 - ``test_top1`` in percentage points;
+  cross-entropy gap = ``test_loss`` - train loss (nats).
+* **Path-norm conventions**: the figures draw every logged convention, the original code's
+  (``gbrg24``, what the paper plots) first and the definition (``exact``) beside it.
 * **Path-norms** are plotted from the always-finite ``log10_L{q:g}`` columns (``gbrg24_log10_L{q:g}``
   for the original code's convention), never from ``L{q:g}``, which may be ``inf``: a panel shows
   ``y = 10**log10`` on a log-scaled axis. Only if a panel holds a value whose ``10**log10`` leaves
@@ -23,6 +26,7 @@ Conventions shared by every figure and table of this module:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -39,7 +43,9 @@ from .figures import save_figure  # also selects the headless Agg backend
 __all__ = [
     "BOUND_COLUMNS",
     "CONVENTIONS",
+    "GAPS",
     "MARGIN_QUANTILES",
+    "Panel",
     "add_gaps",
     "bound_markdown",
     "bound_table",
@@ -47,8 +53,10 @@ __all__ = [
     "fraction_label",
     "frame_markdown",
     "imp_figure",
+    "imp_frame",
     "load_runs",
     "log10_column",
+    "logged_conventions",
     "margin_histograms",
     "margin_markdown",
     "margin_table",
@@ -58,6 +66,7 @@ __all__ = [
     "save_figure",
     "sci_from_log10",
     "subsets_figure",
+    "subsets_frame",
     "summary_markdown",
     "value_column",
     "write_table",
@@ -70,6 +79,13 @@ _QUANTILE_HEADERS = {
     "margin_q2_3": "q((e+2)/3)", "margin_q1": "max",
 }  # fmt: skip
 CONVENTIONS = ("exact", "gbrg24")
+PAPER_FIRST = ("gbrg24", "exact")  # the order of the figures' path-norm rows: the paper's numbers first
+GAPS = ("running", "eval")
+"""Train measures of a generalisation gap: ``running`` (train_top1/train_loss: the epoch's running
+average in train mode over (augmented) batches, as the original) or ``eval`` (margin_train_*: eval
+mode on the non-augmented analysis subset)."""
+_TRAIN_COLUMNS = {"running": ("train_top1", "train_loss"), "eval": ("margin_train_top1", "margin_train_loss")}
+_TRAIN_WORDS = {"running": "running epoch average", "eval": "eval mode, end of epoch"}
 _LOG10_SAFE = 300.0  # beyond this |log10|, 10**log10 is (or is near) inf/0 in float64: plot log10 instead
 _PANEL_FLAG = "_sparselab_log10_panel"
 
@@ -128,27 +144,43 @@ def load_runs(paths: Mapping[Any, str | Path], key_names: Sequence[str]) -> pd.D
     return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def add_gaps(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with the plotted quantities added, from the eval-mode train metrics.
+def add_gaps(df: pd.DataFrame, gap: str = "running") -> pd.DataFrame:
+    """A copy with the plotted quantities added, for both train measures (see :data:`GAPS`).
 
-    ``train_top1_pct`` = 100 * ``margin_train_top1`` (eval mode, non-augmented train subset),
-    ``test_top1_pct`` = 100 * ``test_top1``, ``top1_gap_pct`` = their difference (points) and
-    ``ce_gap`` = ``test_loss - margin_train_loss``. Missing source columns give NaN.
+    ``test_top1_pct`` = 100 * ``test_top1``; per measure ``m`` in :data:`GAPS`:
+    ``train_top1_{m}_pct``, ``top1_gap_{m}_pct`` (train - test, points) and ``ce_gap_{m}``
+    (``test_loss`` - train loss); ``train_top1_pct``, ``top1_gap_pct`` and ``ce_gap`` are those of
+    ``gap``. Missing source columns give NaN.
     """
+    _check_gap(gap)
     out = df.copy()
-    nan = pd.Series(np.nan, index=df.index, dtype=float)
-    train = pd.to_numeric(df["margin_train_top1"], errors="coerce") if "margin_train_top1" in df else nan
-    test = pd.to_numeric(df["test_top1"], errors="coerce") if "test_top1" in df else nan
-    train_loss = pd.to_numeric(df["margin_train_loss"], errors="coerce") if "margin_train_loss" in df else nan
-    test_loss = pd.to_numeric(df["test_loss"], errors="coerce") if "test_loss" in df else nan
-    out["train_top1_pct"] = 100 * train
+    test, test_loss = _numeric(df, "test_top1"), _numeric(df, "test_loss")
     out["test_top1_pct"] = 100 * test
-    out["top1_gap_pct"] = 100 * (train - test)
-    out["ce_gap"] = test_loss - train_loss
+    for measure, (top1, loss) in _TRAIN_COLUMNS.items():
+        train = _numeric(df, top1)
+        out[f"train_top1_{measure}_pct"] = 100 * train
+        out[f"top1_gap_{measure}_pct"] = 100 * (train - test)
+        out[f"ce_gap_{measure}"] = test_loss - _numeric(df, loss)
+    out["train_top1_pct"] = out[f"train_top1_{gap}_pct"]
+    out["top1_gap_pct"] = out[f"top1_gap_{gap}_pct"]
+    out["ce_gap"] = out[f"ce_gap_{gap}"]
     return out
 
 
-def epoch_summary(df: pd.DataFrame, key_names: Sequence[str], average_over: Sequence[str] = ()) -> pd.DataFrame:
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[column], errors="coerce")
+
+
+def _check_gap(gap: str) -> None:
+    if gap not in GAPS:
+        raise ValueError(f"unknown generalisation gap {gap!r}; expected one of {GAPS}")
+
+
+def epoch_summary(
+    df: pd.DataFrame, key_names: Sequence[str], average_over: Sequence[str] = (), gap: str = "running"
+) -> pd.DataFrame:
     """The last epoch of each run (the values a figure shows at its right end), gaps included.
 
     Args:
@@ -159,14 +191,14 @@ def epoch_summary(df: pd.DataFrame, key_names: Sequence[str], average_over: Sequ
             last epochs, ``log10_L*`` columns are log10 of the arithmetic mean of the path-norms
             (computed in log space, so it is exact beyond float range; the value the figure
             plots), and ``n_runs`` counts the runs.
+        gap: the train measure of ``top1_gap_pct``/``ce_gap`` (:data:`GAPS`); both are recorded.
 
     Returns:
-        One row per run (or per remaining key), sorted by key, with :func:`add_gaps`' columns
-        (train accuracy/loss from ``margin_train_*``, i.e. eval mode on a non-augmented subset).
+        One row per run (or per remaining key), sorted by key, with :func:`add_gaps`' columns.
     """
     key_names = list(key_names)
     last = df.sort_values(key_names + ["epoch"], kind="stable").groupby(key_names, sort=True, dropna=False).tail(1)
-    last = add_gaps(last).reset_index(drop=True)
+    last = add_gaps(last, gap).reset_index(drop=True)
     average_over = list(average_over)
     if not average_over:
         return last
@@ -219,6 +251,29 @@ def pathnorm_panel_is_log10(ax: plt.Axes) -> bool:
     return bool(getattr(ax, _PANEL_FLAG, False))
 
 
+def logged_conventions(df: pd.DataFrame, qs: Iterable[float]) -> tuple[str, ...]:
+    """The path-norm conventions with a column for every q in ``df``, the paper's (gbrg24) first."""
+    qs = list(qs)
+    return tuple(
+        c for c in PAPER_FIRST if all(log10_column(q, c) in df.columns or value_column(q, c) in df.columns for q in qs)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """One panel of Figure 4 or 5; ``name`` keys its rows in the plotted frame.
+
+    ``scale``: ``"log"`` (path-norm values on a log axis), ``"log10"`` (path-norm log10 on a
+    linear axis, when the values leave float64) or ``"linear"``.
+    """
+
+    name: str
+    ylabel: str
+    scale: str = "linear"
+    convention: str | None = None  # path-norm panels only
+    zero_line: bool = False
+
+
 def _pathnorm_values(df: pd.DataFrame, q: float, convention: str) -> pd.Series:
     """log10 of L^q per row: the log10 column, else log10 of the value column (non-finite -> NaN)."""
     col = log10_column(q, convention)
@@ -233,27 +288,127 @@ def _pathnorm_values(df: pd.DataFrame, q: float, convention: str) -> pd.Series:
     return out.where(np.isfinite(out))
 
 
-def _prepare_pathnorm(df: pd.DataFrame, q: float, convention: str) -> tuple[pd.DataFrame, bool]:
-    """Add a ``_pn`` column: 10**log10 (log-axis panel) or log10 itself when it would overflow."""
+def _pathnorm_panel(df: pd.DataFrame, q: float, convention: str) -> tuple[Panel, pd.Series]:
+    """The panel of L^q in one convention and its values: 10**log10 (log axis) or, when that
+    would overflow, log10 itself."""
     logs = _pathnorm_values(df, q, convention)
     as_log10 = bool((logs.abs() > _LOG10_SAFE).any())
-    out = df.assign(_pn=logs if as_log10 else np.power(10.0, logs))
-    return out, as_log10
+    name = f"L{q:g} path-norm ({convention}{', as the paper' if convention == 'gbrg24' else ''})"
+    panel = Panel(value_column(q, convention), f"log10 {name}" if as_log10 else name,
+                  "log10" if as_log10 else "log", convention)  # fmt: skip
+    return panel, logs if as_log10 else np.power(10.0, logs)
 
 
-def _finish_pathnorm_axis(ax: plt.Axes, q: float, convention: str, as_log10: bool) -> None:
-    name = f"L{q:g} path-norm" + ("" if convention == "exact" else f" ({convention})")
-    if as_log10:
-        ax.set_ylabel(f"log10 {name}")
-    else:
-        ax.set_yscale("log")  # set after plotting: seaborn then averages values, not their logs
-        ax.set_ylabel(name)
-    setattr(ax, _PANEL_FLAG, as_log10)
+def _gap_panels(gap: str, names: Sequence[str]) -> list[Panel]:
+    words = _TRAIN_WORDS[gap]
+    panels = {
+        "top1_gap_pct": Panel("top1_gap_pct", f"top-1 gap (train − test, %)\ntrain: {words}", zero_line=True),
+        "ce_gap": Panel("ce_gap", f"cross-entropy gap (test − train)\ntrain: {words}", zero_line=True),
+        "train_top1_pct": Panel("train_top1_pct", f"train top-1 (%)\n{words}"),
+        "test_top1_pct": Panel("test_top1_pct", "test top-1 (%)"),
+    }
+    return [panels[n] for n in names]
+
+
+def _plot_frame(df: pd.DataFrame, keys: Sequence[str], q_panels: Sequence[float], conventions: Sequence[str] | None,
+                gap: str, gap_names: Sequence[str], pathnorms_first: bool) -> tuple[pd.DataFrame, list[Panel]]:  # fmt: skip
+    """Long frame (keys, epoch, panel, value) of every panel's values, NaN dropped, in panel order."""
+    data = add_gaps(df, gap)
+    if conventions is None:
+        conventions = logged_conventions(df, q_panels)
+        if not conventions:
+            raise KeyError(f"no path-norm columns for q = {list(q_panels)} in either convention {PAPER_FIRST}")
+    for c in conventions:
+        _check_convention(c)
+    norms = [_pathnorm_panel(data, q, c) for c in conventions for q in q_panels]
+    gaps = [(p, data[p.name]) for p in _gap_panels(gap, gap_names)]
+    columns = norms + gaps if pathnorms_first else gaps + norms
+    keys = [*keys, "epoch"]
+    parts = [data[keys].assign(panel=p.name, value=v.to_numpy(dtype=float)) for p, v in columns]
+    frame = pd.concat(parts, ignore_index=True).dropna(subset=["value"])
+    return frame.reset_index(drop=True), [p for p, _ in columns]
+
+
+def imp_frame(
+    df: pd.DataFrame,
+    qs_panels: Sequence[float] = (1, 2, 4),
+    *,
+    conventions: Sequence[str] | None = None,
+    gap: str = "running",
+    round_col: str = "round",
+) -> tuple[pd.DataFrame, list[Panel]]:
+    """What Figure 4 plots: a long frame (``round_col``, epoch, panel, value), rows sharing
+    (round, epoch) averaged, and its panels in drawing order.
+
+    Panels: the L^q path-norm for each q of ``qs_panels`` in each of ``conventions`` (default:
+    those logged, the paper's gbrg24 first), then the top-1 generalisation gap, the train top-1 of
+    ``gap`` (default ``running``, the paper's) and the test top-1 (%).
+    """
+    frame, panels = _plot_frame(df, [round_col], qs_panels, conventions, gap,
+                                ("top1_gap_pct", "train_top1_pct", "test_top1_pct"), pathnorms_first=True)  # fmt: skip
+    frame = frame.groupby([round_col, "epoch", "panel"], as_index=False, sort=False)["value"].mean()
+    order = {p.name: i for i, p in enumerate(panels)}
+    frame = frame.sort_values([round_col, "epoch"], kind="stable")
+    frame = frame.sort_values("panel", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+    return frame, panels
+
+
+def subsets_frame(
+    df: pd.DataFrame,
+    *,
+    q: float = 1,
+    conventions: Sequence[str] | None = None,
+    gap: str = "running",
+    fraction_col: str = "fraction",
+    seed_col: str = "seed",
+) -> tuple[pd.DataFrame, list[Panel]]:
+    """What Figure 5 plots, before the mean over seeds: a long frame (``fraction_col``,
+    ``seed_col``, epoch, panel, value) and its panels in drawing order: the top-1 and
+    cross-entropy gaps with the train measure ``gap`` (default ``running``, the paper's), then the
+    L^q path-norm in each of ``conventions`` (default: those logged, the paper's gbrg24 first)."""
+    return _plot_frame(df, [fraction_col, seed_col], (q,), conventions, gap, ("top1_gap_pct", "ce_gap"),
+                       pathnorms_first=False)  # fmt: skip
+
+
+def _panel_grid(fig: plt.Figure, rows: Sequence[Sequence[Panel]], ncols: int) -> list[tuple[plt.Axes, Panel]]:
+    """One row of axes per group of panels, left-aligned; unused cells removed."""
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    placed = []
+    for row_axes, row in zip(axes, rows):
+        for i, ax in enumerate(row_axes):
+            if i < len(row):
+                placed.append((ax, row[i]))
+            else:
+                fig.delaxes(ax)
+    return placed
 
 
 def _drop_legend(ax: plt.Axes) -> None:
     if ax.get_legend() is not None:
         ax.get_legend().remove()
+
+
+def _finish_panel(ax: plt.Axes, panel: Panel) -> None:
+    if panel.scale == "log":
+        ax.set_yscale("log")  # set after plotting: seaborn then averages values, not their logs
+    if panel.convention is not None:
+        setattr(ax, _PANEL_FLAG, panel.scale == "log10")
+    if panel.zero_line:
+        ax.axhline(0.0, color="0.6", lw=0.8, ls=":", zorder=0)
+    ax.set_ylabel(panel.ylabel)
+    ax.set_xlabel("epoch")
+    sns.despine(ax=ax)
+
+
+def _rows(panels: Sequence[Panel], qs: Sequence[float]) -> list[list[Panel]]:
+    """Path-norm panels one row per convention, the other panels in rows of ``max(len(qs), 3)``."""
+    norms: dict[str, list[Panel]] = {}
+    for p in panels:
+        if p.convention is not None:
+            norms.setdefault(p.convention, []).append(p)
+    others = [p for p in panels if p.convention is None]
+    width = max(len(qs), 3)
+    return [*norms.values(), *[others[i : i + width] for i in range(0, len(others), width)]]
 
 
 def imp_figure(
@@ -262,75 +417,55 @@ def imp_figure(
     qs_panels: Sequence[float] = (1, 2, 4),
     title: str = "",
     *,
-    convention: str = "exact",
+    conventions: Sequence[str] | None = None,
+    gap: str = "running",
     round_col: str = "round",
 ) -> plt.Figure:
     """Figure 4 (IMP): path-norms and accuracies vs epoch, one line per IMP round.
 
-    Panels, left to right then top to bottom: the L^q path-norm for each q of ``qs_panels`` (log y;
-    see the module docstring for the overflow fallback), the top-1 generalisation error
-    ``margin_train_top1 - test_top1`` (percentage points), the train top-1 and the test top-1 (%).
-    Train accuracy is ``margin_train_top1``: eval mode on a non-augmented train subset, not the
-    running train-mode average. Rows sharing (round, epoch) are averaged. Colour encodes the round
-    on a sequential palette; a colourbar lists each round and its weight sparsity.
+    Rows of panels: the L^q path-norms for each q of ``qs_panels`` in the original code's
+    convention (gbrg24, what the paper plots; log y, see the module docstring for the overflow
+    fallback), the same by definition (exact) below, then the top-1 generalisation gap
+    (percentage points), the train top-1 and the test top-1 (%), train measured as ``gap`` says
+    (default ``running``, the paper's). See :func:`imp_frame` for the data. Colour encodes the
+    round on a sequential palette; a colourbar lists each round and its weight sparsity.
 
     Args:
         df: rows from :func:`load_runs` with key ``round_col``.
         sparsity_by_round: round -> sparsity (fraction of zero weights, in [0, 1]).
         qs_panels: exponents q of the path-norm panels.
         title: figure title (none when empty).
-        convention: ``"exact"`` (``log10_L*`` columns) or ``"gbrg24"`` (``gbrg24_log10_L*``).
+        conventions: path-norm conventions, one row each (default: those logged, gbrg24 first).
+        gap: train measure of the gap and train panels, ``running`` or ``eval`` (:data:`GAPS`).
         round_col: the round key column.
 
     Returns:
-        The figure: ``len(qs_panels) + 3`` panels in ``fig.axes`` order, then the colourbar's axes.
+        The figure: its panels in ``fig.axes`` order (row by row), then the colourbar's axes.
     """
     rounds = sorted(pd.unique(df[round_col]))
     if not rounds:
         raise ValueError("no IMP rounds to plot")
+    frame, panels = imp_frame(df, qs_panels, conventions=conventions, gap=gap, round_col=round_col)
     cmap = sns.color_palette("flare", as_cmap=True)
     norm = mpl.colors.BoundaryNorm(np.arange(len(rounds) + 1) - 0.5, cmap.N)
     colours = {r: cmap(norm(i)) for i, r in enumerate(rounds)}
     labels = {r: _round_label(r, sparsity_by_round) for r in rounds}
-    data = add_gaps(df)
 
-    n_panels = len(qs_panels) + 3
-    ncols = 3
-    nrows = math.ceil(n_panels / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), layout="constrained", squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[n_panels:]:
-        fig.delaxes(ax)
-
-    def draw(ax: plt.Axes, frame: pd.DataFrame, y: str) -> None:
+    rows = _rows(panels, qs_panels)
+    ncols = max(len(r) for r in rows)
+    fig = plt.figure(figsize=(4.2 * ncols, 3.3 * len(rows)), layout="constrained")
+    placed = _panel_grid(fig, rows, ncols)
+    by_panel = dict(tuple(frame.groupby("panel", sort=False)))
+    for ax, panel in placed:
+        sub = by_panel.get(panel.name, frame.iloc[:0])
         for r in rounds:
-            sub = frame[frame[round_col] == r][["epoch", y]].dropna()
-            if sub.empty:
-                continue
-            sub = sub.groupby("epoch", as_index=False)[y].mean()
-            ax.plot(sub["epoch"], sub[y], color=colours[r], lw=1.4, label=labels[r])
-        ax.set_xlabel("epoch")
-        sns.despine(ax=ax)
-
-    for ax, q in zip(flat, qs_panels):
-        frame, as_log10 = _prepare_pathnorm(data, q, convention)
-        draw(ax, frame, "_pn")
-        _finish_pathnorm_axis(ax, q, convention, as_log10)
-    rest = flat[len(qs_panels) : n_panels]
-    for ax, (y, label) in zip(
-        rest,
-        [
-            ("top1_gap_pct", "top-1 generalisation error (train − test, %)"),
-            ("train_top1_pct", "train top-1 (%, eval mode)"),
-            ("test_top1_pct", "test top-1 (%)"),
-        ],
-    ):
-        draw(ax, data, y)
-        ax.set_ylabel(label)
-    rest[0].axhline(0.0, color="0.6", lw=0.8, ls=":", zorder=0)
+            line = sub[sub[round_col] == r]
+            if not line.empty:
+                ax.plot(line["epoch"], line["value"], color=colours[r], lw=1.4, label=labels[r])
+        _finish_panel(ax, panel)
 
     mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
-    bar = fig.colorbar(mappable, ax=flat[:n_panels], ticks=np.arange(len(rounds)), shrink=0.9, aspect=40)
+    bar = fig.colorbar(mappable, ax=[ax for ax, _ in placed], ticks=np.arange(len(rounds)), shrink=0.9, aspect=40)
     bar.ax.set_yticklabels([labels[r] for r in rounds], fontsize=7)
     bar.set_label("IMP round (weight sparsity)")
     if title:
@@ -358,59 +493,46 @@ def subsets_figure(
     title: str = "",
     *,
     q: float = 1,
-    convention: str = "exact",
+    conventions: Sequence[str] | None = None,
+    gap: str = "running",
     fraction_col: str = "fraction",
     seed_col: str = "seed",
 ) -> plt.Figure:
-    """Figure 5 (growing training subsets): gaps and the L1 path-norm vs epoch, one line per fraction.
+    """Figure 5 (growing training subsets): gaps and the L^q path-norm vs epoch, one line per fraction.
 
-    Panels: top-1 generalisation error ``margin_train_top1 - test_top1`` (percentage points), the
-    cross-entropy gap ``test_loss - margin_train_loss`` and the L^q path-norm (log y). The train
-    metrics are ``margin_train_*``: eval mode on a non-augmented train subset. Each line is the
-    arithmetic mean over seeds at each epoch (seaborn ``lineplot``; for the path-norm, the mean of
-    ``10**log10``), and the band spans the seeds' minimum to maximum. Lines are labelled
-    "1/8" for fraction 1/2**k, else by the decimal fraction.
-
-    Args:
-        df: rows from :func:`load_runs` with keys ``(fraction_col, seed_col)``.
-        title: figure title (none when empty).
-        q: exponent of the path-norm panel.
-        convention: ``"exact"`` or ``"gbrg24"`` path-norm columns.
+    Panels (see :func:`subsets_frame`): the top-1 and cross-entropy generalisation gaps with the
+    train measure ``gap`` (default ``running``, the paper's), then the L^q path-norm in the
+    original code's convention (gbrg24, what the paper plots) and by definition (exact), log y;
+    two rows of two when there are four panels. Each line is the arithmetic mean over seeds at
+    each epoch (seaborn ``lineplot``; for a path-norm, the mean of ``10**log10``), and the band
+    spans the seeds' minimum to maximum. Lines are labelled "1/8" for fraction 1/2**k, else by
+    the decimal fraction.
 
     Returns:
-        The figure with three panels; the legend is on the first one.
+        The figure; the legend is on the first panel.
     """
     fractions = sorted(pd.unique(df[fraction_col]))
     if not fractions:
         raise ValueError("no subset runs to plot")
+    frame, panels = subsets_frame(df, q=q, conventions=conventions, gap=gap, fraction_col=fraction_col, seed_col=seed_col)
     colours = dict(zip(fractions, sns.color_palette("flare", n_colors=len(fractions))))
-    data = add_gaps(df)
-    pn_frame, as_log10 = _prepare_pathnorm(data, q, convention)
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
-    panels = [
-        (axes[0], data, "top1_gap_pct", "top-1 generalisation error (train − test, %)"),
-        (axes[1], data, "ce_gap", "cross-entropy gap (test − train)"),
-        (axes[2], pn_frame, "_pn", None),
-    ]
-    for ax, frame, y, ylabel in panels:
+    ncols = 2 if len(panels) == 4 else len(panels)
+    rows = [panels[i : i + ncols] for i in range(0, len(panels), ncols)]
+    fig = plt.figure(figsize=(4.3 * ncols if ncols > 2 else 5.4 * ncols, 3.6 * len(rows)), layout="constrained")
+    placed = _panel_grid(fig, rows, ncols)
+    for ax, panel in placed:
+        sub = frame[frame["panel"] == panel.name]
         for f in fractions:
-            sub = frame[frame[fraction_col] == f][["epoch", seed_col, y]].dropna(subset=[y])
-            if sub.empty:
+            line = sub[sub[fraction_col] == f]
+            if line.empty:
                 continue
             sns.lineplot(
-                data=sub, x="epoch", y=y, ax=ax, color=colours[f], label=fraction_label(f),
+                data=line, x="epoch", y="value", ax=ax, color=colours[f], label=fraction_label(f),
                 estimator="mean", errorbar=("pi", 100), lw=1.4,
             )  # fmt: skip
         _drop_legend(ax)
-        ax.set_xlabel("epoch")
-        if ylabel is not None:
-            ax.set_ylabel(ylabel)
-        sns.despine(ax=ax)
-    axes[0].axhline(0.0, color="0.6", lw=0.8, ls=":", zorder=0)
-    axes[1].axhline(0.0, color="0.6", lw=0.8, ls=":", zorder=0)
-    _finish_pathnorm_axis(axes[2], q, convention, as_log10)
-    axes[0].legend(title="fraction of train set", fontsize=8, title_fontsize=8)
+        _finish_panel(ax, panel)
+    placed[0][0].legend(title="fraction of train set", fontsize=8, title_fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

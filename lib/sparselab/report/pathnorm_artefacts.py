@@ -60,23 +60,25 @@ def write_pretrained_report(
 
 
 def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[Any, float], out_csv: str | Path,
-                     pdf: str | Path, png: str | Path, title: str = "") -> None:  # fmt: skip
+                     pdf: str | Path, png: str | Path, title: str = "", gap: str = "running") -> None:  # fmt: skip
     """Figure 4 from ``[round, seed, metrics.csv]`` triples (the first seed is plotted, every
-    seed's last epoch goes to the CSV)."""
+    seed's last epoch goes to the CSV, with both gaps); ``gap`` is the plotted one (``pathnorm.gap``)."""
     frame = pn.load_runs({(int(r), int(s)): p for r, s, p in runs}, ("round", "seed"))
-    atomic_write_text(out_csv, pn.epoch_summary(frame, ("round", "seed")).to_csv(index=False))
+    atomic_write_text(out_csv, pn.epoch_summary(frame, ("round", "seed"), gap=gap).to_csv(index=False))
     first = frame[frame["seed"] == frame["seed"].min()]
     sparsity = {int(k): float(v) for k, v in sparsity_by_round.items()}
-    fig = pn.imp_figure(first, sparsity, title=f"{title}: IMP with rewinding" if title else "")
+    fig = pn.imp_figure(first, sparsity, title=f"{title}: IMP with rewinding" if title else "", gap=gap)
     pn.save_figure(fig, pdf, png)
     plt.close(fig)
 
 
 def write_subsets_figure(runs: Sequence[Sequence[Any]], out_csv: str | Path, pdf: str | Path, png: str | Path,
-                         title: str = "") -> None:  # fmt: skip
-    """Figure 5 from ``[fraction, seed, metrics.csv]`` triples, averaged over seeds."""
+                         title: str = "", gap: str = "running") -> None:  # fmt: skip
+    """Figure 5 from ``[fraction, seed, metrics.csv]`` triples, averaged over seeds (the CSV has
+    both gaps; ``gap`` is the plotted one, ``pathnorm.gap``)."""
     frame = pn.load_runs({(float(f), int(s)): p for f, s, p in runs}, ("fraction", "seed"))
-    atomic_write_text(out_csv, pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",)).to_csv(index=False))
-    fig = pn.subsets_figure(frame, title=f"{title}: growing training subsets" if title else "")
+    summary = pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",), gap=gap)
+    atomic_write_text(out_csv, summary.to_csv(index=False))
+    fig = pn.subsets_figure(frame, title=f"{title}: growing training subsets" if title else "", gap=gap)
     pn.save_figure(fig, pdf, png)
     plt.close(fig)
