@@ -167,8 +167,7 @@ def ramp_sparsity(epoch: int, target: float, *, start: int, end: int, initial_sp
     threshold) or of each layer (per-layer targets), not a fraction of the survivors.
     """
     _check_target(target)
-    if int(start) != start or int(end) != end or end <= start:
-        raise ValueError(f"ramp end {end} must be an integer after its start {start}")
+    _check_ramp_clock(start, 1, end)
     if epoch < start:
         raise ValueError(f"epoch {epoch} is before the ramp's start {start}")
     if not 0.0 <= initial_sparsity <= target:
