@@ -4,6 +4,7 @@ trains like the eager one, and the batch prefetcher is a plain pass-through off 
 
 from __future__ import annotations
 
+import os
 import types
 
 import pytest
@@ -79,3 +80,72 @@ def test_multi_tensor_and_fused_sgd_equal_the_loop_with_masks(kernel: str) -> No
         torch.testing.assert_close(got[k], want[k], msg=k)
     for a, b in zip(got_bufs, want_bufs):
         torch.testing.assert_close(a, b)
+
+
+# ----------------------------------------------------------------------------- the captured step
+def test_capture_none_auto_graphs(monkeypatch) -> None:
+    from sparselab.compute import captures
+    from sparselab.config import ComputeHparams
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not captures(cuda, ComputeHparams(), distributed=False)  # default: none
+    assert captures(cuda, ComputeHparams(capture="auto"), distributed=False)
+    assert not captures(cpu, ComputeHparams(capture="auto"), distributed=False)
+    assert not captures(cuda, ComputeHparams(capture="auto"), distributed=True)
+    assert captures(cpu, ComputeHparams(capture="graphs"), distributed=False)
+    with pytest.raises(ValueError, match="single-process"):
+        captures(cuda, ComputeHparams(capture="graphs"), distributed=True)
+
+
+def _has_cxx() -> bool:
+    import shutil
+
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(os.environ.get("SPARSELAB_COMPILE_TEST") != "1",
+                    reason="compiles with inductor (20-60 s on 2 cores): set SPARSELAB_COMPILE_TEST=1")  # fmt: skip
+@pytest.mark.skipif(not _has_cxx(), reason="inductor on CPU needs a C++ compiler")
+def test_the_captured_step_trains_like_the_eager_one_with_a_mask_and_batchnorm(monkeypatch) -> None:
+    """Full batches through the compiled model (inductor on CPU), the odd last batch eagerly; BN
+    switches to eval mode for the per-epoch evaluation and back; the mask holds."""
+    from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
+    from sparselab.data import build_splits
+    from sparselab.dst.layers import initial_masks, sparse_tensors
+    from sparselab.train import engine
+
+    splits = build_splits(DataHparams(source="digits", val_fraction=0.1))
+    hp = TrainHparams.from_dict({"epochs": 2, "batch_size": 256, "optimizer": {"lr": 0.05, "momentum": 0.9,
+                                 "nesterov": True, "weight_decay": 5e-4}, "schedule": {"kind": "cosine"}})  # fmt: skip
+    assert len(splits.train) % hp.batch_size, "the test needs an odd-sized last batch"
+    sizes: list[int] = []
+    real = engine.capture_forward
+
+    def counted(model: nn.Module):  # type: ignore[no-untyped-def]
+        compiled = real(model)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            sizes.append(len(x))
+            return compiled(x)
+
+        return forward
+
+    monkeypatch.setattr(engine, "capture_forward", counted)
+
+    def run(capture: str):  # type: ignore[no-untyped-def]
+        model = lenet()
+        masks = initial_masks(model, sparse_tensors(model, "lenet300_100"), 0.8, torch.Generator().manual_seed(0))
+        compute = ComputeHparams(device="cpu", progress="lines", capture=capture)
+        return engine.train(model, splits, hp, seeds=SeedHparams(), compute=compute, mask=Mask(masks)), masks
+
+    eager, masks = run("none")
+    assert sizes == []
+    captured, _ = run("graphs")
+    steps = -(-len(splits.train) // hp.batch_size)
+    assert sizes == [hp.batch_size] * ((steps - 1) * hp.epochs)  # every full batch, never the last one
+    for k, v in eager.model.state_dict().items():
+        torch.testing.assert_close(captured.model.state_dict()[k], v, rtol=1e-4, atol=1e-5, msg=k)
+    params = dict(captured.model.named_parameters())
+    assert all((params[n][~m] == 0).all() for n, m in masks.items())
+    assert captured.history[-1]["val_top1"] == pytest.approx(eager.history[-1]["val_top1"], abs=0.02)
