@@ -149,3 +149,37 @@ def test_the_captured_step_trains_like_the_eager_one_with_a_mask_and_batchnorm(m
     params = dict(captured.model.named_parameters())
     assert all((params[n][~m] == 0).all() for n, m in masks.items())
     assert captured.history[-1]["val_top1"] == pytest.approx(eager.history[-1]["val_top1"], abs=0.02)
+
+
+# ----------------------------------------------------------------------------- prefetching
+class _Loader:
+    """Batches ``(x, y)`` that record how far they were pulled."""
+
+    def __init__(self, n: int) -> None:
+        self.batches = [(torch.randn(4, 1, 2, 2), torch.arange(4) + 10 * i) for i in range(n)]
+        self.pulled = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for b in self.batches:
+            self.pulled += 1
+            yield b
+
+
+def test_the_prefetcher_is_a_lazy_pass_through_off_cuda() -> None:
+    from sparselab.train.prefetch import DevicePrefetcher
+
+    loader = _Loader(3)
+    batches = DevicePrefetcher(loader, torch.device("cpu"))
+    assert len(batches) == 3
+    it = iter(batches)
+    x, y = next(it)
+    assert loader.pulled == 1  # nothing fetched ahead on CPU
+    assert x is loader.batches[0][0] and y is loader.batches[0][1]  # no copies
+    rest = list(it)
+    assert [b[1][0].item() for b in rest] == [10, 20]  # in order, each once
+    assert all(a is b[0] for (a, _), b in zip(rest, loader.batches[1:]))
+    again = list(DevicePrefetcher(loader, "cpu", channels_last=True))  # a fresh pass, channels_last applied
+    assert len(again) == 3 and all(x.is_contiguous(memory_format=torch.channels_last) for x, _ in again)

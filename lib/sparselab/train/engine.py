@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..compute import (
     autocast, begin_captured_step, capture_forward, captures, configure_determinism, prepare_model, select_device,
-    to_device, uses_cuda_features,
+    uses_cuda_features,
 )  # fmt: skip
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
@@ -45,6 +45,7 @@ from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names
 from .divergence import DivergenceError, epoch_status, raise_if_diverged
 from .optim import build_optimizer, build_scheduler
+from .prefetch import DevicePrefetcher
 from .state import RESUME_FILE, TrainState, capture_rng, restore_rng
 
 log = logging.getLogger("sparselab")
@@ -242,7 +243,7 @@ class _Trainer:
         t0 = time.perf_counter()
         for name, loader in self.eval_loaders.items():
             loss_sum, ranks, targets = predictions(
-                self.eval_forward, loader, self.device,
+                self.eval_forward, DevicePrefetcher(loader, self.device, self.channels_last), self.device,
                 temperature=self.hp.temperature, amp=self.amp, channels_last=self.channels_last,
             )  # fmt: skip
             if self.world.distributed:  # every process evaluated a slice of each batch
@@ -277,8 +278,8 @@ class _Trainer:
         lr = float("nan")
         t0 = time.perf_counter()
         desc = f"epoch {epoch}/{hp.epochs}"
-        for index, (x, y) in enumerate(progress.batches(self.train_loader, len(self.train_loader), desc, self.bar)):
-            x, y = to_device(x, self.device, self.channels_last), y.to(self.device, non_blocking=True)
+        batches = DevicePrefetcher(self.train_loader, self.device, self.channels_last)
+        for index, (x, y) in enumerate(progress.batches(batches, len(self.train_loader), desc, self.bar)):
             self.optimizer.zero_grad(set_to_none=True)  # before a captured forward reuses the last step's memory
             with autocast(self.device, self.amp):
                 logits = self.step_forward(len(y))(x)
