@@ -34,7 +34,9 @@ from sparselab.train.engine import train
 from sparselab.train.optim import build_optimizer, build_scheduler
 from sparselab.train.run import build_seeded
 
-SHAPES = {"lenet300_100": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "vgg13_bn": (3, 32, 32), "resnet18": (3, 64, 64)}
+SHAPES = {"lenet300_100": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "cifar_resnet56": (3, 32, 32),
+          "vgg13_bn": (3, 32, 32), "wrn": (3, 32, 32), "resnet18": (3, 64, 64)}  # fmt: skip
+KWARGS = {"wrn": {"depth": 28, "widen_factor": 2.0}}  # WRN-28-2
 
 
 def make_data(shape, n: int, classes: int = 10) -> DatasetSplits:
@@ -114,7 +116,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     shape = SHAPES[args.model]
-    spec = ArchSpec(args.model, 10, shape, {})
+    spec = ArchSpec(args.model, 10, shape, KWARGS.get(args.model, {}))
     data = make_data(shape, args.batch * args.steps)
     hp = recipe(args.epochs, args.batch)
     dev = args.device
