@@ -183,3 +183,35 @@ def test_the_prefetcher_is_a_lazy_pass_through_off_cuda() -> None:
     assert all(a is b[0] for (a, _), b in zip(rest, loader.batches[1:]))
     again = list(DevicePrefetcher(loader, "cpu", channels_last=True))  # a fresh pass, channels_last applied
     assert len(again) == 3 and all(x.is_contiguous(memory_format=torch.channels_last) for x, _ in again)
+
+
+# ----------------------------------------------------------------------------- resume across machines
+def test_a_state_saved_with_fused_sgd_resumes_with_this_machines_kernel(tmp_path) -> None:
+    """Optimizer state dicts carry ``fused``/``foreach`` in their groups: a resume file written on a
+    GPU (fused SGD) must not switch a CPU run to another kernel (and away from bitwise resume)."""
+    from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
+    from sparselab.data import build_splits
+    from sparselab.train.callbacks import Callback
+    from sparselab.train.engine import train
+    from sparselab.train.state import RESUME_FILE, TrainState
+
+    class Crash(Callback):
+        def on_step_end(self, ctx) -> None:  # type: ignore[no-untyped-def]
+            if ctx.epoch == 2:
+                raise KeyboardInterrupt("simulated kill")
+
+    splits = build_splits(DataHparams(source="digits", val_fraction=0.0))
+    hp = TrainHparams.from_dict({"epochs": 2, "batch_size": 128, "optimizer": {"lr": 0.05, "momentum": 0.9,
+                                 "nesterov": True, "weight_decay": 5e-4}, "schedule": {"kind": "cosine"}})  # fmt: skip
+    cpu = ComputeHparams(device="cpu", progress="lines")
+    whole = train(lenet(), splits, hp, seeds=SeedHparams(), compute=cpu)
+    with pytest.raises(KeyboardInterrupt):
+        train(lenet(), splits, hp, seeds=SeedHparams(), compute=cpu, callbacks=[Crash()], state_dir=tmp_path)
+    state = TrainState.load(tmp_path / RESUME_FILE)
+    for group in state.optimizer["param_groups"]:
+        group["fused"], group["foreach"] = True, None  # as fused SGD on CUDA writes it
+    state.save(tmp_path / RESUME_FILE)
+    resumed = train(lenet(), splits, hp, seeds=SeedHparams(), compute=cpu, state_dir=tmp_path)
+    assert resumed.resumed_from_epoch == 1
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
