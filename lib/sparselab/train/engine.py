@@ -44,7 +44,7 @@ from . import progress
 from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names
 from .divergence import DivergenceError, epoch_status, raise_if_diverged
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, load_optimizer_state
 from .prefetch import DevicePrefetcher
 from .state import RESUME_FILE, TrainState, capture_rng, restore_rng
 
@@ -225,7 +225,7 @@ class _Trainer:
 
     def load_state(self, state: TrainState, *, with_history: bool) -> None:
         self.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
+        load_optimizer_state(self.optimizer, state.optimizer)
         self.scheduler.load_state_dict(state.scheduler)
         restore_rng(state.rng)
         self.ctx.epoch, self.ctx.step = state.epoch, state.step

@@ -44,6 +44,16 @@ def build_optimizer(model: nn.Module, hp: OptimizerHparams) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, **sgd_kernel(params))
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict`` that keeps this machine's kernel choice: saved param groups
+    carry ``fused``/``foreach``, and a resume file written on a GPU must not switch a CPU run to
+    another kernel (nor one written on CPU keep a GPU run on the per-parameter loop)."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kernel in zip(optimizer.param_groups, kernels):
+        group.update(kernel)
+
+
 def lr_factor_fn(hp: ScheduleHparams, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
     """Multiplier of the base lr at iteration ``step`` (0-based): warm-up, then the decay rule.
 
