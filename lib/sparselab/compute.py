@@ -1,4 +1,5 @@
-"""Device choice, determinism switches and the CUDA-only speed-ups (bf16 autocast, channels_last)."""
+"""Device choice, determinism switches and the CUDA-only speed-ups (bf16 autocast, channels_last,
+the captured training step)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,41 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def captures(device: torch.device, compute: ComputeHparams, distributed: bool) -> bool:
+    """Whether the training step's forward and backward run captured (:func:`capture_forward`).
+
+    ``auto`` captures on CUDA in single-process training only: that is where launches dominate a
+    small net's step, and CUDA graphs with DDP's collectives are not something this engine
+    relies on. ``graphs`` asks for it everywhere (on CPU it is plain inductor: how the tests run the
+    path) and is an error with several processes.
+    """
+    if compute.capture == "none":
+        return False
+    if distributed:
+        if compute.capture == "graphs":
+            raise ValueError("compute.capture: graphs is single-process only; use auto (off with several GPUs) or none")
+        return False
+    return compute.capture == "graphs" or device.type == "cuda"
+
+
+def capture_forward(model: nn.Module) -> nn.Module:
+    """The model compiled for the training step: on CUDA its forward and backward replay as CUDA
+    graphs (cudagraph trees, ``mode="reduce-overhead"``), one launch each instead of hundreds.
+
+    Correct under the engine's mask and rewiring events because they change parameters only in
+    place (the graphs read the same addresses); batches are copied into the graph's own input
+    buffer on every replay. ``dynamic=False``: one shape, the full batch (the engine runs an
+    odd-sized last batch eagerly instead of compiling a second graph).
+    """
+    return torch.compile(model, mode="reduce-overhead", dynamic=False)  # type: ignore[return-value]
+
+
+def begin_captured_step(device: torch.device) -> None:
+    """Mark a new training step for cudagraph trees: the previous step's graph outputs (logits,
+    saved activations, gradients) are dead from here and their memory is reused."""
+    if device.type == "cuda":
+        mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)  # torch >= 2.1
+        if mark is not None:
+            mark()

@@ -241,6 +241,9 @@ class ComputeHparams(Hparams):
     amp: bool = True  # bf16 autocast, on CUDA only
     channels_last: bool = True  # on CUDA only
     compile: bool = False  # torch.compile the model
+    # CUDA graphs for the training forward+backward (torch.compile mode="reduce-overhead"):
+    # none | auto (on CUDA, one process) | graphs (also on CPU: plain inductor, for tests)
+    capture: Literal["none", "auto", "graphs"] = "none"
     num_workers: int = 0  # DataLoader worker processes (in-memory datasets never use any)
     progress: Literal["auto", "bar", "lines"] = "auto"  # tqdm when interactive, lines in logs
     sync_batchnorm: bool = True  # multi-process training: BatchNorm statistics over the global batch

@@ -30,7 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..compute import autocast, configure_determinism, prepare_model, select_device, to_device, uses_cuda_features
+from ..compute import (
+    autocast, begin_captured_step, capture_forward, captures, configure_determinism, prepare_model, select_device,
+    uses_cuda_features,
+)  # fmt: skip
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
@@ -41,7 +44,8 @@ from . import progress
 from . import distributed
 from .callbacks import Callback, TrainContext, check_unique_names
 from .divergence import DivergenceError, epoch_status, raise_if_diverged
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, load_optimizer_state
+from .prefetch import DevicePrefetcher
 from .state import RESUME_FILE, TrainState, capture_rng, restore_rng
 
 log = logging.getLogger("sparselab")
@@ -130,7 +134,8 @@ class _Trainer:
         self.selected_epoch: int | None = None
         self.device = distributed.rank_device(select_device(compute.device))
         self.world = distributed.init_process_group(self.device)
-        configure_determinism(compute.deterministic, compiled=compute.compile)
+        self.capture = captures(self.device, compute, self.world.distributed)
+        configure_determinism(compute.deterministic, compiled=compute.compile or self.capture)
         self.amp, self.channels_last = uses_cuda_features(self.device, compute)
         self.model = prepare_model(model, self.device, self.channels_last)
         self.cleanup = contextlib.ExitStack()  # undone when training ends (BatchNorm swapped back)
@@ -148,6 +153,8 @@ class _Trainer:
             self.forward = self.eval_forward
         elif compute.compile:
             self.forward = torch.compile(self.forward)
+        # full training batches through CUDA graphs; eval and an odd-sized last batch use self.forward
+        self.captured = capture_forward(self.model) if self.capture else None
         self.bar = progress.interactive(compute.progress) and self.world.main
         pin = self.device.type == "cuda"
         shard = {"rank": self.world.rank, "world_size": self.world.size}
@@ -218,7 +225,7 @@ class _Trainer:
 
     def load_state(self, state: TrainState, *, with_history: bool) -> None:
         self.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
+        load_optimizer_state(self.optimizer, state.optimizer)
         self.scheduler.load_state_dict(state.scheduler)
         restore_rng(state.rng)
         self.ctx.epoch, self.ctx.step = state.epoch, state.step
@@ -236,7 +243,7 @@ class _Trainer:
         t0 = time.perf_counter()
         for name, loader in self.eval_loaders.items():
             loss_sum, ranks, targets = predictions(
-                self.eval_forward, loader, self.device,
+                self.eval_forward, DevicePrefetcher(loader, self.device, self.channels_last), self.device,
                 temperature=self.hp.temperature, amp=self.amp, channels_last=self.channels_last,
             )  # fmt: skip
             if self.world.distributed:  # every process evaluated a slice of each batch
@@ -253,6 +260,13 @@ class _Trainer:
             return self.hp.batch_size
         return self.train_size - self.hp.batch_size * index
 
+    def step_forward(self, size: int) -> nn.Module:
+        """The captured model for a full batch (``compute.capture``), else the plain forward."""
+        if self.captured is not None and size == self.hp.batch_size:
+            begin_captured_step(self.device)
+            return self.captured
+        return self.forward
+
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         hp, ctx = self.hp, self.ctx
         self.model.train()
@@ -264,10 +278,11 @@ class _Trainer:
         lr = float("nan")
         t0 = time.perf_counter()
         desc = f"epoch {epoch}/{hp.epochs}"
-        for index, (x, y) in enumerate(progress.batches(self.train_loader, len(self.train_loader), desc, self.bar)):
-            x, y = to_device(x, self.device, self.channels_last), y.to(self.device, non_blocking=True)
+        batches = DevicePrefetcher(self.train_loader, self.device, self.channels_last)
+        for index, (x, y) in enumerate(progress.batches(batches, len(self.train_loader), desc, self.bar)):
+            self.optimizer.zero_grad(set_to_none=True)  # before a captured forward reuses the last step's memory
             with autocast(self.device, self.amp):
-                logits = self.forward(x)
+                logits = self.step_forward(len(y))(x)
             logits = _full_precision(logits)
             if hp.temperature != 1.0:
                 logits = logits / hp.temperature
@@ -278,7 +293,6 @@ class _Trainer:
                 loss = summed * (self.world.size / self.global_batch(index))
             else:
                 loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if ctx.bound_mask is not None:
                 ctx.bound_mask.mask_gradients()

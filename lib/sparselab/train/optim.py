@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -11,8 +12,27 @@ from torch import nn
 from ..config import OptimizerHparams, ScheduleHparams
 
 
+_SGD_HAS_FUSED = "fused" in inspect.signature(torch.optim.SGD).parameters  # torch >= 2.3
+
+
+def sgd_kernel(params: Sequence[torch.Tensor]) -> dict[str, bool]:
+    """How SGD runs its update; every choice computes the same update (to float rounding).
+
+    On CUDA a launch-bound small net pays for every kernel: ``fused`` (one kernel for all
+    parameters) where the installed torch has it and every parameter is a floating CUDA tensor,
+    else ``foreach`` (a few multi-tensor kernels). Elsewhere torch's default per-parameter loop,
+    which keeps today's bitwise CPU results and resume files.
+    """
+    if not params or not all(p.is_cuda for p in params):
+        return {}
+    if _SGD_HAS_FUSED and all(p.is_floating_point() for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimizer(model: nn.Module, hp: OptimizerHparams) -> torch.optim.SGD:
-    """SGD; with ``decay_norm_and_bias`` off, 1-D tensors (biases, norm scales) get no weight decay."""
+    """SGD (kernel: :func:`sgd_kernel`); with ``decay_norm_and_bias`` off, 1-D tensors (biases,
+    norm scales) get no weight decay."""
     params = [p for p in model.parameters() if p.requires_grad]
     if hp.decay_norm_and_bias or hp.weight_decay == 0:
         groups = [{"params": params, "weight_decay": hp.weight_decay}]
@@ -21,7 +41,17 @@ def build_optimizer(model: nn.Module, hp: OptimizerHparams) -> torch.optim.SGD:
             {"params": [p for p in params if p.dim() > 1], "weight_decay": hp.weight_decay},
             {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
         ]
-    return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov)
+    return torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, **sgd_kernel(params))
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict`` that keeps this machine's kernel choice: saved param groups
+    carry ``fused``/``foreach``, and a resume file written on a GPU must not switch a CPU run to
+    another kernel (nor one written on CPU keep a GPU run on the per-parameter loop)."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, kernel in zip(optimizer.param_groups, kernels):
+        group.update(kernel)
 
 
 def lr_factor_fn(hp: ScheduleHparams, steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
