@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--workers", type=int, default=min(15, max(0, (os.cpu_count() or 1) - 1)))
     args = parser.parse_args(argv)
-    args.capture = {}  # set once the capture key exists
+    args.capture = {"capture": "graphs"}
     args.gpu_decode = {}
     device = torch.device(args.device)
     if device.type != "cuda" and not args.smoke:
