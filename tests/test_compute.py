@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models
+
 from sparselab import compute
 from sparselab.config import ComputeHparams, DataHparams
 from sparselab.io.checkpoint import ArchSpec, save_checkpoint

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..compute import autocast, configure_determinism, prepare_model, select_device, to_device, uses_cuda_features
+from ..compute import autocast, place, to_device
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
@@ -128,11 +128,10 @@ class _Trainer:
         self.owns_metrics = False  # whether the metrics CSV describes this run (removed if it diverges)
         self.best: dict[str, Any] | None = None
         self.selected_epoch: int | None = None
-        self.device = distributed.rank_device(select_device(compute.device))
+        self.placement = place(compute, compiled=compute.compile, local=distributed.rank_device)
+        self.device, self.amp, self.channels_last = self.placement.device, self.placement.amp, self.placement.channels_last
         self.world = distributed.init_process_group(self.device)
-        configure_determinism(compute.deterministic, compiled=compute.compile)
-        self.amp, self.channels_last = uses_cuda_features(self.device, compute)
-        self.model = prepare_model(model, self.device, self.channels_last)
+        self.model = self.placement.model(model)
         self.cleanup = contextlib.ExitStack()  # undone when training ends (BatchNorm swapped back)
         self.forward: nn.Module = self.model
         if self.world.distributed:
