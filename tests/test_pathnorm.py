@@ -1026,10 +1026,11 @@ def test_gbrg24_one_channel_toy_by_hand(q: float, eps: float, strict_batch_norm:
         assert abs(got.value / exact.value - 1) > 0.05
 
 
-def test_no_walk_calls_batch_norm_with_eps_zero(strict_batch_norm: list[float]) -> None:
+def test_no_walk_calls_batch_norm_with_eps_zero(strict_batch_norm: list[float], device: torch.device) -> None:
     """Every supported torch (not only >= 2.14, which accepts eps 0 in eval mode) computes the
-    path-norms of BatchNorm nets, both conventions, eps 0 BatchNorms included."""
-    nets = [make_net(name) for name in NETS] + [randomize(PooledHead(eps=0.0), 3).eval()]
+    path-norms of BatchNorm nets, both conventions, eps 0 BatchNorms included (``pytest --device
+    cuda``: on the GPU)."""
+    nets = [make_net(name).to(device) for name in NETS] + [randomize(PooledHead(eps=0.0), 3).eval().to(device)]
     for net in nets:
         shape = getattr(net, "input_shape", (2, 4, 5))
         for convention in ("exact", "gbrg24"):
