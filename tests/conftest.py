@@ -13,6 +13,34 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# The device of the device-sensitive tests: ``pytest --device cuda`` runs them on the machine's GPU
+# (CPU by default). Set before any test module is imported (pytest_configure), so modules build
+# their ComputeHparams from it: ``ComputeHparams(device=DEVICE)``.
+DEVICE = "cpu"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", choices=("cpu", "cuda"), default="cpu",
+                     help="device of the tests marked 'device' (default: cpu)")  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global DEVICE
+    DEVICE = config.getoption("--device")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--device cuda`` on a machine without CUDA, the device tests skip (the rest run)."""
+    if DEVICE != "cuda":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="--device cuda: no CUDA device on this machine")
+    for item in items:
+        if item.get_closest_marker("device") is not None or "device" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -79,6 +107,28 @@ def tiny_config() -> dict:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def device():  # type: ignore[no-untyped-def]
+    """The ``torch.device`` of ``--device`` (tests asking for it skip where that device is absent)."""
+    import torch
+
+    return torch.device(DEVICE)
+
+
+@pytest.fixture(scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """One intra-op thread while a module runs, as a job runs by default (``resources.threads: 1``):
+    many tiny ops stall in OpenMP barriers on a loaded or oversubscribed CPU (a gradient-flow test:
+    4 s with 1 thread, 38 s with 2 on a shared 2-core VM; pytest-xdist workers x all cores on a GPU
+    machine is worse)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -54,6 +54,14 @@ class Poison(Callback):
                 weight[(0,) * weight.dim()] = math.nan
 
 
+def test_poison_writes_a_nan_into_a_channels_last_weight() -> None:
+    """The helper works on the weights of a CUDA run (channels_last), checked here on CPU."""
+    model = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    ctx = type("Ctx", (), {"step": 2, "model": model})()
+    Poison(2).on_step_end(ctx)
+    assert math.isnan(float(model.weight.detach()[0, 0, 0, 0])) and int(torch.isnan(model.weight.detach()).sum()) == 1
+
+
 def steps_per_epoch(digits) -> int:
     return math.ceil(len(digits.train) / BATCH)
 

@@ -94,6 +94,9 @@ EDITS: dict[str, set[str]] = {
     "models/resnet_cifar.py": MODELS,
     "models/registry.py": MODELS,
     "io/checkpoint.py": MODELS,
+    # device set-up (sparselab.compute): the jobs that place a model on a device, never the linear
+    # heads (cached features), records, tables or figures
+    "compute.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"},
     # what every job runs: the job wrapper, atomic writes, the config types
     "jobs.py": ALL,
     "io/atomic.py": ALL,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import DEVICE
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.studies.gradflow import prune as gradflow
@@ -19,7 +20,8 @@ RECIPE = TrainHparams.from_dict({
     "epochs": 1, "batch_size": 128, "temperature": 5.0,
     "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}, "schedule": {"kind": "constant"},
 })  # fmt: skip
-COMPUTE = ComputeHparams(device="cpu", progress="lines")
+pytestmark = [pytest.mark.device, pytest.mark.usefixtures("one_thread")]  # conftest
+COMPUTE = ComputeHparams(device=DEVICE, progress="lines")  # pytest --device cuda: on the GPU
 
 
 def files(d: Path) -> RoundFiles:
@@ -128,11 +130,13 @@ def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resum
     assert best < 4 and vals[-1] < max(vals)
     assert result.selected_epoch == best and result.final["epoch"] == best
     assert result.final["val_top1"] == max(vals)
+    from sparselab.compute import place
     from sparselab.data.loaders import make_loader
     from sparselab.metrics.classification import evaluate
 
     val = make_loader(splits.val, 256, shuffle=False)
-    assert evaluate(result.model, val)["top1"] == max(vals)  # the model holds the selected weights
+    placement = place(COMPUTE)  # as the engine evaluated it
+    assert evaluate(result.model, val, placement.device, **placement.options())["top1"] == max(vals)  # the selected weights
     # a finished run's resume state restarts at its end and selects the same weights from it
     again = train(build_model("cifar_resnet20", 10, (3, 8, 8), width=2), splits, recipe, seeds=SeedHparams(),
                   compute=COMPUTE, state_dir=tmp_path / "s", callbacks=(WreckLastEpoch(),))  # fmt: skip
@@ -186,7 +190,7 @@ def test_training_can_start_from_given_momentum_buffers() -> None:
         model = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
         model.load_state_dict(start.state_dict())
         result = train(model, splits, recipe, seeds=SeedHparams(), compute=COMPUTE, momentum=momentum)
-        runs.append(dict(result.model.named_parameters()))
+        runs.append({n: p.detach().cpu() for n, p in result.model.named_parameters()})
         assert result.momentum is not None and result.momentum.keys() == given.keys()
     for n, m in given.items():
         assert torch.allclose(runs[0][n] - runs[1][n], 0.1 * 0.9 * m, atol=1e-5), n

@@ -983,9 +983,28 @@ def _toy(w: float, gamma: float, beta: float, mean: float, var: float, eps: floa
     return model.eval(), stored
 
 
+@pytest.fixture()
+def strict_batch_norm(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``F.batch_norm`` as torch < 2.14 has it: eps must be positive (``ValueError`` otherwise).
+    Returns the eps of every call, so a test sees whether the walk still goes through it."""
+    real, calls = F.batch_norm, []
+
+    def batch_norm(*args, **kwargs):  # type: ignore[no-untyped-def]
+        eps = kwargs["eps"] if "eps" in kwargs else args[7] if len(args) > 7 else 1e-5
+        calls.append(eps)
+        if eps <= 0:
+            raise ValueError(f"batch_norm eps must be positive, but got {eps}")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "batch_norm", batch_norm)
+    return calls
+
+
+@pytest.mark.parametrize("eps", [1e-3, 0.0])
 @pytest.mark.parametrize("q", [1.0, 2.0, 0.5])
-def test_gbrg24_one_channel_toy_by_hand(q: float) -> None:
-    eps = 1e-3
+def test_gbrg24_one_channel_toy_by_hand(q: float, eps: float, strict_batch_norm: list[float]) -> None:
+    """Both conventions against their closed forms, BatchNorm eps 0 included, on a torch whose
+    ``F.batch_norm`` refuses eps <= 0 (the BatchNorm neurons are written as affine maps)."""
     model, (w, gamma, beta, mean, var, u) = _toy(-1.5, -0.8, 0.3, 0.4, 2.5, eps, 1.7)
     h, wd = 3, 4
     k = h * wd
@@ -1005,6 +1024,18 @@ def test_gbrg24_one_channel_toy_by_hand(q: float) -> None:
     assert exact.value == pytest.approx(exact_value, rel=1e-12)
     if q == 1.0:  # with a non-zero running mean the conventions differ even at q = 1
         assert abs(got.value / exact.value - 1) > 0.05
+
+
+def test_no_walk_calls_batch_norm_with_eps_zero(strict_batch_norm: list[float], device: torch.device) -> None:
+    """Every supported torch (not only >= 2.14, which accepts eps 0 in eval mode) computes the
+    path-norms of BatchNorm nets, both conventions, eps 0 BatchNorms included (``pytest --device
+    cuda``: on the GPU)."""
+    nets = [make_net(name).to(device) for name in NETS] + [randomize(PooledHead(eps=0.0), 3).eval().to(device)]
+    for net in nets:
+        shape = getattr(net, "input_shape", (2, 4, 5))
+        for convention in ("exact", "gbrg24"):
+            assert all(math.isfinite(r.log10) for r in path_norms(net, (1.0, 2.0), shape, convention=convention))
+    assert all(eps > 0 for eps in strict_batch_norm)
 
 
 def test_gbrg24_relu_can_clip_everything_to_zero() -> None:

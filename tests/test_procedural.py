@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sparselab.config import DataHparams
 from sparselab.data import build_splits
 from sparselab.data.sources.procedural import SHAPES
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: thousands of tiny ops
 
 
 def test_shapes_and_gratings_are_balanced_deterministic_and_digits_shaped() -> None:

@@ -1,11 +1,19 @@
 """Device choice, determinism switches and the CUDA-only speed-ups (bf16 autocast, channels_last,
-the captured training step)."""
+the captured training step).
+
+Every job that moves models or batches to a device does it through here: :func:`place` turns a
+job's ``compute`` settings into a :class:`Placement` once (device chosen, determinism set), and
+the job moves its model (:meth:`Placement.model`) and batches (:meth:`Placement.batch`) with it and
+runs plain predictions under :meth:`Placement.autocast`. ``tests/test_compute.py`` fails on a
+device set up by hand anywhere else in the library.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from typing import ContextManager
+from typing import Callable, ContextManager
 
 import torch
 from torch import nn
@@ -102,3 +110,54 @@ def begin_captured_step(device: torch.device) -> None:
         mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)  # torch >= 2.1
         if mark is not None:
             mark()
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a job computes and with which CUDA speed-ups (both off on CPU), built by :func:`place`.
+
+    ``amp`` (bf16 autocast) is for forward passes that are plain predictions (training,
+    evaluation, feature extraction): :meth:`autocast`. Exact quantities (path-norms, margins,
+    bounds, importance scores) never run under it and stay in float32/float64."""
+
+    device: torch.device = torch.device("cpu")
+    amp: bool = False
+    channels_last: bool = False
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """``model`` moved to the device (in place, as ``Module.to``), channels_last where on."""
+        return prepare_model(model, self.device, self.channels_last)
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """An input batch on the device (non-blocking; channels_last for images where on)."""
+        return to_device(x, self.device, self.channels_last)
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        return y.to(self.device, non_blocking=True)
+
+    def autocast(self) -> ContextManager:
+        """bf16 autocast where ``amp`` is on; nothing otherwise."""
+        return autocast(self.device, self.amp)
+
+    def options(self) -> dict[str, bool]:
+        """``amp`` and ``channels_last`` as the keyword arguments of the evaluation helpers
+        (:func:`sparselab.metrics.classification.evaluate` and the like)."""
+        return {"amp": self.amp, "channels_last": self.channels_last}
+
+
+def place(
+    compute: ComputeHparams,
+    *,
+    compiled: bool = False,
+    local: Callable[[torch.device], torch.device] | None = None,
+) -> Placement:
+    """The job's :class:`Placement` from its ``compute`` settings: the device (``local`` maps it
+    to this process's device under data parallelism), determinism switched as asked, and bf16
+    autocast and channels_last as asked where the device is CUDA."""
+    device = select_device(compute.device)
+    if local is not None:
+        device = local(device)
+    configure_determinism(compute.deterministic, compiled=compiled)
+    amp, channels_last = uses_cuda_features(device, compute)
+    return Placement(device, amp, channels_last)
+

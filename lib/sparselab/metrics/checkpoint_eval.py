@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
-from ..compute import configure_determinism, prepare_model, select_device, uses_cuda_features
+from ..compute import place
 from ..config import ComputeHparams, DataHparams
 from ..data import build_splits, make_loader
 from ..io.atomic import atomic_write_json
@@ -35,14 +35,11 @@ def evaluate_checkpoint(
     or input shape differ from the checkpoint's is refused before anything is evaluated (a 10-class
     model scored on 3 classes would give a number, not an error). ``verify``: see ``load_checkpoint``.
     """
-    compute = compute or ComputeHparams()
-    device = select_device(compute.device)
-    configure_determinism(compute.deterministic)
-    amp, channels_last = uses_cuda_features(device, compute)
+    placement = place(compute or ComputeHparams())
     ckpt = load_checkpoint(checkpoint, verify=verify)
     splits = build_splits(data)
     check_fits(ckpt.spec, splits.info, str(checkpoint))
-    model = prepare_model(ckpt.model, device, channels_last)
+    model = placement.model(ckpt.model)
     record: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "arch": ckpt.spec.arch,
@@ -54,8 +51,8 @@ def evaluate_checkpoint(
     for name, ds in (("test", splits.test), ("val", splits.val)):
         if ds is None:
             continue
-        m = evaluate(model, make_loader(ds, batch_size, shuffle=False), device,
-                     temperature=temperature, amp=amp, channels_last=channels_last)  # fmt: skip
+        m = evaluate(model, make_loader(ds, batch_size, shuffle=False), placement.device, temperature=temperature,
+                     **placement.options())  # fmt: skip
         record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
                        f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
     model.cpu()

@@ -7,7 +7,8 @@ summing the outputs of one forward pass on an all-ones input gives the sum of th
 q-th powers (Theorem A.1 of the paper), provided each kind of neuron is handled by its definition:
 
 * BatchNorm (always eval-mode semantics) is one affine neuron per channel, ``a = gamma/sqrt(var+eps)``
-  and ``b = beta - mean*a``, giving ``|a|^q`` and ``|b|^q``;
+  and ``b = beta - mean*a``, giving ``|a|^q`` and ``|b|^q`` (applied as that affine map, never
+  through ``F.batch_norm``: see :func:`_channel_affine`);
 * a max-pool neuron has an edge of weight 1 from every input of its window: the pass sums the window;
 * an average-pool neuron has edges of weight ``1/K``: the pass sums the window times ``(1/K)^q``;
 * ReLU is the activation of a neuron, identity skips and concatenations are edges of weight 1;
@@ -140,6 +141,16 @@ def _adaptive_out(m: nn.AdaptiveAvgPool2d, h: int, w: int) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------ semantics
+def _channel_affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``scale * x + shift`` per channel (dimension 1) in one fused op, a new tensor.
+
+    BatchNorm as the affine map it is in eval mode, written directly: ``F.batch_norm`` with unit
+    statistics would need eps 0, which torch accepts only from 2.14 on (older releases raise
+    ``ValueError: batch_norm eps must be positive``), and BatchNorms with eps 0 exist."""
+    shape = (-1, *[1] * (x.dim() - 2))
+    return torch.addcmul(shift.view(shape), x, scale.view(shape))
+
+
 class _Semantics:
     """How one walk computes each operation; the common parts are edges of weight 1."""
 
@@ -248,7 +259,6 @@ class _Folded:
         self.scratch = graph.buffers[key]
         self.zero = torch.zeros((), dtype=dtype, device=device)  # addcmul's "input" (broadcast)
         self._max: dict[int, float] = {}
-        self._unit: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._fold_batch_norms([m for m in graph.modules.values() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))])
 
     def _fold_batch_norms(self, bns: list[nn.Module]) -> None:
@@ -283,12 +293,6 @@ class _Folded:
             self._max[id(m)] = max(-float(lo), float(hi))  # aminmax: faster than abs().amax()
         return self._max[id(m)]
 
-    def unit_stats(self, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero mean and unit variance, to run ``a*x + b`` through the fused batch-norm kernel."""
-        if channels not in self._unit:
-            zeros = torch.zeros(channels, dtype=self.dtype, device=self.device)
-            self._unit[channels] = (zeros, torch.ones_like(zeros))
-        return self._unit[channels]
 
 
 class _Exact(_Semantics):
@@ -449,8 +453,7 @@ class _Exact(_Semantics):
             s, scale = s_in, pa_narrow[span]
         else:  # the shifts dominate: work at their scale
             s, scale, shift = sb[i], self.narrow(pa[span], math.exp(s_in - sb[i])), self.narrow(pb[span])
-        zeros, ones = folded.unit_stats(scale.numel())
-        return _Scaled(F.batch_norm(x.t, zeros, ones, scale, shift, False, 0.0, 0.0), s)
+        return _Scaled(_channel_affine(x.t, scale, shift), s)
 
     def _scaled_map(self, divisors: torch.Tensor, exponent: float) -> _Scaled:
         """``divisors**exponent`` (float64) as a scaled tensor shaped to broadcast over channels."""
@@ -520,10 +523,13 @@ class _Gbrg24(_Semantics):
         def powered(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.detach().to(torch.float32).abs().pow(self.q)  # torch: 0**0 == 1
 
-        out = F.batch_norm(
-            x.t, powered(m.running_mean), powered(m.running_var), powered(m.weight), powered(m.bias), False, 0.0, m.eps
-        )
-        return _Scaled(out)
+        # eval-mode F.batch_norm, written out: (x - mean) / sqrt(var + eps) * weight + bias
+        mean, var = powered(m.running_mean), powered(m.running_var)
+        scale = torch.rsqrt(var + m.eps)
+        if m.weight is not None:
+            scale = scale * powered(m.weight)
+        shift = -mean * scale if m.bias is None else powered(m.bias) - mean * scale
+        return _Scaled(_channel_affine(x.t, scale, shift))
 
     def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
         return _Scaled(m(x.t))

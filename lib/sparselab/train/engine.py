@@ -30,10 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..compute import (
-    autocast, begin_captured_step, capture_forward, captures, configure_determinism, prepare_model, select_device,
-    uses_cuda_features,
-)  # fmt: skip
+from ..compute import autocast, begin_captured_step, capture_forward, captures, place
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
@@ -132,12 +129,12 @@ class _Trainer:
         self.owns_metrics = False  # whether the metrics CSV describes this run (removed if it diverges)
         self.best: dict[str, Any] | None = None
         self.selected_epoch: int | None = None
-        self.device = distributed.rank_device(select_device(compute.device))
+        # the compiler's determinism flag too where the step may be captured (compiled)
+        self.placement = place(compute, compiled=compute.compile or compute.capture != "none", local=distributed.rank_device)
+        self.device, self.amp, self.channels_last = self.placement.device, self.placement.amp, self.placement.channels_last
         self.world = distributed.init_process_group(self.device)
         self.capture = captures(self.device, compute, self.world.distributed)
-        configure_determinism(compute.deterministic, compiled=compute.compile or self.capture)
-        self.amp, self.channels_last = uses_cuda_features(self.device, compute)
-        self.model = prepare_model(model, self.device, self.channels_last)
+        self.model = self.placement.model(model)
         self.cleanup = contextlib.ExitStack()  # undone when training ends (BatchNorm swapped back)
         self.forward: nn.Module = self.model
         if self.world.distributed:

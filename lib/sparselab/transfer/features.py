@@ -30,9 +30,13 @@ def _last_linear(model: nn.Module) -> nn.Linear:
 
 @torch.no_grad()
 def extract_features(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+                     placement: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """``(features, labels)`` of every sample, in loader order: the input of the last Linear layer,
-    in eval mode (the model's train/eval state is restored)."""
+    in eval mode (the model's train/eval state is restored), as float32 on the CPU.
+
+    ``placement``: the job's :class:`sparselab.compute.Placement` (batches moved with it, the pass
+    under its autocast), the model already placed with it; None for a CPU model. Not imported
+    here: the linear heads read features through this module and never depend on device code."""
     head = _last_linear(model)
     captured: list[torch.Tensor] = []
     hook = head.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().float().flatten(1).cpu()))
@@ -41,7 +45,11 @@ def extract_features(model: nn.Module, batches: Iterable[tuple[torch.Tensor, tor
     labels = []
     try:
         for x, y in batches:
-            model(x.to(device))
+            if placement is None:
+                model(x)
+            else:
+                with placement.autocast():
+                    model(placement.batch(x))
             labels.append(y.cpu())
     finally:
         hook.remove()

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ...compute import select_device
+from ...compute import Placement, place
 from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ...data import DatasetSplits, build_splits
 from ...data.loaders import make_loader, mix_seed
@@ -179,12 +179,13 @@ def _scores(model: nn.Module, prune: PruneSpec, splits: DatasetSplits, recipe: T
     return importance(model, prune.measure, data, **options)
 
 
-def _evaluate(model: nn.Module, splits: DatasetSplits, recipe: TrainHparams, device: torch.device) -> dict[str, float]:
+def _evaluate(model: nn.Module, splits: DatasetSplits, recipe: TrainHparams, placement: Placement) -> dict[str, float]:
+    """Test and val loss/top-1: plain predictions, so under the job's autocast where it is on."""
     out = {}
     for name, ds in (("test", splits.test), ("val", splits.val)):
         if ds is not None:
             loader = make_loader(ds, recipe.eval_batch_size, shuffle=False)
-            m = evaluate(model, loader, device)
+            m = evaluate(model, loader, placement.device, **placement.options())
             out[f"{name}_top1"], out[f"{name}_loss"] = m["top1"], m["loss"]
     return out
 
@@ -289,8 +290,8 @@ def run_prune_rounds(
             init = load_checkpoint(state / f"init{start - 1}.safetensors").model
         log.info("gradflow: resuming after round %d", start - 1)
 
-    device = select_device(compute.device)
-    net = net.to(device)
+    placement = place(compute)  # importance scores stay exact: they never run under autocast
+    net = placement.model(net)
     if start == 1 and prune.warmup_epochs > 1:
         warm = dataclasses.replace(recipe, epochs=prune.warmup_epochs - 1)
         result = train(net, splits, warm, seeds=seeds, compute=compute, state_dir=state / "warmup",
@@ -310,7 +311,7 @@ def run_prune_rounds(
                        momentum=momentum, run_name=f"{files.checkpoint.parent} (round {k})")  # fmt: skip
         net = result.model
         shutil.rmtree(state / f"train{k}", ignore_errors=True)
-        before = _evaluate(net, splits, recipe, device)
+        before = _evaluate(net, splits, recipe, placement)
         groups = channel_groups(net, shape)
         alive = _alive(groups, mask)
         scores = _scores(net, prune, splits, recipe, mix_seed(seed, k), init, tracker)
@@ -324,7 +325,7 @@ def run_prune_rounds(
             init = prune_filters(init, channel_groups(init, shape), keep)[0]
         if prune.preserve_momentum and result.momentum:
             momentum = slice_like_parameters(result.model, groups, keep, result.momentum)
-        after = _evaluate(net, splits, recipe, device)
+        after = _evaluate(net, splits, recipe, placement)
         cost = complexity(net, shape, mask)
         new_groups = channel_groups(net, shape)
         records.append({

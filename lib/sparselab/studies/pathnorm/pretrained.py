@@ -45,7 +45,7 @@ def analyse_pretrained(
     """
     from safetensors.torch import save_file
 
-    from ...compute import select_device
+    from ...compute import place
 
     if (checkpoint is None) == (weights is None):
         raise ValueError(f"pretrained model {name!r}: give exactly one of checkpoint or weights")
@@ -60,8 +60,9 @@ def analyse_pretrained(
     check_finite(model.state_dict().items(), str(checkpoint or source), "the path-norm is undefined (the training diverged)")
     splits = build_splits(data)
     check_fits(spec, splits.info, source)
-    device = select_device((compute or ComputeHparams()).device)
-    model = model.to(device).eval()
+    placement = place(compute or ComputeHparams())
+    model = placement.model(model).eval()
+    device = placement.device
     t0 = time.perf_counter()
     norms = [
         {"q": pn.q, "convention": convention, "value": pn.value, "log10": pn.log10}
@@ -72,7 +73,8 @@ def analyse_pretrained(
     subset = analysis_subset(splits.train_eval, margin_samples, seed)
     loader = make_loader(subset, batch_size, shuffle=False, num_workers=(compute or ComputeHparams()).num_workers,
                          pin_memory=device.type == "cuda")  # fmt: skip
-    stats = logit_statistics(model, loader, device)
+    # margins are exact quantities: float32 logits, never under bf16 autocast
+    stats = logit_statistics(model, loader, device, channels_last=placement.channels_last)
     summary = {
         "name": name,
         "source": source,

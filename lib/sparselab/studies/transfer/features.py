@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...compute import configure_determinism, select_device
+from ...compute import place
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
 from ...io.checkpoint import file_sha256, load_checkpoint
@@ -22,17 +22,17 @@ def run_feature_extraction(
     batch_size: int = 256,
 ) -> None:
     """One eval-mode pass of the upstream over the downstream train (no augmentation) and test
-    splits; the features (input of the last Linear) are cached as safetensors with a sidecar."""
+    splits, under the job's bf16 autocast where it is on (a plain forward pass; features are stored
+    in float32); the features (input of the last Linear) are cached as safetensors with a sidecar."""
     ckpt = load_checkpoint(upstream)
     splits = build_splits(data)
     if tuple(ckpt.spec.input_shape) != tuple(splits.info.input_shape):
         raise ValueError(f"{upstream}: the upstream takes inputs {tuple(ckpt.spec.input_shape)}, {data.source} gives "
                          f"{tuple(splits.info.input_shape)}; set the downstream dataset's image_size/channels")  # fmt: skip
-    device = select_device(compute.device)
-    configure_determinism(compute.deterministic)
-    model = ckpt.model.to(device)
+    placement = place(compute)
+    model = placement.model(ckpt.model)
     meta = {"upstream": str(upstream), "upstream_sha256": file_sha256(upstream), "source": data.source,
             "num_classes": splits.info.num_classes, "backbone_sparsity": backbone_sparsity(ckpt.model)}  # fmt: skip
     for split, ds, out in (("train", splits.train_eval, train_out), ("test", splits.test, test_out)):
-        features, labels = extract_features(model, make_loader(ds, batch_size, shuffle=False), device)
+        features, labels = extract_features(model, make_loader(ds, batch_size, shuffle=False), placement)
         save_features(out, features, labels, {**meta, "split": split})
