@@ -15,12 +15,13 @@ one), so several processes together see exactly the batches one process would.
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol, Sequence, TypeVar
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset, get_worker_info
 
 _MASK63 = (1 << 63) - 1
+T = TypeVar("T")
 
 
 def mix_seed(*parts: int) -> int:
@@ -133,7 +134,15 @@ class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 class PerSampleSeeded(Dataset):
-    """Runs the wrapped dataset's (random) transform under a per-sample seed, then restores the RNG."""
+    """Runs the wrapped dataset's (random) transform with torch's CPU generator seeded per sample.
+
+    torchvision transforms draw from ``torch.default_generator``, so reseeding it before each sample
+    makes the augmentation a pure function of the seed. Only that generator is reseeded:
+    ``torch.manual_seed`` also queues a reseed of every CUDA device (about 100x the cost, and not
+    restored by a CPU-only fork), and forking the RNG per sample was most of the loader's overhead.
+    In a DataLoader worker the generator is the worker's own and is simply reseeded; in the main
+    process its state is saved once per batch and restored, so training's own draws ignore the data.
+    """
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -142,10 +151,29 @@ class PerSampleSeeded(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, int]):
-        index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.dataset[index]
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list:
+        """One batch (``DataLoader``'s fetcher calls this when defined)."""
+        return seeded_map(lambda index: self.dataset[index], keys)
+
+
+def seeded_map(fn: Callable[[int], T], keys: Sequence[tuple[int, int]]) -> list[T]:
+    """``[fn(index) for index, seed in keys]``, each call with the default CPU generator seeded by ``seed``.
+
+    Outside DataLoader workers the generator's state is restored afterwards (once per call).
+    """
+    gen = torch.default_generator
+    saved = None if get_worker_info() is not None else gen.get_state()  # a worker's generator is its own
+    try:
+        out = []
+        for index, seed in keys:
+            gen.manual_seed(seed)
+            out.append(fn(index))
+        return out
+    finally:
+        if saved is not None:
+            gen.set_state(saved)
 
 
 class SamplerLoader:
