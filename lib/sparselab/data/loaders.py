@@ -15,13 +15,15 @@ one), so several processes together see exactly the batches one process would.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Iterator, Protocol, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+from .seeding import seeded_map
+from .workers import resolve_num_workers
 
 _MASK63 = (1 << 63) - 1
-T = TypeVar("T")
 
 
 def mix_seed(*parts: int) -> int:
@@ -136,12 +138,9 @@ class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
 class PerSampleSeeded(Dataset):
     """Runs the wrapped dataset's (random) transform with torch's CPU generator seeded per sample.
 
-    torchvision transforms draw from ``torch.default_generator``, so reseeding it before each sample
-    makes the augmentation a pure function of the seed. Only that generator is reseeded:
-    ``torch.manual_seed`` also queues a reseed of every CUDA device (about 100x the cost, and not
-    restored by a CPU-only fork), and forking the RNG per sample was most of the loader's overhead.
-    In a DataLoader worker the generator is the worker's own and is simply reseeded; in the main
-    process its state is saved once per batch and restored, so training's own draws ignore the data.
+    Only ``torch.default_generator`` (what torchvision transforms draw from) is reseeded, and in the
+    main process it is saved and restored once per batch (:func:`.seeding.seeded_map`): a
+    ``fork_rng`` + ``torch.manual_seed`` per sample was most of the loader's overhead.
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -158,33 +157,20 @@ class PerSampleSeeded(Dataset):
         return seeded_map(lambda index: self.dataset[index], keys)
 
 
-def seeded_map(fn: Callable[[int], T], keys: Sequence[tuple[int, int]]) -> list[T]:
-    """``[fn(index) for index, seed in keys]``, each call with the default CPU generator seeded by ``seed``.
-
-    Outside DataLoader workers the generator's state is restored afterwards (once per call).
-    """
-    gen = torch.default_generator
-    saved = None if get_worker_info() is not None else gen.get_state()  # a worker's generator is its own
-    try:
-        out = []
-        for index, seed in keys:
-            gen.manual_seed(seed)
-            out.append(fn(index))
-        return out
-    finally:
-        if saved is not None:
-            gen.set_state(saved)
-
-
 class SamplerLoader:
-    """A ``DataLoader`` over a :class:`SeededBatchSampler`, exposing ``set_epoch``."""
+    """A ``DataLoader`` over a :class:`SeededBatchSampler`, exposing ``set_epoch``.
 
-    def __init__(self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int, pin_memory: bool) -> None:
+    ``num_workers`` may be ``"auto"``: resolved here, from this job's CPUs (:mod:`.workers`).
+    """
+
+    def __init__(
+        self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int | str, pin_memory: bool
+    ) -> None:
         self.sampler = sampler
         self.loader = DataLoader(
             PerSampleSeeded(dataset),
             batch_sampler=sampler,
-            num_workers=num_workers,
+            num_workers=resolve_num_workers(num_workers, sampler.world_size),
             pin_memory=pin_memory,
             persistent_workers=False,
         )
@@ -207,12 +193,17 @@ def make_loader(
     order_seed: int = 0,
     aug_seed: int = 0,
     drop_last: bool = False,
-    num_workers: int = 0,
+    num_workers: int | str = 0,
     pin_memory: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    decode_device: torch.device | None = None,
 ) -> EpochLoader:
-    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise."""
+    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise.
+
+    ``num_workers`` (an int or ``"auto"``) is used only by the ``DataLoader``; with ``decode_device``
+    an image-folder split is decoded and augmented on that device (:mod:`.device_decode`).
+    """
     if isinstance(dataset, TensorDataset):
         return TensorBatchLoader(
             dataset, batch_size, shuffle=shuffle, seed=order_seed, drop_last=drop_last, rank=rank, world_size=world_size
@@ -227,4 +218,10 @@ def make_loader(
         rank=rank,
         world_size=world_size,
     )
+    if decode_device is not None:
+        from .device_decode import device_decode_loader
+
+        loader = device_decode_loader(dataset, sampler, num_workers, decode_device)
+        if loader is not None:
+            return loader
     return SamplerLoader(dataset, sampler, num_workers, pin_memory)
