@@ -69,7 +69,7 @@ def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[to
         if jpegs:
             try:
                 decoded = decode_jpeg([data[i] for i in jpegs], mode=ImageReadMode.RGB, device=device)
-            except RuntimeError:  # a JPEG nvJPEG cannot read (or a torchvision without batched decoding): one by one
+            except (RuntimeError, TypeError):  # a JPEG nvJPEG cannot read, or a torchvision without list input: one by one
                 decoded = [_decode_one(data[i], device) for i in jpegs]
             for i, image in zip(jpegs, decoded):
                 out[i] = image
