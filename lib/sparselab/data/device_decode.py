@@ -61,7 +61,7 @@ def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
-    """RGB uint8 (3, H, W) images on ``device``: the JPEGs in one ``decode_jpeg`` call, other files one by one on the CPU."""
+    """RGB uint8 (3, H, W) images on ``device``: JPEGs in one ``decode_jpeg`` call, other files one by one on the CPU."""
     out: list[torch.Tensor | None] = [None] * len(data)
     jpegs = [i for i, d in enumerate(data) if is_jpeg(d)]
     with warnings.catch_warnings():
@@ -69,7 +69,7 @@ def decode_images(data: Sequence[torch.Tensor], device: torch.device) -> list[to
         if jpegs:
             try:
                 decoded = decode_jpeg([data[i] for i in jpegs], mode=ImageReadMode.RGB, device=device)
-            except (RuntimeError, TypeError):  # a JPEG nvJPEG cannot read, or a torchvision without list input: one by one
+            except (RuntimeError, TypeError):  # a JPEG nvJPEG cannot read, or no list input (torchvision < 0.19)
                 decoded = [_decode_one(data[i], device) for i in jpegs]
             for i, image in zip(jpegs, decoded):
                 out[i] = image
@@ -89,7 +89,9 @@ def augment(images: Sequence[torch.Tensor], seeds: Sequence[int], transform: Cal
 class DeviceDecodeLoader:
     """Batches of an image-folder split, read by workers and decoded + augmented on ``device``."""
 
-    def __init__(self, files: ImageFiles, sampler: SeededBatchSampler, num_workers: int | str, device: torch.device) -> None:
+    def __init__(
+        self, files: ImageFiles, sampler: SeededBatchSampler, num_workers: int | str, device: torch.device
+    ) -> None:
         self.sampler, self.device, self.transform = sampler, device, files.transform
         self.loader = DataLoader(
             EncodedFiles(files),

@@ -57,9 +57,8 @@ def image_files(dataset: Dataset) -> ImageFiles | None:
         parts = [image_files(d) for d in dataset.datasets]
         if not parts or any(p is None for p in parts) or len({id(p.transform) for p in parts if p}) != 1:
             return None
-        return ImageFiles(
-            [f for p in parts if p for f in p.files], [t for p in parts if p for t in p.targets], parts[0].transform  # type: ignore[union-attr]
-        )
+        listed = [p for p in parts if p is not None]
+        return ImageFiles([f for p in listed for f in p.files], [t for p in listed for t in p.targets], listed[0].transform)
     if getattr(dataset, "target_transform", None) is not None:
         return None
     listed = _listed(dataset)
