@@ -234,7 +234,7 @@ class TrainHparams(Hparams):
 
 @dataclasses.dataclass(frozen=True)
 class ComputeHparams(Hparams):
-    """Where and how to compute; none of these change the maths except ``deterministic``/``amp``."""
+    """Where and how to compute; none of these change the maths except ``deterministic``/``amp``/``decode``."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     deterministic: bool = True  # torch.use_deterministic_algorithms + no cuDNN autotuning
@@ -244,9 +244,18 @@ class ComputeHparams(Hparams):
     # CUDA graphs for the training forward+backward (torch.compile mode="reduce-overhead"):
     # none | auto (on CUDA, one process) | graphs (also on CPU: plain inductor, for tests)
     capture: Literal["none", "auto", "graphs"] = "none"
-    num_workers: int = 0  # DataLoader worker processes (in-memory datasets never use any)
+    # DataLoader worker processes per training process for image folders (in-memory datasets never use
+    # any); auto: from the job's CPUs when its loaders are built (sparselab.data.workers)
+    num_workers: int | Literal["auto"] = "auto"
+    # image folders: decode (and augment) in the DataLoader workers, or on the training device
+    # (workers read file bytes; nvJPEG on CUDA; sparselab.data.device_decode)
+    decode: Literal["workers", "device"] = "workers"
     progress: Literal["auto", "bar", "lines"] = "auto"  # tqdm when interactive, lines in logs
     sync_batchnorm: bool = True  # multi-process training: BatchNorm statistics over the global batch
+
+    def validate(self, path: str) -> None:
+        if self.num_workers != "auto" and self.num_workers < 0:  # type: ignore[operator]
+            raise HparamsError(f"{path}.num_workers: {self.num_workers} must be 'auto' or >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,10 +15,13 @@ one), so several processes together see exactly the batches one process would.
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Iterator, Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+
+from .seeding import seeded_map
+from .workers import resolve_num_workers
 
 _MASK63 = (1 << 63) - 1
 
@@ -133,7 +136,12 @@ class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 class PerSampleSeeded(Dataset):
-    """Runs the wrapped dataset's (random) transform under a per-sample seed, then restores the RNG."""
+    """Runs the wrapped dataset's (random) transform with torch's CPU generator seeded per sample.
+
+    Only ``torch.default_generator`` (what torchvision transforms draw from) is reseeded, and in the
+    main process it is saved and restored once per batch (:func:`.seeding.seeded_map`): a
+    ``fork_rng`` + ``torch.manual_seed`` per sample was most of the loader's overhead.
+    """
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -142,21 +150,27 @@ class PerSampleSeeded(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, key: tuple[int, int]):
-        index, seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.dataset[index]
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list:
+        """One batch (``DataLoader``'s fetcher calls this when defined)."""
+        return seeded_map(lambda index: self.dataset[index], keys)
 
 
 class SamplerLoader:
-    """A ``DataLoader`` over a :class:`SeededBatchSampler`, exposing ``set_epoch``."""
+    """A ``DataLoader`` over a :class:`SeededBatchSampler`, exposing ``set_epoch``.
 
-    def __init__(self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int, pin_memory: bool) -> None:
+    ``num_workers`` may be ``"auto"``: resolved here, from this job's CPUs (:mod:`.workers`).
+    """
+
+    def __init__(
+        self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int | str, pin_memory: bool
+    ) -> None:
         self.sampler = sampler
         self.loader = DataLoader(
             PerSampleSeeded(dataset),
             batch_sampler=sampler,
-            num_workers=num_workers,
+            num_workers=resolve_num_workers(num_workers, sampler.world_size),
             pin_memory=pin_memory,
             persistent_workers=False,
         )
@@ -179,12 +193,17 @@ def make_loader(
     order_seed: int = 0,
     aug_seed: int = 0,
     drop_last: bool = False,
-    num_workers: int = 0,
+    num_workers: int | str = 0,
     pin_memory: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    decode_device: torch.device | None = None,
 ) -> EpochLoader:
-    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise."""
+    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise.
+
+    ``num_workers`` (an int or ``"auto"``) is used only by the ``DataLoader``; with ``decode_device``
+    an image-folder split is decoded and augmented on that device (:mod:`.device_decode`).
+    """
     if isinstance(dataset, TensorDataset):
         return TensorBatchLoader(
             dataset, batch_size, shuffle=shuffle, seed=order_seed, drop_last=drop_last, rank=rank, world_size=world_size
@@ -199,4 +218,10 @@ def make_loader(
         rank=rank,
         world_size=world_size,
     )
+    if decode_device is not None:
+        from .device_decode import device_decode_loader
+
+        loader = device_decode_loader(dataset, sampler, num_workers, decode_device)
+        if loader is not None:
+            return loader
     return SamplerLoader(dataset, sampler, num_workers, pin_memory)

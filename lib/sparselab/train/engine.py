@@ -155,6 +155,7 @@ class _Trainer:
         self.bar = progress.interactive(compute.progress) and self.world.main
         pin = self.device.type == "cuda"
         shard = {"rank": self.world.rank, "world_size": self.world.size}
+        decode = self.device if compute.decode == "device" else None  # image folders decoded on the device
         self.train_loader = make_loader(
             splits.train,
             hp.batch_size,
@@ -164,10 +165,12 @@ class _Trainer:
             drop_last=hp.drop_last,
             num_workers=compute.num_workers,
             pin_memory=pin,
+            decode_device=decode,
             **shard,
         )
         self.eval_loaders = {
-            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin, **shard)
+            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin,
+                              decode_device=decode, **shard)
             for name, ds in _eval_splits(splits, hp).items()
         }
         steps = len(self.train_loader)

@@ -144,10 +144,12 @@ def with_transform(dataset: Dataset, transform: Callable) -> Dataset:
 class RGBCaltech101(Caltech101):
     """``Caltech101`` (category targets) converting greyscale images to RGB, without importing scipy."""
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def image_path(self, index: int) -> str:
         category = self.categories[self.y[index]]
-        path = os.path.join(self.root, "101_ObjectCategories", category, f"image_{self.index[index]:04d}.jpg")
-        return _rgb_sample(self, path, self.y[index])
+        return os.path.join(self.root, "101_ObjectCategories", category, f"image_{self.index[index]:04d}.jpg")
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return _rgb_sample(self, self.image_path(index), self.y[index])
 
 
 def _rgb_sample(dataset: Any, path: str, target: int) -> tuple[Any, Any]:
@@ -163,10 +165,13 @@ def _rgb_sample(dataset: Any, path: str, target: int) -> tuple[Any, Any]:
 class RGBCaltech256(Caltech256):
     """``Caltech256`` converting greyscale images to RGB."""
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def image_path(self, index: int) -> str:
         category = self.categories[self.y[index]]
         name = f"{self.y[index] + 1:03d}_{self.index[index]:04d}.jpg"
-        return _rgb_sample(self, os.path.join(self.root, "256_ObjectCategories", category, name), self.y[index])
+        return os.path.join(self.root, "256_ObjectCategories", category, name)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return _rgb_sample(self, self.image_path(index), self.y[index])
 
 
 class UncheckedFlowers102(Flowers102):
