@@ -36,6 +36,7 @@ ALLOWED = {
     "structured/dependency.py": "traces shapes with a zero input on the model's own device",
     "structured/measures.py": "scores on the model's own device (exact: no autocast)",
     "sparsity/mask.py": "Mask.to_device: masks follow their model",
+    "data/device_decode.py": "decodes image bytes on the device its caller (the engine's Placement) gives",
     "train/prefetch.py": "copies batches to the device its caller (the engine's Placement) gives",
 }
 
