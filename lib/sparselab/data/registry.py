@@ -98,10 +98,12 @@ def build_splits(hp: DataHparams) -> DatasetSplits:
         keep = keep[subset_indices(len(keep), hp.subset_fraction, hp.subset_seed)]
     val = take(src.train_eval, val_idx) if len(val_idx) else None
     whole = len(keep) == n
+    train = src.train if whole else take(src.train, keep)
+    # One object where train and train_eval are one (no augmentation): moved to a device once.
     return DatasetSplits(
         info=src.info,
-        train=src.train if whole else take(src.train, keep),
-        train_eval=src.train_eval if whole else take(src.train_eval, keep),
+        train=train,
+        train_eval=train if src.train_eval is src.train else src.train_eval if whole else take(src.train_eval, keep),
         val=val,
         test=src.test,
     )
