@@ -160,10 +160,12 @@ class _Trainer:
             drop_last=hp.drop_last,
             num_workers=compute.num_workers,
             pin_memory=pin,
+            device=self.device,
             **shard,
         )
         self.eval_loaders = {
-            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin, **shard)
+            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin,
+                              device=self.device, **shard)
             for name, ds in _eval_splits(splits, hp).items()
         }
         steps = len(self.train_loader)

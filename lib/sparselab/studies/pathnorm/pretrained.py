@@ -71,7 +71,7 @@ def analyse_pretrained(
     pathnorm_s = time.perf_counter() - t0
     subset = analysis_subset(splits.train_eval, margin_samples, seed)
     loader = make_loader(subset, batch_size, shuffle=False, num_workers=(compute or ComputeHparams()).num_workers,
-                         pin_memory=device.type == "cuda")  # fmt: skip
+                         pin_memory=device.type == "cuda", device=device)  # fmt: skip
     stats = logit_statistics(model, loader, device)
     summary = {
         "name": name,
