@@ -82,17 +82,30 @@ def augmentation_params(n: int, aug_seed: int, epoch: int, pad: int, flip: bool)
     return torch.from_numpy(np.stack([dy, dx, fl], axis=1).astype(np.int64))
 
 
+_CROP_TABLES: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
+
+
+def _crop_table(h: int, w: int, pad: int, device: torch.device) -> torch.Tensor:
+    """(span * span * 2, H * W) int64: for every (row offset, column offset, flip), the flat index in
+    the zero-padded (H + 2 pad, W + 2 pad) image of each output pixel. Built once per shape and device."""
+    key = (h, w, pad, device)
+    if key not in _CROP_TABLES:
+        span, wp = 2 * pad + 1, w + 2 * pad
+        dy, dx, flip = torch.meshgrid(torch.arange(span), torch.arange(span), torch.arange(2), indexing="ij")
+        ys, xs = torch.arange(h), torch.arange(w)
+        rows = dy.reshape(-1, 1, 1) + ys.view(1, h, 1)
+        cols = dx.reshape(-1, 1, 1) + torch.where(flip.reshape(-1, 1, 1).bool(), w - 1 - xs, xs)  # (K, 1, W)
+        _CROP_TABLES[key] = (rows * wp + cols).reshape(span * span * 2, h * w).to(device)
+    return _CROP_TABLES[key]
+
+
 def crop_flip(images: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop each (C, H, W) image of ``images`` at its offsets from the zero-padded image, then flip
     it horizontally where its flip bit is set: one pad and one gather for the whole batch."""
     b, c, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
-    wp = w + 2 * pad
-    ys = torch.arange(h, device=images.device)
-    xs = torch.arange(w, device=images.device)
-    rows = params[:, 0:1] + ys  # (B, H), padded coordinates
-    cols = params[:, 1:2] + torch.where(params[:, 2:3].bool(), w - 1 - xs, xs)  # (B, W)
-    flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+    code = (params[:, 0] * (2 * pad + 1) + params[:, 1]) * 2 + params[:, 2]
+    flat = _crop_table(h, w, pad, images.device)[code].view(b, 1, h * w).expand(b, c, h * w)
     return padded.reshape(b, c, -1).gather(2, flat).view(b, c, h, w)
 
 
@@ -137,20 +150,22 @@ class TensorImages(Dataset):
     def transform_batch(self, images: torch.Tensor, params: torch.Tensor | None,
                         stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
         """uint8 (B, C, H, W) -> normalised float32, augmented by ``params`` (rows of
-        :meth:`augmentation`) when given. ``stats``: (mean, std) already on the device, shaped
-        (1, C, 1, 1) (:meth:`stats_on`); made here otherwise."""
+        :meth:`augmentation`) when given. ``stats``: :meth:`stats_on` of the batch's device (made
+        here otherwise)."""
         t = self.transform
         if params is not None:
             images = crop_flip(images, params, t.pad)
-        x = images.to(torch.float32).mul_(1.0 / 255)  # torchvision's ToDtype(float32, scale=True)
+        x = images.to(torch.float32)  # 0..255; resizing is linear, so it commutes with the scaling
         if t.size is not None and tuple(x.shape[-2:]) != (t.size, t.size):
             x = F.interpolate(x, size=(t.size, t.size), mode="bilinear", align_corners=False, antialias=True)
         if t.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        mean, std = stats if stats is not None else self.stats_on(x.device)
-        return x.sub(mean).div_(std)  # torchvision's Normalize
+        scale, shift = stats if stats is not None else self.stats_on(x.device)
+        return torch.addcmul(shift, x, scale)  # (x / 255 - mean) / std in one pass
 
     def stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, std) as float32 (1, C, 1, 1) tensors on ``device``."""
-        as_t = lambda v: torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1).to(device)  # noqa: E731
-        return as_t(self.transform.mean), as_t(self.transform.std)
+        """(1 / (255 std), -mean / std) as float32 (1, C, 1, 1) tensors on ``device``: the
+        normalisation of ``ToDtype(scale=True)`` + ``Normalize`` as one multiply-add."""
+        mean = torch.tensor(self.transform.mean, dtype=torch.float64).view(1, -1, 1, 1)
+        std = torch.tensor(self.transform.std, dtype=torch.float64).view(1, -1, 1, 1)
+        return (1 / (255 * std)).float().to(device), (-mean / std).float().to(device)
