@@ -99,11 +99,14 @@ def build_splits(hp: DataHparams) -> DatasetSplits:
     val = take(src.train_eval, val_idx) if len(val_idx) else None
     whole = len(keep) == n
     train = src.train if whole else take(src.train, keep)
-    # One object where train and train_eval are one (no augmentation): moved to a device once.
+    if src.train_eval is src.train:  # no augmentation: one object, so it is moved to a device once
+        train_eval = train
+    else:
+        train_eval = src.train_eval if whole else take(src.train_eval, keep)
     return DatasetSplits(
         info=src.info,
         train=train,
-        train_eval=train if src.train_eval is src.train else src.train_eval if whole else take(src.train_eval, keep),
+        train_eval=train_eval,
         val=val,
         test=src.test,
     )

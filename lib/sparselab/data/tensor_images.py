@@ -101,7 +101,8 @@ def _crop_table(h: int, w: int, pad: int, device: torch.device) -> torch.Tensor:
 
 def crop_flip(images: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop each (C, H, W) image of ``images`` at its offsets from the zero-padded image, then flip
-    it horizontally where its flip bit is set: one pad and one gather for the whole batch."""
+    it horizontally where its flip bit is set: one pad, one lookup of the output pixels' source
+    indices (:func:`_crop_table`) and one gather for the whole batch."""
     b, c, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad)) if pad else images
     code = (params[:, 0] * (2 * pad + 1) + params[:, 1]) * 2 + params[:, 2]
