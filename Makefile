@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/gradflow.py
 	$(BIN)/python bench/dst.py
 	$(BIN)/python bench/transfer.py
+	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/dag.py
 
 clean:

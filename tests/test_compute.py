@@ -36,6 +36,8 @@ ALLOWED = {
     "structured/dependency.py": "traces shapes with a zero input on the model's own device",
     "structured/measures.py": "scores on the model's own device (exact: no autocast)",
     "sparsity/mask.py": "Mask.to_device: masks follow their model",
+    "data/loaders.py": "in-memory datasets batched on the device its caller's Placement gives (loader_options)",
+    "data/tensor_images.py": "images held on the device the loader asks for",
     "data/device_decode.py": "decodes image bytes on the device its caller (the engine's Placement) gives",
     "train/prefetch.py": "copies batches to the device its caller (the engine's Placement) gives",
 }
@@ -62,7 +64,12 @@ def test_place_sets_determinism_and_keeps_the_cuda_speedups_off_on_cpu() -> None
     before = torch.are_deterministic_algorithms_enabled()
     try:
         p = compute.place(ComputeHparams(device="cpu", deterministic=True))
-        assert p == compute.Placement(torch.device("cpu"), amp=False, channels_last=False)
+        assert p == compute.Placement(torch.device("cpu"), amp=False, channels_last=False, num_workers="auto")
+        assert p.loader_options() == {"device": torch.device("cpu"), "num_workers": "auto", "pin_memory": False,
+                                      "decode_device": None}  # fmt: skip
+        decoding = compute.place(ComputeHparams(device="cpu", decode="device", num_workers=3))
+        assert decoding.loader_options()["decode_device"] == torch.device("cpu")
+        assert decoding.loader_options()["num_workers"] == 3
         assert torch.are_deterministic_algorithms_enabled()
         compute.place(ComputeHparams(device="cpu", deterministic=False))
         assert not torch.are_deterministic_algorithms_enabled()

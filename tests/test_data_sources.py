@@ -23,6 +23,7 @@ from sparselab.config import DataHparams
 from sparselab.config.roots import LAYOUTS, DatasetRootError, check_dataset_root
 from sparselab.data import build_source, build_splits
 from sparselab.data.loaders import PerSampleSeeded, make_loader
+from sparselab.data.tensor_images import TensorImages
 
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
@@ -101,18 +102,23 @@ def test_cifar_lengths_labels_and_normalisation(roots, source, n_classes, stats)
 
 
 def test_cifar_augmentation_is_seeded_per_sample(roots):
+    """CIFAR is a batched tensor dataset: each sample's crop + flip is drawn from (aug_seed, epoch, sample)."""
     src = build_source(hp_for(roots, "cifar10"))
-    seeded = PerSampleSeeded(src.train)
-    a, b = seeded[(3, 1234)][0], seeded[(3, 1234)][0]
-    assert torch.equal(a, b)
-    views = [seeded[(3, s)][0] for s in range(8)]
+    assert isinstance(src.train, TensorImages) and src.train.store is src.train_eval.store
+
+    def view(i: int, aug_seed: int) -> torch.Tensor:
+        loader = make_loader(src.train, 50, shuffle=False, aug_seed=aug_seed)
+        return next(iter(loader))[0][i]
+
+    assert torch.equal(view(3, 1234), view(3, 1234))
+    views = [view(3, s) for s in range(8)]
     assert len({v.numpy().tobytes() for v in views}) > 1  # different seeds: different crops/flips
     assert not all(torch.equal(v, src.train_eval[3][0]) for v in views)
-    # The global RNG is untouched by a seeded sample.
+    # The global RNG is neither used nor touched by an augmented epoch.
     torch.manual_seed(0)
     before = torch.rand(1)
     torch.manual_seed(0)
-    seeded[(3, 99)]
+    view(3, 99)
     assert torch.equal(torch.rand(1), before)
 
 
@@ -131,8 +137,9 @@ def test_cifar_loader_replays_the_same_batches(roots):
 
 def test_cifar_without_augmentation_train_equals_train_eval(roots):
     src = build_source(hp_for(roots, "cifar100", augment=False))
+    (x, _), = list(make_loader(src.train, 50, shuffle=False, aug_seed=5))  # fmt: skip
     for i in (0, 17, 49):
-        assert torch.equal(PerSampleSeeded(src.train)[(i, 5)][0], src.train_eval[i][0])
+        assert torch.equal(x[i], src.train_eval[i][0])
 
 
 def test_cifar_verify_checksums_rejects_fake_files(roots):
@@ -146,17 +153,17 @@ def test_cifar_verify_checksums_rejects_fake_files(roots):
 def test_build_splits_holds_out_disjoint_validation(roots):
     hp = hp_for(roots, "cifar10", val_fraction=0.2, val_seed=3)
     splits = build_splits(hp)
-    train_idx, val_idx = set(splits.train.indices), set(splits.val.indices)
+    train_idx, val_idx = set(splits.train.indices.tolist()), set(splits.val.indices.tolist())  # store rows
     assert len(val_idx) == 10 and len(train_idx) == 40
     assert train_idx.isdisjoint(val_idx) and train_idx | val_idx == set(range(50))
-    assert splits.train_eval.indices == splits.train.indices
+    assert torch.equal(splits.train_eval.indices, splits.train.indices)
     # Validation samples use the eval transform: deterministic, equal to train_eval's.
     src = build_source(hp)
-    j = splits.val.indices[0]
+    j = int(splits.val.indices[0])
     assert torch.equal(splits.val[0][0], src.train_eval[j][0])
-    assert build_splits(hp).val.indices == splits.val.indices
+    assert torch.equal(build_splits(hp).val.indices, splits.val.indices)
     subset = build_splits(hp_for(roots, "cifar10", val_fraction=0.2, val_seed=3, subset_fraction=0.5))
-    assert set(subset.train.indices) <= train_idx and len(subset.train) == 20
+    assert set(subset.train.indices.tolist()) <= train_idx and len(subset.train) == 20
 
 
 # --- ImageNet ------------------------------------------------------------------------------------------------

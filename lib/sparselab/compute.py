@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Callable, ContextManager
+from typing import Any, Callable, ContextManager
 
 import torch
 from torch import nn
@@ -123,6 +123,8 @@ class Placement:
     device: torch.device = torch.device("cpu")
     amp: bool = False
     channels_last: bool = False
+    num_workers: int | str = 0  # compute.num_workers: DataLoader workers for image folders (int or "auto")
+    decode_on_device: bool = False  # compute.decode: device: image folders decoded on ``device``
 
     def model(self, model: nn.Module) -> nn.Module:
         """``model`` moved to the device (in place, as ``Module.to``), channels_last where on."""
@@ -138,6 +140,13 @@ class Placement:
     def autocast(self) -> ContextManager:
         """bf16 autocast where ``amp`` is on; nothing otherwise."""
         return autocast(self.device, self.amp)
+
+    def loader_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`sparselab.data.make_loader` for this placement: in-memory data
+        held and batched on the device, image folders read by ``num_workers`` workers into pinned
+        memory (CUDA) or decoded on the device (``compute.decode: device``)."""
+        return {"device": self.device, "num_workers": self.num_workers, "pin_memory": self.device.type == "cuda",
+                "decode_device": self.device if self.decode_on_device else None}  # fmt: skip
 
     def options(self) -> dict[str, bool]:
         """``amp`` and ``channels_last`` as the keyword arguments of the evaluation helpers
@@ -159,5 +168,5 @@ def place(
         device = local(device)
     configure_determinism(compute.deterministic, compiled=compiled)
     amp, channels_last = uses_cuda_features(device, compute)
-    return Placement(device, amp, channels_last)
+    return Placement(device, amp, channels_last, compute.num_workers, compute.decode == "device")
 

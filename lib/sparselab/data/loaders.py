@@ -4,10 +4,12 @@ Why: a training job killed mid-run must replay exactly the same batches after re
 epoch boundary, without saving sampler or worker RNG state. So
 
 * the order of epoch ``e`` is a permutation drawn from a generator seeded by ``(order_seed, e)``;
-* the augmentation of sample ``i`` in epoch ``e`` runs under the global torch RNG seeded by
-  ``(aug_seed, e, i)`` (torchvision transforms draw from it), whatever the worker or batch;
-* in-memory tensor datasets (digits) skip ``DataLoader`` and batch by indexing, which is much
-  faster than collating single samples.
+* image folders: the augmentation of sample ``i`` in epoch ``e`` runs under the global torch RNG
+  seeded by ``(aug_seed, e, i)`` (torchvision transforms draw from it), whatever the worker or batch;
+* in-memory tensor datasets (digits, procedural, MNIST, CIFAR) skip ``DataLoader``: they are
+  moved to the training device once and batched by indexing there, CIFAR's crop + flip drawn from
+  ``(aug_seed, e, i)`` and applied to the whole batch (:mod:`.tensor_images`); much faster than
+  collating single samples.
 
 ``rank``/``world_size`` shard each global batch into contiguous slices (sizes differ by at most
 one), so several processes together see exactly the batches one process would.
@@ -15,25 +17,16 @@ one), so several processes together see exactly the batches one process would.
 
 from __future__ import annotations
 
+import weakref
 from typing import Iterator, Protocol, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from .seeding import seeded_map
+from .seeds import mix_seed
+from .tensor_images import TensorImages
 from .workers import resolve_num_workers
-
-_MASK63 = (1 << 63) - 1
-
-
-def mix_seed(*parts: int) -> int:
-    """SplitMix64-style combination of integers into one 63-bit seed (cheap, well spread)."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & _MASK63
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -67,40 +60,82 @@ class EpochLoader(Protocol):
     def __len__(self) -> int: ...
 
 
+_DEVICE_TENSORS: weakref.WeakKeyDictionary[TensorDataset, dict[torch.device, tuple[torch.Tensor, ...]]]
+_DEVICE_TENSORS = weakref.WeakKeyDictionary()
+
+
+def resident_tensors(dataset: TensorDataset, device: torch.device | str | None) -> tuple[torch.Tensor, ...]:
+    """A :class:`TensorDataset`'s tensors on ``device`` (None: where they are), copied there once per
+    dataset object (train and train_eval are one object where they hold the same samples)."""
+    if device is None or all(t.device == torch.device(device) for t in dataset.tensors):
+        return dataset.tensors
+    copies = _DEVICE_TENSORS.setdefault(dataset, {})
+    device = torch.device(device)
+    if device not in copies:
+        copies[device] = tuple(t.to(device) for t in dataset.tensors)
+    return copies[device]
+
+
 class TensorBatchLoader:
-    """Shuffled (or sequential) batches of an in-memory :class:`TensorDataset`, by indexing."""
+    """Shuffled (or sequential) batches of an in-memory dataset, by indexing on its device.
+
+    A :class:`TensorDataset` (digits, procedural, held-out digits) or :class:`TensorImages` (CIFAR,
+    MNIST) is moved to ``device`` once; every batch is an index on that device. For
+    :class:`TensorImages`, the epoch's augmentation parameters are hashed on the CPU and moved once
+    per epoch, and each batch is cropped, flipped and normalised there. The order is drawn on the
+    CPU (:func:`epoch_permutation`), so it is the same on every device.
+    """
 
     def __init__(
         self,
-        dataset: TensorDataset,
+        dataset: TensorDataset | TensorImages,
         batch_size: int,
         *,
         shuffle: bool,
         seed: int = 0,
+        aug_seed: int = 0,
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | str | None = None,
     ) -> None:
-        self.x, self.y = dataset.tensors
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
-        self.rank, self.world_size = rank, world_size
+        self.images = dataset if isinstance(dataset, TensorImages) else None
+        if self.images is not None:
+            self.x, self.y = self.images.store.on(device)
+            self.stats = self.images.stats_on(self.x.device)
+            index = self.images.indices  # a subset's store rows, moved with the store
+            self.index = index.to(self.x.device) if index is not None else None
+        else:
+            self.x, self.y = resident_tensors(dataset, device)  # type: ignore[arg-type]
+        self.n = len(dataset)
+        self.batch_size, self.shuffle, self.seed, self.aug_seed = batch_size, shuffle, seed, aug_seed
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _order(self) -> torch.Tensor:
-        n = len(self.y)
-        return epoch_permutation(n, self.seed, self.epoch) if self.shuffle else torch.arange(n)
+        return epoch_permutation(self.n, self.seed, self.epoch) if self.shuffle else torch.arange(self.n)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in _batches(self._order(), self.batch_size, self.drop_last):
-            idx = _shard(batch, self.rank, self.world_size)
-            yield self.x[idx], self.y[idx]
+        device = self.x.device
+        order = self._order().to(device)  # one copy per epoch, then every index stays on the device
+        if self.images is None:
+            for batch in _batches(order, self.batch_size, self.drop_last):
+                idx = _shard(batch, self.rank, self.world_size)
+                yield self.x[idx], self.y[idx]
+            return
+        params = self.images.augmentation(self.aug_seed, self.epoch)
+        params = params.to(device) if params is not None else None
+        for batch in _batches(order, self.batch_size, self.drop_last):
+            pos = _shard(batch, self.rank, self.world_size)
+            rows = pos if self.index is None else self.index[pos]
+            x = self.images.transform_batch(self.x[rows], params[pos] if params is not None else None, self.stats)
+            yield x, self.y[rows]
 
     def __len__(self) -> int:
-        n = len(self.y)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
 class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -197,17 +232,18 @@ def make_loader(
     pin_memory: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    device: torch.device | str | None = None,
     decode_device: torch.device | None = None,
 ) -> EpochLoader:
-    """The loader for one split: indexing for tensors, seeded ``DataLoader`` otherwise.
+    """The loader for one split: in-memory tensors batched on ``device`` (moved there once; None:
+    where they are), a seeded ``DataLoader`` of CPU batches otherwise (image folders).
 
     ``num_workers`` (an int or ``"auto"``) is used only by the ``DataLoader``; with ``decode_device``
     an image-folder split is decoded and augmented on that device (:mod:`.device_decode`).
     """
-    if isinstance(dataset, TensorDataset):
-        return TensorBatchLoader(
-            dataset, batch_size, shuffle=shuffle, seed=order_seed, drop_last=drop_last, rank=rank, world_size=world_size
-        )
+    if isinstance(dataset, (TensorDataset, TensorImages)):
+        return TensorBatchLoader(dataset, batch_size, shuffle=shuffle, seed=order_seed, aug_seed=aug_seed,
+                                 drop_last=drop_last, rank=rank, world_size=world_size, device=device)  # fmt: skip
     sampler = SeededBatchSampler(
         len(dataset),  # type: ignore[arg-type]
         batch_size,

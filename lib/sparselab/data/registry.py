@@ -98,10 +98,15 @@ def build_splits(hp: DataHparams) -> DatasetSplits:
         keep = keep[subset_indices(len(keep), hp.subset_fraction, hp.subset_seed)]
     val = take(src.train_eval, val_idx) if len(val_idx) else None
     whole = len(keep) == n
+    train = src.train if whole else take(src.train, keep)
+    if src.train_eval is src.train:  # no augmentation: one object, so it is moved to a device once
+        train_eval = train
+    else:
+        train_eval = src.train_eval if whole else take(src.train_eval, keep)
     return DatasetSplits(
         info=src.info,
-        train=src.train if whole else take(src.train, keep),
-        train_eval=src.train_eval if whole else take(src.train_eval, keep),
+        train=train,
+        train_eval=train_eval,
         val=val,
         test=src.test,
     )

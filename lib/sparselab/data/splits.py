@@ -7,6 +7,8 @@ import math
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from .tensor_images import TensorImages
+
 
 def _generator(seed: int) -> torch.Generator:
     g = torch.Generator()
@@ -37,7 +39,11 @@ def subset_indices(n: int, fraction: float, seed: int) -> torch.Tensor:
 
 
 def take(dataset: Dataset, indices: torch.Tensor) -> Dataset:
-    """A subset view; in-memory tensor datasets are sliced so they keep the fast batch path."""
+    """A subset view; in-memory tensor datasets stay tensor datasets so they keep the fast batch
+    path (a :class:`TensorDataset` is sliced; :class:`TensorImages` keeps its store and indexes it).
+    Either way, sample ``k`` of the subset is ``dataset[indices[k]]``."""
+    if isinstance(dataset, TensorImages):
+        return dataset.take(indices)
     if isinstance(dataset, TensorDataset):
         return TensorDataset(*(t[indices] for t in dataset.tensors))
     return Subset(dataset, indices.tolist())

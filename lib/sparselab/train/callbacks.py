@@ -30,6 +30,8 @@ class TrainContext:
     epoch: int = 0  # the epoch in progress (1-based) or last completed at epoch end
     step: int = 0  # optimizer steps done so far
     bound_mask: BoundMask | None = None
+    # make_loader's keyword arguments for callbacks that read data (the job's device, workers, decoding)
+    loader_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def mask(self) -> Mask | None:

@@ -153,9 +153,7 @@ class _Trainer:
         # full training batches through CUDA graphs; eval and an odd-sized last batch use self.forward
         self.captured = capture_forward(self.model) if self.capture else None
         self.bar = progress.interactive(compute.progress) and self.world.main
-        pin = self.device.type == "cuda"
         shard = {"rank": self.world.rank, "world_size": self.world.size}
-        decode = self.device if compute.decode == "device" else None  # image folders decoded on the device
         self.train_loader = make_loader(
             splits.train,
             hp.batch_size,
@@ -163,14 +161,11 @@ class _Trainer:
             order_seed=seeds.data_order,
             aug_seed=seeds.augmentation,
             drop_last=hp.drop_last,
-            num_workers=compute.num_workers,
-            pin_memory=pin,
-            decode_device=decode,
+            **self.placement.loader_options(),
             **shard,
         )
         self.eval_loaders = {
-            name: make_loader(ds, hp.eval_batch_size, shuffle=False, num_workers=compute.num_workers, pin_memory=pin,
-                              decode_device=decode, **shard)
+            name: make_loader(ds, hp.eval_batch_size, shuffle=False, **self.placement.loader_options(), **shard)
             for name, ds in _eval_splits(splits, hp).items()
         }
         steps = len(self.train_loader)
@@ -185,7 +180,8 @@ class _Trainer:
         if momentum:
             self.set_momentum(momentum)
         self.scheduler = build_scheduler(self.optimizer, hp.schedule, steps, hp.epochs)
-        self.ctx = TrainContext(self.model, self.optimizer, self.scheduler, hp, splits, self.device, steps)
+        self.ctx = TrainContext(self.model, self.optimizer, self.scheduler, hp, splits, self.device, steps,
+                               loader_options=self.placement.loader_options())
         self.ctx.set_mask(mask.to_device(self.device) if mask is not None else None)
         self.history: list[dict[str, Any]] = []
 

@@ -1,17 +1,22 @@
-"""CIFAR-10 and CIFAR-100 from the python pickle batches, as torchvision's classes, loaded safely.
+"""CIFAR-10 and CIFAR-100 from the python pickle batches, loaded safely, held as uint8 tensors.
 
-50,000 train and 10,000 test 32x32 RGB images. Train augmentation is the standard
-``RandomCrop(32, padding=4)`` + horizontal flip, drawn from the global torch RNG (which
-:class:`~sparselab.data.loaders.PerSampleSeeded` seeds per sample); eval only normalises.
-
-The datasets are torchvision's ``CIFAR10``/``CIFAR100`` (same ``data``, ``targets``, ``classes``,
-``__getitem__``), except that every batch and meta file is read by the restricted unpickler of
-:mod:`sparselab.data.safe_pickle` (dicts, lists, strings, ints and numpy arrays only), never by
-``pickle.load``: a tampered file is refused before anything it names runs, whatever
-``verify_checksums`` says. With ``verify_checksums`` the training-split construction first
+50,000 train and 10,000 test 32x32 RGB images. The files are read by torchvision's
+``CIFAR10``/``CIFAR100`` classes, except that every batch and meta file goes through the
+restricted unpickler of :mod:`sparselab.data.safe_pickle` (dicts, lists, strings, ints and numpy
+arrays only), never ``pickle.load``: a tampered file is refused before anything it names runs,
+whatever ``verify_checksums`` says. With ``verify_checksums`` the training-split construction first
 md5-checks every train and test file and the meta file against the official release (the test
 split then need not repeat it); without it no md5 is computed, which is what the tests' tiny fake
 files in the real format need.
+
+The splits are :class:`~sparselab.data.tensor_images.TensorImages`: uint8 (N, 3, 32, 32) images
+moved to the training device once, where train augmentation (the standard pad-4 random crop +
+horizontal flip, drawn from ``(aug_seed, epoch, sample)``) and normalisation run a batch at a time.
+:func:`cifar_transforms` is the same map per PIL image (the reference the tests compare the
+batched ops with, and ``bench/augment.py``'s baseline; its draws come from the global RNG, so not
+the batched path's). With ``image_size`` (the transfer study's upsampled CIFAR) the images go
+through the transfer datasets' per-sample PIL transforms instead (torchvision's classes with a
+transform, batched by a ``DataLoader``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ...config.entry_names import source_root_key
 from ...config.roots import DatasetRootError, check_dataset_root
 from ..registry import DatasetInfo, SourceSplits, register_source
 from ..safe_pickle import ForbiddenGlobalError, load_restricted
+from ..tensor_images import ImageTransform, TensorImages
 
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -145,7 +151,8 @@ def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, .
 
 
 def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> tuple[v2.Compose, v2.Compose]:
-    """(train, eval) transforms: PIL RGB image -> normalised float tensor (3, 32, 32)."""
+    """(train, eval) per-sample transforms: PIL RGB image -> normalised float tensor (3, 32, 32);
+    the reference of :func:`cifar_tensor_transforms`."""
     mean, std = cifar_stats(source, normalize)
     tail = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
     eval_tf = v2.Compose([v2.ToImage(), *tail])
@@ -153,6 +160,18 @@ def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> 
         return eval_tf, eval_tf
     train_tf = v2.Compose([v2.ToImage(), v2.RandomCrop(SIZE, padding=4), v2.RandomHorizontalFlip(), *tail])
     return train_tf, eval_tf
+
+
+def cifar_tensor_transforms(source: str, augment: bool, normalize: str = "dataset") -> tuple[ImageTransform, ImageTransform]:
+    """(train, eval) batched transforms of uint8 (3, 32, 32) images: the map of :func:`cifar_transforms`."""
+    mean, std = cifar_stats(source, normalize)
+    eval_tf = ImageTransform(mean=mean, std=std)
+    return (ImageTransform(mean=mean, std=std, pad=4, flip=True) if augment else eval_tf), eval_tf
+
+
+def _tensor_images(ds: _RestrictedLoading, transform: ImageTransform) -> TensorImages:
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # HWC -> CHW, uint8
+    return TensorImages.from_tensors(images, torch.as_tensor(ds.targets, dtype=torch.int64), transform)
 
 
 @register_source("cifar10")
@@ -164,22 +183,27 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     root = os.path.expanduser(hp.root)
     cls = _CLASSES[hp.source]
     mean, std = cifar_stats(hp.source, hp.normalize)
-    if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size
+    side = int(hp.image_size) if hp.image_size else SIZE
+    info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
+    if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size, per PIL image
         from .transfer import transfer_transforms
 
         size = int(hp.image_size)
         resize = hp.resize_size or max(size, round(size * 256 / 224))
         train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation, mean, std)
     else:
-        train_tf, eval_tf = cifar_transforms(hp.source, hp.augment, hp.normalize)
+        train_tf = eval_tf = None
     try:
         # With verify_checksums this checks every train and test file and the meta file: the test split need not.
         train = cls(root, train=True, transform=train_tf, verify_md5=hp.verify_checksums)
         test = cls(root, train=False, transform=eval_tf)
     except CifarFileError as e:
         raise DatasetRootError(f"{key} = {hp.root!r}: {e}") from None
+    if not hp.image_size:
+        batch_train_tf, batch_eval_tf = cifar_tensor_transforms(hp.source, hp.augment, hp.normalize)
+        train_images = _tensor_images(train, batch_train_tf)  # train_eval shares its store (one device copy)
+        train_eval = train_images if not hp.augment else train_images.with_transform(batch_eval_tf)
+        return SourceSplits(info=info, train=train_images, train_eval=train_eval, test=_tensor_images(test, batch_eval_tf))
     train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_eval.transform = eval_tf
-    side = int(hp.image_size) if hp.image_size else SIZE
-    info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
     return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)  # type: ignore[arg-type]

@@ -1,8 +1,11 @@
 """MNIST read by torchvision from the uncompressed idx files under ``<root>/MNIST/raw/``.
 
-60,000 train and 10,000 test 28x28 grey digits. No augmentation (the classic LeNet setups train
-without it), so ``train`` and ``train_eval`` are one dataset. Optional bilinear resize and grey
-replicated to 3 channels let conv nets built for RGB input run on it, as with digits.
+60,000 train and 10,000 test 28x28 grey digits, held as uint8 tensors
+(:class:`~sparselab.data.tensor_images.TensorImages`: moved to the training device once, scaled
+and normalised there a batch at a time). No augmentation (the classic LeNet setups train without
+it), so ``train`` and ``train_eval`` are one dataset. Optional bilinear (antialiased) resize and
+grey replicated to 3 channels let conv nets built for RGB input run on it, as with digits; the map
+equals torchvision's ``ToDtype(scale=True)``, ``Resize``, ``RGB``, ``Normalize`` on each image.
 
 ``verify_checksums`` has no effect here: torchvision only md5-checks the ``.gz`` downloads, and
 reads the uncompressed files after checking that they exist. The start-up root check tests each
@@ -15,27 +18,22 @@ import os
 
 import torch
 from torchvision.datasets import MNIST
-from torchvision.transforms import v2
 
 from ...config import DataHparams
 from ...config.entry_names import source_root_key
 from ...config.roots import check_dataset_root
 from ..registry import DatasetInfo, SourceSplits, register_source
+from ..tensor_images import ImageTransform, TensorImages
 
 MEAN = 0.1307
 STD = 0.3081
 NATIVE_SIZE = 28
 
 
-def mnist_transform(size: int, channels: int) -> v2.Compose:
-    """PIL grey image -> normalised float tensor of shape (channels, size, size)."""
-    steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
-    if size != NATIVE_SIZE:
-        steps.append(v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
-    if channels == 3:
-        steps.append(v2.RGB())
-    steps += [v2.Normalize((MEAN,) * channels, (STD,) * channels), v2.ToPureTensor()]
-    return v2.Compose(steps)
+def mnist_images(root: str, train: bool, transform: ImageTransform) -> TensorImages:
+    """One split's uint8 (N, 1, 28, 28) images and labels, read by torchvision's ``MNIST``."""
+    ds = MNIST(root, train=train, download=False)
+    return TensorImages.from_tensors(ds.data.unsqueeze(1), ds.targets.to(torch.int64), transform)
 
 
 @register_source("mnist")
@@ -45,9 +43,9 @@ def build_mnist(hp: DataHparams) -> SourceSplits:
     root = os.path.expanduser(hp.root)
     size = hp.image_size or NATIVE_SIZE
     channels = hp.channels or 1
-    transform = mnist_transform(size, channels)
-    train = MNIST(root, train=True, transform=transform, download=False)
-    test = MNIST(root, train=False, transform=transform, download=False)
+    transform = ImageTransform(mean=(MEAN,) * channels, std=(STD,) * channels,
+                               size=size if size != NATIVE_SIZE else None, channels=channels)  # fmt: skip
+    train = mnist_images(root, True, transform)
     info = DatasetInfo(
         name=hp.source,
         num_classes=10,
@@ -55,4 +53,4 @@ def build_mnist(hp: DataHparams) -> SourceSplits:
         mean=(MEAN,) * channels,
         std=(STD,) * channels,
     )
-    return SourceSplits(info=info, train=train, train_eval=train, test=test)
+    return SourceSplits(info=info, train=train, train_eval=train, test=mnist_images(root, False, transform))

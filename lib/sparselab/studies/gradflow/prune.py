@@ -144,17 +144,18 @@ def _alive(groups: Sequence[ChannelGroup], mask: Mask | None) -> dict[str, torch
     return out
 
 
-def _importance_batches(splits: DatasetSplits, prune: PruneSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _importance_batches(splits: DatasetSplits, prune: PruneSpec, seed: int,
+                        device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
     """The first ``importance_batches`` minibatches of a fresh shuffled, augmented train loader."""
     loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
-                         order_seed=mix_seed(seed, 1), aug_seed=mix_seed(seed, 2))  # fmt: skip
+                         order_seed=mix_seed(seed, 1), aug_seed=mix_seed(seed, 2), device=device)  # fmt: skip
     loader.set_epoch(0)
     return list(itertools.islice(iter(loader), prune.importance_batches))
 
 
-def _grasp_loader(splits: DatasetSplits, prune: PruneSpec, seed: int) -> Any:
+def _grasp_loader(splits: DatasetSplits, prune: PruneSpec, seed: int, device: torch.device) -> Any:
     loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
-                         order_seed=mix_seed(seed, 3), aug_seed=mix_seed(seed, 4))  # fmt: skip
+                         order_seed=mix_seed(seed, 3), aug_seed=mix_seed(seed, 4), device=device)  # fmt: skip
     loader.set_epoch(0)
     return loader
 
@@ -162,8 +163,9 @@ def _grasp_loader(splits: DatasetSplits, prune: PruneSpec, seed: int) -> Any:
 def _scores(model: nn.Module, prune: PruneSpec, splits: DatasetSplits, recipe: TrainHparams, seed: int,
             init: nn.Module | None, tracker: ImportanceTracker | None) -> dict[str, torch.Tensor]:  # fmt: skip
     options: dict[str, Any] = {"temperature": recipe.temperature}
+    device = next(model.parameters()).device  # the batches are made where the model is
     if prune.measure in ("grasp", "grad_preserve"):
-        data: Any = _grasp_loader(splits, prune, seed)
+        data: Any = _grasp_loader(splits, prune, seed, device)
         options |= {"grasp_temperature": prune.grasp_temperature, "grasp_samples": prune.importance_samples,
                     "num_classes": splits.info.num_classes}  # fmt: skip
     elif prune.measure in ("mag_based", "l1", "bn"):
@@ -171,7 +173,7 @@ def _scores(model: nn.Module, prune: PruneSpec, splits: DatasetSplits, recipe: T
     elif prune.measure == "biased_loss_tracked":
         data, options = None, {"tracker": tracker}
     else:
-        data = _importance_batches(splits, prune, seed)
+        data = _importance_batches(splits, prune, seed, device)
     if prune.use_init and prune.measure in ("biased_loss", "loss_based"):
         options["use_init"] = init
     if prune.use_l2 and prune.measure == "loss_based":
@@ -184,7 +186,7 @@ def _evaluate(model: nn.Module, splits: DatasetSplits, recipe: TrainHparams, pla
     out = {}
     for name, ds in (("test", splits.test), ("val", splits.val)):
         if ds is not None:
-            loader = make_loader(ds, recipe.eval_batch_size, shuffle=False)
+            loader = make_loader(ds, recipe.eval_batch_size, shuffle=False, **placement.loader_options())
             m = evaluate(model, loader, placement.device, **placement.options())
             out[f"{name}_top1"], out[f"{name}_loss"] = m["top1"], m["loss"]
     return out

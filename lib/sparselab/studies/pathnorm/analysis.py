@@ -90,7 +90,7 @@ class PathNormAnalysis(Callback):
 
     def on_train_start(self, ctx: TrainContext) -> None:
         subset = analysis_subset(ctx.splits.train_eval, self.spec.margin_samples, self.spec.seed)
-        self.loader = make_loader(subset, self.spec.batch_size, shuffle=False)
+        self.loader = make_loader(subset, self.spec.batch_size, shuffle=False, **ctx.loader_options)
 
     def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
         t0 = time.perf_counter()

@@ -71,8 +71,7 @@ def analyse_pretrained(
     ]
     pathnorm_s = time.perf_counter() - t0
     subset = analysis_subset(splits.train_eval, margin_samples, seed)
-    loader = make_loader(subset, batch_size, shuffle=False, num_workers=(compute or ComputeHparams()).num_workers,
-                         pin_memory=device.type == "cuda")  # fmt: skip
+    loader = make_loader(subset, batch_size, shuffle=False, **placement.loader_options())
     # margins are exact quantities: float32 logits, never under bf16 autocast
     stats = logit_statistics(model, loader, device, channels_last=placement.channels_last)
     summary = {
