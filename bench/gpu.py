@@ -19,7 +19,7 @@ One script for every row of issue 16's table, each part time-boxed (whole run <=
 
     python bench/gpu.py                 # everything, on CUDA
     python bench/gpu.py --parts small   # some parts
-    python bench/gpu.py --smoke         # tiny sizes; runs on CPU too (tests/test_bench_gpu.py)
+    python bench/gpu.py --smoke         # tiny sizes; runs on CPU too (tests/test_bench_gpu.py runs a part)
 
 Prints one markdown table (``docs/performance.md`` records it).
 """
