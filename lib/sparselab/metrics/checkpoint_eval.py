@@ -51,8 +51,8 @@ def evaluate_checkpoint(
     for name, ds in (("test", splits.test), ("val", splits.val)):
         if ds is None:
             continue
-        m = evaluate(model, make_loader(ds, batch_size, shuffle=False, **placement.loader_options()), placement.device, temperature=temperature,
-                     **placement.options())  # fmt: skip
+        loader = make_loader(ds, batch_size, shuffle=False, **placement.loader_options())
+        m = evaluate(model, loader, placement.device, temperature=temperature, **placement.options())
         record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
                        f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
     model.cpu()

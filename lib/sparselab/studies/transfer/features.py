@@ -34,5 +34,6 @@ def run_feature_extraction(
     meta = {"upstream": str(upstream), "upstream_sha256": file_sha256(upstream), "source": data.source,
             "num_classes": splits.info.num_classes, "backbone_sparsity": backbone_sparsity(ckpt.model)}  # fmt: skip
     for split, ds, out in (("train", splits.train_eval, train_out), ("test", splits.test, test_out)):
-        features, labels = extract_features(model, make_loader(ds, batch_size, shuffle=False, **placement.loader_options()), placement)
+        loader = make_loader(ds, batch_size, shuffle=False, **placement.loader_options())
+        features, labels = extract_features(model, loader, placement)
         save_features(out, features, labels, {**meta, "split": split})
