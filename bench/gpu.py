@@ -192,7 +192,7 @@ def part_r50(args: argparse.Namespace, device: torch.device) -> None:
     emit(Row("r50", "engine, data as device tensors", rate, rate / base, goal=">= 0.97x", ok=rate / base >= 0.97))
     cpu = synthetic_splits((3, size, size), n, "cpu", classes=spec.num_classes)
     cpu = dataclasses.replace(cpu, train=CpuBatches(*cpu.train.tensors))
-    rate, _ = engine_run(spec, cpu, hp, {"deterministic": False, "num_workers": 4})
+    rate, _ = engine_run(spec, cpu, hp, {"deterministic": False, "num_workers": args.workers})
     emit(Row("r50", "engine, CPU-resident batches (DataLoader, pinned, prefetched)", rate, rate / base))
     rate, _ = engine_run(spec, splits, hp, {"deterministic": True})
     emit(Row("r50", "engine, compute.deterministic: true", rate, rate / base, extra="(determinism's cost)"))
