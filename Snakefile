@@ -1,5 +1,6 @@
 # sparselab: one reproducible pipeline for research on sparse neural networks.
-# Table of contents only: helpers live in rules/common.smk, rules in rules/<stage>.smk.
+# Table of contents only: shared helpers in rules/common.smk, dense training in rules/train.smk,
+# one rules file per study (its paths and params come from sparselab.studies.<study>.plan).
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,9 +18,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/train.smk"
-include: "rules/prune.smk"
-include: "rules/evaluate.smk"
-include: "rules/figures.smk"
+include: "rules/oneshot.smk"
 include: "rules/pathnorm.smk"
 include: "rules/gradflow.smk"
 include: "rules/dst.smk"

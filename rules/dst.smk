@@ -2,6 +2,8 @@
 # sparsity x seed trained from scratch, gradual pruning of the dense networks of rules/train.smk,
 # then the records, the accuracy table and the two figures.
 
+DST = PLANS["dst"]
+
 
 rule dst_train:
     output:
@@ -16,8 +18,8 @@ rule dst_train:
         code=code_version("dst_train.py"),
         data=dataset_params,
         model=model_params,
-        recipe=dst_recipe,
-        options=dst_options,
+        recipe=DST.method_recipe,
+        options=DST.options,
         state_dir=resume_dir,
     log:
         "logs/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.log",
@@ -25,7 +27,7 @@ rule dst_train:
         "benchmarks/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}.tsv"
     threads: TRAIN_THREADS
     resources:
-        runtime=dst_runtime,
+        runtime=runtime(DST.method_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -37,7 +39,7 @@ rule dst_train:
 
 rule dst_gradual:
     input:
-        dense=dst_dense_checkpoint,
+        dense=DST.dense_checkpoint,
     output:
         model="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.safetensors",
         sidecar="results/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}/model.json",
@@ -47,8 +49,8 @@ rule dst_gradual:
     params:
         code=code_version("dst_gradual.py"),
         data=dataset_params,
-        recipe=lambda wildcards: CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].to_dict(),
-        options=dst_options,
+        recipe=DST.gradual_recipe,
+        options=DST.options,
         state_dir=resume_dir,
     log:
         "logs/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.log",
@@ -56,7 +58,7 @@ rule dst_gradual:
         "benchmarks/dst/{dataset}/{model}/gradual/s{sparsity}/seed{seed}.tsv"
     threads: TRAIN_THREADS
     resources:
-        runtime=lambda wildcards, attempt: _minutes(wildcards, CFG.recipes[dst_experiment(wildcards).options["gradual"]["recipe"]].epochs, attempt),
+        runtime=runtime(DST.gradual_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -68,13 +70,13 @@ rule dst_gradual:
 
 rule dst_records:
     input:
-        summaries=lambda wildcards: [path for _, path in dst_summaries()],
+        summaries=DST.summary_paths,
     output:
         records="results/dst/summary/records.csv",
         densities="results/dst/summary/layer_density.csv",
     params:
         code=code_version("dst_records.py"),
-        runs=dst_summaries,
+        runs=DST.summaries,
     log:
         "logs/dst/records.log",
     localrule: True
@@ -112,7 +114,7 @@ rule dst_report:
         ),
     params:
         code=code_version("dst_report.py"),
-        title=DS.title if DS else "",
+        title=DST.title,
     log:
         "logs/dst/report.log",
     localrule: True

@@ -2,6 +2,8 @@
 # target x seed, one job for the prune+train rounds and one for the final training; then the
 # records (dense baselines from rules/train.smk included), the table and the two figures.
 
+GRADFLOW = PLANS["gradflow"]
+
 
 rule gradflow_prune:
     output:
@@ -13,8 +15,8 @@ rule gradflow_prune:
         code=code_version("gradflow_prune.py"),
         data=dataset_params,
         model=model_params,
-        recipe=gradflow_round_recipe,
-        prune=gradflow_prune_params,
+        recipe=GRADFLOW.round_recipe,
+        prune=GRADFLOW.prune_params,
         state_dir=resume_dir,
     log:
         "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/prune.log",
@@ -23,7 +25,7 @@ rule gradflow_prune:
     threads: TRAIN_THREADS
     priority: 10
     resources:
-        runtime=gradflow_prune_runtime,
+        runtime=runtime(GRADFLOW.prune_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -45,7 +47,7 @@ rule gradflow_final:
     params:
         code=code_version("gradflow_final.py"),
         data=dataset_params,
-        recipe=gradflow_final_recipe,
+        recipe=GRADFLOW.final_recipe,
         state_dir=resume_dir,
     log:
         "logs/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.log",
@@ -53,7 +55,7 @@ rule gradflow_final:
         "benchmarks/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}/final.tsv"
     threads: TRAIN_THREADS
     resources:
-        runtime=gradflow_final_runtime,
+        runtime=runtime(GRADFLOW.final_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -65,14 +67,14 @@ rule gradflow_final:
 
 rule gradflow_records:
     input:
-        summaries=lambda wildcards: [path for _, path in gradflow_summaries()],
-        dense=lambda wildcards: [path for _, path in gradflow_dense()],
+        summaries=GRADFLOW.summary_paths,
+        dense=GRADFLOW.dense_paths,
     output:
         records="results/gradflow/summary/records.csv",
     params:
         code=code_version("gradflow_records.py"),
-        runs=gradflow_summaries,
-        dense=gradflow_dense,
+        runs=GRADFLOW.summaries,
+        dense=GRADFLOW.dense,
     log:
         "logs/gradflow/records.log",
     localrule: True
@@ -85,7 +87,7 @@ rule gradflow_records:
 rule gradflow_report:
     input:
         records="results/gradflow/summary/records.csv",
-        rounds=lambda wildcards: [path for _, path in gradflow_rounds()],
+        rounds=GRADFLOW.round_paths,
     output:
         table=report(
             "results/gradflow/summary/table_final.csv",
@@ -97,7 +99,7 @@ rule gradflow_report:
         rounds_pdf="results/gradflow/summary/figure_rounds.pdf",
         rounds_png=report(
             "results/gradflow/summary/figure_rounds.png",
-            caption="../report/gradflow_rounds.rst",
+            caption="../report/GRADFLOW.rounds.rst",
             category="Gradient-flow pruning",
             labels={"artefact": "accuracy per round"},
         ),
@@ -110,8 +112,8 @@ rule gradflow_report:
         ),
     params:
         code=code_version("gradflow_report.py"),
-        rounds=gradflow_rounds,
-        title=GF.title if GF else "",
+        rounds=GRADFLOW.rounds,
+        title=GRADFLOW.title,
     log:
         "logs/gradflow/report.log",
     localrule: True

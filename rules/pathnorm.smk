@@ -2,6 +2,8 @@
 # Figure 3 (trained models), Figure 4 (IMP with rewinding, one job per round), Figure 5 (growing
 # training subsets). Parts absent from the config have no jobs.
 
+PATHNORM = PLANS["pathnorm"]
+
 
 rule pathnorm_bound:
     output:
@@ -14,7 +16,7 @@ rule pathnorm_bound:
         md="results/pathnorm/summary/table2_bound.md",
     params:
         code=code_version("pathnorm_bound.py"),
-        settings=lambda wildcards: [dict(s) for s in PN.bound],
+        settings=PATHNORM.bound_settings,
     log:
         "logs/pathnorm/table2_bound.log",
     localrule: True
@@ -26,21 +28,21 @@ rule pathnorm_bound:
 
 rule pathnorm_pretrained:
     input:
-        unpack(pretrained_inputs),
+        unpack(PATHNORM.pretrained_inputs),
     output:
         summary="results/pathnorm/pretrained/{dataset}/{name}/summary.json",
         margins="results/pathnorm/pretrained/{dataset}/{name}/margins.safetensors",
     params:
         code=code_version("pathnorm_pretrained.py"),
         data=dataset_params,
-        options=pretrained_params,
+        options=PATHNORM.pretrained_params,
     log:
         "logs/pathnorm/pretrained/{dataset}/{name}.log",
     benchmark:
         "benchmarks/pathnorm/pretrained/{dataset}/{name}.tsv"
     threads: 1
     resources:
-        runtime=eval_runtime,
+        runtime=runtime(ONE_EPOCH),
         mem_mb=train_mem_mb,
         gpu=EVAL_GPUS,
     conda:
@@ -51,8 +53,8 @@ rule pathnorm_pretrained:
 
 rule pathnorm_pretrained_report:
     input:
-        summaries=pretrained_outputs("summary.json"),
-        margins=pretrained_outputs("margins.safetensors"),
+        summaries=PATHNORM.pretrained_outputs("summary.json"),
+        margins=PATHNORM.pretrained_outputs("margins.safetensors"),
     output:
         table3=report(
             "results/pathnorm/summary/table3_pathnorms.csv",
@@ -77,7 +79,7 @@ rule pathnorm_pretrained_report:
         ),
     params:
         code=code_version("pathnorm_pretrained_report.py"),
-        title=PN.title if PN else "",
+        title=PATHNORM.title,
     log:
         "logs/pathnorm/pretrained_report.log",
     localrule: True
@@ -99,8 +101,8 @@ rule pathnorm_imp_dense:
         data=dataset_params,
         model=model_params,
         recipe=recipe_params,
-        imp=imp_params,
-        analysis=pathnorm_analysis_params,
+        imp=PATHNORM.imp_params,
+        analysis=PATHNORM.analysis_params,
         state_dir=resume_dir,
     log:
         "logs/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round0.log",
@@ -109,7 +111,7 @@ rule pathnorm_imp_dense:
     threads: TRAIN_THREADS
     priority: 30
     resources:
-        runtime=train_runtime,
+        runtime=runtime(recipe_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -121,8 +123,8 @@ rule pathnorm_imp_dense:
 
 rule pathnorm_imp_round:
     input:
-        previous=imp_previous_round,
-        rewind=imp_rewind_state,
+        previous=PATHNORM.imp_previous_round,
+        rewind=PATHNORM.imp_rewind_state,
     output:
         model="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}/model.safetensors",
         sidecar="results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}/model.json",
@@ -134,8 +136,8 @@ rule pathnorm_imp_round:
         code=code_version("pathnorm_imp.py"),
         data=dataset_params,
         recipe=recipe_params,
-        imp=imp_params,
-        analysis=pathnorm_analysis_params,
+        imp=PATHNORM.imp_params,
+        analysis=PATHNORM.analysis_params,
         state_dir=resume_dir,
     log:
         "logs/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{round}.log",
@@ -144,7 +146,7 @@ rule pathnorm_imp_round:
     threads: TRAIN_THREADS
     priority: 30
     resources:
-        runtime=train_runtime,
+        runtime=runtime(recipe_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -156,7 +158,7 @@ rule pathnorm_imp_round:
 
 rule pathnorm_imp_figure:
     input:
-        metrics=lambda wildcards: list(imp_metrics().values()),
+        metrics=PATHNORM.imp_metric_paths,
     output:
         csv="results/pathnorm/summary/figure4_imp.csv",
         pdf="results/pathnorm/summary/figure4_imp.pdf",
@@ -168,10 +170,10 @@ rule pathnorm_imp_figure:
         ),
     params:
         code=code_version("pathnorm_imp_figure.py"),
-        runs=lambda wildcards: [[r, s, path] for (r, s), path in imp_metrics().items()],
-        sparsity=imp_round_sparsities,
-        title=PN.title if PN else "",
-        gap=PN.gap if PN else "running",
+        runs=PATHNORM.imp_runs,
+        sparsity=PATHNORM.imp_round_sparsities,
+        title=PATHNORM.title,
+        gap=PATHNORM.gap,
     log:
         "logs/pathnorm/figure4_imp.log",
     localrule: True
@@ -192,7 +194,7 @@ rule pathnorm_subset:
         data=dataset_params,
         model=model_params,
         recipe=recipe_params,
-        analysis=pathnorm_analysis_params,
+        analysis=PATHNORM.analysis_params,
         state_dir=resume_dir,
     log:
         "logs/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}.log",
@@ -201,7 +203,7 @@ rule pathnorm_subset:
     threads: TRAIN_THREADS
     priority: 10
     resources:
-        runtime=train_runtime,
+        runtime=runtime(recipe_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
@@ -213,7 +215,7 @@ rule pathnorm_subset:
 
 rule pathnorm_subsets_figure:
     input:
-        metrics=lambda wildcards: list(subset_metrics().values()),
+        metrics=PATHNORM.subset_metric_paths,
     output:
         csv="results/pathnorm/summary/figure5_subsets.csv",
         pdf="results/pathnorm/summary/figure5_subsets.pdf",
@@ -225,9 +227,9 @@ rule pathnorm_subsets_figure:
         ),
     params:
         code=code_version("pathnorm_subsets_figure.py"),
-        runs=lambda wildcards: [[f, s, path] for (f, s), path in subset_metrics().items()],
-        title=PN.title if PN else "",
-        gap=PN.gap if PN else "running",
+        runs=PATHNORM.subset_runs,
+        title=PATHNORM.title,
+        gap=PATHNORM.gap,
     log:
         "logs/pathnorm/figure5_subsets.log",
     localrule: True

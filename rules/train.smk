@@ -20,7 +20,7 @@ rule train_dense:
     threads: TRAIN_THREADS
     priority: 20
     resources:
-        runtime=train_runtime,
+        runtime=runtime(recipe_epochs),
         mem_mb=train_mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,

@@ -3,10 +3,12 @@
 # heads on them, full finetuning with the backbone masks kept, the from-scratch baseline, then the
 # records, the tables and the accuracy-vs-sparsity figure. Dense upstreams come from rules/train.smk.
 
+TRANSFER = PLANS["transfer"]
+
 
 rule transfer_gmp:
     input:
-        dense=transfer_dense_checkpoint,
+        dense=TRANSFER.dense_checkpoint,
     output:
         model="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/model.json",
@@ -15,11 +17,11 @@ rule transfer_gmp:
         summary="results/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}/summary.json",
     params:
         code=code_version("transfer_gmp.py"),
-        data=transfer_upstream_data,
-        recipe=transfer_recipe("gmp"),
-        options=lambda wildcards: dict(transfer_experiment(wildcards).gmp),
-        layers=lambda wildcards: transfer_experiment(wildcards).sparse_layers,
-        seed=lambda wildcards: transfer_experiment(wildcards).seed,
+        data=TRANSFER.upstream_data,
+        recipe=TRANSFER.part_recipe("gmp"),
+        options=TRANSFER.gmp_options,
+        layers=TRANSFER.sparse_layers,
+        seed=TRANSFER.upstream_seed,
         state_dir=resume_dir,
     log:
         "logs/transfer/{updataset}/{model}/upstream/gmp/s{sparsity}.log",
@@ -28,8 +30,8 @@ rule transfer_gmp:
     threads: TRAIN_THREADS
     priority: 10
     resources:
-        runtime=transfer_runtime("gmp"),
-        mem_mb=transfer_mem_mb,
+        runtime=runtime(TRANSFER.part_epochs("gmp"), TRANSFER.part_dataset("gmp")),
+        mem_mb=TRANSFER.mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
     conda:
@@ -47,11 +49,11 @@ rule transfer_acdc:
         summary="results/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}/summary.json",
     params:
         code=code_version("transfer_acdc.py"),
-        data=transfer_upstream_data,
-        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
-        recipe=transfer_recipe("acdc"),
-        layers=lambda wildcards: transfer_experiment(wildcards).sparse_layers,
-        seed=lambda wildcards: transfer_experiment(wildcards).seed,
+        data=TRANSFER.upstream_data,
+        model=model_params,
+        recipe=TRANSFER.part_recipe("acdc"),
+        layers=TRANSFER.sparse_layers,
+        seed=TRANSFER.upstream_seed,
         state_dir=resume_dir,
     log:
         "logs/transfer/{updataset}/{model}/upstream/acdc/s{sparsity}.log",
@@ -60,8 +62,8 @@ rule transfer_acdc:
     threads: TRAIN_THREADS
     priority: 10
     resources:
-        runtime=transfer_runtime("acdc"),
-        mem_mb=transfer_mem_mb,
+        runtime=runtime(TRANSFER.part_epochs("acdc"), TRANSFER.part_dataset("acdc")),
+        mem_mb=TRANSFER.mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
     conda:
@@ -79,10 +81,10 @@ rule transfer_import:
         code=code_version("transfer_import.py"),
         # the external file is checked when the workflow starts (common.smk), not declared as an
         # input, so `snakemake -n` plans a paper-scale study before its checkpoints are fetched
-        source=transfer_import_source,
-        kind=lambda wildcards: transfer_upstream(wildcards).import_kind,
-        num_classes=lambda wildcards: transfer_upstream(wildcards).num_classes,
-        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
+        source=TRANSFER.import_source,
+        kind=TRANSFER.import_kind,
+        num_classes=TRANSFER.num_classes,
+        model=model_params,
     log:
         "logs/transfer/{updataset}/{model}/upstream/imported/{upstream}/s{sparsity}.log",
     benchmark:
@@ -90,7 +92,7 @@ rule transfer_import:
     threads: 1
     resources:
         runtime=lambda wildcards, attempt: 10 * attempt,  # a format conversion: minutes
-        mem_mb=transfer_mem_mb,
+        mem_mb=TRANSFER.mem_mb,
     conda:
         "../envs/torch.yaml"
     script:
@@ -99,7 +101,7 @@ rule transfer_import:
 
 rule transfer_features:
     input:
-        upstream=transfer_upstream_checkpoint,
+        upstream=TRANSFER.upstream_checkpoint,
     output:
         train="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.safetensors",
         train_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/train.json",
@@ -107,15 +109,15 @@ rule transfer_features:
         test_meta="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}/test.json",
     params:
         code=code_version("transfer_features.py"),
-        data=transfer_feature_data,
+        data=TRANSFER.feature_data,
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.log",
     benchmark:
         "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/features/{dataset}.tsv"
     threads: 1
     resources:
-        runtime=transfer_features_runtime,
-        mem_mb=transfer_mem_mb,
+        runtime=runtime(ONE_EPOCH),
+        mem_mb=TRANSFER.mem_mb,
         gpu=EVAL_GPUS,
     conda:
         "../envs/torch.yaml"
@@ -132,7 +134,7 @@ rule transfer_linear:
         history="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}/history.csv",
     params:
         code=code_version("transfer_linear.py"),
-        options=lambda wildcards: dict(transfer_experiment(wildcards).linear),
+        options=TRANSFER.linear_options,
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/linear/{dataset}.log",
     benchmark:
@@ -140,7 +142,7 @@ rule transfer_linear:
     threads: 1
     resources:
         runtime=lambda wildcards, attempt: 10 * attempt,
-        mem_mb=transfer_mem_mb,
+        mem_mb=TRANSFER.mem_mb,
     conda:
         "../envs/torch.yaml"
     script:
@@ -149,7 +151,7 @@ rule transfer_linear:
 
 rule transfer_full:
     input:
-        upstream=transfer_upstream_checkpoint,
+        upstream=TRANSFER.upstream_checkpoint,
     output:
         model="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.safetensors",
         sidecar="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/model.json",
@@ -158,9 +160,9 @@ rule transfer_full:
         summary="results/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}/summary.json",
     params:
         code=code_version("transfer_full.py"),
-        data=transfer_downstream_data,
-        recipe=transfer_recipe("full"),
-        lr=lambda wildcards: transfer_experiment(wildcards).full_lr(wildcards.dataset),
+        data=TRANSFER.downstream_data,
+        recipe=TRANSFER.part_recipe("full"),
+        lr=TRANSFER.full_lr,
         state_dir=resume_dir,
     log:
         "logs/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.log",
@@ -168,8 +170,8 @@ rule transfer_full:
         "benchmarks/transfer/{updataset}/{model}/{upstream}/s{sparsity}/full/{dataset}/seed{seed}.tsv"
     threads: TRAIN_THREADS
     resources:
-        runtime=transfer_runtime("full"),
-        mem_mb=transfer_mem_mb,
+        runtime=runtime(TRANSFER.part_epochs("full")),
+        mem_mb=TRANSFER.mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
     conda:
@@ -188,8 +190,8 @@ rule transfer_scratch:
     params:
         code=code_version("transfer_scratch.py"),
         data=dataset_params,
-        model=lambda wildcards: CFG.models[wildcards.model].to_dict(),
-        recipe=transfer_recipe("scratch"),
+        model=model_params,
+        recipe=TRANSFER.part_recipe("scratch"),
         state_dir=resume_dir,
     log:
         "logs/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.log",
@@ -197,8 +199,8 @@ rule transfer_scratch:
         "benchmarks/transfer/{updataset}/{model}/scratch/{dataset}/seed{seed}.tsv"
     threads: TRAIN_THREADS
     resources:
-        runtime=transfer_runtime("scratch"),
-        mem_mb=transfer_mem_mb,
+        runtime=runtime(TRANSFER.part_epochs("scratch")),
+        mem_mb=TRANSFER.mem_mb,
         gpu=TRAIN_GPUS,
         cpus_per_task=TRAIN_THREADS,
     conda:
@@ -209,12 +211,12 @@ rule transfer_scratch:
 
 rule transfer_records:
     input:
-        summaries=lambda wildcards: [path for _, path in transfer_summaries()],
+        summaries=TRANSFER.summary_paths,
     output:
         records="results/transfer/summary/records.csv",
     params:
         code=code_version("transfer_records.py"),
-        runs=transfer_summaries,
+        runs=TRANSFER.summaries,
     log:
         "logs/transfer/records.log",
     localrule: True
@@ -251,7 +253,7 @@ rule transfer_report:
         ),
     params:
         code=code_version("transfer_report.py"),
-        title=TR.title if TR else "",
+        title=TRANSFER.title,
     log:
         "logs/transfer/report.log",
     localrule: True

@@ -13,7 +13,7 @@ from sparselab.config import ComputeHparams, DataHparams, HparamsError, Optimize
 from sparselab.config.catalog import ARCHS
 from sparselab.config.code_deps import code_dependencies
 from sparselab.config.hparams import derive_seed
-from sparselab.config.workflow import ConfigError, build_workflow_config, format_sparsity, load_workflow_config
+from sparselab.workflow import ConfigError, build_workflow_config, format_sparsity, load_workflow_config
 from sparselab.models import arch_kwargs
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -145,7 +145,7 @@ def test_default_and_tiny_configs_validate():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     wf = load_workflow_config(config, SCHEMA)
     assert wf.oneshot and wf.compute.deterministic
-    assert load_workflow_config(tiny_config(), SCHEMA).oneshot[0].sparsities == (0.5, 0.9)
+    assert load_workflow_config(tiny_config(), SCHEMA).oneshot.experiments[0].sparsities == (0.5, 0.9)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_cross_reference_errors_name_the_key(edit, message):
 
 
 def test_oneshot_grid_has_every_cell_and_dense_baselines():
-    runs = build_workflow_config(tiny_config()).oneshot_runs()
+    runs = build_workflow_config(tiny_config()).oneshot.runs()
     assert len(runs) == 2 * (1 + 2 * 2)  # seeds x (dense + scopes x sparsities)
     assert {(r.scope, r.sparsity_str) for r in runs} == {
         ("dense", "0"), ("layerwise", "0.5"), ("layerwise", "0.9"), ("global", "0.5"), ("global", "0.9"),
@@ -207,7 +207,7 @@ def _deps(script: str) -> set[str]:
 
 
 def test_figure_rule_depends_on_plotting_code_but_not_on_training_code():
-    deps = _deps("accuracy_figure.py")
+    deps = _deps("oneshot_figure.py")
     assert "report/figures.py" in deps
     assert not any(d.startswith(("train/", "sparsity/", "models/", "data/")) for d in deps)
 

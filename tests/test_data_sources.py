@@ -383,7 +383,7 @@ def workflow_with(dataset: dict) -> dict:
 
 
 def test_start_up_check_names_the_users_config_key(roots, tmp_path):
-    from sparselab.config.workflow import build_workflow_config, dataset_root_problems
+    from sparselab.workflow import build_workflow_config, dataset_root_problems
 
     root = copied(roots, "cifar10", tmp_path / "c")
     (root / "cifar-10-batches-py" / "data_batch_2").write_bytes(GARBAGE)
@@ -398,7 +398,7 @@ def test_start_up_check_names_the_users_config_key(roots, tmp_path):
 
 def test_errors_at_job_start_name_the_users_config_key(tmp_path):
     """What only the full read finds (an empty class folder beyond the first) names the entry, not the source."""
-    from sparselab.config.workflow import build_workflow_config
+    from sparselab.workflow import build_workflow_config
 
     write_fake_imagenet(tmp_path, classes=2, per_class=1, val_per_class=1, size=(8, 8))
     for f in (tmp_path / "train" / fake_wnids(2)[1]).iterdir():

@@ -74,7 +74,7 @@ EDITS: dict[str, set[str]] = {
     "transfer/imports.py": {"transfer_import"},
     "transfer/full.py": {"transfer_full"},
     # studies: each job module only its own rule
-    "studies/oneshot.py": {"prune_finetune_oneshot"},
+    "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
     "studies/gradflow/final.py": {"gradflow_final"},
     "studies/gradflow/summary.py": {"gradflow_final", "gradflow_records"},
@@ -101,6 +101,8 @@ EDITS: dict[str, set[str]] = {
     "jobs.py": ALL,
     "io/atomic.py": ALL,
     "config/bundles.py": ALL,
+    # plans run at parse time: an edit changes the rules' params (and so replans) only where its output changes
+    "studies/base/plan.py": set(),
 }
 
 

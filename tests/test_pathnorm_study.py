@@ -132,7 +132,7 @@ def test_per_epoch_analysis_logs_both_conventions_by_default():
 def test_configs_log_both_conventions_per_epoch(config):
     import yaml
 
-    from sparselab.config.workflow import load_workflow_config
+    from sparselab.workflow import load_workflow_config
 
     wf = load_workflow_config(yaml.safe_load((REPO / config).read_text()), REPO / "schemas" / "config.schema.yaml")
     assert AnalysisSpec.from_dict(wf.pathnorm.analysis_spec()).conventions == ("exact", "gbrg24")

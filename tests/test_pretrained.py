@@ -231,7 +231,7 @@ def test_paper_config_uses_the_originals_weights_per_architecture(tmp_path: Path
     import yaml
 
     from conftest import REPO
-    from sparselab.config.workflow import load_workflow_config
+    from sparselab.workflow import load_workflow_config
 
     config = yaml.safe_load((REPO / "configs" / "gbrg24.yaml").read_text())
     wf = load_workflow_config(config, REPO / "schemas" / "config.schema.yaml")

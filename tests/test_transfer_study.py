@@ -23,8 +23,8 @@ from sparselab.studies.transfer.common import backbone_sparsity
 from sparselab.studies.transfer.features import run_feature_extraction
 from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
-from sparselab.config.transfer import LINEAR_DEFAULTS
-from sparselab.config.workflow import load_workflow_config
+from sparselab.studies.transfer.config import LINEAR_DEFAULTS
+from sparselab.workflow import load_workflow_config
 from sparselab.train.optim import build_scheduler, lr_factor_fn
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.features import load_features

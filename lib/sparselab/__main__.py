@@ -38,7 +38,7 @@ def _yaml_error(path: str, exc) -> str:  # noqa: ANN001  (yaml.MarkedYAMLError; 
 def _load_config(path: str):
     import yaml
 
-    from .config.workflow import build_workflow_config, validate_schema
+    from .workflow import build_workflow_config, validate_schema
 
     file = Path(path)
     if not file.is_file():
@@ -134,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from .io.checkpoint import sidecar_path
     from .io.guard import check_outputs
-    from .studies.oneshot import prune_checkpoint
+    from .studies.oneshot.prune import prune_checkpoint
 
     if not args.out.endswith(".safetensors"):
         raise UsageError(f"{args.out}: checkpoint files end in .safetensors")

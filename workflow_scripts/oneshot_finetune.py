@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.oneshot import prune_and_finetune  # noqa: E402
+from sparselab.studies.oneshot.prune import prune_and_finetune  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..config import ComputeHparams, DataHparams, TrainHparams
-from ..io.checkpoint import load_checkpoint, save_checkpoint
-from ..sparsity.magnitude import Scope, magnitude_mask
-from ..sparsity.mask import prunable_parameters
-from ..train.engine import TrainResult
-from ..train.run import RunFiles, run_finetuning
+from ...config import ComputeHparams, DataHparams, TrainHparams
+from ...io.checkpoint import load_checkpoint, save_checkpoint
+from ...sparsity.magnitude import Scope, magnitude_mask
+from ...sparsity.mask import prunable_parameters
+from ...train.engine import TrainResult
+from ...train.run import RunFiles, run_finetuning
 
 
 def prune_checkpoint(

@@ -15,11 +15,12 @@ import functools
 from pathlib import Path
 from typing import Any, Mapping
 
-from .bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams, GmpRamp
-from .hparams import HparamsError
-from .common import ConfigError, format_sparsity, reference
+from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams, GmpRamp
+from ...config.common import ConfigError, format_sparsity, reference
+from ...config.hparams import HparamsError
+from ...config.shared import SharedConfig
 
-__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse_transfer", "missing_imports"]
+__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse"]
 
 # Upstream names the workflow's paths use for its own purposes.
 RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
@@ -104,6 +105,17 @@ class TransferConfig:
     def used_datasets(self) -> set[str]:
         return {d for e in self.experiments for d in (e.dataset, *e.downstream)}
 
+    def input_problems(self) -> list[str]:
+        """One message per external checkpoint to import that is not there (the workflow warns while
+        planning and stops before the first job of a real run, like a missing dataset root)."""
+        problems = []
+        for i, exp in enumerate(self.experiments):
+            for up in exp.checkpoints:
+                if up.kind == "import" and not Path(str(up.path)).expanduser().is_file():
+                    problems.append(f"transfer.experiments[{i}].checkpoints ({up.name}): {up.path} does not exist; put the "
+                                    f"{up.import_kind} checkpoint there or correct the path")  # fmt: skip
+        return problems
+
 
 def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]]) -> Upstream:
     name = entry["name"]
@@ -119,7 +131,7 @@ def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]])
     return up
 
 
-def _check_gmp(g: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, Any]]) -> None:
+def _check_gmp(g: Mapping[str, Any], key: str, shared: SharedConfig) -> None:
     try:
         ramp = GmpRamp.from_options(g, path=key)
     except HparamsError as exc:
@@ -127,31 +139,31 @@ def _check_gmp(g: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, An
     if ramp.initial_sparsity > min(g["sparsities"]):
         raise ConfigError(f"{key}.initial_sparsity: {ramp.initial_sparsity} is above the sparsity {min(g['sparsities'])}; "
                           "the ramp only prunes, so it must start at or below every target")  # fmt: skip
-    epochs = cfg["recipes"][g["recipe"]].epochs
+    epochs = shared.recipes[g["recipe"]].epochs
     if epochs < ramp.last_step:
         raise ConfigError(f"{key}.recipe: the last pruning step comes after {ramp.last_step} epochs of training, "
                           f"recipe {g['recipe']!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
 
 
-def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, Any]]) -> TransferExperiment:
-    reference(e["dataset"], cfg["datasets"], f"{key}.dataset", "datasets")
-    reference(e["model"], cfg["models"], f"{key}.model", "models")
+def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> TransferExperiment:
+    reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
+    reference(e["model"], shared.models, f"{key}.model", "models")
     if e.get("dense_recipe") is not None:
-        reference(e["dense_recipe"], cfg["recipes"], f"{key}.dense_recipe", "recipes")
+        reference(e["dense_recipe"], shared.recipes, f"{key}.dense_recipe", "recipes")
     for part in ("gmp", "acdc", "full", "scratch"):
         if e.get(part) is not None:
-            reference(e[part]["recipe"], cfg["recipes"], f"{key}.{part}.recipe", "recipes")
+            reference(e[part]["recipe"], shared.recipes, f"{key}.{part}.recipe", "recipes")
     if e.get("gmp") is not None and e.get("dense_recipe") is None:
         raise ConfigError(f"{key}.gmp: GMP prunes the dense upstream; give dense_recipe as well")
     if e.get("acdc") is not None:
-        epochs = cfg["recipes"][e["acdc"]["recipe"]].epochs
+        epochs = shared.recipes[e["acdc"]["recipe"]].epochs
         if epochs < 10:
             raise ConfigError(f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, "
                               f"recipe {e['acdc']['recipe']!r} has {epochs}")  # fmt: skip
     if e.get("gmp") is not None:
-        _check_gmp(e["gmp"], f"{key}.gmp", cfg)
+        _check_gmp(e["gmp"], f"{key}.gmp", shared)
     for i, name in enumerate(e["downstream"]):
-        reference(name, cfg["datasets"], f"{key}.downstream[{i}]", "datasets")
+        reference(name, shared.datasets, f"{key}.downstream[{i}]", "datasets")
     full = e.get("full")
     if full is not None:
         for name in full.get("lr", {}):
@@ -162,12 +174,12 @@ def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, A
     for i, up in enumerate(checkpoints):
         for name in e["downstream"] if up.data else ():
             try:
-                DataHparams.from_dict({**cfg["datasets"][name].to_dict(), **dict(up.data)}, path=f"datasets.{name}")
+                DataHparams.from_dict({**shared.datasets[name].to_dict(), **dict(up.data)}, path=f"datasets.{name}")
             except HparamsError as exc:
                 raise ConfigError(f"{key}.checkpoints[{i}].data: applied to downstream dataset {name!r}: {exc}") from None
-    upstream_data = cfg["datasets"][e["dataset"]]
+    upstream_data = shared.datasets[e["dataset"]]
     for i, name in enumerate(e["downstream"]):
-        down = cfg["datasets"][name]
+        down = shared.datasets[name]
         if down.source in HELDOUT_SOURCES and (down.split_seed, down.test_fraction) != (upstream_data.split_seed, upstream_data.test_fraction):
             raise ConfigError(f"{key}.downstream[{i}]: {name!r} is built from the digits images the upstream never "
                               f"saw, which needs the upstream dataset's split_seed and test_fraction "
@@ -182,8 +194,8 @@ def _experiment(e: Mapping[str, Any], key: str, cfg: Mapping[str, Mapping[str, A
     )  # fmt: skip
 
 
-def parse_transfer(raw: Mapping[str, Any], cfg: Mapping[str, Mapping[str, Any]]) -> TransferConfig | None:
-    """The typed transfer section (None when disabled); ``cfg`` holds the typed datasets/models/recipes."""
+def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None:
+    """The typed transfer section (None when disabled)."""
     if not raw.get("enabled", True):
         return None
     experiments, seen = [], set()
@@ -192,17 +204,5 @@ def parse_transfer(raw: Mapping[str, Any], cfg: Mapping[str, Mapping[str, Any]])
         if (e["dataset"], e["model"]) in seen:
             raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
         seen.add((e["dataset"], e["model"]))
-        experiments.append(_experiment(e, key, cfg))
+        experiments.append(_experiment(e, key, shared))
     return TransferConfig(title=str(raw.get("title", "Sparse transfer")), experiments=tuple(experiments))
-
-
-def missing_imports(tc: TransferConfig | None) -> list[str]:
-    """One message per external checkpoint to import that is not there (the workflow warns while
-    planning and stops before the first job of a real run, like a missing dataset root)."""
-    problems = []
-    for i, exp in enumerate(tc.experiments if tc else ()):
-        for up in exp.checkpoints:
-            if up.kind == "import" and not Path(str(up.path)).expanduser().is_file():
-                problems.append(f"transfer.experiments[{i}].checkpoints ({up.name}): {up.path} does not exist; put the "
-                                f"{up.import_kind} checkpoint there or correct the path")  # fmt: skip
-    return problems

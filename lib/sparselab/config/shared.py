@@ -1,0 +1,94 @@
+"""What every study's configuration reads: compute, resources, and the named datasets, models and
+recipes the studies refer to; the checks and lookups every study's experiments share."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Mapping
+
+from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from .catalog import ARCHS
+from .common import ConfigError, reference
+from .entry_names import remember_entry_names
+from .hparams import HparamsError
+
+__all__ = ["SharedConfig", "build_shared", "check_experiment", "experiment_for"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedConfig:
+    compute: ComputeHparams
+    resources: Mapping[str, Any]
+    datasets: Mapping[str, DataHparams]
+    models: Mapping[str, ModelHparams]
+    recipes: Mapping[str, TrainHparams]
+
+    def runtime_minutes(self, dataset: str, epochs: int, attempt: int) -> int:
+        """A job's time limit: epochs x minutes per epoch of the dataset's source, with a margin,
+        growing with each retry (SLURM's unit: 1 minute)."""
+        per_epoch = self.resources["epoch_minutes"].get(self.datasets[dataset].source, 1.0)
+        base = self.resources.get("runtime_base_minutes", 5)
+        return max(1, int(math.ceil(base + 1.5 * max(1, epochs) * per_epoch * attempt)))
+
+    def mem_mb(self, dataset: str) -> int:
+        """Memory of a job that loads ``dataset``."""
+        return self.resources["mem_mb"].get(self.datasets[dataset].source, 8000)
+
+
+def _bundle(cls: type, data: Any, path: str) -> Any:
+    try:
+        return cls.from_dict(data, path=path)
+    except HparamsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_model(name: str, model: ModelHparams) -> None:
+    path = f"models.{name}"
+    if model.arch not in ARCHS:
+        raise ConfigError(f"{path}.arch: unknown architecture {model.arch!r}; known: {', '.join(sorted(ARCHS))}")
+    accepted = ARCHS[model.arch][1]
+    unknown = sorted(set(model.kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{path}.kwargs: {model.arch!r} does not accept {', '.join(map(repr, unknown))}; "
+            f"accepted: {', '.join(accepted) or 'none'}"
+        )
+
+
+def build_shared(config: Mapping[str, Any]) -> SharedConfig:
+    """The typed shared sections of a schema-validated config."""
+    datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
+    remember_entry_names(datasets)  # errors of data builders then name datasets.<name>.root
+    models = {n: _bundle(ModelHparams, m, f"models.{n}") for n, m in config["models"].items()}
+    for name, model in models.items():
+        _check_model(name, model)
+    recipes = {n: _bundle(TrainHparams, r, f"recipes.{n}") for n, r in config["recipes"].items()}
+    return SharedConfig(
+        compute=_bundle(ComputeHparams, config.get("compute", {}), "compute"),
+        resources=dict(config.get("resources", {})),
+        datasets=datasets,
+        models=models,
+        recipes=recipes,
+    )
+
+
+def experiment_for(experiments: Iterable[Any], dataset: str, model: str, study: str) -> Any:
+    """The experiment of a study for one dataset and model (wildcards of its rules)."""
+    for e in experiments:
+        if (e.dataset, e.model) == (dataset, model):
+            return e
+    raise KeyError(f"no {study} experiment for dataset {dataset!r} and model {model!r}")
+
+
+def check_experiment(e: Mapping[str, Any], key: str, shared: SharedConfig, recipe_keys: Iterable[str],
+                      seen: set[tuple[str, str]]) -> None:  # fmt: skip
+    """Dataset, model and recipe names of one experiment exist; one experiment per dataset x model."""
+    reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
+    reference(e["model"], shared.models, f"{key}.model", "models")
+    for part in recipe_keys:
+        if part in e:
+            reference(e[part], shared.recipes, f"{key}.{part}", "recipes")
+    if (e["dataset"], e["model"]) in seen:
+        raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+    seen.add((e["dataset"], e["model"]))

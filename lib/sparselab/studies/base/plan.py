@@ -1,0 +1,47 @@
+"""What every study's plan shares (imported at parse time: standard library only).
+
+A plan turns a study's typed config into what its rules need: paths, input and param functions of
+``wildcards`` (plain objects with attributes, so tests call them without Snakemake), epochs for the
+time limits, and the study's final targets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from ...config.shared import SharedConfig
+
+__all__ = ["DENSE_MODEL", "StudyPlan"]
+
+# The dense training runs of rules/train.smk, which several studies start from.
+DENSE_MODEL = "results/train/{dataset}/{model}/{recipe}/seed{seed}/model.safetensors"
+
+C = TypeVar("C")
+
+
+class StudyPlan(Generic[C]):
+    """A study's plan: ``cfg`` is its typed section, None when the study is disabled (its rules
+    still parse, and it has no targets)."""
+
+    def __init__(self, shared: SharedConfig, cfg: C | None) -> None:
+        self.shared = shared
+        self.cfg = cfg
+
+    @property
+    def title(self) -> str:
+        return str(getattr(self.cfg, "title", ""))
+
+    def targets(self) -> list[str]:
+        """The study's final artefacts (records, tables, figures); empty when disabled."""
+        return []
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        """A recipe's resolved values, for a rule's params."""
+        return self.shared.recipes[name].to_dict()
+
+    def epochs(self, recipe: str) -> int:
+        return self.shared.recipes[recipe].epochs
+
+    @staticmethod
+    def dense_model(dataset: str, model: str, recipe: str, seed: int | str) -> str:
+        return DENSE_MODEL.format(dataset=dataset, model=model, recipe=recipe, seed=seed)

@@ -1,0 +1,60 @@
+"""The dynamic sparse training study's plan: one job per dataset x model x method x sparsity x seed
+(gradual pruning starts from a dense run of rules/train.smk); then records, table and figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base.plan import StudyPlan
+from .config import DstConfig, DstExperiment, DstRun
+
+RUN = "results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}"
+SUMMARY = "results/dst/summary"
+
+
+def _keys(run: DstRun) -> dict[str, Any]:
+    return {"dataset": run.dataset, "model": run.model, "method": run.method, "sparsity": run.sparsity, "seed": run.seed}
+
+
+def run_dir(run: DstRun) -> str:
+    return RUN.format(dataset=run.dataset, model=run.model, method=run.method, sparsity=run.sparsity_str, seed=run.seed)
+
+
+class Plan(StudyPlan[DstConfig]):
+    def experiment(self, wildcards: Any) -> DstExperiment:
+        assert self.cfg is not None
+        return self.cfg.experiment(wildcards.dataset, wildcards.model)
+
+    def method_recipe(self, wildcards: Any) -> dict[str, Any]:
+        return self.recipe(self.experiment(wildcards).recipe_of(wildcards.method))
+
+    def method_epochs(self, wildcards: Any) -> int:
+        return self.epochs(self.experiment(wildcards).recipe_of(wildcards.method))
+
+    def gradual_recipe(self, wildcards: Any) -> dict[str, Any]:
+        return self.recipe(self.experiment(wildcards).options["gradual"]["recipe"])
+
+    def gradual_epochs(self, wildcards: Any) -> int:
+        return self.epochs(self.experiment(wildcards).options["gradual"]["recipe"])
+
+    def options(self, wildcards: Any) -> dict[str, Any]:
+        return dict(self.experiment(wildcards).options)
+
+    def dense_checkpoint(self, wildcards: Any) -> str:
+        g = self.experiment(wildcards).options["gradual"]
+        return self.dense_model(wildcards.dataset, wildcards.model, g["dense_recipe"], wildcards.seed)
+
+    def summaries(self, wildcards: Any = None) -> list[list[Any]]:
+        """[keys, summary path] of every run."""
+        runs = self.cfg.runs() if self.cfg is not None else []
+        return [[_keys(r), f"{run_dir(r)}/summary.json"] for r in runs]
+
+    def summary_paths(self, wildcards: Any = None) -> list[str]:
+        return [path for _, path in self.summaries()]
+
+    def targets(self) -> list[str]:
+        if self.cfg is None or not self.cfg.runs():
+            return []
+        names = ["records.csv", "table_accuracy.csv", "table_accuracy.md", "layer_density.csv"]
+        names += [f"{fig}.{ext}" for fig in ("figure_accuracy_vs_parameters", "figure_layer_density") for ext in ("pdf", "png")]
+        return [f"{SUMMARY}/{name}" for name in names]

@@ -1,0 +1,132 @@
+"""The transfer study's plan: upstreams (dense, GMP, AC/DC, imported or any checkpoint by path),
+features cached once per upstream x downstream dataset, linear heads, full finetuning and the
+from-scratch baseline; then records, tables and the figure."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..base.plan import StudyPlan
+from .config import NORMALIZE_CHOICE, TransferConfig, TransferExperiment, Upstream
+
+ROOT = "results/transfer/{updataset}/{model}"
+SUMMARY = "results/transfer/summary"
+
+
+def _keys(exp: TransferExperiment, up: Upstream, mode: str, dataset: str) -> dict[str, Any]:
+    return {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": up.name, "sparsity": up.sparsity,
+            "mode": mode, "dataset": dataset}  # fmt: skip
+
+
+class Plan(StudyPlan[TransferConfig]):
+    def experiment(self, wildcards: Any) -> TransferExperiment:
+        assert self.cfg is not None
+        return self.cfg.experiment(wildcards.updataset, wildcards.model)
+
+    def upstream(self, wildcards: Any) -> Upstream:
+        return self.experiment(wildcards).upstream(wildcards.upstream, wildcards.sparsity)
+
+    def checkpoint_of(self, exp: TransferExperiment, up: Upstream) -> str:
+        """Where an upstream's checkpoint comes from: rules/train.smk (dense), the GMP / AC/DC / import
+        rules of rules/transfer.smk, or the configured path (another study's output, or any file)."""
+        root = ROOT.format(updataset=exp.dataset, model=exp.model)
+        if up.kind == "dense":
+            assert exp.dense_recipe is not None
+            return self.dense_model(exp.dataset, exp.model, exp.dense_recipe, exp.seed)
+        if up.kind in ("gmp", "acdc"):
+            return f"{root}/upstream/{up.kind}/s{up.sparsity_str}/model.safetensors"
+        if up.kind == "import":
+            return f"{root}/upstream/imported/{up.name}/s{up.sparsity_str}/model.safetensors"
+        return str(up.path)
+
+    def upstream_checkpoint(self, wildcards: Any) -> str:
+        return self.checkpoint_of(self.experiment(wildcards), self.upstream(wildcards))
+
+    def dense_checkpoint(self, wildcards: Any) -> str:
+        exp = self.experiment(wildcards)
+        assert exp.dense_recipe is not None
+        return self.dense_model(exp.dataset, exp.model, exp.dense_recipe, exp.seed)
+
+    def upstream_data(self, wildcards: Any) -> dict[str, Any]:
+        return self.shared.datasets[self.experiment(wildcards).dataset].to_dict()
+
+    def downstream_data(self, wildcards: Any) -> dict[str, Any]:
+        """The downstream dataset, with the upstream's overrides (RigL: bicubic resampling)."""
+        return {**self.shared.datasets[wildcards.dataset].to_dict(), **dict(self.upstream(wildcards).data)}
+
+    def feature_data(self, wildcards: Any) -> dict[str, Any]:
+        """The downstream data of feature extraction: the linear protocol's normalisation (the paper's
+        pre-extracted features: ImageNet statistics) where the source offers a choice."""
+        data = self.downstream_data(wildcards)
+        if data["source"] in NORMALIZE_CHOICE:
+            data["normalize"] = self.experiment(wildcards).linear["normalize"]
+        return data
+
+    def part_recipe(self, part: str) -> Callable[[Any], dict[str, Any]]:
+        """The recipe of one part (gmp, acdc, full, scratch) of the experiment, for a rule's params."""
+        return lambda wildcards: self.recipe(getattr(self.experiment(wildcards), part)["recipe"])
+
+    def part_epochs(self, part: str) -> Callable[[Any], int]:
+        return lambda wildcards: self.epochs(getattr(self.experiment(wildcards), part)["recipe"])
+
+    def part_dataset(self, part: str) -> Callable[[Any], str]:
+        """The dataset a part's jobs train on: the upstream's for GMP and AC/DC, else the downstream."""
+        if part in ("gmp", "acdc"):
+            return lambda wildcards: self.experiment(wildcards).dataset
+        return lambda wildcards: wildcards.dataset
+
+    def import_source(self, wildcards: Any) -> str:
+        return str(self.upstream(wildcards).path)
+
+    def import_kind(self, wildcards: Any) -> str | None:
+        return self.upstream(wildcards).import_kind
+
+    def num_classes(self, wildcards: Any) -> int:
+        return self.upstream(wildcards).num_classes
+
+    def gmp_options(self, wildcards: Any) -> dict[str, Any]:
+        return dict(self.experiment(wildcards).gmp or {})
+
+    def sparse_layers(self, wildcards: Any) -> str | tuple[str, ...]:
+        return self.experiment(wildcards).sparse_layers
+
+    def upstream_seed(self, wildcards: Any) -> int:
+        return self.experiment(wildcards).seed
+
+    def linear_options(self, wildcards: Any) -> dict[str, Any]:
+        return dict(self.experiment(wildcards).linear)
+
+    def full_lr(self, wildcards: Any) -> float | None:
+        return self.experiment(wildcards).full_lr(wildcards.dataset)
+
+    def mem_mb(self, wildcards: Any) -> int:
+        """Memory of the data the job reads: the downstream dataset's, or the upstream's for GMP / AC/DC."""
+        dataset = dict(wildcards.items()).get("dataset") or self.experiment(wildcards).dataset
+        return self.shared.mem_mb(dataset)
+
+    def summaries(self, wildcards: Any = None) -> list[list[Any]]:
+        """[keys, summary.json] of every linear (all seeds in one summary), full and scratch job."""
+        out: list[list[Any]] = []
+        for exp in self.cfg.experiments if self.cfg is not None else ():
+            root = ROOT.format(updataset=exp.dataset, model=exp.model)
+            for dataset in exp.downstream:
+                for up in exp.upstreams():
+                    run = f"{root}/{up.name}/s{up.sparsity_str}"
+                    out.append([_keys(exp, up, "linear", dataset), f"{run}/linear/{dataset}/summary.json"])
+                    for seed in exp.full["seeds"] if exp.full else ():
+                        out.append([{**_keys(exp, up, "full", dataset), "seed": seed}, f"{run}/full/{dataset}/seed{seed}/summary.json"])
+                for seed in exp.scratch["seeds"] if exp.scratch else ():
+                    keys = {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": "scratch", "sparsity": 0.0,
+                            "mode": "scratch", "dataset": dataset, "seed": seed}  # fmt: skip
+                    out.append([keys, f"{root}/scratch/{dataset}/seed{seed}/summary.json"])
+        return out
+
+    def summary_paths(self, wildcards: Any = None) -> list[str]:
+        return [path for _, path in self.summaries()]
+
+    def targets(self) -> list[str]:
+        if self.cfg is None or not self.summaries():
+            return []
+        names = ["records.csv", "table_transfer.csv", "table_transfer.md", "table_headline.csv", "table_headline.md"]
+        names += [f"figure_transfer.{ext}" for ext in ("pdf", "png")]
+        return [f"{SUMMARY}/{name}" for name in names]
