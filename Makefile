@@ -17,9 +17,9 @@ install: $(BIN)/sparselab-installed
 run: install
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
-	@echo "table:  results/oneshot/summary/accuracy_vs_sparsity.md"
-	@echo "figure: results/oneshot/summary/accuracy_vs_sparsity.png (and .pdf)"
-	@echo "report: results/report.html"
+	@echo "tables (.md; .csv beside them) and figures (.png; .pdf beside them) of every study:"
+	@ls -1 results/*/summary/*.md results/*/summary/*.png
+	@echo "report (all of them, with captions): results/report.html"
 
 test: install
 	$(BIN)/pytest
