@@ -125,4 +125,4 @@ def test_final_table_means_and_stds_over_seeds_with_dense_rows_first() -> None:
     assert g["test_top1_mean"] == pytest.approx(85.0) and g["test_top1_std"] == pytest.approx(7.0710678, rel=1e-6)
     assert g["params_alive_mean"] == 450 and g["mflops_alive_mean"] == pytest.approx(2.0)
     md = final_table_markdown(table)
-    assert "85.00 ± 7.07" in md and "| —" in md and "50%" in md
+    assert "85.00 ± 7.07" in md and " — |" in md and "filters pruned (%)" in md and " 50 |" in md

@@ -118,7 +118,7 @@ def test_imp_figure_panels_lines_and_log_axes(imp_runs):
     panels, colourbar = fig.axes[:6], fig.axes[6:]
     assert len(fig.axes) == 7 and len(colourbar) == 1
     labels = [t.get_text() for t in colourbar[0].get_yticklabels()]
-    assert labels == ["0 (0.0%)", "1 (20.0%)", "2 (36.0%)"]
+    assert labels == ["0 (dense)", "1 (20.0%)", "2 (36.0%)"]
     for ax, q in zip(panels[:3], (1, 2, 4)):
         assert len(ax.lines) == 3  # one line per round
         assert ax.get_yscale() == "log" and not pn.pathnorm_panel_is_log10(ax)
@@ -133,7 +133,7 @@ def test_imp_figure_panels_lines_and_log_axes(imp_runs):
     gap, train, test = panels[3:]
     for ax in (gap, train, test):
         assert ax.get_yscale() == "linear"
-        assert len([ln for ln in ax.lines if ln.get_label() in {"0 (0.0%)", "1 (20.0%)", "2 (36.0%)"}]) == 3
+        assert len([ln for ln in ax.lines if ln.get_label() in {"0 (dense)", "1 (20.0%)", "2 (36.0%)"}]) == 3
     row = df[(df["round"] == 2) & (df["epoch"] == 3)].iloc[0]
     assert gap.lines[2].get_ydata()[1] == pytest.approx(100 * (row["margin_train_top1"] - row["test_top1"]))
     assert test.lines[2].get_ydata()[1] == pytest.approx(100 * row["test_top1"])

@@ -5,8 +5,12 @@ Inputs: ``records.csv`` and ``layer_density.csv``, written from every run's ``su
 
 * **Accuracy vs parameters** (the paper's main figure): test top-1 against learnable parameters
   (log axis), one line per method, mean ± std over seeds, a panel per dataset x model.
-* **Accuracy table**: test top-1 (%) per method x sparsity, mean ± std over seeds, with parameters.
-* **Per-layer density**: the density every sparse tensor ends with, per method and sparsity.
+* **Accuracy table**: test top-1 (%) per method x sparsity (%), mean ± std over seeds, with parameters.
+* **Per-layer density**: the density (%) every sparse tensor ends with, a bar per method side by side
+  for each named layer (methods that keep each layer's density, as static, SET and DeepR, would hide
+  each other as lines), a panel per dataset x model x sparsity.
+
+Every method has one colour in both figures.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator, NullFormatter
 import pandas as pd
 import seaborn as sns
 
 from ..io.atomic import atomic_write_text
 from .dst_records import KEYS, write_records
-from .figures import save_figure  # also selects the headless Agg backend
+from .figures import log_axis, save_figure  # also selects the headless Agg backend
 
 __all__ = ["KEYS", "accuracy_table", "accuracy_table_markdown", "write_records", "write_report"]
 
@@ -30,6 +35,18 @@ METHOD_ORDER = ("dense", "thin_dense", "static", "tied", "deepr", "set", "dsr", 
 
 def _order(methods: Sequence[str]) -> list[str]:
     return [m for m in METHOD_ORDER if m in set(methods)] + sorted(set(methods) - set(METHOD_ORDER))
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """A fixed colour per method (by its place in ``METHOD_ORDER``), the same in every figure."""
+    colours = sns.color_palette("tab10", 10)
+    extra = sorted(set(methods) - set(METHOD_ORDER))
+    slot = {m: i for i, m in enumerate([*METHOD_ORDER, *extra])}
+    return {m: colours[slot[m] % len(colours)] for m in _order(methods)}
+
+
+def _percent(fraction: float) -> str:
+    return f"{round(100 * float(fraction), 6):g}"
 
 
 def accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -47,24 +64,26 @@ def accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
 def accuracy_table_markdown(table: pd.DataFrame) -> str:
     rows = pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "method": table["method"],
-        "sparsity": ["—" if m in ("dense",) else f"{s:g}" for m, s in zip(table["method"], table["sparsity"])],
-        "seeds": table["seeds"], "parameters": [f"{p:,.0f}" for p in table["parameters"]],
+        "sparsity (%)": ["—" if m in ("dense",) else _percent(s) for m, s in zip(table["method"], table["sparsity"])],
+        "seeds": table["seeds"], "learnable parameters": [f"{p:,.0f}" for p in table["parameters"]],
         "test top-1 (%)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
     })  # fmt: skip
-    return rows.to_markdown(index=False) + "\n"
+    return rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 4) + "\n"
 
 
 def accuracy_vs_parameters(records: pd.DataFrame, title: str = "") -> sns.FacetGrid:
+    """Test top-1 (%) against learnable parameters (log axis, at least two labelled ticks), a line
+    per method (``dense`` included: one point), mean ± std over seeds, a panel per dataset x model."""
     df = records.assign(test_top1=100 * records["test_top1"], panel=records["dataset"] + " · " + records["model"])
     order = _order(list(df["method"]))
     grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.4, aspect=1.3, sharex=False,
                          sharey=False)  # fmt: skip
     grid.map_dataframe(sns.lineplot, x="learnable_parameters", y="test_top1", hue="method", hue_order=order,
-                       style="method", style_order=order, markers=True, dashes=False, errorbar="sd")  # fmt: skip
+                       palette=method_colours(order), style="method", style_order=order, markers=True, dashes=False,
+                       errorbar="sd", err_style="bars")  # fmt: skip
     for ax in grid.axes.flat:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor ones overlap
-    grid.set_axis_labels("learnable parameters", "test top-1 (%)")
+        log_axis(ax, "x")
+    grid.set_axis_labels("learnable parameters (log scale)", "test top-1 (%)")
     grid.set_titles("{col_name}")
     grid.add_legend(title="method")
     if title:
@@ -72,21 +91,41 @@ def accuracy_vs_parameters(records: pd.DataFrame, title: str = "") -> sns.FacetG
     return grid
 
 
-def layer_density_figure(densities: pd.DataFrame, title: str = "") -> sns.FacetGrid:
-    df = densities.copy()
-    df["panel"] = df["dataset"] + " · " + df["model"] + " · s=" + df["sparsity"].map(lambda s: f"{s:g}")
+def layer_density_figure(densities: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Final density (%) of every sparse tensor, named on the x axis in model order: a bar per method
+    side by side (mean over seeds, error bar = std), a panel per dataset x model x sparsity, and the
+    density of all sparse tensors together (100 - sparsity) as a dashed line."""
+    df = densities.assign(density_pct=100 * densities["density"], layer_name=densities["layer"].astype(str))
     order = _order(list(df["method"]))
-    grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.2, aspect=1.4, sharey=False)
-    grid.map_dataframe(sns.lineplot, x="layer_index", y="density", hue="method", hue_order=order, marker="o",
-                       errorbar=None)  # fmt: skip
-    for ax in grid.axes.flat:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    grid.set_axis_labels("sparse tensor (model order)", "final density")
-    grid.set_titles("{col_name}")
-    grid.add_legend(title="method")
+    colours = method_colours(order)
+    panels = list(dict.fromkeys(zip(df["dataset"], df["model"], df["sparsity"])))
+    n_layers = int(df.groupby(["dataset", "model"])["layer_index"].nunique().max())
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    width = max(4.2, 0.14 * n_layers * len(order) + 1.2)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.4 * nrows), squeeze=False, layout="constrained")
+    for ax, (dataset, model, sparsity) in zip(axes.flat, panels):
+        sub = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["sparsity"] == sparsity)]
+        layers = list(sub.sort_values("layer_index")["layer_name"].drop_duplicates())
+        here = [m for m in order if (sub["method"] == m).any()]
+        sns.barplot(data=sub, x="layer_name", y="density_pct", hue="method", order=layers, hue_order=here,
+                    palette=colours, errorbar="sd", capsize=0.1, err_kws={"linewidth": 0.8}, ax=ax, legend=False)  # fmt: skip
+        ax.axhline(100 * (1 - float(sparsity)), color="0.3", lw=1.0, ls="--", zorder=0)
+        ax.set_title(f"{dataset} · {model} · sparsity {_percent(sparsity)}%")
+        ax.set_xlabel("")
+        ax.set_ylabel("final density (%)")
+        if len(layers) > 6:
+            ax.tick_params(axis="x", labelrotation=90)
+        sns.despine(ax=ax)
+    for ax in list(axes.flat)[len(panels):]:
+        fig.delaxes(ax)
+    handles = [Patch(facecolor=colours[m], label=m) for m in order]
+    handles.append(Line2D([], [], color="0.3", lw=1.0, ls="--", label="all sparse tensors\n(100 − sparsity)"))
+    fig.legend(handles=handles, title="method", loc="outside right center", frameon=False)
+    fig.supxlabel("sparse tensor (parameter name, in model order)")
     if title:
-        grid.figure.suptitle(title, y=1.03)
-    return grid
+        fig.suptitle(title)
+    return fig
 
 
 def write_report(records_csv: str | Path, densities_csv: str | Path, *, table_csv: str | Path, table_md: str | Path,
@@ -107,6 +146,6 @@ def write_report(records_csv: str | Path, densities_csv: str | Path, *, table_cs
         save_figure(fig, density_pdf, density_png)
         plt.close(fig)
         return
-    grid = layer_density_figure(densities, title)
-    save_figure(grid.figure, density_pdf, density_png)
-    plt.close(grid.figure)
+    fig = layer_density_figure(densities, title)
+    save_figure(fig, density_pdf, density_png)
+    plt.close(fig)

@@ -6,9 +6,11 @@ parameters and FLOPs of every model x dataset x measure x target x seed, plus ``
 Only pandas, numpy, seaborn and matplotlib are imported here (no torch).
 
 * **Final table**: mean ± std over seeds of test top-1 (%), alive parameters, alive FLOPs (M) and
-  the compression by parameters (dense / alive), per dataset, model, target and measure.
-* **Accuracy per round**: test top-1 after each round's training (before pruning), one line per
-  measure, a panel per dataset x model; dashed lines show the accuracy right after pruning.
+  the compression by parameters (dense / alive), per dataset, model, target (the share of filters
+  pruned, in % in the Markdown; a fraction in the CSV, as in ``records.csv``) and measure.
+* **Accuracy per round**: test top-1 (%) after each round's training (before pruning), one line per
+  measure, a panel per dataset x model; dashed lines show the accuracy right after pruning, a dotted
+  grey line the dense baseline's final accuracy.
 * **Kendall tau per round**: each measure's ranking of all filters against the magnitude ranking,
   the paper's argument that magnitude-agnostic measures drift towards magnitude during training.
 """
@@ -18,12 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from matplotlib.lines import Line2D
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 
 from ..io.atomic import atomic_write_text
-from .figures import save_figure  # also selects the headless Agg backend
+from .figures import DENSE_STYLE, add_to_legend, save_figure  # also selects the headless Agg backend
 from .gradflow_records import KEYS, records_from
 
 __all__ = ["KEYS", "final_table", "final_table_markdown", "load_rounds", "records_from", "rounds_figure", "write_report"]
@@ -66,24 +70,39 @@ def _pm(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+TARGET_HEADER = "target: filters pruned (%)"
+COMPRESSION_HEADER = "compression (×): dense / alive params"
+TABLE_NOTE = (
+    "*target*: the share of the network's prunable filters removed by the last round (so the filter count "
+    "shrinks to 100 − target %). *compression*: the dense model's parameters over the alive ones; it "
+    "exceeds 1 / (1 − target) when a removed filter also takes the next layer's input channels with it."
+)
+
+
 def final_table_markdown(table: pd.DataFrame) -> str:
+    """The table for people: target in % of filters next to compression by parameters, and a note
+    saying how the two differ."""
     rows = pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"],
-        "target": ["—" if m == "dense" else f"{t:.0%}" for m, t in zip(table["measure"], table["target"])],
+        TARGET_HEADER: ["—" if m == "dense" else f"{round(100 * t, 6):g}" for m, t in zip(table["measure"], table["target"])],
         "measure": table["measure"], "seeds": table["seeds"],
         "test top-1 (%)": [_pm(m, s, 2) for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
-        "params (alive)": [_pm(m, s, 0) for m, s in zip(table["params_alive_mean"], table["params_alive_std"])],
-        "MFLOPs (alive)": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
-        "compression": [_pm(m, s, 2) + "x" for m, s in zip(table["compression_mean"], table["compression_std"])],
+        "alive params": [f"{m:,.0f} ± {s:,.0f}" for m, s in zip(table["params_alive_mean"], table["params_alive_std"])],
+        "alive MFLOPs": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
+        COMPRESSION_HEADER: [_pm(m, s, 2) for m, s in zip(table["compression_mean"], table["compression_std"])],
     })  # fmt: skip
-    return rows.to_markdown(index=False) + "\n"
+    md = rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 2 + ["right"] + ["left"] + ["right"] * 5)
+    return md + "\n\n" + TABLE_NOTE + "\n"
 
 
-def rounds_figure(rounds: pd.DataFrame, value: str, ylabel: str, title: str = "", after: str | None = None) -> sns.FacetGrid:
+def rounds_figure(rounds: pd.DataFrame, value: str, ylabel: str, title: str = "", after: str | None = None,
+                  dense: pd.DataFrame | None = None) -> sns.FacetGrid:  # fmt: skip
     """``value`` per round (mean over seeds, band = std), a line per measure, a panel per
-    dataset x model x target; ``after`` adds the same measure right after pruning, dashed."""
+    dataset x model x target; ``after`` adds the same measure right after pruning, dashed;
+    ``dense`` (dataset, model, value) draws each panel's dense baseline, dotted grey. The legend
+    names the line styles and the baseline too."""
     df = rounds.copy()
-    df["panel"] = df["dataset"] + " · " + df["model"] + " · " + df["target"].map(lambda t: f"{float(t):.0%} pruned")
+    df["panel"] = df["dataset"] + " · " + df["model"] + " · " + df["target"].map(lambda t: f"{float(t):.0%} of filters pruned")
     measures = list(dict.fromkeys(df["measure"]))
     palette = dict(zip(measures, sns.color_palette("tab10" if len(measures) <= 10 else "tab20", len(measures))))
     grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.2, aspect=1.25, sharey=False)
@@ -92,6 +111,16 @@ def rounds_figure(rounds: pd.DataFrame, value: str, ylabel: str, title: str = ""
     if after is not None:
         grid.map_dataframe(sns.lineplot, x="round", y=after, hue="measure", hue_order=measures, palette=palette,
                            errorbar=None, linestyle="--", linewidth=0.8, legend=False)  # fmt: skip
+        add_to_legend(grid, "after the round's training", Line2D([], [], color="0.2", lw=1.5, marker="o", ms=3))
+        add_to_legend(grid, "right after pruning", Line2D([], [], color="0.2", lw=0.8, ls="--"))
+    for panel, ax in grid.axes_dict.items():
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if dense is None:
+            continue
+        here = df[df["panel"] == panel].iloc[0]
+        base = dense[(dense["dataset"] == here["dataset"]) & (dense["model"] == here["model"])]["value"]
+        if len(base):
+            add_to_legend(grid, "dense (final)", ax.axhline(base.mean(), **DENSE_STYLE))
     grid.set_axis_labels("pruning round", ylabel)
     grid.set_titles("{col_name}")
     grid.add_legend(title="measure")
@@ -118,8 +147,10 @@ def write_report(
     atomic_write_text(table_csv, table.to_csv(index=False))
     atomic_write_text(table_md, (f"# {title}\n\n" if title else "") + final_table_markdown(table))
     rounds = load_rounds(rounds_paths)
-    grid = rounds_figure(rounds, "test_top1_before", "test top-1 (dashed: right after pruning)",
-                         title, after="test_top1_after")  # fmt: skip
+    percent = rounds.assign(test_top1_before=100 * rounds["test_top1_before"], test_top1_after=100 * rounds["test_top1_after"])
+    dense = records[records["measure"] == "dense"]
+    grid = rounds_figure(percent, "test_top1_before", "test top-1 (%)", title, after="test_top1_after",
+                         dense=dense.assign(value=100 * dense["test_top1"]))  # fmt: skip
     save_figure(grid.figure, rounds_pdf, rounds_png)
     plt.close(grid.figure)
     tau = rounds.dropna(subset=["kendall_tau_magnitude"])

@@ -38,7 +38,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..io.atomic import atomic_write_text, atomic_write_with
-from .figures import save_figure  # also selects the headless Agg backend
+from .figures import log_axis, save_figure  # also selects the headless Agg backend
 
 __all__ = [
     "BOUND_COLUMNS",
@@ -389,14 +389,15 @@ def _drop_legend(ax: plt.Axes) -> None:
 
 
 def _finish_panel(ax: plt.Axes, panel: Panel) -> None:
-    if panel.scale == "log":
-        ax.set_yscale("log")  # set after plotting: seaborn then averages values, not their logs
+    if panel.scale == "log":  # set after plotting: seaborn then averages values, not their logs
+        log_axis(ax, "y", formatter=None)  # at least two labelled ticks, in scientific notation
     if panel.convention is not None:
         setattr(ax, _PANEL_FLAG, panel.scale == "log10")
     if panel.zero_line:
         ax.axhline(0.0, color="0.6", lw=0.8, ls=":", zorder=0)
     ax.set_ylabel(panel.ylabel)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     sns.despine(ax=ax)
 
 
@@ -474,10 +475,13 @@ def imp_figure(
 
 
 def _round_label(r: Any, sparsity_by_round: Mapping[int, float]) -> str:
-    """"3 (48.8%)": the round and its sparsity, or just the round when its sparsity is not given."""
+    """"3 (48.8%)": the round and its sparsity, "0 (dense)" for the dense one, or just the round
+    when its sparsity is not given."""
     s = sparsity_by_round.get(r)
     if s is None and _is_int_like(r):
         s = sparsity_by_round.get(int(r))
+    if s is not None and float(s) == 0.0:
+        return f"{r} (dense)"
     return f"{r} ({100 * s:.1f}%)" if s is not None else f"{r}"
 
 

@@ -40,13 +40,14 @@ def _col(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
+    """The table for people: sparsities and accuracies in %, the unit in each header (the CSV keeps fractions)."""
     view = pd.DataFrame(
         {
             "dataset": summary["dataset"],
             "model": summary["model"],
             "pruning": summary["scope"],
-            "target sparsity": summary["sparsity"].map(lambda s: f"{s:.3g}"),
-            "weight sparsity": summary["weight_sparsity_mean"].map(lambda s: f"{s:.4f}"),
+            "target sparsity (%)": summary["sparsity"].map(lambda s: f"{round(100 * s, 6):g}"),
+            "weight sparsity (%)": summary["weight_sparsity_mean"].map(lambda s: f"{100 * s:.2f}"),
             "nonzero params": summary["params_nonzero_mean"].map(lambda s: f"{s:,.0f}"),
             "top-1 after pruning (%)": [pm(m, s) for m, s in zip(_col(summary, "start_test_top1_mean"), _col(summary, "start_test_top1_std"))],
             "top-1 after finetuning (%)": [pm(m, s) for m, s in zip(summary["test_top1_mean"], summary["test_top1_std"])],
