@@ -81,6 +81,7 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},
     "studies/dst/sparse.py": {"dst_train"},
     "studies/dst/gradual.py": {"dst_gradual", "transfer_gmp"},
+    "studies/dst/options.py": {"dst_train", "dst_gradual", "transfer_gmp"},  # transfer_gmp: via studies/dst/gradual.py
     "studies/dst/records.py": {"dst_records", "dst_report"},
     "studies/dst/report.py": {"dst_report"},
     "studies/transfer/acdc.py": {"transfer_acdc"},
