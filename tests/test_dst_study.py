@@ -13,7 +13,8 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.dst.layers import active_count
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.studies.dst.gradual import GradualSpec, run_gradual_pruning
-from sparselab.studies.dst.sparse import METHODS, DSTSpec, run_sparse_training
+from sparselab.studies.dst.options import DeepRHparams, DstOptions
+from sparselab.studies.dst.sparse import METHODS, DSTSpec, run_sparse_training, spec_from_options
 from sparselab.train.run import RunFiles, run_training
 
 DATA = DataHparams(source="digits", val_fraction=0.0)
@@ -25,8 +26,8 @@ SIZES = {"1.weight": 64 * 64, "4.weight": 64 * 32, "7.weight": 32 * 10}
 
 
 def spec(method: str) -> DSTSpec:
-    return DSTSpec(method, sparsity=0.9, period={0: 4}, stop_epoch=None, np_target=30, set_fraction=0.1,
-                   deepr_temperature={0: 1e-5})  # fmt: skip
+    options = DstOptions(period={0: 4}, np_target=30, set_fraction={0.9: 0.1}, deepr=DeepRHparams(temperature={0: 1e-5}))
+    return spec_from_options(method, 0.9, options)
 
 
 @pytest.mark.parametrize("method", METHODS)

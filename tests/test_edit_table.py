@@ -39,8 +39,6 @@ EDITS: dict[str, set[str]] = {
     "report/figures.py": FIGURES,
     "report/tables.py": {"oneshot_table"},
     "report/records.py": {"oneshot_records"},
-    "report/dst.py": {"dst_report"},
-    "report/dst_records.py": {"dst_records", "dst_report"},
     "report/gradflow.py": {"gradflow_report"},
     "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
     "report/transfer.py": {"transfer_report"},
@@ -83,6 +81,9 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},
     "studies/dst/sparse.py": {"dst_train"},
     "studies/dst/gradual.py": {"dst_gradual", "transfer_gmp"},
+    "studies/dst/options.py": {"dst_train", "dst_gradual", "transfer_gmp"},  # transfer_gmp: via studies/dst/gradual.py
+    "studies/dst/records.py": {"dst_records", "dst_report"},
+    "studies/dst/report.py": {"dst_report"},
     "studies/transfer/acdc.py": {"transfer_acdc"},
     "studies/transfer/gmp.py": {"transfer_gmp"},
     "studies/transfer/linear.py": {"transfer_linear"},

@@ -10,7 +10,8 @@ import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.io.checkpoint import load_checkpoint
-from sparselab.studies.dst.sparse import DSTSpec, run_sparse_training
+from sparselab.studies.dst.options import DstOptions
+from sparselab.studies.dst.sparse import run_sparse_training, spec_from_options
 from sparselab.train.run import RunFiles
 from sparselab.transfer.full import downstream_model, run_full_finetuning
 
@@ -25,7 +26,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     files = RunFiles.in_directory(d)
     model = ModelHparams("lenet300_100", {"hidden": [64, 32], "batch_norm": True})
     run_sparse_training(files, d / "summary.json", data=DataHparams(source="digits"), model=model, recipe=RECIPE,
-                        spec=DSTSpec("static", sparsity=0.9), seed=0, compute=COMPUTE)  # fmt: skip
+                        spec=spec_from_options("static", 0.9, DstOptions()), seed=0, compute=COMPUTE)  # fmt: skip
     return files.checkpoint
 
 

@@ -7,6 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 from sparselab.config import DataHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
 from sparselab.studies.dst.gradual import gradual_spec, run_gradual_pruning  # noqa: E402
+from sparselab.studies.dst.options import DstOptions  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -17,7 +18,7 @@ with snakemake_job(smk) as compute:
         dense=smk.input.dense,
         data=DataHparams.from_dict(smk.params.data),
         recipe=TrainHparams.from_dict(smk.params.recipe),
-        spec=gradual_spec(float(smk.wildcards.sparsity), smk.params.options),
+        spec=gradual_spec(float(smk.wildcards.sparsity), DstOptions.from_dict(smk.params.options)),
         seed=int(smk.wildcards.seed),
         compute=compute,
     )

@@ -1,11 +1,11 @@
-"""Rule dst_report: accuracy table, accuracy vs parameters and per-layer density (sparselab.report.dst)."""
+"""Rule dst_report: accuracy table, accuracy vs parameters and per-layer density (sparselab.studies.dst.report)."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
 
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.report.dst import write_report  # noqa: E402
+from sparselab.studies.dst.report import write_report  # noqa: E402
 
 smk = snakemake  # noqa: F821
 out = smk.output

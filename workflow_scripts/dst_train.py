@@ -6,6 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
+from sparselab.studies.dst.options import DstOptions  # noqa: E402
 from sparselab.studies.dst.sparse import run_configured  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
@@ -16,7 +17,7 @@ with snakemake_job(smk) as compute:
         smk.output.summary,
         method=smk.wildcards.method,
         sparsity=float(smk.wildcards.sparsity),
-        options=smk.params.options,
+        options=DstOptions.from_dict(smk.params.options),
         data=DataHparams.from_dict(smk.params.data),
         model=ModelHparams.from_dict(smk.params.model),
         recipe=TrainHparams.from_dict(smk.params.recipe),

@@ -6,7 +6,20 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
+from ...config.hparams import HparamsError
 from ...config.shared import SharedConfig, check_experiment, experiment_for
+from .options import DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
+
+# The grid of an experiment; every other key is an option (:class:`DstOptions`).
+GRID = ("dataset", "model", "recipe", "long_recipe", "deepr_recipe", "methods", "sparsities", "seeds")
+_EXPERIMENT = ("properties", "experiments", "items")
+SCHEMA_BINDINGS = (
+    (DstSection, (), {"experiments"}),
+    (DstOptions, _EXPERIMENT, set(GRID)),
+    (DeepRHparams, (*_EXPERIMENT, "properties", "deepr"), set()),
+    (ThinHparams, (*_EXPERIMENT, "properties", "thin"), set()),
+    (GradualHparams, (*_EXPERIMENT, "properties", "gradual"), set()),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,18 +34,29 @@ class DstExperiment:
     methods: tuple[str, ...]
     sparsities: tuple[float, ...]
     seeds: tuple[int, ...]
-    options: Mapping[str, Any]  # sparse_layers, granularity, period, stop_epoch, np_target, set_fraction, deepr, thin, gradual
+    options: DstOptions
+    # The option keys as validated (schema defaults filled in, in the config's key order): the rules'
+    # ``options`` param. Snakemake compares params by repr, so this stays the mapping it has always
+    # been (``options.to_dict()`` orders keys by field: every DST job would rerun); jobs type it again.
+    option_params: Mapping[str, Any]
 
     def recipe_of(self, method: str) -> str:
-        if method in self.options.get("method_recipes", {}):
-            return self.options["method_recipes"][method]
+        if method in self.options.method_recipes:
+            return self.options.method_recipes[method]
         if method in ("static", "thin_dense"):
             return self.long_recipe
         if method == "deepr":
             return self.deepr_recipe
         if method == "gradual":
-            return self.options["gradual"]["recipe"]
+            return self.gradual.recipe
         return self.recipe
+
+    @property
+    def gradual(self) -> GradualHparams:
+        """The gradual block (:func:`parse` checks it is there when the gradual method is)."""
+        if self.options.gradual is None:
+            raise ConfigError(f"dst {self.dataset}/{self.model}: the gradual method needs gradual: {{recipe, dense_recipe, ...}}")
+        return self.options.gradual
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,28 +94,34 @@ class DstConfig:
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
-    if not raw.get("enabled", True):
+    try:
+        section = DstSection.from_dict({k: v for k, v in raw.items() if k != "experiments"}, path="dst")
+    except HparamsError as err:
+        raise ConfigError(str(err)) from None
+    if not section.enabled:
         return None
     experiments, seen = [], set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"dst.experiments[{i}]"
         check_experiment(e, key, shared, ("recipe", "long_recipe", "deepr_recipe"), seen)
-        for method, recipe in e.get("method_recipes", {}).items():
+        params = {k: v for k, v in e.items() if k not in GRID}
+        try:
+            options = DstOptions.from_dict(params, path=key)
+        except HparamsError as err:
+            raise ConfigError(str(err)) from None
+        for method, recipe in options.method_recipes.items():
             reference(recipe, shared.recipes, f"{key}.method_recipes.{method}", "recipes")
-        options = {k: v for k, v in e.items() if k not in ("dataset", "model", "recipe", "long_recipe", "deepr_recipe",
-                                                           "methods", "sparsities", "seeds")}  # fmt: skip
         if "gradual" in e["methods"]:
-            g = e.get("gradual")
-            if not g:
+            if options.gradual is None:
                 raise ConfigError(f"{key}.gradual: the gradual method needs gradual: {{recipe, dense_recipe, ...}}")
             for part in ("recipe", "dense_recipe"):
-                reference(g[part], shared.recipes, f"{key}.gradual.{part}", "recipes")
+                reference(getattr(options.gradual, part), shared.recipes, f"{key}.gradual.{part}", "recipes")
         arch = shared.models[e["model"]].arch
-        if options.get("sparse_layers", "paper") == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
+        if options.sparse_layers == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
             raise ConfigError(f"{key}.sparse_layers: the paper's sparse-layer set is defined for wrn, resnet50 and "
                               f"lenet300_100, not {arch!r}; give conv_fc or a list of parameter names")  # fmt: skip
         experiments.append(DstExperiment(
             e["dataset"], e["model"], e["recipe"], e.get("long_recipe", e["recipe"]), e.get("deepr_recipe", e["recipe"]),
-            tuple(e["methods"]), tuple(float(s) for s in e["sparsities"]), tuple(e["seeds"]), options,
+            tuple(e["methods"]), tuple(float(s) for s in e["sparsities"]), tuple(e["seeds"]), options, params,
         ))  # fmt: skip
-    return DstConfig(title=str(raw.get("title", "Dynamic sparse training")), experiments=tuple(experiments))
+    return DstConfig(title=section.title, experiments=tuple(experiments))

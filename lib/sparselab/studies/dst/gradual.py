@@ -20,6 +20,7 @@ from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from .common import layer_sparsities, plain, run_summary
+from .options import DstOptions
 
 __all__ = ["GradualSpec", "GradualPruning", "run_gradual_pruning", "gradual_spec"]
 
@@ -148,13 +149,14 @@ def run_gradual_pruning(
     return result
 
 
-def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
-    g = options["gradual"]
-    layers = options.get("sparse_layers", "paper")
+def gradual_spec(sparsity: float, options: DstOptions) -> GradualSpec:
+    """The :class:`GradualSpec` of one ``gradual`` run from a ``dst`` experiment's options (every
+    field from them: they state the defaults)."""
+    g = options.gradual
+    if g is None:
+        raise ValueError("the gradual method needs the experiment's gradual block")
     return GradualSpec(
-        target=float(sparsity), target_fc=options.get("sparsity_fc"),
-        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
-        start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
-        schedule=g.get("schedule", "cubic"), by=g.get("by", "fraction"), output_layer=g.get("output_layer"),
-        output_cap=float(g.get("output_cap", 0.9)),
+        target=float(sparsity), target_fc=options.sparsity_fc, sparse_layers=options.layers, start=g.start,
+        freq=g.freq, iterations=g.iterations, schedule=g.schedule, by=g.by, output_layer=g.output_layer,
+        output_cap=g.output_cap, ramp=None,
     )  # fmt: skip

@@ -32,17 +32,18 @@ class Plan(StudyPlan[DstConfig]):
         return self.epochs(self.experiment(wildcards).recipe_of(wildcards.method))
 
     def gradual_recipe(self, wildcards: Any) -> dict[str, Any]:
-        return self.recipe(self.experiment(wildcards).options["gradual"]["recipe"])
+        return self.recipe(self.experiment(wildcards).gradual.recipe)
 
     def gradual_epochs(self, wildcards: Any) -> int:
-        return self.epochs(self.experiment(wildcards).options["gradual"]["recipe"])
+        return self.epochs(self.experiment(wildcards).gradual.recipe)
 
     def options(self, wildcards: Any) -> dict[str, Any]:
-        return dict(self.experiment(wildcards).options)
+        """The experiment's options as configured (the jobs read them as :class:`.options.DstOptions`)."""
+        return dict(self.experiment(wildcards).option_params)
 
     def dense_checkpoint(self, wildcards: Any) -> str:
-        g = self.experiment(wildcards).options["gradual"]
-        return self.dense_model(wildcards.dataset, wildcards.model, g["dense_recipe"], wildcards.seed)
+        g = self.experiment(wildcards).gradual
+        return self.dense_model(wildcards.dataset, wildcards.model, g.dense_recipe, wildcards.seed)
 
     def summaries(self, wildcards: Any = None) -> list[list[Any]]:
         """[keys, summary path] of every run."""

@@ -24,33 +24,33 @@ from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
 from .common import layer_sparsities, plain, run_summary
+from .options import DstOptions
 
-__all__ = ["METHODS", "DSTSpec", "run_sparse_training", "run_configured"]
+__all__ = ["METHODS", "DSTSpec", "dense_spec", "spec_from_options", "run_sparse_training", "run_configured"]
 
 METHODS = ("dsr", "set", "deepr", "static", "tied", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
 class DSTSpec:
-    """How the sparse tensors of one run are chosen and rewired (defaults: the paper's CIFAR runs)."""
+    """How the sparse tensors of one run are chosen and rewired: built from an experiment's
+    :class:`.options.DstOptions` (:func:`spec_from_options`), which state the defaults."""
 
     method: Literal["dsr", "set", "deepr", "static", "tied", "dense"]
-    sparsity: float = 0.9  # of the sparse conv tensors (and of Linear ones unless sparsity_fc is set)
-    sparsity_fc: float | None = None
-    sparse_layers: str | tuple[str, ...] = "paper"
-    granularity: Literal["element", "row", "kernel"] = "element"
-    period: Mapping[int, int] = dataclasses.field(default_factory=lambda: {0: 100, 25: 200, 80: 400, 140: 800})
-    stop_epoch: int | None = 190
-    np_target: int = 20_000  # DSR: entries pruned per reallocation (Np)
-    threshold: float = 1e-3  # DSR: initial H
-    big_new_weights: bool = False  # DSR: regrown weights drawn from N(0, He fan-out / 1/sqrt(fan_in)) instead of 0
-    set_fraction: float = 0.138  # SET: fraction rewired per tensor and event
-    deepr_eta: float = 0.01
-    deepr_l1: float = 1e-5
-    deepr_temperature: Mapping[int, float] = dataclasses.field(
-        default_factory=lambda: {0: 1e-5, 25: 1e-8, 80: 1e-12, 140: 1e-15}
-    )
-    l1: float = 0.0  # an L1 term c * sum|w| over the sparse tensors (DeepR has its own: deepr_l1)
+    sparsity: float  # of the sparse conv tensors (and of Linear ones unless sparsity_fc is set)
+    sparsity_fc: float | None
+    sparse_layers: str | tuple[str, ...]
+    granularity: Literal["element", "row", "kernel"]
+    period: Mapping[int, int]
+    stop_epoch: int | None
+    np_target: int  # DSR: entries pruned per reallocation (Np)
+    threshold: float  # DSR: initial H
+    big_new_weights: bool  # DSR: regrown weights drawn from N(0, He fan-out / 1/sqrt(fan_in)) instead of 0
+    set_fraction: float  # SET: fraction rewired per tensor and event
+    deepr_eta: float
+    deepr_l1: float
+    deepr_temperature: Mapping[int, float]
+    l1: float  # an L1 term c * sum|w| over the sparse tensors (DeepR has its own: deepr_l1)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -188,40 +188,39 @@ def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int
     return scaled(best)
 
 
-def spec_from_options(method: str, sparsity: float, options: Mapping[str, Any], active_entries: int | None = None) -> DSTSpec:
-    """The :class:`DSTSpec` of one run from a ``dst`` experiment's options (see the schema)."""
-    deepr = options.get("deepr", {})
-    set_fraction = options.get("set_fraction", "auto")
-    np_target = int(options.get("np_target", 20_000))
-    if set_fraction == "auto":
-        fraction = min(0.5, np_target / active_entries) if active_entries else 0.1
+def spec_from_options(method: str, sparsity: float, options: DstOptions, active_entries: int | None = None) -> DSTSpec:
+    """The :class:`DSTSpec` of one run from a ``dst`` experiment's options."""
+    if options.set_fraction == "auto":
+        fraction = min(0.5, options.np_target / active_entries) if active_entries else 0.1
     else:
-        fraction = float({float(k): v for k, v in set_fraction.items()}[float(sparsity)])
-    layers = options.get("sparse_layers", "paper")
+        fraction = float({float(k): v for k, v in options.set_fraction.items()}[float(sparsity)])
     return DSTSpec(
         method=method if method != "thin_dense" else "dense",  # type: ignore[arg-type]
-        sparsity=float(sparsity), sparsity_fc=options.get("sparsity_fc"),
-        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
-        granularity=options.get("granularity", "element"),
-        period=_int_keys(options.get("period", {0: 100, 25: 200, 80: 400, 140: 800})),
-        stop_epoch=options.get("stop_epoch"), np_target=np_target, threshold=float(options.get("threshold", 1e-3)),
-        big_new_weights=bool(options.get("big_new_weights", False)),
-        set_fraction=fraction, deepr_eta=float(deepr.get("eta", 0.01)), deepr_l1=float(deepr.get("l1", 1e-5)),
-        l1=float(options.get("l1", {}).get(method, 0.0)),
-        deepr_temperature=_int_keys(deepr.get("temperature", {0: 1e-5, 25: 1e-8, 80: 1e-12, 140: 1e-15})),
+        sparsity=float(sparsity), sparsity_fc=options.sparsity_fc, sparse_layers=options.layers,
+        granularity=options.granularity, period=_int_keys(options.period), stop_epoch=options.stop_epoch,
+        np_target=options.np_target, threshold=options.threshold, big_new_weights=options.big_new_weights,
+        set_fraction=fraction, deepr_eta=options.deepr.eta, deepr_l1=options.deepr.l1,
+        l1=float(options.l1.get(method, 0.0)), deepr_temperature=_int_keys(options.deepr.temperature),
     )  # fmt: skip
 
 
+def dense_spec() -> DSTSpec:
+    """The spec a dense run (full or thin) records. Dense runs read no option; their ``hparams.json``
+    has always held the options' defaults but for the paper's CIFAR sparsity (0.9), stop epoch (190)
+    and SET fraction (0.138), kept so that the records of existing runs stay identical."""
+    return spec_from_options("dense", 0.9, DstOptions(stop_epoch=190, set_fraction={0.9: 0.138}))
+
+
 def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
-                    options: Mapping[str, Any]) -> int:  # fmt: skip
+                    options: DstOptions) -> int:  # fmt: skip
     from ...dst.layers import active_count
     from ...models import build_model
 
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
-    layers = options.get("sparse_layers", "paper")
+    layers = options.layers
     names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))
     params = dict(net.named_parameters())
-    per = layer_sparsities(net, names, sparsity, options.get("sparsity_fc"))
+    per = layer_sparsities(net, names, sparsity, options.sparsity_fc)
     return sum(active_count(params[n].numel(), per[n]) for n in names)
 
 
@@ -231,7 +230,7 @@ def run_configured(
     *,
     method: str,
     sparsity: float,
-    options: Mapping[str, Any],
+    options: DstOptions,
     data: DataHparams,
     model: ModelHparams,
     recipe: TrainHparams,
@@ -242,24 +241,20 @@ def run_configured(
     to the sparse network's learnable parameters at ``sparsity``) from the experiment's options."""
     if method == "thin_dense":
         info = build_splits(data).info
-        thin = options.get("thin", {})
-        widths = thin.get("widths", "auto")
-        if widths == "auto":
-            budget = sparse_learnable(model, info.num_classes, info.input_shape, sparsity,
-                                      options.get("sparse_layers", "paper"), options.get("sparsity_fc"))  # fmt: skip
-            kwargs = thin_kwargs(model, info.num_classes, info.input_shape, budget, thin.get("key", "auto"))
-        else:
-            key = thin.get("key", "auto")
-            if key == "auto":
-                raise ValueError("dst thin.widths given per sparsity: also name the model kwarg they set (thin.key)")
-            kwargs = {**model.kwargs, key: {float(k): v for k, v in widths.items()}[float(sparsity)]}
+        thin = options.thin
+        if thin.widths == "auto":
+            budget = sparse_learnable(model, info.num_classes, info.input_shape, sparsity, options.layers,
+                                      options.sparsity_fc)  # fmt: skip
+            kwargs = thin_kwargs(model, info.num_classes, info.input_shape, budget, thin.key)
+        else:  # the key is named (ThinHparams.validate)
+            kwargs = {**model.kwargs, thin.key: {float(k): v for k, v in thin.widths.items()}[float(sparsity)]}
         model = ModelHparams(model.arch, kwargs)
-        spec = DSTSpec("dense")
+        spec = dense_spec()
     elif method == "dense":
-        spec = DSTSpec("dense")
+        spec = dense_spec()
     else:
         active = None
-        if method == "set" and options.get("set_fraction", "auto") == "auto":
+        if method == "set" and options.set_fraction == "auto":
             info = build_splits(data).info
             active = _active_entries(model, info.num_classes, info.input_shape, sparsity, options)
         spec = spec_from_options(method, sparsity, options, active)

@@ -1,7 +1,7 @@
 """The dynamic sparse training study's records: every run's ``summary.json`` as one row of
 ``records.csv``, and its per-layer densities as rows of ``layer_density.csv``.
 
-Apart from the tables and figures (:mod:`.dst`), so that editing plotting code never reruns the
+Apart from the tables and figures (:mod:`.report`), so that editing plotting code never reruns the
 records job. Only pandas.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..io.atomic import atomic_write_text
+from ...io.atomic import atomic_write_text
 
 __all__ = ["KEYS", "write_records"]
 

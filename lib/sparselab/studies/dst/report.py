@@ -1,7 +1,7 @@
 """Tables and figures of the dynamic sparse training study (Mostafa & Wang, ICML 2019).
 
 Inputs: ``records.csv`` and ``layer_density.csv``, written from every run's ``summary.json`` by
-:mod:`.dst_records`. Only pandas, seaborn and matplotlib (no torch).
+:mod:`.records`. Only pandas, seaborn and matplotlib (no torch).
 
 * **Accuracy vs parameters** (the paper's main figure): test top-1 against learnable parameters
   (log axis), one line per method, mean ± std over seeds, a panel per dataset x model.
@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from ..io.atomic import atomic_write_text
-from .dst_records import KEYS, write_records
-from .figures import log_axis, save_figure  # also selects the headless Agg backend
+from ...io.atomic import atomic_write_text
+from ...report.figures import log_axis, save_figure  # also selects the headless Agg backend
+from .records import KEYS, write_records
 
 __all__ = ["KEYS", "accuracy_table", "accuracy_table_markdown", "write_records", "write_report"]
 
