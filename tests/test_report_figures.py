@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sparselab.report import dst, figures, gradflow, tables  # noqa: E402
+from sparselab.report import figures, gradflow, tables  # noqa: E402
+from sparselab.studies.dst import report as dst  # noqa: E402
 from sparselab.report import pathnorm as pn  # noqa: E402
 
 
