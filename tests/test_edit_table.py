@@ -45,7 +45,6 @@ EDITS: dict[str, set[str]] = {
     "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
     "report/transfer.py": {"transfer_report"},
     "report/transfer_records.py": {"transfer_records", "transfer_report"},
-    "report/pathnorm.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
     "structured/measures.py": {"gradflow_prune"},
     "structured/ranking.py": {"gradflow_prune"},
@@ -56,7 +55,7 @@ EDITS: dict[str, set[str]] = {
     # metrics
     "metrics/pathnorm.py": PATHNORM_ANALYSIS,
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
-    "metrics/bound.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "metrics/bound.py": {"pathnorm_bound"},
     "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
     "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
@@ -81,6 +80,10 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/imp.py": {"pathnorm_imp_dense", "pathnorm_imp_round"},
     "studies/pathnorm/subsets.py": {"pathnorm_subset"},
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},
+    # the path-norm study's tables and figures: the bound's table apart from the figure writers
+    "studies/pathnorm/report.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "studies/pathnorm/artefacts.py": {"pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "studies/pathnorm/bound.py": {"pathnorm_bound"},
     "studies/dst/sparse.py": {"dst_train"},
     "studies/dst/gradual.py": {"dst_gradual", "transfer_gmp"},
     "studies/transfer/acdc.py": {"transfer_acdc"},

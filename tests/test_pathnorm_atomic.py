@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from test_report_pathnorm import SUMMARIES, metrics_rows  # noqa: E402
 
-from sparselab.report import pathnorm_artefacts as artefacts  # noqa: E402
+from sparselab.studies.pathnorm import artefacts, bound  # noqa: E402
 
 BOUND = [{"name": "digits", "mean": [0.3052603], "std": [0.3760492], "K": 1, "P": 0, "d_in": 64, "d_out": 10,
           "n": 1212, "archs": {"lenet": 3, "resnet20": 20}, "B": None, "float32": True}]  # fmt: skip
@@ -98,7 +98,7 @@ def inputs(tmp_path):
 def _writers(inputs):
     """Each table/figure rule's writer, as a function of its output directory."""
     return {
-        "bound": lambda out: artefacts.write_bound_table(BOUND, out / "t2.csv", out / "t2.md"),
+        "bound": lambda out: bound.write_bound_table(BOUND, out / "t2.csv", out / "t2.md"),
         "pretrained": lambda out: artefacts.write_pretrained_report(
             inputs["summaries"], inputs["margins"], table3=(out / "t3.csv", out / "t3.md"),
             table5=(out / "t5.csv", out / "t5.md"), figure=(out / "f3.pdf", out / "f3.png"), title="t",
