@@ -84,6 +84,9 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/report.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     "studies/pathnorm/artefacts.py": {"pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     "studies/pathnorm/bound.py": {"pathnorm_bound"},
+    # its typed options, which jobs read their params with; the section's parser reaches no job
+    "studies/pathnorm/options.py": PATHNORM_ANALYSIS | {"pathnorm_bound"},
+    "studies/pathnorm/config.py": set(),
     "studies/dst/sparse.py": {"dst_train"},
     "studies/dst/gradual.py": {"dst_gradual", "transfer_gmp"},
     "studies/transfer/acdc.py": {"transfer_acdc"},

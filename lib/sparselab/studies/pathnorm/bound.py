@@ -9,19 +9,17 @@ from typing import Any, Iterable, Mapping
 
 from ...metrics.bound import bound_table_rows, normalisation_sup_norm
 from . import report as pn
+from .options import BoundSetting
 
 
 def bound_rows(settings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Table 2 rows for every setting; B from the normalisation constants unless given."""
+    """Table 2 rows for every setting (``pathnorm.bound``); B from the normalisation constants unless given."""
     rows = []
-    for s in settings:
-        B = s.get("B")
-        if B is None:
-            if "mean" not in s or "std" not in s:
-                raise ValueError(f"pathnorm.bound setting {s.get('name')!r}: give B, or mean and std")
-            B = normalisation_sup_norm(s["mean"], s["std"], float32=s.get("float32", True))
-        for row in bound_table_rows(s["archs"], B=B, K=s["K"], P=s["P"], d_in=s["d_in"], d_out=s["d_out"], n=s["n"]):
-            rows.append({"setting": s["name"], **row})
+    for i, raw in enumerate(settings):
+        s = BoundSetting.from_dict(raw, path=f"pathnorm.bound[{i}]")
+        B = s.B if s.B is not None else normalisation_sup_norm(s.mean, s.std, float32=s.float32)
+        for row in bound_table_rows(s.archs, B=B, K=s.K, P=s.P, d_in=s.d_in, d_out=s.d_out, n=s.n):
+            rows.append({"setting": s.name, **row})
     return rows
 
 
