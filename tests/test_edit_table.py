@@ -43,7 +43,6 @@ EDITS: dict[str, set[str]] = {
     "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
     "report/transfer.py": {"transfer_report"},
     "report/transfer_records.py": {"transfer_records", "transfer_report"},
-    "report/pathnorm.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
     "structured/measures.py": {"gradflow_prune"},
     "structured/ranking.py": {"gradflow_prune"},
@@ -54,7 +53,7 @@ EDITS: dict[str, set[str]] = {
     # metrics
     "metrics/pathnorm.py": PATHNORM_ANALYSIS,
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
-    "metrics/bound.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "metrics/bound.py": {"pathnorm_bound"},
     "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
     "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
@@ -79,6 +78,13 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/imp.py": {"pathnorm_imp_dense", "pathnorm_imp_round"},
     "studies/pathnorm/subsets.py": {"pathnorm_subset"},
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},
+    # the path-norm study's tables and figures: the bound's table apart from the figure writers
+    "studies/pathnorm/report.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "studies/pathnorm/artefacts.py": {"pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "studies/pathnorm/bound.py": {"pathnorm_bound"},
+    # its typed options, which jobs read their params with; the section's parser reaches no job
+    "studies/pathnorm/options.py": PATHNORM_ANALYSIS | {"pathnorm_bound"},
+    "studies/pathnorm/config.py": set(),
     "studies/dst/sparse.py": {"dst_train"},
     "studies/dst/gradual.py": {"dst_gradual", "transfer_gmp"},
     "studies/dst/options.py": {"dst_train", "dst_gradual", "transfer_gmp"},  # transfer_gmp: via studies/dst/gradual.py

@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from sparselab.report import figures, gradflow, tables  # noqa: E402
 from sparselab.studies.dst import report as dst  # noqa: E402
-from sparselab.report import pathnorm as pn  # noqa: E402
+from sparselab.studies.pathnorm import report as pn  # noqa: E402
 
 
 def labelled_ticks(ax: plt.Axes, axis: str) -> list[str]:

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 
-from sparselab.report import pathnorm as pn  # noqa: E402
+from sparselab.studies.pathnorm import report as pn  # noqa: E402
 
 QS = (1, 2, 4, 8, 16)
 
@@ -278,7 +278,7 @@ def test_sci_from_log10():
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, sparselab.report.pathnorm; assert 'torch' not in sys.modules"
+    code = "import sys, sparselab.studies.pathnorm.report; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -361,7 +361,7 @@ def test_subsets_frame_plots_the_papers_convention_and_gap_by_default(subset_run
 
 
 def test_artefacts_follow_the_gap_option(imp_runs, subset_runs, tmp_path):
-    from sparselab.report.pathnorm_artefacts import write_imp_figure, write_subsets_figure
+    from sparselab.studies.pathnorm.artefacts import write_imp_figure, write_subsets_figure
 
     paths, sparsity = imp_runs
     runs = [[r, 0, str(p)] for r, p in paths.items()]

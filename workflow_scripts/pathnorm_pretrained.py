@@ -7,10 +7,11 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
+from sparselab.studies.pathnorm.options import PretrainedSpec  # noqa: E402
 from sparselab.studies.pathnorm.pretrained import analyse_pretrained  # noqa: E402
 
 smk = snakemake  # noqa: F821
-opts = smk.params.options
+opts = PretrainedSpec.from_dict(smk.params.options, path="params.options")
 with snakemake_job(smk) as compute:
     analyse_pretrained(
         smk.output.summary,
@@ -18,11 +19,11 @@ with snakemake_job(smk) as compute:
         name=smk.wildcards.name,
         data=DataHparams.from_dict(smk.params.data),
         checkpoint=smk.input.get("checkpoint"),
-        weights=opts["weights"],
-        hub_dir=opts.get("hub_dir"),
-        qs=opts["qs"],
-        conventions=opts["conventions"],
-        margin_samples=opts.get("margin_samples"),
-        batch_size=opts.get("batch_size", 256),
+        weights=opts.weights,
+        hub_dir=opts.hub_dir,
+        qs=opts.qs,
+        conventions=opts.conventions,
+        margin_samples=opts.margin_samples,
+        batch_size=opts.batch_size,
         compute=compute,
     )

@@ -1,11 +1,11 @@
-"""Rule pathnorm_pretrained_report: Tables 3, 5 and Figure 3 (sparselab.report.pathnorm_artefacts)."""
+"""Rule pathnorm_pretrained_report: Tables 3, 5 and Figure 3 (sparselab.studies.pathnorm.artefacts)."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
 
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.report.pathnorm_artefacts import write_pretrained_report  # noqa: E402
+from sparselab.studies.pathnorm.artefacts import write_pretrained_report  # noqa: E402
 
 smk = snakemake  # noqa: F821
 out = smk.output

@@ -11,10 +11,9 @@ path-norm computation.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -25,38 +24,14 @@ from ...data.splits import subset_indices, take
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
 from ...train.callbacks import Callback, TrainContext
+from .options import AnalysisSpec
 
 log = logging.getLogger("sparselab")
-
-Convention = Literal["exact", "gbrg24"]
-
 
 def norm_column(q: float, convention: str = "exact", log10: bool = False) -> str:
     """CSV column of a path-norm: ``L1``, ``log10_L2``, ``gbrg24_L4``, ``gbrg24_log10_L4``..."""
     name = f"{'log10_' if log10 else ''}L{q:g}"
     return name if convention == "exact" else f"{convention}_{name}"
-
-
-@dataclasses.dataclass(frozen=True)
-class AnalysisSpec:
-    """What the per-epoch analysis computes (config ``pathnorm.analysis`` plus ``pathnorm.qs``)."""
-
-    qs: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
-    # both: the definition, and the original code's numbers that the paper's Figures 4-5 plot
-    conventions: tuple[str, ...] = ("exact", "gbrg24")
-    margin_samples: int | None = 10000  # seeded subset of the train split; None = all of it
-    seed: int = 0
-    batch_size: int = 512
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AnalysisSpec":
-        return cls(
-            qs=tuple(float(q) for q in d.get("qs", cls.qs)),
-            conventions=tuple(d.get("conventions", cls.conventions)),
-            margin_samples=d.get("margin_samples", cls.margin_samples),
-            seed=int(d.get("seed", cls.seed)),
-            batch_size=int(d.get("batch_size", cls.batch_size)),
-        )
 
 
 def analysis_subset(dataset: torch.utils.data.Dataset, samples: int | None, seed: int) -> torch.utils.data.Dataset:

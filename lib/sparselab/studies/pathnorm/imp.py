@@ -26,7 +26,8 @@ from ...sparsity.mask import prunable_parameters
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
 from ...train.state import TrainState
-from .analysis import AnalysisSpec, PathNormAnalysis, run_record
+from .analysis import PathNormAnalysis, run_record
+from .options import AnalysisSpec
 
 log = logging.getLogger("sparselab")
 

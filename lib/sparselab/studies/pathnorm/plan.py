@@ -27,7 +27,7 @@ class Plan(StudyPlan[PathnormConfig]):
         return self.cfg.gap if self.cfg is not None else "running"
 
     def bound_settings(self, wildcards: Any = None) -> list[dict[str, Any]]:
-        return [dict(s) for s in self.pn.bound]
+        return self.pn.bound_settings()
 
     def analysis_params(self, wildcards: Any = None) -> dict[str, Any]:
         return self.pn.analysis_spec()
@@ -36,9 +36,7 @@ class Plan(StudyPlan[PathnormConfig]):
         return next(p for p in self.pn.pretrained if p.name == wildcards.name)
 
     def pretrained_params(self, wildcards: Any) -> dict[str, Any]:
-        entry = self.pretrained_entry(wildcards)
-        pn = self.pn
-        return {"weights": entry.weights, "qs": list(pn.qs), "conventions": list(pn.conventions), **pn.pretrained_options}
+        return self.pn.pretrained_spec(self.pretrained_entry(wildcards))
 
     def pretrained_inputs(self, wildcards: Any) -> dict[str, str]:
         """A pretrained entry of ours needs its dense run's checkpoint; torchvision weights come from

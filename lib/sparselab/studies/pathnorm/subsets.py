@@ -11,7 +11,8 @@ from ...data import build_splits
 from ...io.checkpoint import ArchSpec
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
-from .analysis import AnalysisSpec, PathNormAnalysis, run_record
+from .analysis import PathNormAnalysis, run_record
+from .options import AnalysisSpec
 
 
 def run_subset(

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..io.atomic import atomic_write_text, atomic_write_with
-from .figures import log_axis, save_figure  # also selects the headless Agg backend
+from ...io.atomic import atomic_write_text, atomic_write_with
+from ...report.figures import log_axis, save_figure  # also selects the headless Agg backend
 
 __all__ = [
     "BOUND_COLUMNS",

@@ -1,37 +1,18 @@
-"""The path-norm study's artefact files, one function per workflow rule (Tables 2, 3, 5 and
-Figures 3, 4, 5): read the pipeline's outputs, build with :mod:`.pathnorm`, write atomically.
+"""The path-norm study's figure artefacts, one function per workflow rule (Tables 3, 5 with Figure 3,
+Figures 4, 5 with their CSVs): read the pipeline's outputs, build with :mod:`.report`, write
+atomically. Table 2 (the bound) is :mod:`.bound`, so that its rule never covers figure code here.
 No torch import: these jobs stay light."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from ..io.atomic import atomic_write_text
-from ..metrics.bound import bound_table_rows, normalisation_sup_norm
-from . import pathnorm as pn
-
-
-def bound_rows(settings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Table 2 rows for every setting; B from the normalisation constants unless given."""
-    rows = []
-    for s in settings:
-        B = s.get("B")
-        if B is None:
-            if "mean" not in s or "std" not in s:
-                raise ValueError(f"pathnorm.bound setting {s.get('name')!r}: give B, or mean and std")
-            B = normalisation_sup_norm(s["mean"], s["std"], float32=s.get("float32", True))
-        for row in bound_table_rows(s["archs"], B=B, K=s["K"], P=s["P"], d_in=s["d_in"], d_out=s["d_out"], n=s["n"]):
-            rows.append({"setting": s["name"], **row})
-    return rows
-
-
-def write_bound_table(settings: Iterable[Mapping[str, Any]], out_csv: str | Path, out_md: str | Path) -> None:
-    table = pn.bound_table(bound_rows(settings))
-    pn.write_table(table, out_csv, out_md, pn.bound_markdown(table))
+from ...io.atomic import atomic_write_text
+from . import report as pn
 
 
 def write_pretrained_report(
