@@ -254,7 +254,7 @@ class ComputeHparams(Hparams):
     sync_batchnorm: bool = True  # multi-process training: BatchNorm statistics over the global batch
 
     def validate(self, path: str) -> None:
-        if self.num_workers != "auto" and self.num_workers < 0:  # type: ignore[operator]
+        if self.num_workers != "auto" and self.num_workers < 0:
             raise HparamsError(f"{path}.num_workers: {self.num_workers} must be 'auto' or >= 0")
 
 

@@ -16,6 +16,8 @@ from typing import Any, Callable
 from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import DatasetFolder
 
+from .splits import dataset_len
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageFiles:
@@ -61,7 +63,7 @@ def image_files(dataset: Dataset) -> ImageFiles | None:
         return ImageFiles([f for p in listed for f in p.files], [t for p in listed for t in p.targets], listed[0].transform)
     if getattr(dataset, "target_transform", None) is not None:
         return None
-    listed = _listed(dataset)
-    if listed is None or len(listed[0]) != len(dataset):  # type: ignore[arg-type]
+    found = _listed(dataset)
+    if found is None or len(found[0]) != dataset_len(dataset):
         return None
-    return ImageFiles(listed[0], listed[1], getattr(dataset, "transform", None))
+    return ImageFiles(found[0], found[1], getattr(dataset, "transform", None))

@@ -15,7 +15,7 @@ from typing import Callable
 from torch.utils.data import Dataset
 
 from ..config import DataHparams
-from .splits import holdout_indices, subset_indices, take
+from .splits import dataset_len, holdout_indices, subset_indices, take
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ def build_source(hp: DataHparams) -> SourceSplits:
 def build_splits(hp: DataHparams) -> DatasetSplits:
     """Build a run's splits: seeded validation hold-out, then a seeded training subset."""
     src = build_source(hp)
-    n = len(src.train)
+    n = dataset_len(src.train)
     keep, val_idx = holdout_indices(n, hp.val_fraction, hp.val_seed)
     if hp.subset_fraction < 1.0:
         keep = keep[subset_indices(len(keep), hp.subset_fraction, hp.subset_seed)]

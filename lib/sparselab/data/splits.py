@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sized
 
 import torch
 from torch.utils.data import Dataset, Subset, TensorDataset
@@ -14,6 +15,14 @@ def _generator(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(seed))
     return g
+
+
+def dataset_len(dataset: Dataset) -> int:
+    """``len(dataset)``, checked: torch's ``Dataset`` declares no ``__len__`` (iterable-style datasets
+    have none), while every dataset here is map-style and sized."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} has no length (an iterable-style dataset?)")
+    return len(dataset)
 
 
 def holdout_indices(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -58,12 +58,14 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
 def _dead_conv_flops(model: nn.Module, input_shape: Sequence[int], mask: Mask) -> int:
     """FLOPs spent on output filters a mask holds at zero (whole conv rows)."""
     dead_rows: dict[str, int] = {}
+    convs: dict[str, nn.Conv2d] = {}
     for name, m in model.named_modules():
         key = f"{name}.weight"
         if isinstance(m, nn.Conv2d) and key in mask:
             rows = mask[key].reshape(m.out_channels, -1).any(dim=1)
             if (~rows).any():
                 dead_rows[name] = int((~rows).sum())
+                convs[name] = m
     if not dead_rows:
         return 0
     spatial: dict[str, int] = {}
@@ -80,7 +82,7 @@ def _dead_conv_flops(model: nn.Module, input_shape: Sequence[int], mask: Mask) -
             h.remove()
     total = 0
     for name, dead in dead_rows.items():
-        m = model.get_submodule(name)
+        m = convs[name]
         per_row = 2 * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * spatial[name]
         total += dead * per_row
     return total

@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 from ..divergence import check_finite
@@ -136,7 +137,8 @@ def _adaptive_sizes(size: int, out: int) -> torch.Tensor:
 
 
 def _adaptive_out(m: nn.AdaptiveAvgPool2d, h: int, w: int) -> tuple[int, int]:
-    oh, ow = _pair(m.output_size) if not isinstance(m.output_size, tuple) else m.output_size
+    size = m.output_size  # an int or a pair; None (alone or in the pair) keeps the input's length
+    oh, ow = (size, size) if size is None or isinstance(size, int) else size
     return (h if oh is None else int(oh)), (w if ow is None else int(ow))
 
 
@@ -149,6 +151,13 @@ def _channel_affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -
     ``ValueError: batch_norm eps must be positive``), and BatchNorms with eps 0 exist."""
     shape = (-1, *[1] * (x.dim() - 2))
     return torch.addcmul(shift.view(shape), x, scale.view(shape))
+
+
+def _running_stats(m: _BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(running_mean, running_var); the trace already rejects BatchNorms without them."""
+    if m.running_mean is None or m.running_var is None:
+        raise UnsupportedModelError(f"{type(m).__name__} without running statistics (not an affine map in eval mode)")
+    return m.running_mean, m.running_var
 
 
 class _Semantics:
@@ -174,7 +183,7 @@ class _Semantics:
             return lambda m, x: self.relu(x)
         if isinstance(m, nn.MaxPool2d):
             return self.max_pool
-        kinds = {
+        kinds: dict[type, Callable[[Any, _Scaled], _Scaled]] = {
             nn.Conv2d: self.conv, nn.Linear: self.linear, nn.BatchNorm1d: self.batch_norm,
             nn.BatchNorm2d: self.batch_norm, nn.AvgPool2d: self.avg_pool, nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
         }  # fmt: skip
@@ -211,7 +220,7 @@ class _Semantics:
     def linear(self, m: nn.Linear, x: _Scaled) -> _Scaled:
         raise NotImplementedError
 
-    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
+    def batch_norm(self, m: _BatchNorm, x: _Scaled) -> _Scaled:
         raise NotImplementedError
 
     def avg_pool(self, m: nn.AvgPool2d, x: _Scaled) -> _Scaled:
@@ -261,7 +270,7 @@ class _Folded:
         self._max: dict[int, float] = {}
         self._fold_batch_norms([m for m in graph.modules.values() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))])
 
-    def _fold_batch_norms(self, bns: list[nn.Module]) -> None:
+    def _fold_batch_norms(self, bns: Sequence[_BatchNorm]) -> None:
         """Every eval-mode BatchNorm as one affine neuron per channel, ``a*x + b`` with
         ``a = gamma/sqrt(var+eps)`` and ``b = beta - mean*a``, for all layers in a few ops."""
         self.bn_index = {id(m): i for i, m in enumerate(bns)}
@@ -277,14 +286,14 @@ class _Folded:
             self.bn_a = self.bn_b = torch.zeros(0, dtype=torch.float64, device=self.device)
             return
 
-        def gather(get: Callable[[nn.Module], torch.Tensor]) -> torch.Tensor:
+        def gather(get: Callable[[_BatchNorm], torch.Tensor]) -> torch.Tensor:
             return torch.cat([get(m).detach().to(self.device) for m in bns]).to(torch.float64)
 
         ones = lambda m: torch.ones(m.num_features)  # noqa: E731  (non-affine BatchNorm)
-        var = gather(lambda m: m.running_var)
+        var = gather(lambda m: _running_stats(m)[1])
         eps = torch.tensor([m.eps for m in bns], dtype=torch.float64, device=self.device)
         a = gather(lambda m: m.weight if m.weight is not None else ones(m)) * torch.rsqrt(var + eps[self.bn_segment])
-        b = gather(lambda m: m.bias if m.bias is not None else ones(m) * 0) - gather(lambda m: m.running_mean) * a
+        b = gather(lambda m: m.bias if m.bias is not None else ones(m) * 0) - gather(lambda m: _running_stats(m)[0]) * a
         self.bn_a, self.bn_b = a, b
 
     def weight_max(self, m: nn.Module, w: torch.Tensor) -> float:
@@ -437,7 +446,7 @@ class _Exact(_Semantics):
     def linear(self, m: nn.Linear, x: _Scaled) -> _Scaled:
         return self._affine(F.linear, m, x)
 
-    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
+    def batch_norm(self, m: _BatchNorm, x: _Scaled) -> _Scaled:
         folded = self.folded
         if self._bn_powers is None:
             (pa, sa), (pb, sb) = self.segment_powers(folded.bn_a), self.segment_powers(folded.bn_b)
@@ -519,12 +528,12 @@ class _Gbrg24(_Semantics):
         bias = effective_bias(m)
         return _Scaled(F.linear(x.t, self._pow(effective_weight(m)), None if bias is None else self._pow(bias)))
 
-    def batch_norm(self, m: nn.Module, x: _Scaled) -> _Scaled:
-        def powered(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.detach().to(torch.float32).abs().pow(self.q)  # torch: 0**0 == 1
+    def batch_norm(self, m: _BatchNorm, x: _Scaled) -> _Scaled:
+        def powered(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to(torch.float32).abs().pow(self.q)  # torch: 0**0 == 1
 
         # eval-mode F.batch_norm, written out: (x - mean) / sqrt(var + eps) * weight + bias
-        mean, var = powered(m.running_mean), powered(m.running_var)
+        mean, var = (powered(t) for t in _running_stats(m))
         scale = torch.rsqrt(var + m.eps)
         if m.weight is not None:
             scale = scale * powered(m.weight)
@@ -552,7 +561,7 @@ class _Gbrg24(_Semantics):
 # ------------------------------------------------------------------------------------ the walk
 def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.PathGraph) -> Any:
     if node.op == "call_module":
-        x = env.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None  # type: ignore[arg-type]
+        x = env.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
         if not isinstance(x, _Scaled):
             raise UnsupportedModelError(f"{node.target} is called on a non-tensor")
         return sem.module(graph.modules[str(node.target)], x)
@@ -566,7 +575,7 @@ def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.Pat
             return _add(sem, node, env, graph)
         if target in pg.RELU_METHODS:
             return sem.relu(self_arg)
-        return _Scaled(getattr(self_arg.t, target)(*rest, **kwargs), self_arg.s)  # reshapes
+        return _Scaled(getattr(self_arg.t, str(target))(*rest, **kwargs), self_arg.s)  # reshapes (target: a name)
     if target in pg.ADD_FUNCTIONS:
         return _add(sem, node, env, graph)
     if target in pg.RELU_FUNCTIONS:
@@ -609,8 +618,8 @@ def _add(sem: _Semantics, node: fx.Node, env: dict[fx.Node, Any], graph: pg.Path
 def _device_of(model: nn.Module) -> torch.device:
     for t in model.parameters():
         return t.device
-    for t in model.buffers():
-        return t.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -57,8 +57,10 @@ def _builder(arch: str) -> ArchBuilder:
     return _ARCHS[arch]
 
 
-def build_model(arch: str, num_classes: int, input_shape: tuple[int, int, int], **kwargs: Any) -> nn.Module:
-    """Instantiate ``arch``; unknown keyword arguments fail with the list of accepted ones."""
+def build_model(arch: str, num_classes: int, input_shape: Sequence[int], **kwargs: Any) -> nn.Module:
+    """Instantiate ``arch``; unknown keyword arguments fail with the list of accepted ones.
+
+    ``input_shape`` is handed to the builder as a tuple: the image builders read (C, H, W)."""
     builder = _builder(arch)
     accepted = arch_kwargs(arch)
     unknown = sorted(set(kwargs) - set(accepted))

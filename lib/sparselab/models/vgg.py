@@ -31,7 +31,7 @@ def vgg13_bn(
     features: list[nn.Module] = []
     ch = input_shape[0]
     for v in _VGG13:
-        if v == "M":
+        if isinstance(v, str):  # "M": a 2x2 max-pool
             features.append(nn.MaxPool2d(2))
         else:
             out = scaled(v, width)

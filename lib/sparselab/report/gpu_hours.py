@@ -42,7 +42,10 @@ def parse_plan(text: str) -> list[tuple[str, dict[str, str]]]:
             continue
         m = re.match(r"^\s+resources: (.*)$", line)
         if m and jobs:
-            jobs[-1][1].update(kv.split("=", 1) for kv in m.group(1).split(", ") if "=" in kv)
+            for kv in m.group(1).split(", "):
+                if "=" in kv:
+                    key, _, value = kv.partition("=")
+                    jobs[-1][1][key] = value
     return jobs
 
 

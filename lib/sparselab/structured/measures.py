@@ -239,6 +239,8 @@ def _hessian_gradient(
         x, y = _on(x, y, params[0])
         grads = torch.autograd.grad(_loss(model, x, y, temperature), params, create_graph=True, allow_unused=True)
         dot = sum((g * gb).sum() for g, gb in zip(grads, g_bar) if g is not None)
+        if not isinstance(dot, torch.Tensor):
+            raise ValueError("GraSP: no trainable parameter reaches the loss")
         for acc, h in zip(hg, torch.autograd.grad(dot, weights, materialize_grads=True)):
             acc.add_(h.detach(), alpha=1.0 / k)
     return hg

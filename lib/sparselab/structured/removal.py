@@ -81,7 +81,7 @@ def _narrow_linear(m: nn.Linear, in_cols: torch.Tensor) -> nn.Linear:
     with torch.no_grad():
         new.weight.copy_(w)
         if m.bias is not None:
-            new.bias.copy_(m.bias.detach())  # type: ignore[union-attr]
+            new.bias.copy_(m.bias.detach())
     new.train(m.training)
     return new
 
@@ -215,7 +215,14 @@ def _channel_mask(model: nn.Module, groups: Sequence[ChannelGroup], alive: Seque
 
 def widths(model: nn.Module, groups: Sequence[ChannelGroup]) -> dict[str, int]:
     """The shape spec of a (possibly pruned) model: the current width of every producer conv."""
-    return {g.producer: int(model.get_submodule(g.producer).out_channels) for g in groups}
+    return {g.producer: _producer(model, g.producer).out_channels for g in groups}
+
+
+def _producer(model: nn.Module, name: str) -> nn.Conv2d:
+    m = model.get_submodule(name)
+    if not isinstance(m, nn.Conv2d):
+        raise TypeError(f"{name}: a channel group's producer must be a Conv2d, got {type(m).__name__}")
+    return m
 
 
 def narrow(model: nn.Module, groups: Sequence[ChannelGroup], spec: Mapping[str, int]) -> nn.Module:

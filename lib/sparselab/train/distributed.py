@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import logging
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -100,11 +100,11 @@ class _SumOverProcesses(torch.autograd.Function):
     depends on every process's input through the sum."""
 
     @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
         return all_reduce_sum(t.clone())
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return all_reduce_sum(grad.clone())
 
 
@@ -146,12 +146,15 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         centred = x - mean.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
         var = differentiable_sum((centred * centred).sum(dims, dtype=torch.float64)) / n
         if self.track_running_stats and self.training:
+            running_mean, running_var, tracked = self.running_mean, self.running_var, self.num_batches_tracked
+            if running_mean is None or running_var is None or tracked is None:
+                raise RuntimeError("GlobalBatchNorm: track_running_stats is set but the running buffers are missing")
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                tracked.add_(1)
+                m = 1.0 / float(tracked) if self.momentum is None else self.momentum
                 unbiased = var * n / (n - 1).clamp(min=1)
-                self.running_mean.mul_(1 - m).add_(mean.to(self.running_mean.dtype), alpha=m)
-                self.running_var.mul_(1 - m).add_(unbiased.to(self.running_var.dtype), alpha=m)
+                running_mean.mul_(1 - m).add_(mean.to(running_mean.dtype), alpha=m)
+                running_var.mul_(1 - m).add_(unbiased.to(running_var.dtype), alpha=m)
         shape = (1, -1, *([1] * (x.dim() - 2)))
         out = centred * torch.rsqrt(var.to(x.dtype) + self.eps).view(shape)
         if self.affine:
@@ -188,7 +191,7 @@ def _synced(bn: nn.modules.batchnorm._BatchNorm, device: torch.device) -> nn.Mod
     return sync
 
 
-def buffer_sync(every_forward: bool) -> dict[str, bool]:
+def buffer_sync(every_forward: bool) -> dict[str, Any]:
     """DDP's keyword for syncing buffers (BatchNorm statistics) from rank 0 at every forward:
     ``forward_sync_buffers`` in recent torch, ``broadcast_buffers`` before."""
     params = inspect.signature(DistributedDataParallel.__init__).parameters

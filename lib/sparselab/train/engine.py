@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from ..compute import autocast, begin_captured_step, capture_forward, captures, 
 from ..config import ComputeHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, make_loader
 from ..data.loaders import mix_seed
+from ..data.splits import dataset_len
 from ..io.atomic import atomic_write_with
 from ..metrics.classification import predictions, summarize, target_ranks, topk_counts
 from ..sparsity.mask import Mask
@@ -145,15 +146,16 @@ class _Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 **distributed.buffer_sync(not compute.sync_batchnorm),  # per-process BN statistics: rank 0's
             )
-        self.eval_forward = torch.compile(self.model) if compute.compile else self.model  # no collectives
+        # no collectives; torch.compile of a module returns an OptimizedModule (an nn.Module): its stub says Callable
+        self.eval_forward = cast(nn.Module, torch.compile(self.model)) if compute.compile else self.model
         if not self.world.distributed:
             self.forward = self.eval_forward
         elif compute.compile:
-            self.forward = torch.compile(self.forward)
+            self.forward = cast(nn.Module, torch.compile(self.forward))
         # full training batches through CUDA graphs; eval and an odd-sized last batch use self.forward
         self.captured = capture_forward(self.model) if self.capture else None
         self.bar = progress.interactive(compute.progress) and self.world.main
-        shard = {"rank": self.world.rank, "world_size": self.world.size}
+        shard: dict[str, Any] = {"rank": self.world.rank, "world_size": self.world.size}
         self.train_loader = make_loader(
             splits.train,
             hp.batch_size,
@@ -170,8 +172,10 @@ class _Trainer:
         }
         steps = len(self.train_loader)
         if steps == 0:
-            raise ValueError(f"no full batch of {hp.batch_size} in {len(splits.train)} training samples (drop_last)")
-        self.train_size = len(splits.train)
+            raise ValueError(
+                f"no full batch of {hp.batch_size} in {dataset_len(splits.train)} training samples (drop_last)"
+            )
+        self.train_size = dataset_len(splits.train)
         last = hp.batch_size if hp.drop_last else self.train_size - hp.batch_size * (steps - 1)
         if self.world.distributed and min(hp.batch_size, last) < self.world.size:
             raise ValueError(f"the last training batch has {last} samples for {self.world.size} processes: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -48,7 +48,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> None:
     """``optimizer.load_state_dict`` that keeps this machine's kernel choice: saved param groups
     carry ``fused``/``foreach``, and a resume file written on a GPU must not switch a CPU run to
     another kernel (nor one written on CPU keep a GPU run on the per-parameter loop)."""
-    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    kernels: list[dict[str, Any]] = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     optimizer.load_state_dict(state)
     for group, kernel in zip(optimizer.param_groups, kernels):
         group.update(kernel)

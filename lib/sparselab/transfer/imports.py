@@ -36,6 +36,7 @@ from ..sparsity.mask import Mask
 
 Kind = Literal["torchvision", "common", "rigl", "str"]
 KINDS: tuple[str, ...] = ("torchvision", "common", "rigl", "str")
+Layout = Literal["torchvision", "rigl", "str"]  # how the file names its parameters (a common file: from its arch)
 # Our ResNets are state-dict-identical to torchvision's (models/resnet_imagenet.py), so only they can host
 # the upstream ResNet50 layouts; MobileNet layouts (§6.2: mobilenet, mobilenet_str, mobilenet_amc) are not mapped.
 SUPPORTED_ARCHS: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -105,10 +106,10 @@ def _identity(key: str) -> str:
     return key
 
 
-_LAYOUTS: dict[str, Callable[[str], str]] = {"torchvision": _identity, "rigl": rigl_to_ours, "str": _identity}
+_LAYOUTS: dict[Layout, Callable[[str], str]] = {"torchvision": _identity, "rigl": rigl_to_ours, "str": _identity}
 
 
-def _layout_of_common_arch(arch: str) -> tuple[str, str]:
+def _layout_of_common_arch(arch: str) -> tuple[str, Layout]:
     """(base arch, layout) for a common-format arch string (§6.2 table)."""
     if arch.endswith("_rigl"):
         return arch[: -len("_rigl")], "rigl"
@@ -245,7 +246,7 @@ def import_checkpoint(
             f"{path}: not a common-format checkpoint (§6.2 needs model_config={{'arch', 'dataset'}} and "
             f"model_state_dict); found {found}"
         )
-    layout = "torchvision" if kind in ("torchvision", "common") else kind
+    layout: Layout = "torchvision" if kind == "torchvision" or kind == "common" else kind
     if model_config is not None:
         file_arch = str(model_config.get("arch", ""))
         base, file_layout = _layout_of_common_arch(file_arch)

@@ -67,7 +67,7 @@ class _RestrictedLoading:
         self, root: str, train: bool = True, transform: Callable | None = None,
         target_transform: Callable | None = None, verify_md5: bool = False,
     ) -> None:  # fmt: skip
-        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)  # type: ignore[arg-type]
+        VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
         self.train = train
         if verify_md5:
             self._verify_md5()
@@ -139,7 +139,7 @@ class RestrictedCIFAR100(_RestrictedLoading, CIFAR100):
     release = "CIFAR100"
 
 
-_CLASSES: dict[str, type[_RestrictedLoading]] = {"cifar10": RestrictedCIFAR10, "cifar100": RestrictedCIFAR100}
+_CLASSES: dict[str, type[RestrictedCIFAR10] | type[RestrictedCIFAR100]] = {"cifar10": RestrictedCIFAR10, "cifar100": RestrictedCIFAR100}
 
 
 def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -204,6 +204,6 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
         train_images = _tensor_images(train, batch_train_tf)  # train_eval shares its store (one device copy)
         train_eval = train_images if not hp.augment else train_images.with_transform(batch_eval_tf)
         return SourceSplits(info=info, train=train_images, train_eval=train_eval, test=_tensor_images(test, batch_eval_tf))
-    train_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
-    train_eval.transform = eval_tf
-    return SourceSplits(info=info, train=train, train_eval=train_eval, test=test)  # type: ignore[arg-type]
+    train_files_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
+    train_files_eval.transform = eval_tf
+    return SourceSplits(info=info, train=train, train_eval=train_files_eval, test=test)
