@@ -43,8 +43,8 @@ EDITS: dict[str, set[str]] = {
     "report/dst_records.py": {"dst_records", "dst_report"},
     "report/gradflow.py": {"gradflow_report"},
     "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
-    "report/transfer.py": {"transfer_report"},
-    "report/transfer_records.py": {"transfer_records", "transfer_report"},
+    "studies/transfer/report.py": {"transfer_report"},
+    "studies/transfer/records.py": {"transfer_records", "transfer_report"},
     "report/pathnorm.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
     "structured/measures.py": {"gradflow_prune"},

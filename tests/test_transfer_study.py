@@ -17,7 +17,7 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
-from sparselab.report.transfer_records import records_from_summaries
+from sparselab.studies.transfer.records import records_from_summaries
 from sparselab.studies.transfer.acdc import run_acdc
 from sparselab.studies.transfer.common import backbone_sparsity
 from sparselab.studies.transfer.features import run_feature_extraction
