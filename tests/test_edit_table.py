@@ -86,6 +86,7 @@ EDITS: dict[str, set[str]] = {
     "studies/transfer/acdc.py": {"transfer_acdc"},
     "studies/transfer/gmp.py": {"transfer_gmp"},
     "studies/transfer/linear.py": {"transfer_linear"},
+    "studies/transfer/options.py": {"transfer_linear"},  # the linear protocol's typed options
     "studies/transfer/features.py": {"transfer_features"},
     # data and models: every job that reads data / builds a model, never a table or figure
     "data/sources/cifar.py": DATA,
