@@ -100,22 +100,6 @@ def test_schema_and_dataclasses_have_the_same_keys_and_defaults(cls, pointer):
             assert prop["default"] == (list(value) if isinstance(value, tuple) else value), f"{cls.__name__}.{name}"
 
 
-def _gmp_schema() -> dict:
-    experiment = _schema()["properties"]["transfer"]["properties"]["experiments"]["items"]
-    return experiment["properties"]["gmp"]
-
-
-def test_schema_and_the_gmp_ramp_have_the_same_keys_and_defaults():
-    from sparselab.config import GmpRamp
-
-    props = {k: v for k, v in _gmp_schema()["properties"].items() if k not in ("recipe", "sparsities")}
-    fields = {f.name for f in dataclasses.fields(GmpRamp)}
-    assert set(props) == fields, "transfer gmp: schema and GmpRamp keys differ"
-    default = GmpRamp()
-    for name, prop in props.items():
-        assert "default" in prop and prop["default"] == getattr(default, name), f"GmpRamp.{name}"
-
-
 def _paper_transfer() -> dict:
     return yaml.safe_load((REPO / "configs" / "iofinova22.yaml").read_text())
 

@@ -171,13 +171,13 @@ def test_a_diverging_lbfgs_head_raises():
 
 def test_run_linear_writes_no_summary_after_divergence(tmp_path):
     from sparselab.studies.transfer.linear import run_linear
+    from sparselab.studies.transfer.options import LinearProtocol
     from sparselab.transfer.features import save_features
 
     x, y = features()
     for split in ("train", "test"):
         save_features(tmp_path / f"{split}.safetensors", x, y, {"num_classes": 4, "split": split})
-    options = {"solver": "sgd", "seeds": [0], "epochs": 3, "lr": 1e8, "momentum": 0.9, "weight_decay": 5e-4,
-               "batch_size": 64, "decay_after": [10]}  # fmt: skip
+    options = LinearProtocol(seeds=[0], epochs=3, lr=1e8, decay_after=[10])
     with pytest.raises(DivergenceError, match=rf"linear head '{re.escape(str(tmp_path))}, seed 0' diverged at epoch"):
         run_linear(tmp_path / "train.safetensors", tmp_path / "test.safetensors", tmp_path / "summary.json",
                    tmp_path / "history.csv", options=options)  # fmt: skip

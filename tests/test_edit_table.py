@@ -41,8 +41,8 @@ EDITS: dict[str, set[str]] = {
     "report/records.py": {"oneshot_records"},
     "report/gradflow.py": {"gradflow_report"},
     "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
-    "report/transfer.py": {"transfer_report"},
-    "report/transfer_records.py": {"transfer_records", "transfer_report"},
+    "studies/transfer/report.py": {"transfer_report"},
+    "studies/transfer/records.py": {"transfer_records", "transfer_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
     "structured/measures.py": {"gradflow_prune"},
     "structured/ranking.py": {"gradflow_prune"},
@@ -93,6 +93,7 @@ EDITS: dict[str, set[str]] = {
     "studies/transfer/acdc.py": {"transfer_acdc"},
     "studies/transfer/gmp.py": {"transfer_gmp"},
     "studies/transfer/linear.py": {"transfer_linear"},
+    "studies/transfer/options.py": {"transfer_linear"},  # the linear protocol's typed options
     "studies/transfer/features.py": {"transfer_features"},
     # data and models: every job that reads data / builds a model, never a table or figure
     "data/sources/cifar.py": DATA,

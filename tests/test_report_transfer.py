@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sparselab.report import transfer as tr  # noqa: E402
+from sparselab.studies.transfer import report as tr  # noqa: E402
 
 
 def run(up: str, sparsity: float, mode: str, dataset: str, seed: int, top1: float, mpc: float | None = None,
@@ -259,5 +259,5 @@ def test_upstream_labels():
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, sparselab.report.transfer; assert 'torch' not in sys.modules"
+    code = "import sys, sparselab.studies.transfer.report; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,13 +17,13 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.data import build_splits
 from sparselab.io.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
-from sparselab.report.transfer_records import records_from_summaries
+from sparselab.studies.transfer.records import records_from_summaries
 from sparselab.studies.transfer.acdc import run_acdc
 from sparselab.studies.transfer.common import backbone_sparsity
 from sparselab.studies.transfer.features import run_feature_extraction
 from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
-from sparselab.studies.transfer.config import LINEAR_DEFAULTS
+from sparselab.studies.transfer.options import LinearProtocol
 from sparselab.workflow import load_workflow_config
 from sparselab.train.optim import build_scheduler, lr_factor_fn
 from sparselab.train.run import RunFiles, run_training
@@ -132,13 +132,13 @@ def test_linear_heads_per_seed_and_records(tmp_path) -> None:  # type: ignore[no
     x = centres[y] + torch.randn(60, 6, generator=g)
     for name, idx in (("tr", slice(0, 30)), ("te", slice(30, 60))):
         save_features(tmp_path / f"{name}.safetensors", x[idx], y[idx], {"num_classes": 3, "backbone_sparsity": 0.5})
-    options = {**LINEAR_DEFAULTS, "seeds": [0, 1], "epochs": 20, "decay_after": [10]}
+    options = LinearProtocol(seeds=[0, 1], epochs=20, decay_after=[10])
     sgd = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "s.json", tmp_path / "h.csv", options=options)
     assert set(sgd["seeds"]) == {"0", "1"} and all(v["top1"] > 0.9 for v in sgd["seeds"].values())
     history = pd.read_csv(tmp_path / "h.csv")
     assert len(history) == 2 * 20 and history.groupby("seed")["lr"].last().tolist() == pytest.approx([1e-3, 1e-3])
     lbfgs = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "l.json", tmp_path / "lh.csv",
-                       options={**options, "solver": "lbfgs"})  # fmt: skip
+                       options=options.replace(solver="lbfgs"))  # fmt: skip
     assert lbfgs["solver"] == "lbfgs" and all(v["top1"] > 0.9 for v in lbfgs["seeds"].values())
     keys = {"upstream_dataset": "digits", "model": "lenet", "upstream": "gmp", "sparsity": 0.5, "mode": "linear", "dataset": "d"}
     rows = records_from_summaries([(keys, tmp_path / "s.json")])
@@ -159,7 +159,7 @@ def _paper_gmp():  # type: ignore[no-untyped-def]
     raw = yaml.safe_load((REPO / "configs" / "iofinova22.yaml").read_text())
     wf = load_workflow_config(raw, REPO / "schemas" / "config.schema.yaml")
     exp = wf.transfer.experiments[0]
-    return exp, wf.recipes[exp.gmp["recipe"]]
+    return exp, wf.recipes[exp.gmp.recipe]
 
 
 def _sparsity_by_epoch(metrics_csv) -> dict[int, float]:  # type: ignore[no-untyped-def]
@@ -179,7 +179,7 @@ def test_paper_gmp_prunes_before_epochs_1_6_to_36_on_the_acdc_ramp(tmp_path) -> 
     few = DataHparams(source="digits", subset_fraction=0.05)  # 37 short epochs, evaluated once
     recipe = TrainHparams.from_dict({**_recipe(37).to_dict(), "eval_every": 37})
     run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=few, recipe=recipe, sparsity=0.9,
-            options=exp.gmp, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+            options=exp.gmp.options(), sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
     by_epoch = _sparsity_by_epoch(files.metrics_csv)
     total = sum(m.numel() for _, m in load_checkpoint(files.checkpoint).mask.items())
     expected, level = {}, 0.0

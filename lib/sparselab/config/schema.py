@@ -45,7 +45,8 @@ def _schema_validator(path: Path):
     properties = Draft202012Validator.VALIDATORS["properties"]
 
     def set_defaults(validator, props, instance, subschema):
-        for name, sub in props.items():
+        # a section typed [object, "null"] may be null (transfer's full: null): nothing to fill
+        for name, sub in props.items() if isinstance(instance, dict) else ():
             if "default" in sub:
                 instance.setdefault(name, sub["default"])
         yield from properties(validator, props, instance, subschema)

@@ -5,7 +5,7 @@ checkpoints (:mod:`.imported`). Transfer: features of an upstream on a downstrea
 once and cached (:mod:`.features`), linear heads trained on them per seed (:mod:`.linear`), full
 finetuning with the backbone masks kept (:mod:`.full`) and the from-scratch baseline (:mod:`.scratch`). Every job
 ends with a small ``summary.json`` (test top-1 and mean per-class accuracy, the measured backbone
-sparsity) that the records rule collects (:mod:`sparselab.report.transfer_records`).
+sparsity) that the records rule collects (:mod:`.records`; tables and the figure: :mod:`.report`).
 
 Nothing is imported here, and each job's module imports only what it runs: a linear head's job
 never depends on the engine, a GMP job never on AC/DC.

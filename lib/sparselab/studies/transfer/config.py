@@ -13,21 +13,34 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
-from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams, GmpRamp
+from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
 from ...config.common import ConfigError, format_sparsity, reference
-from ...config.hparams import HparamsError
+from ...config.hparams import Hparams, HparamsError
 from ...config.shared import SharedConfig
+from .options import (AcdcUpstreams, ExperimentOptions, FullFinetuning, GmpUpstreams, LinearProtocol, ScratchBaseline,
+                      SectionOptions)  # fmt: skip
 
-__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "Upstream", "TransferExperiment", "TransferConfig", "parse"]
+__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "SCHEMA_BINDINGS", "Upstream", "TransferExperiment", "TransferConfig", "parse"]
 
 # Upstream names the workflow's paths use for its own purposes.
 RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
 # Sources whose normalisation the linear protocol chooses (the rest have one fixed normalisation).
 NORMALIZE_CHOICE = frozenset({*TRANSFER_SOURCES, "cifar10", "cifar100"})
-LINEAR_DEFAULTS = {"seeds": [0, 1, 2, 3, 4], "normalize": "imagenet", "solver": "sgd", "epochs": 150, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-                   "batch_size": 64, "decay_after": [50, 100], "l2": 1e-4, "max_iter": 200}  # fmt: skip
+
+# Where each options class sits in the schema (below properties.transfer), and the keys of that
+# node that are structure (parsed on their own) rather than its options.
+_EXPERIMENT = ("properties", "experiments", "items")
+SCHEMA_BINDINGS = (
+    (SectionOptions, (), {"experiments"}),
+    (ExperimentOptions, _EXPERIMENT, {"dataset", "model", "downstream", "gmp", "acdc", "checkpoints", "linear", "full", "scratch"}),
+    (GmpUpstreams, (*_EXPERIMENT, "properties", "gmp"), set()),
+    (AcdcUpstreams, (*_EXPERIMENT, "properties", "acdc"), set()),
+    (LinearProtocol, (*_EXPERIMENT, "properties", "linear"), set()),
+    (FullFinetuning, (*_EXPERIMENT, "properties", "full"), set()),
+    (ScratchBaseline, (*_EXPERIMENT, "properties", "scratch"), set()),
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +66,14 @@ class TransferExperiment:
     model: str  # the upstream architecture (a models: entry)
     seed: int  # of the dense upstream and of the GMP / AC/DC runs
     dense_recipe: str | None
-    gmp: Mapping[str, Any] | None  # recipe, sparsities and the GmpRamp keys
-    acdc: Mapping[str, Any] | None  # recipe, sparsities
+    gmp: GmpUpstreams | None
+    acdc: AcdcUpstreams | None
     sparse_layers: str | tuple[str, ...]  # the tensors GMP and AC/DC prune (one global threshold)
     checkpoints: tuple[Upstream, ...]
     downstream: tuple[str, ...]
-    linear: Mapping[str, Any]  # seeds + LINEAR_DEFAULTS
-    full: Mapping[str, Any] | None  # recipe, seeds, lr (per downstream dataset)
-    scratch: Mapping[str, Any] | None  # recipe, seeds
+    linear: LinearProtocol
+    full: FullFinetuning | None
+    scratch: ScratchBaseline | None
 
     def upstreams(self) -> list[Upstream]:
         out = []
@@ -69,7 +82,7 @@ class TransferExperiment:
         for method in ("gmp", "acdc"):
             spec = getattr(self, method)
             if spec is not None:
-                out += [Upstream(method, float(s), method) for s in spec["sparsities"]]
+                out += [Upstream(method, float(s), method) for s in spec.sparsities]
         return out + list(self.checkpoints)
 
     @functools.cached_property
@@ -88,7 +101,7 @@ class TransferExperiment:
 
     def full_lr(self, dataset: str) -> float | None:
         """The full-finetuning lr for one downstream dataset (None: the recipe's)."""
-        return None if self.full is None else self.full.get("lr", {}).get(dataset)
+        return None if self.full is None else self.full.lr.get(dataset)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,44 +144,55 @@ def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]])
     return up
 
 
-def _check_gmp(g: Mapping[str, Any], key: str, shared: SharedConfig) -> None:
+H = TypeVar("H", bound=Hparams)
+
+
+def _typed(cls: type[H], raw: Mapping[str, Any] | None, key: str) -> H:
+    """One block of options, typed and defaulted by its class; its errors name the key."""
     try:
-        ramp = GmpRamp.from_options(g, path=key)
+        return cls.from_dict(raw, path=key)
     except HparamsError as exc:
         raise ConfigError(str(exc)) from None
-    if ramp.initial_sparsity > min(g["sparsities"]):
-        raise ConfigError(f"{key}.initial_sparsity: {ramp.initial_sparsity} is above the sparsity {min(g['sparsities'])}; "
-                          "the ramp only prunes, so it must start at or below every target")  # fmt: skip
-    epochs = shared.recipes[g["recipe"]].epochs
-    if epochs < ramp.last_step:
-        raise ConfigError(f"{key}.recipe: the last pruning step comes after {ramp.last_step} epochs of training, "
-                          f"recipe {g['recipe']!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
+
+
+def _part(cls: type[H], e: Mapping[str, Any], part: str, key: str) -> H | None:
+    return None if e.get(part) is None else _typed(cls, e[part], f"{key}.{part}")
+
+
+def _check_gmp(gmp: GmpUpstreams, key: str, shared: SharedConfig) -> None:
+    epochs = shared.recipes[gmp.recipe].epochs
+    if epochs < gmp.last_step:
+        raise ConfigError(f"{key}.recipe: the last pruning step comes after {gmp.last_step} epochs of training, "
+                          f"recipe {gmp.recipe!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
 
 
 def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> TransferExperiment:
+    names = {f.name for f in dataclasses.fields(ExperimentOptions)}
+    opts = _typed(ExperimentOptions, {k: v for k, v in e.items() if k in names}, key)
+    linear = _typed(LinearProtocol, e.get("linear"), f"{key}.linear")
+    gmp, acdc = _part(GmpUpstreams, e, "gmp", key), _part(AcdcUpstreams, e, "acdc", key)
+    full, scratch = _part(FullFinetuning, e, "full", key), _part(ScratchBaseline, e, "scratch", key)
     reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
     reference(e["model"], shared.models, f"{key}.model", "models")
-    if e.get("dense_recipe") is not None:
-        reference(e["dense_recipe"], shared.recipes, f"{key}.dense_recipe", "recipes")
-    for part in ("gmp", "acdc", "full", "scratch"):
-        if e.get(part) is not None:
-            reference(e[part]["recipe"], shared.recipes, f"{key}.{part}.recipe", "recipes")
-    if e.get("gmp") is not None and e.get("dense_recipe") is None:
+    if opts.dense_recipe is not None:
+        reference(opts.dense_recipe, shared.recipes, f"{key}.dense_recipe", "recipes")
+    for part, spec in (("gmp", gmp), ("acdc", acdc), ("full", full), ("scratch", scratch)):
+        if spec is not None:
+            reference(spec.recipe, shared.recipes, f"{key}.{part}.recipe", "recipes")
+    if gmp is not None and opts.dense_recipe is None:
         raise ConfigError(f"{key}.gmp: GMP prunes the dense upstream; give dense_recipe as well")
-    if e.get("acdc") is not None:
-        epochs = shared.recipes[e["acdc"]["recipe"]].epochs
+    if acdc is not None:
+        epochs = shared.recipes[acdc.recipe].epochs
         if epochs < 10:
             raise ConfigError(f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, "
-                              f"recipe {e['acdc']['recipe']!r} has {epochs}")  # fmt: skip
-    if e.get("gmp") is not None:
-        _check_gmp(e["gmp"], f"{key}.gmp", shared)
+                              f"recipe {acdc.recipe!r} has {epochs}")  # fmt: skip
+    if gmp is not None:
+        _check_gmp(gmp, f"{key}.gmp", shared)
     for i, name in enumerate(e["downstream"]):
         reference(name, shared.datasets, f"{key}.downstream[{i}]", "datasets")
-    full = e.get("full")
-    if full is not None:
-        for name in full.get("lr", {}):
-            if name not in e["downstream"]:
-                raise ConfigError(f"{key}.full.lr.{name}: {name!r} is not one of this experiment's downstream datasets")
+    for name in full.lr if full is not None else ():
+        if name not in e["downstream"]:
+            raise ConfigError(f"{key}.full.lr.{name}: {name!r} is not one of this experiment's downstream datasets")
     taken: set[tuple[str, str]] = set()
     checkpoints = tuple(_checkpoint(c, f"{key}.checkpoints[{i}]", taken) for i, c in enumerate(e.get("checkpoints", [])))
     for i, up in enumerate(checkpoints):
@@ -185,18 +209,18 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
                               f"saw, which needs the upstream dataset's split_seed and test_fraction "
                               f"({upstream_data.split_seed}, {upstream_data.test_fraction}); it has "
                               f"({down.split_seed}, {down.test_fraction})")  # fmt: skip
-    layers = e.get("sparse_layers", "global")
+    layers = opts.sparse_layers
     return TransferExperiment(
-        dataset=e["dataset"], model=e["model"], seed=int(e.get("seed", 0)), dense_recipe=e.get("dense_recipe"),
-        gmp=e.get("gmp"), acdc=e.get("acdc"), sparse_layers=layers if isinstance(layers, str) else tuple(layers),
-        checkpoints=checkpoints, downstream=tuple(e["downstream"]), linear={**LINEAR_DEFAULTS, **e.get("linear", {})},
-        full=full, scratch=e.get("scratch"),
+        dataset=e["dataset"], model=e["model"], seed=opts.seed, dense_recipe=opts.dense_recipe, gmp=gmp, acdc=acdc,
+        sparse_layers=layers if isinstance(layers, str) else tuple(layers), checkpoints=checkpoints,
+        downstream=tuple(e["downstream"]), linear=linear, full=full, scratch=scratch,
     )  # fmt: skip
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None:
     """The typed transfer section (None when disabled)."""
-    if not raw.get("enabled", True):
+    section = _typed(SectionOptions, {k: v for k, v in raw.items() if k != "experiments"}, "transfer")
+    if not section.enabled:
         return None
     experiments, seen = [], set()
     for i, e in enumerate(raw.get("experiments", [])):
@@ -205,4 +229,4 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None
             raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
         seen.add((e["dataset"], e["model"]))
         experiments.append(_experiment(e, key, shared))
-    return TransferConfig(title=str(raw.get("title", "Sparse transfer")), experiments=tuple(experiments))
+    return TransferConfig(title=section.title, experiments=tuple(experiments))

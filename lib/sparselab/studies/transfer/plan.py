@@ -59,15 +59,15 @@ class Plan(StudyPlan[TransferConfig]):
         pre-extracted features: ImageNet statistics) where the source offers a choice."""
         data = self.downstream_data(wildcards)
         if data["source"] in NORMALIZE_CHOICE:
-            data["normalize"] = self.experiment(wildcards).linear["normalize"]
+            data["normalize"] = self.experiment(wildcards).linear.normalize
         return data
 
     def part_recipe(self, part: str) -> Callable[[Any], dict[str, Any]]:
         """The recipe of one part (gmp, acdc, full, scratch) of the experiment, for a rule's params."""
-        return lambda wildcards: self.recipe(getattr(self.experiment(wildcards), part)["recipe"])
+        return lambda wildcards: self.recipe(getattr(self.experiment(wildcards), part).recipe)
 
     def part_epochs(self, part: str) -> Callable[[Any], int]:
-        return lambda wildcards: self.epochs(getattr(self.experiment(wildcards), part)["recipe"])
+        return lambda wildcards: self.epochs(getattr(self.experiment(wildcards), part).recipe)
 
     def part_dataset(self, part: str) -> Callable[[Any], str]:
         """The dataset a part's jobs train on: the upstream's for GMP and AC/DC, else the downstream."""
@@ -85,7 +85,8 @@ class Plan(StudyPlan[TransferConfig]):
         return self.upstream(wildcards).num_classes
 
     def gmp_options(self, wildcards: Any) -> dict[str, Any]:
-        return dict(self.experiment(wildcards).gmp or {})
+        gmp = self.experiment(wildcards).gmp
+        return {} if gmp is None else gmp.options()
 
     def sparse_layers(self, wildcards: Any) -> str | tuple[str, ...]:
         return self.experiment(wildcards).sparse_layers
@@ -94,7 +95,7 @@ class Plan(StudyPlan[TransferConfig]):
         return self.experiment(wildcards).seed
 
     def linear_options(self, wildcards: Any) -> dict[str, Any]:
-        return dict(self.experiment(wildcards).linear)
+        return self.experiment(wildcards).linear.to_dict()
 
     def full_lr(self, wildcards: Any) -> float | None:
         return self.experiment(wildcards).full_lr(wildcards.dataset)
@@ -113,9 +114,9 @@ class Plan(StudyPlan[TransferConfig]):
                 for up in exp.upstreams():
                     run = f"{root}/{up.name}/s{up.sparsity_str}"
                     out.append([_keys(exp, up, "linear", dataset), f"{run}/linear/{dataset}/summary.json"])
-                    for seed in exp.full["seeds"] if exp.full else ():
+                    for seed in exp.full.seeds if exp.full else ():
                         out.append([{**_keys(exp, up, "full", dataset), "seed": seed}, f"{run}/full/{dataset}/seed{seed}/summary.json"])
-                for seed in exp.scratch["seeds"] if exp.scratch else ():
+                for seed in exp.scratch.seeds if exp.scratch else ():
                     keys = {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": "scratch", "sparsity": 0.0,
                             "mode": "scratch", "dataset": dataset, "seed": seed}  # fmt: skip
                     out.append([keys, f"{root}/scratch/{dataset}/seed{seed}/summary.json"])

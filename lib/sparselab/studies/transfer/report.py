@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..io.atomic import atomic_write_text
-from .figures import save_figure  # also selects the headless Agg backend
-from .transfer_records import COLUMNS, MEAN, MODES, SCRATCH, check_records, read_records, write_records
+from ...io.atomic import atomic_write_text
+from ...report.figures import save_figure  # also selects the headless Agg backend
+from .records import COLUMNS, MEAN, MODES, SCRATCH, check_records, read_records, write_records
 
 __all__ = [
     "COLUMNS", "OUTPUTS", "headline_markdown", "headline_table", "read_records", "transfer_figure",

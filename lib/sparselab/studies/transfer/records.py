@@ -1,7 +1,7 @@
 """The transfer study's records: one row per downstream run (a linear summary gives one row per
 seed), checked (known modes, fractions in [0, 1], no duplicated run) and sorted.
 
-Apart from the tables and figures (:mod:`.transfer`), so that editing plotting code never reruns
+Apart from the tables and figures (:mod:`.report`), so that editing plotting code never reruns
 the records job. Only pandas.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..io.atomic import atomic_write_text
+from ...io.atomic import atomic_write_text
 
 __all__ = ["COLUMNS", "KEYS", "check_records", "read_records", "records_from_summaries", "write_records"]
 
