@@ -76,6 +76,7 @@ EDITS: dict[str, set[str]] = {
     # studies: each job module only its own rule
     "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
+    "studies/gradflow/options.py": {"gradflow_prune"},
     "studies/gradflow/final.py": {"gradflow_final"},
     "studies/gradflow/summary.py": {"gradflow_final", "gradflow_records"},
     "studies/pathnorm/imp.py": {"pathnorm_imp_dense", "pathnorm_imp_round"},

@@ -39,7 +39,7 @@ class Plan(StudyPlan[GradflowConfig]):
     def prune_epochs(self, wildcards: Any) -> int:
         """Epochs of every round and the warm-up, +20% for scoring (about 20 steps a round)."""
         exp = self.experiment(wildcards)
-        epochs = exp.rounds * self.epochs(exp.round_recipe) + max(0, exp.options["warmup_epochs"] - 1)
+        epochs = exp.rounds * self.epochs(exp.round_recipe) + max(0, exp.options.warmup_epochs - 1)
         return int(math.ceil(1.2 * epochs))
 
     def final_epochs(self, wildcards: Any) -> int:
