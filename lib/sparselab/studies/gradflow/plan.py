@@ -9,13 +9,14 @@ from typing import Any
 
 from ..base.plan import StudyPlan
 from .config import GradflowConfig, GradflowExperiment, GradflowRun
+from .keys import KEYS
 
 RUN = "results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}"
 SUMMARY = "results/gradflow/summary"
 
 
 def _keys(run: GradflowRun) -> dict[str, Any]:
-    return {"dataset": run.dataset, "model": run.model, "measure": run.measure, "target": run.target, "seed": run.seed}
+    return {key: getattr(run, key) for key in KEYS}
 
 
 def run_dir(run: GradflowRun) -> str:
