@@ -114,3 +114,11 @@ def test_option_errors_name_the_key(options, message):
     with pytest.raises(ConfigError) as info:
         build_workflow_config(_config(**options))  # the schema would catch these first; the parser too
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("job", ["prune", "final", "summary", "records"])
+def test_job_modules_export_only_what_they_define(job):
+    import importlib
+
+    module = importlib.import_module(f"sparselab.studies.gradflow.{job}")
+    assert [name for name in getattr(module, "__all__", ()) if not hasattr(module, name)] == []
