@@ -47,7 +47,7 @@ from .options import GradflowOptions
 
 log = logging.getLogger("sparselab")
 
-__all__ = ["PruneSpec", "RoundFiles", "kendall_tau_to_magnitude", "run_final_training", "run_prune_rounds", "summarize"]
+__all__ = ["PruneSpec", "RoundFiles", "kendall_tau_to_magnitude", "run_prune_rounds"]
 
 
 @dataclasses.dataclass(frozen=True)
