@@ -39,8 +39,6 @@ EDITS: dict[str, set[str]] = {
     "report/figures.py": FIGURES,
     "report/tables.py": {"oneshot_table"},
     "report/records.py": {"oneshot_records"},
-    "report/gradflow.py": {"gradflow_report"},
-    "report/gradflow_records.py": {"gradflow_records", "gradflow_report"},
     "studies/transfer/report.py": {"transfer_report"},
     "studies/transfer/records.py": {"transfer_records", "transfer_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
@@ -73,8 +71,12 @@ EDITS: dict[str, set[str]] = {
     # studies: each job module only its own rule
     "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
+    "studies/gradflow/options.py": {"gradflow_prune"},
     "studies/gradflow/final.py": {"gradflow_final"},
     "studies/gradflow/summary.py": {"gradflow_final", "gradflow_records"},
+    "studies/gradflow/records.py": {"gradflow_records"},
+    "studies/gradflow/report.py": {"gradflow_report"},
+    "studies/gradflow/keys.py": {"gradflow_records", "gradflow_report"},
     "studies/pathnorm/imp.py": {"pathnorm_imp_dense", "pathnorm_imp_round"},
     "studies/pathnorm/subsets.py": {"pathnorm_subset"},
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},

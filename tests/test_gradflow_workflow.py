@@ -1,5 +1,5 @@
 """The gradient-flow study as Snakemake rules: a tiny end-to-end run, config errors, the paper plan,
-and the table's aggregation (sparselab.report.gradflow)."""
+and the table's aggregation (sparselab.studies.gradflow.report)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, copy_workflow, run_snakemake, write_config
 
-from sparselab.report.gradflow import final_table, final_table_markdown
+from sparselab.studies.gradflow.report import final_table, final_table_markdown
 
 pytestmark = pytest.mark.workflow
 

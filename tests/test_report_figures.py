@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sparselab.report import figures, gradflow, tables  # noqa: E402
+from sparselab.report import figures, tables  # noqa: E402
+from sparselab.studies.gradflow import report as gradflow  # noqa: E402
 from sparselab.studies.dst import report as dst  # noqa: E402
 from sparselab.studies.pathnorm import report as pn  # noqa: E402
 

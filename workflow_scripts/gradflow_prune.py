@@ -11,15 +11,13 @@ from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_ro
 
 smk = snakemake  # noqa: F821
 out = smk.output
-prune = dict(smk.params.prune)
-prune["protect"] = tuple(prune.get("protect", ()))
 with snakemake_job(smk) as compute:
     run_prune_rounds(
         RoundFiles(Path(out.model), Path(out.rounds), Path(out.hparams), Path(smk.params.state_dir)),
         data=DataHparams.from_dict(smk.params.data),
         model=ModelHparams.from_dict(smk.params.model),
         recipe=TrainHparams.from_dict(smk.params.recipe),
-        prune=PruneSpec(**prune),
+        prune=PruneSpec.from_dict(smk.params.prune, path="params.prune"),
         seed=int(smk.wildcards.seed),
         compute=compute,
     )

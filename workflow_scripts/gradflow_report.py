@@ -1,11 +1,11 @@
-"""Rule gradflow_report: the final table and the per-round figures (sparselab.report.gradflow)."""
+"""Rule gradflow_report: the final table and the per-round figures (sparselab.studies.gradflow.report)."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
 
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.report.gradflow import KEYS, write_report  # noqa: E402
+from sparselab.studies.gradflow.report import KEYS, write_report  # noqa: E402
 
 smk = snakemake  # noqa: F821
 out = smk.output

@@ -6,15 +6,9 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity
+from ...config.hparams import HparamsError
 from ...config.shared import SharedConfig, check_experiment, experiment_for
-
-
-# Prune options of a gradflow experiment, with the original's defaults (sparselab.studies.gradflow.prune.PruneSpec).
-GRADFLOW_OPTIONS = {
-    "warmup_epochs": 0, "importance_batches": 20, "importance_batch_size": 128, "grasp_temperature": 200.0,
-    "min_fraction": 0.05, "protect": [], "use_init": False, "use_l2": False, "track_batches": 20, "alpha": 0.8,
-    "preserve_momentum": False,
-}  # fmt: skip
+from .options import GradflowOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +24,11 @@ class GradflowExperiment:
     targets: tuple[float, ...]
     rounds: int
     seeds: tuple[int, ...]
-    options: Mapping[str, Any]
+    options: GradflowOptions
 
     def prune_spec(self, measure: str, target: float) -> dict[str, Any]:
         """Keyword arguments of ``PruneSpec`` (kept as plain data: the config layer has no torch)."""
-        return {"measure": measure, "target": float(target), "rounds": self.rounds,
-                **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in self.options.items()}}  # fmt: skip
+        return {"measure": measure, "target": float(target), "rounds": self.rounds, **self.options.to_dict()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +46,10 @@ class GradflowRun:
 
 @dataclasses.dataclass(frozen=True)
 class GradflowConfig:
-    title: str
-    experiments: tuple[GradflowExperiment, ...]
+    """The study's section: its defaults are the schema's (``SCHEMA_BINDINGS``)."""
+
+    title: str = "Gradient-flow structured pruning"
+    experiments: tuple[GradflowExperiment, ...] = ()
 
     def experiment(self, dataset: str, model: str) -> GradflowExperiment:
         return experiment_for(self.experiments, dataset, model, "gradflow")
@@ -67,6 +62,16 @@ class GradflowConfig:
         return {e.dataset for e in self.experiments}
 
 
+# An experiment's keys that are not options: what runs (the grid) rather than how each run prunes.
+_EXPERIMENT_KEYS = {"dataset", "model", "round_recipe", "final_recipe", "dense_recipe", "measures", "targets", "rounds",
+                    "seeds"}  # fmt: skip
+# Every option of the section is typed, with the schema's defaults (tests/test_study_configs.py).
+SCHEMA_BINDINGS = (
+    (GradflowConfig, (), {"enabled"}),
+    (GradflowOptions, ("properties", "experiments", "items"), _EXPERIMENT_KEYS),
+)
+
+
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> GradflowConfig | None:
     if not raw.get("enabled", True):
         return None
@@ -76,11 +81,12 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> GradflowConfig | None
         check_experiment(e, key, shared, ("round_recipe", "final_recipe", "dense_recipe"), seen)
         if shared.recipes[e["round_recipe"]].epochs < 1:
             raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
-        options = {k: e.get(k, default) for k, default in GRADFLOW_OPTIONS.items()}
-        if options["importance_batches"] * options["importance_batch_size"] < 1:
-            raise ConfigError(f"{key}: importance_batches and importance_batch_size must be >= 1")
+        try:
+            options = GradflowOptions.from_dict({k: v for k, v in e.items() if k not in _EXPERIMENT_KEYS}, path=key)
+        except HparamsError as exc:
+            raise ConfigError(str(exc)) from None
         experiments.append(GradflowExperiment(
             e["dataset"], e["model"], e["round_recipe"], e["final_recipe"], e.get("dense_recipe"),
             tuple(e["measures"]), tuple(float(t) for t in e["targets"]), int(e["rounds"]), tuple(e["seeds"]), options,
         ))  # fmt: skip
-    return GradflowConfig(title=str(raw.get("title", "Gradient-flow structured pruning")), experiments=tuple(experiments))
+    return GradflowConfig(title=str(raw.get("title", GradflowConfig.title)), experiments=tuple(experiments))

@@ -9,13 +9,14 @@ from typing import Any
 
 from ..base.plan import StudyPlan
 from .config import GradflowConfig, GradflowExperiment, GradflowRun
+from .keys import KEYS
 
 RUN = "results/gradflow/{dataset}/{model}/{measure}/p{target}/seed{seed}"
 SUMMARY = "results/gradflow/summary"
 
 
 def _keys(run: GradflowRun) -> dict[str, Any]:
-    return {"dataset": run.dataset, "model": run.model, "measure": run.measure, "target": run.target, "seed": run.seed}
+    return {key: getattr(run, key) for key in KEYS}
 
 
 def run_dir(run: GradflowRun) -> str:
@@ -39,7 +40,7 @@ class Plan(StudyPlan[GradflowConfig]):
     def prune_epochs(self, wildcards: Any) -> int:
         """Epochs of every round and the warm-up, +20% for scoring (about 20 steps a round)."""
         exp = self.experiment(wildcards)
-        epochs = exp.rounds * self.epochs(exp.round_recipe) + max(0, exp.options["warmup_epochs"] - 1)
+        epochs = exp.rounds * self.epochs(exp.round_recipe) + max(0, exp.options.warmup_epochs - 1)
         return int(math.ceil(1.2 * epochs))
 
     def final_epochs(self, wildcards: Any) -> int:

@@ -43,32 +43,23 @@ from ...structured.removal import prune_filters, slice_like_parameters, widths
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import train
 from ...train.run import build_seeded
+from .options import GradflowOptions
 
 log = logging.getLogger("sparselab")
 
-__all__ = ["PruneSpec", "RoundFiles", "kendall_tau_to_magnitude", "run_final_training", "run_prune_rounds", "summarize"]
+__all__ = ["PruneSpec", "RoundFiles", "kendall_tau_to_magnitude", "run_prune_rounds"]
 
 
 @dataclasses.dataclass(frozen=True)
-class PruneSpec:
-    """How one pruning phase runs (defaults: the original's, gradflow notes §1-§3)."""
+class PruneSpec(GradflowOptions):
+    """How one pruning phase runs: the experiment's options (defaults: the original's, gradflow
+    notes §1-§3) and the run's measure, target and rounds."""
 
     measure: str
     target: float = 0.75  # fraction of ranking rows pruned after the last round
     rounds: int = 25
-    warmup_epochs: int = 0  # the original trains warmup_epochs - 1 extra epochs before round 1
-    importance_batches: int = 20  # minibatches of the augmented, shuffled train loader
-    importance_batch_size: int = 128
-    grasp_temperature: float = 200.0
-    min_fraction: float = 0.05  # each layer keeps int(min_fraction * dense width) + 1 (0: one filter)
-    protect: tuple[str, ...] = ()  # producer convs never pruned (a ResNet stem)
-    use_init: bool = False  # biased_loss: distance from initialisation instead of magnitude
-    use_l2: bool = False
-    track_batches: int = 20  # biased_loss_tracked: the last minibatches of each round's training
-    alpha: float = 0.8  # biased_loss_tracked: weight of the new value in the running average
-    preserve_momentum: bool = False  # carry SGD momentum into the next round, cut like the weights
 
-    def validate(self) -> None:
+    def validate(self, path: str = "") -> None:
         if self.measure not in MEASURES:
             raise ValueError(f"unknown importance measure {self.measure!r}; choose one of: {', '.join(MEASURES)}")
         if not 0.0 <= self.target < 1.0:
@@ -77,6 +68,11 @@ class PruneSpec:
             raise ValueError("rounds, importance_batches and importance_batch_size must be >= 1")
         if self.warmup_epochs < 0 or not 0.0 <= self.min_fraction < 1.0 or not 0.0 < self.alpha <= 1.0:
             raise ValueError("warmup_epochs >= 0, 0 <= min_fraction < 1 and 0 < alpha <= 1 are required")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job's hparams record: measure, target and rounds first, then the options."""
+        options = super().to_dict()
+        return {name: options.pop(name) for name in ("measure", "target", "rounds")} | options
 
     @property
     def importance_samples(self) -> int:
@@ -265,7 +261,7 @@ def run_prune_rounds(
     spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
     shape = splits.info.input_shape
     hparams = {"method": f"gradflow_{prune.measure}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": model.to_dict(), "round_train": recipe.to_dict(), "prune": dataclasses.asdict(prune)}  # fmt: skip
+               "model": model.to_dict(), "round_train": recipe.to_dict(), "prune": prune.to_dict()}  # fmt: skip
     state = files.state_dir
     state.mkdir(parents=True, exist_ok=True)
     _forget_other_runs(state, hparams)

@@ -1,21 +1,35 @@
 """The gradient-flow study's ``records.csv``: every run's final summary plus a summary of every
-dense baseline checkpoint, one row each (:mod:`sparselab.report.gradflow` reads it)."""
+dense baseline checkpoint, one row each, keys first (:mod:`.report` reads it). Apart from the
+tables and figures, so that editing plotting code never reruns the records job."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
 
 from ...io.atomic import atomic_write_text
-from ...report.gradflow_records import records_from
+from .keys import KEYS
 from .summary import summarize
+
+__all__ = ["KEYS", "records_from", "write_records"]
+
+
+def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per (keys, summary) pair, keys first; nested fields (widths) are dropped."""
+    rows = []
+    for keys, summary in summaries:
+        rows.append({**keys, **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}})
+    df = pd.DataFrame(rows)
+    return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]
 
 
 def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
                   records_csv: str | Path) -> None:  # fmt: skip
     """records.csv: the final summary of every run, and a summary of every dense baseline
-    checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
+    checkpoint (``measure = dense``), one row each (sparselab.studies.gradflow.report reads it)."""
     rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
     rows += [(keys, summarize(path)) for keys, path in dense]
     atomic_write_text(records_csv, records_from(rows).to_csv(index=False))

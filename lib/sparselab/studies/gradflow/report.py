@@ -26,11 +26,11 @@ from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 
-from ..io.atomic import atomic_write_text
-from .figures import DENSE_STYLE, add_to_legend, save_figure  # also selects the headless Agg backend
-from .gradflow_records import KEYS, records_from
+from ...io.atomic import atomic_write_text
+from ...report.figures import DENSE_STYLE, add_to_legend, save_figure  # also selects the headless Agg backend
+from .keys import KEYS
 
-__all__ = ["KEYS", "final_table", "final_table_markdown", "load_rounds", "records_from", "rounds_figure", "write_report"]
+__all__ = ["KEYS", "final_table", "final_table_markdown", "load_rounds", "rounds_figure", "write_report"]
 
 _GROUP = ["dataset", "model", "target", "measure"]
 
