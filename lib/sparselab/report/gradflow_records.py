@@ -9,6 +9,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..studies.base.records import flat_row, records_frame
+
 __all__ = ["KEYS", "records_from"]
 
 KEYS = ("dataset", "model", "measure", "target", "seed")
@@ -16,8 +18,4 @@ KEYS = ("dataset", "model", "measure", "target", "seed")
 
 def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
     """One row per (keys, summary) pair, keys first; nested fields (widths) are dropped."""
-    rows = []
-    for keys, summary in summaries:
-        rows.append({**keys, **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}})
-    df = pd.DataFrame(rows)
-    return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]
+    return records_frame([flat_row(keys, summary) for keys, summary in summaries], first=KEYS)

@@ -8,24 +8,17 @@ from typing import Iterable
 
 import pandas as pd
 
-from ..io.atomic import atomic_write_with
+from ..studies.base.records import flat_row, records_frame, write_frame
 
 
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per evaluation JSON; nested ``start`` metrics become ``start_<name>`` columns."""
-    rows = []
-    for p in paths:
-        rec = json.loads(Path(p).read_text())
-        rec.pop("layer_sparsity", None)
-        for k, v in (rec.pop("start", None) or {}).items():
-            rec[f"start_{k}"] = v
-        rows.append(rec)
+    """One row per evaluation JSON; nested ``start`` metrics become ``start_<name>`` columns (the
+    per-layer sparsities are dropped)."""
+    rows = [flat_row({}, json.loads(Path(p).read_text()), flatten=("start",)) for p in paths]
     if not rows:
         raise ValueError("no evaluation records to collect")
-    return pd.DataFrame(rows)
+    return records_frame(rows)
 
 
 def write_records(paths: Iterable[str | Path], out_csv: str | Path) -> pd.DataFrame:
-    frame = load_records(paths)
-    atomic_write_with(out_csv, lambda tmp: frame.to_csv(tmp, index=False))
-    return frame
+    return write_frame(load_records(paths), out_csv)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ...io.atomic import atomic_write_text
 from ...report.gradflow_records import records_from
+from ..base.records import write_frame
 from .summary import summarize
 
 
@@ -18,4 +18,4 @@ def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tu
     checkpoint (``measure = dense``), one row each (sparselab.report.gradflow reads it)."""
     rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
     rows += [(keys, summarize(path)) for keys, path in dense]
-    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))
+    write_frame(records_from(rows), records_csv)
