@@ -11,12 +11,12 @@ from typing import Any, Literal, Mapping
 from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ...dst import gradual
 from ...dst.layers import sparse_tensors
-from ...io.atomic import atomic_write_json
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
 from ..base.setup import RunSetup
+from ..base.summary import write_summary
 from ...train.run import RunFiles, train_and_save
 from .common import layer_sparsities, plain, run_summary
 
@@ -139,7 +139,7 @@ def run_gradual_pruning(
     result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
     if summary_json is not None:  # None: the caller writes its own summary
-        atomic_write_json(summary_json, {"method": "gradual", **run_summary(result, result.model, ckpt.spec)})
+        write_summary(summary_json, {"method": "gradual"}, run_summary(result, result.model, ckpt.spec))
     return result
 
 

@@ -18,11 +18,11 @@ from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
 from ...dst.layers import initial_masks, sparse_tensors
-from ...io.atomic import atomic_write_json
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from ..base.setup import RunSetup
+from ..base.summary import write_summary
 from .common import layer_sparsities, plain, run_summary
 
 __all__ = ["METHODS", "DSTSpec", "run_sparse_training", "run_configured"]
@@ -126,7 +126,7 @@ def run_sparse_training(
     hparams = run.hparams(f"dst_{spec.method}", recipe, dst=plain(dataclasses.asdict(spec)))
     result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
-    atomic_write_json(summary_json, {"method": spec.method, **run_summary(result, result.model, arch)})
+    write_summary(summary_json, {"method": spec.method}, run_summary(result, result.model, arch))
     return result
 
 
