@@ -1,4 +1,6 @@
-"""Collect per-checkpoint evaluation records (JSON) into one flat per-run table."""
+"""The one-shot study's records: every checkpoint's evaluation record (JSON) as one row of a flat
+per-run table. Apart from the table and figure (:mod:`.report`), so that editing them never reruns
+the records job. Only pandas."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from ..studies.base.records import flat_row, records_frame, write_frame
+from ..base.records import flat_row, records_frame, write_frame
 
 
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
