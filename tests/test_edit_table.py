@@ -37,8 +37,9 @@ ALL = set()  # filled in from the rules: job infrastructure and config types rea
 EDITS: dict[str, set[str]] = {
     # report: plotting never retrains; records apart from figures
     "report/figures.py": FIGURES,
-    "report/tables.py": {"oneshot_table"},
-    "report/records.py": {"oneshot_records"},
+    "studies/oneshot/report.py": {"oneshot_table"},
+    "studies/oneshot/figure.py": {"oneshot_figure"},
+    "studies/oneshot/records.py": {"oneshot_records"},
     "studies/transfer/report.py": {"transfer_report"},
     "studies/transfer/records.py": {"transfer_records", "transfer_report"},
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
@@ -47,7 +48,8 @@ EDITS: dict[str, set[str]] = {
     "structured/removal.py": MODELS,
     # train: the engine reruns training, and nothing that only reads its outputs
     "train/engine.py": TRAINING,
-    "train/run.py": TRAINING,
+    "train/run.py": TRAINING - {"gradflow_prune"},  # pruning rounds train with the engine, not train_and_save
+    "train/setup.py": TRAINING,
     # metrics
     "metrics/pathnorm.py": PATHNORM_ANALYSIS,
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
@@ -113,6 +115,17 @@ EDITS: dict[str, set[str]] = {
     "config/bundles.py": ALL,
     # plans run at parse time: an edit changes the rules' params (and so replans) only where its output changes
     "studies/base/plan.py": set(),
+    # the shared run setup reaches the study jobs that build their own run (the rest through train/run.py)
+    "studies/base/setup.py": {"dst_train", "dst_gradual", "gradflow_prune", "pathnorm_imp_dense", "pathnorm_imp_round",
+                              "pathnorm_subset", "transfer_gmp"},  # fmt: skip
+    # one records writer (pandas only): the records jobs, the reports that read the records modules'
+    # keys, and the path-norm artefacts that write their CSVs with it; never a training job
+    "studies/base/records.py": {"oneshot_records", "dst_records", "dst_report", "gradflow_records", "gradflow_report",
+                                "transfer_records", "transfer_report", "pathnorm_bound", "pathnorm_imp_figure",
+                                "pathnorm_subsets_figure", "pathnorm_pretrained_report"},  # fmt: skip
+    # one summary writer: the jobs that end with a summary.json
+    "studies/base/summary.py": {"dst_train", "dst_gradual", "gradflow_final", "pathnorm_pretrained", "transfer_gmp",
+                                "transfer_acdc", "transfer_full", "transfer_linear", "transfer_scratch"},  # fmt: skip
 }
 
 

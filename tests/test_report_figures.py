@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from sparselab.report import figures, tables  # noqa: E402
+from sparselab.report import figures  # noqa: E402
+from sparselab.studies.oneshot import figure as oneshot_figure, report as tables  # noqa: E402
 from sparselab.studies.gradflow import report as gradflow  # noqa: E402
 from sparselab.studies.dst import report as dst  # noqa: E402
 from sparselab.studies.pathnorm import report as pn  # noqa: E402
@@ -107,7 +108,7 @@ def oneshot_records() -> pd.DataFrame:
 
 
 def test_oneshot_figure_puts_the_dense_line_in_its_legend_and_sparsity_in_percent() -> None:
-    grid = figures.accuracy_vs_sparsity(oneshot_records())
+    grid = oneshot_figure.accuracy_figure(oneshot_records())
     assert "dense" in legend_labels(grid.legend)
     ax = grid.axes.flat[0]
     assert "%" in ax.get_xlabel() and max(ax.get_xlim()) > 50

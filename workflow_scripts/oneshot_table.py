@@ -1,11 +1,11 @@
-"""Rule oneshot_table: accuracy vs sparsity, mean +- std over seeds (sparselab.report.tables)."""
+"""Rule oneshot_table: accuracy vs sparsity, mean +- std over seeds (sparselab.studies.oneshot.report)."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkout's package, also in conda envs)
 
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.report.tables import write_accuracy_table  # noqa: E402
+from sparselab.studies.oneshot.report import write_accuracy_table  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):

@@ -1,4 +1,5 @@
-"""Seaborn figures of the studies, saved as PDF (for papers) and PNG (for the report)."""
+"""What every study's figures share: the headless backend, saving as PDF (for papers) and PNG (for
+the report), log axes with readable ticks, and how the dense baseline is drawn and named in a legend."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ matplotlib.use("Agg")  # headless: jobs run without a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..io.atomic import atomic_write_with  # noqa: E402
@@ -66,44 +66,3 @@ def add_to_legend(grid: sns.FacetGrid, label: str, handle: Any) -> None:
     """Let a line drawn by hand (the dense baseline) join the grid's legend: seaborn builds it from
     the hue and style levels only. Call before ``grid.add_legend()``."""
     grid._legend_data.setdefault(label, handle)  # seaborn's store of the legend entries (private, stable)
-
-
-def accuracy_vs_sparsity(records: pd.DataFrame, *, title: str = "") -> sns.FacetGrid:
-    """Test top-1 (%) vs target sparsity (%), one panel per dataset/model; bands are the std over seeds.
-
-    Solid lines: after finetuning; dashed: right after pruning. The dense model is a dotted grey
-    line, in the legend as ``dense``.
-    """
-    pruned = records[records["scope"] != "dense"]
-    dense = records[records["scope"] == "dense"]
-    long = pd.concat(
-        [
-            pruned.assign(stage="after finetuning", top1=100 * pruned["test_top1"]),
-            pruned.assign(stage="after pruning", top1=100 * pruned["start_test_top1"]),
-        ],
-        ignore_index=True,
-    ).dropna(subset=["top1"])
-    long["panel"] = long["dataset"] + " / " + long["model"]
-    long["sparsity_pct"] = 100 * long["sparsity"]
-    grid = sns.FacetGrid(long, col="panel", col_wrap=min(3, long["panel"].nunique()), height=3.2, aspect=1.2, sharey=False)
-    grid.map_dataframe(
-        sns.lineplot, x="sparsity_pct", y="top1", hue="scope", style="stage", markers=True,
-        dashes={"after finetuning": "", "after pruning": (4, 2)}, style_order=["after finetuning", "after pruning"],
-        hue_order=list(dict.fromkeys(long["scope"])), errorbar="sd",
-    )  # fmt: skip
-    for panel, ax in grid.axes_dict.items():
-        dataset, model = panel.split(" / ", 1)
-        base = dense[(dense["dataset"] == dataset) & (dense["model"] == model)]["test_top1"]
-        if len(base):
-            add_to_legend(grid, "dense", ax.axhline(100 * base.mean(), **DENSE_STYLE, label="dense"))
-        ax.set_title(panel)
-    grid.set_axis_labels("target sparsity (%)", "test top-1 (%)")
-    grid.add_legend()
-    if title:
-        grid.figure.suptitle(title, y=1.03)
-    return grid
-
-
-def write_accuracy_figure(records_csv: str | Path, pdf: str | Path, png: str | Path, title: str = "") -> None:
-    grid = accuracy_vs_sparsity(pd.read_csv(records_csv), title=title)
-    save_figure(grid.figure, pdf, png)

@@ -12,27 +12,20 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import nn
 
 from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ..config.hparams import fingerprint_of
-from ..data import DatasetSplits, build_splits
+from ..data import DatasetSplits
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import ArchSpec, check_fits, load_checkpoint, save_checkpoint
+from ..io.checkpoint import ArchSpec, save_checkpoint
 from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
+from .setup import RunSetup, build_seeded as build_seeded  # build_seeded: re-exported for tests and benches
 from .state import RESUME_FILE, TrainState
 
 log = logging.getLogger("sparselab")
-
-
-def build_seeded(spec: ArchSpec, init_seed: int) -> nn.Module:
-    """Build ``spec`` with its weights drawn from ``init_seed``, leaving the global RNG as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        return spec.build()
 
 
 def _final_metrics(result: TrainResult) -> dict[str, Any]:
@@ -61,21 +54,6 @@ class RunFiles:
     def in_directory(cls, directory: str | Path) -> "RunFiles":
         d = Path(directory)
         return cls(d / "model.safetensors", d / "metrics.csv", d / "hparams.json", d / ".resume")
-
-
-def _hparams_record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
-                    recipe: TrainHparams, parent: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """The resolved description of a run: written to hparams.json and the sidecar, and hashed
-    into the resume fingerprint."""
-    return {
-        "method": method,
-        "seed": seed,
-        "seeds": seeds.to_dict(),
-        "data": data.to_dict(),
-        "model": model,
-        "train": recipe.to_dict(),
-        "parent": parent,
-    }
 
 
 def train_and_save(
@@ -145,13 +123,11 @@ def run_training(
     callbacks: tuple[Callback, ...] = (),
 ) -> TrainResult:
     """Train a freshly initialised model (the init seed derives from ``seed``)."""
-    seeds = SeedHparams.for_replicate(seed)
-    splits = build_splits(data)
-    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    hparams = _hparams_record(method, seed, seeds, data, model.to_dict(), recipe, parent=None)
+    run = RunSetup.fresh(data, model, seed)
+    hparams = run.hparams(method, recipe, parent=None)
     return train_and_save(
-        files, build_seeded(spec, seeds.init), spec, None, hparams, data=data, splits=splits, recipe=recipe,
-        seeds=seeds, compute=compute, eval_before=False, callbacks=callbacks,
+        files, run.build(), run.spec, None, hparams, data=data, splits=run.splits, recipe=recipe,
+        seeds=run.seeds, compute=compute, eval_before=False, callbacks=callbacks,
     )  # fmt: skip
 
 
@@ -167,14 +143,9 @@ def run_finetuning(
     callbacks: tuple[Callback, ...] = (),
 ) -> TrainResult:
     """Continue training a checkpoint with its mask enforced; epoch 0 of the CSV is its start point."""
-    ckpt = load_checkpoint(init_checkpoint)
-    splits = build_splits(data)
-    check_fits(ckpt.spec, splits.info, str(init_checkpoint))
-    seeds = SeedHparams.for_replicate(seed)
-    parent = {"path": str(init_checkpoint), "tensors_sha256": ckpt.meta.get("tensors_sha256")}
-    model = {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}
-    hparams = _hparams_record(method, seed, seeds, data, model, recipe, parent)
+    run = RunSetup.from_checkpoint(init_checkpoint, data, seed)
+    hparams = run.hparams(method, recipe, parent=run.parent(init_checkpoint))
     return train_and_save(
-        files, ckpt.model, ckpt.spec, ckpt.mask, hparams, data=data, splits=splits, recipe=recipe,
-        seeds=seeds, compute=compute, eval_before=True, callbacks=callbacks,
+        files, run.checkpoint.model, run.spec, run.checkpoint.mask, hparams, data=data, splits=run.splits,
+        recipe=recipe, seeds=run.seeds, compute=compute, eval_before=True, callbacks=callbacks,
     )  # fmt: skip

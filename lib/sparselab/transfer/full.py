@@ -15,12 +15,12 @@ from typing import Any
 
 from torch import nn
 
-from ..config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
-from ..data import build_splits
+from ..config import ComputeHparams, DataHparams, TrainHparams
 from ..io.checkpoint import ArchSpec, load_checkpoint
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
 from ..train.run import RunFiles, train_and_save
+from ..train.setup import RunSetup
 
 __all__ = ["head_name", "downstream_model", "run_full_finetuning"]
 
@@ -78,14 +78,13 @@ def run_full_finetuning(
     compute: ComputeHparams,
 ) -> TrainResult:
     """Finetune every tensor on the downstream data with the backbone masks enforced."""
-    splits = build_splits(data)
-    seeds = SeedHparams.for_replicate(seed)
+    run = RunSetup.for_data(data, seed)
+    splits, seeds = run.splits, run.seeds
     model, mask, spec, report = downstream_model(upstream, splits.info.num_classes, seeds.init)
     if tuple(spec.input_shape) != tuple(splits.info.input_shape):
         raise ValueError(f"{upstream}: the upstream takes inputs {tuple(spec.input_shape)}, the downstream data "
                          f"{tuple(splits.info.input_shape)}; resize the downstream images (image_size)")  # fmt: skip
-    hparams = {"method": "transfer_full", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": {"arch": spec.arch, "kwargs": spec.kwargs}, "train": recipe.to_dict(), "transfer": report}  # fmt: skip
+    hparams = run.with_spec(spec).hparams("transfer_full", recipe, transfer=report)
     result = train_and_save(files, model, spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=())  # fmt: skip
     if mask is not None:  # the upstream sparsity must have survived exactly

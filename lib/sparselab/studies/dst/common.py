@@ -10,6 +10,7 @@ from torch import nn
 from ...io.checkpoint import ArchSpec
 from ...sparsity.mask import Mask
 from ...train.engine import TrainResult
+from ..base.summary import final_metrics
 
 
 def layer_sparsities(model: nn.Module, names: Sequence[str], conv: float, fc: float | None) -> dict[str, float]:
@@ -30,7 +31,7 @@ def run_summary(result: TrainResult, model: nn.Module, spec: ArchSpec) -> dict[s
     dense = ArchSpec(spec.arch, spec.num_classes, spec.input_shape, dict(spec.kwargs)).build()
     densities = {n: float(mask[n].float().mean()) for n in mask} if mask is not None else {}
     return {
-        **{k: final.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1") if final.get(k) is not None},
+        **final_metrics(final, ("epoch", "test_top1", "test_loss", "val_top1")),
         "learnable_parameters": learnable_parameters(model, mask),
         "dense_parameters": sum(p.numel() for p in dense.parameters()),
         "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask)) if mask else 1.0,

@@ -8,16 +8,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ...config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
-from ...data import build_splits
+from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ...dst import gradual
 from ...dst.layers import sparse_tensors
-from ...io.atomic import atomic_write_json
-from ...io.checkpoint import check_fits, load_checkpoint
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
+from ..base.setup import RunSetup
+from ..base.summary import write_summary
 from ...train.run import RunFiles, train_and_save
 from .common import layer_sparsities, plain, run_summary
 from .options import DstOptions
@@ -125,9 +124,8 @@ def run_gradual_pruning(
 ) -> TrainResult:
     """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
     :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
-    ckpt = load_checkpoint(dense)
-    splits = build_splits(data)
-    check_fits(ckpt.spec, splits.info, str(dense))
+    run = RunSetup.from_checkpoint(dense, data, seed)
+    ckpt, splits, seeds = run.checkpoint, run.splits, run.seeds
     net = ckpt.model
     names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
                            else list(spec.sparse_layers))  # fmt: skip
@@ -138,14 +136,11 @@ def run_gradual_pruning(
         targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
                                                  spec.output_layer, spec.output_cap))  # fmt: skip
     mask = Mask.ones(net, names)
-    seeds = SeedHparams.for_replicate(seed)
-    hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
-               "gradual": plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
+    hparams = run.hparams("dst_gradual", recipe, gradual=plain(dataclasses.asdict(spec)), parent={"path": str(dense)})
     result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
     if summary_json is not None:  # None: the caller writes its own summary
-        atomic_write_json(summary_json, {"method": "gradual", **run_summary(result, result.model, ckpt.spec)})
+        write_summary(summary_json, {"method": "gradual"}, run_summary(result, result.model, ckpt.spec))
     return result
 
 

@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import pandas as pd
-
-from ...io.atomic import atomic_write_text
+from ..base.records import flat_row, write_records as write_table
 
 __all__ = ["KEYS", "write_records"]
 
@@ -24,8 +22,8 @@ def write_records(runs: Sequence[tuple[Mapping[str, Any], str]], records_csv: st
     rows, layers = [], []
     for keys, path in runs:
         summary = json.loads(Path(path).read_text())
-        rows.append({**{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, **keys})  # keys win
+        rows.append(flat_row(keys, summary))
         for i, (name, density) in enumerate(summary.get("layer_density", {}).items()):
             layers.append({**keys, "layer": name, "layer_index": i, "density": density})
-    atomic_write_text(records_csv, pd.DataFrame(rows).to_csv(index=False))
-    atomic_write_text(densities_csv, pd.DataFrame(layers, columns=[*KEYS, "layer", "layer_index", "density"]).to_csv(index=False))
+    write_table(rows, records_csv)
+    write_table(layers, densities_csv, columns=[*KEYS, "layer", "layer_index", "density"])

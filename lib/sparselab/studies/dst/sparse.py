@@ -14,15 +14,15 @@ from typing import Any, Literal, Mapping, Sequence
 
 import torch
 
-from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
 from ...dst.layers import initial_masks, sparse_tensors
-from ...io.atomic import atomic_write_json
-from ...io.checkpoint import ArchSpec
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import TrainResult
-from ...train.run import RunFiles, build_seeded, train_and_save
+from ...train.run import RunFiles, train_and_save
+from ..base.setup import RunSetup
+from ..base.summary import write_summary
 from .common import layer_sparsities, plain, run_summary
 from .options import DstOptions
 
@@ -103,10 +103,9 @@ def run_sparse_training(
 ) -> TrainResult:
     """Train one method from scratch (see the module docstring) and write its summary."""
     spec.validate()
-    seeds = SeedHparams.for_replicate(seed)
-    splits = build_splits(data)
-    arch = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    net = build_seeded(arch, seeds.init)
+    run = RunSetup.fresh(data, model, seed)
+    seeds, splits, arch = run.seeds, run.splits, run.spec
+    net = run.build()
     callbacks: tuple[Callback, ...] = ()
     if spec.method != "dense":
         names = sparse_tensors(net, model.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
@@ -124,11 +123,10 @@ def run_sparse_training(
             callbacks = (_callback(spec, masks, mask_seed),)
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
-    hparams = {"method": f"dst_{spec.method}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": model.to_dict(), "train": recipe.to_dict(), "dst": plain(dataclasses.asdict(spec))}  # fmt: skip
+    hparams = run.hparams(f"dst_{spec.method}", recipe, dst=plain(dataclasses.asdict(spec)))
     result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
-    atomic_write_json(summary_json, {"method": spec.method, **run_summary(result, result.model, arch)})
+    write_summary(summary_json, {"method": spec.method}, run_summary(result, result.model, arch))
     return result
 
 

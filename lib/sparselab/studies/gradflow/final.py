@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
-from ...io.atomic import atomic_write_json
 from ...train.run import RunFiles, run_finetuning
+from ..base.summary import write_summary
 from .summary import summarize
 
 
@@ -27,7 +27,4 @@ def run_final_training(
     is the accuracy right after the last round) and write its summary."""
     result = run_finetuning(files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute,
                             method="gradflow_final")  # fmt: skip
-    summary = summarize(files.checkpoint, result.final)
-    summary["selected_epoch"] = result.selected_epoch
-    atomic_write_json(summary_json, summary)
-    return summary
+    return write_summary(summary_json, summarize(files.checkpoint, result.final), {"selected_epoch": result.selected_epoch})

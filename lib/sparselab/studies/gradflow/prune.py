@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ...compute import Placement, place
-from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
-from ...data import DatasetSplits, build_splits
+from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...data import DatasetSplits
 from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
 from ...io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
@@ -42,7 +42,7 @@ from ...structured.ranking import minimum_widths, ranking_rows, remaining_rows, 
 from ...structured.removal import prune_filters, slice_like_parameters, widths
 from ...train.callbacks import Callback, TrainContext
 from ...train.engine import train
-from ...train.run import build_seeded
+from ..base.setup import RunSetup
 from .options import GradflowOptions
 
 log = logging.getLogger("sparselab")
@@ -256,17 +256,15 @@ def run_prune_rounds(
     ``epochs`` are the epochs per round; warm-up uses the same recipe). Returns the pruned model,
     its mask (residual-stream filters) and the per-round records."""
     prune.validate()
-    seeds = SeedHparams.for_replicate(seed)
-    splits = build_splits(data)
-    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
+    run = RunSetup.fresh(data, model, seed)
+    seeds, splits, spec = run.seeds, run.splits, run.spec
     shape = splits.info.input_shape
-    hparams = {"method": f"gradflow_{prune.measure}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": model.to_dict(), "round_train": recipe.to_dict(), "prune": prune.to_dict()}  # fmt: skip
+    hparams = run.hparams(f"gradflow_{prune.measure}", recipe, recipe_key="round_train", prune=prune.to_dict())
     state = files.state_dir
     state.mkdir(parents=True, exist_ok=True)
     _forget_other_runs(state, hparams)
 
-    net = build_seeded(spec, seeds.init)
+    net = run.build()
     init = copy.deepcopy(net) if prune.use_init else None
     dense_groups = channel_groups(net, shape)
     unknown = sorted(set(prune.protect) - {g.producer for g in dense_groups})

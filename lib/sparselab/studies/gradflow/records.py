@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ...io.atomic import atomic_write_text
+from ..base.records import flat_row, records_frame, write_frame
 from .keys import KEYS
 from .summary import summarize
 
@@ -19,11 +19,7 @@ __all__ = ["KEYS", "records_from", "write_records"]
 
 def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> pd.DataFrame:
     """One row per (keys, summary) pair, keys first; nested fields (widths) are dropped."""
-    rows = []
-    for keys, summary in summaries:
-        rows.append({**keys, **{k: v for k, v in summary.items() if not isinstance(v, (dict, list))}})
-    df = pd.DataFrame(rows)
-    return df[[*KEYS, *[c for c in df.columns if c not in KEYS]]]
+    return records_frame([flat_row(keys, summary) for keys, summary in summaries], first=KEYS)
 
 
 def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
@@ -32,4 +28,4 @@ def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tu
     checkpoint (``measure = dense``), one row each (sparselab.studies.gradflow.report reads it)."""
     rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]
     rows += [(keys, summarize(path)) for keys, path in dense]
-    atomic_write_text(records_csv, records_from(rows).to_csv(index=False))
+    write_frame(records_from(rows), records_csv)

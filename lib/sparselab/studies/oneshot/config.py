@@ -4,21 +4,43 @@ pruned once (layerwise or global) at each sparsity and finetuned, every seed."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
+from ...config.hparams import Hparams, HparamsError
 from ...config.shared import SharedConfig, experiment_for
 
 
+Scope = Literal["layerwise", "global"]
+
+
 @dataclasses.dataclass(frozen=True)
-class OneshotExperiment:
+class OneshotOptions(Hparams):
+    """The section's own options (its ``experiments`` are :class:`OneshotExperiment`)."""
+
+    enabled: bool = True
+    title: str = "One-shot magnitude pruning"
+
+
+@dataclasses.dataclass(frozen=True)
+class OneshotExperiment(Hparams):
+    """One dataset x model of the grid: the dense model's recipe, the finetuning recipe, and the
+    scopes x sparsities x seeds it is pruned at."""
+
     dataset: str
     model: str
     train_recipe: str
     finetune_recipe: str
-    scopes: tuple[str, ...]
     sparsities: tuple[float, ...]
-    seeds: tuple[int, ...]
+    scopes: tuple[Scope, ...] = ("layerwise", "global")
+    seeds: tuple[int, ...] = (0,)
+
+
+# The typed options and where their schema sits (tests/test_study_configs.py keeps them equal).
+SCHEMA_BINDINGS = (
+    (OneshotOptions, (), {"experiments"}),
+    (OneshotExperiment, ("properties", "experiments", "items"), set()),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +56,6 @@ class OneshotRun:
     @property
     def sparsity_str(self) -> str:
         return format_sparsity(self.sparsity)
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,27 +81,21 @@ class OneshotConfig:
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:
     """The typed section (None when disabled); one-shot is on unless ``enabled: false``."""
-    if not raw.get("enabled", True):
+    try:
+        options = OneshotOptions.from_dict({k: v for k, v in raw.items() if k != "experiments"}, path="oneshot")
+        typed = [OneshotExperiment.from_dict(e, path=f"oneshot.experiments[{i}]") for i, e in enumerate(raw.get("experiments", []))]
+    except HparamsError as exc:
+        raise ConfigError(str(exc)) from None
+    if not options.enabled:
         return None
-    experiments, seen = [], set()
-    for i, e in enumerate(raw.get("experiments", [])):
+    seen: set[tuple[str, str]] = set()
+    for i, e in enumerate(typed):
         key = f"oneshot.experiments[{i}]"
-        reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
-        reference(e["model"], shared.models, f"{key}.model", "models")
-        reference(e["train_recipe"], shared.recipes, f"{key}.train_recipe", "recipes")
-        reference(e["finetune_recipe"], shared.recipes, f"{key}.finetune_recipe", "recipes")
-        if (e["dataset"], e["model"]) in seen:
-            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
-        seen.add((e["dataset"], e["model"]))
-        experiments.append(
-            OneshotExperiment(
-                dataset=e["dataset"],
-                model=e["model"],
-                train_recipe=e["train_recipe"],
-                finetune_recipe=e["finetune_recipe"],
-                scopes=tuple(e.get("scopes", ("layerwise", "global"))),
-                sparsities=tuple(float(s) for s in e["sparsities"]),
-                seeds=tuple(int(s) for s in e.get("seeds", (0,))),
-            )
-        )
-    return OneshotConfig(title=str(raw.get("title", "One-shot magnitude pruning")), experiments=tuple(experiments))
+        reference(e.dataset, shared.datasets, f"{key}.dataset", "datasets")
+        reference(e.model, shared.models, f"{key}.model", "models")
+        reference(e.train_recipe, shared.recipes, f"{key}.train_recipe", "recipes")
+        reference(e.finetune_recipe, shared.recipes, f"{key}.finetune_recipe", "recipes")
+        if (e.dataset, e.model) in seen:
+            raise ConfigError(f"{key}: a second experiment for dataset {e.dataset!r} and model {e.model!r}; merge them")
+        seen.add((e.dataset, e.model))
+    return OneshotConfig(title=options.title, experiments=tuple(typed))

@@ -18,7 +18,6 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from ...config import DataHparams, SeedHparams, TrainHparams
 from ...data import make_loader
 from ...data.splits import subset_indices, take
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
@@ -71,10 +70,3 @@ class PathNormAnalysis(Callback):
         t0 = time.perf_counter()
         row.update(analyse(ctx.model, self.loader, self.input_shape, self.spec, ctx.device))
         row["analysis_time_s"] = time.perf_counter() - t0
-
-
-def run_record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
-               recipe: TrainHparams, extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The ``hparams.json`` of a path-norm training run: method, seeds, data, model, recipe, extras."""
-    return {"method": method, "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(), "model": model,
-            "train": recipe.to_dict(), **extra}  # fmt: skip

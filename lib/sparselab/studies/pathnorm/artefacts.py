@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
-from ...io.atomic import atomic_write_text
+from ..base.records import write_frame
 from . import report as pn
 
 
@@ -45,7 +45,7 @@ def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[A
     """Figure 4 from ``[round, seed, metrics.csv]`` triples (the first seed is plotted, every
     seed's last epoch goes to the CSV, with both gaps); ``gap`` is the plotted one (``pathnorm.gap``)."""
     frame = pn.load_runs({(int(r), int(s)): p for r, s, p in runs}, ("round", "seed"))
-    atomic_write_text(out_csv, pn.epoch_summary(frame, ("round", "seed"), gap=gap).to_csv(index=False))
+    write_frame(pn.epoch_summary(frame, ("round", "seed"), gap=gap), out_csv)
     first = frame[frame["seed"] == frame["seed"].min()]
     sparsity = {int(k): float(v) for k, v in sparsity_by_round.items()}
     fig = pn.imp_figure(first, sparsity, title=f"{title}: IMP with rewinding" if title else "", gap=gap)
@@ -59,7 +59,7 @@ def write_subsets_figure(runs: Sequence[Sequence[Any]], out_csv: str | Path, pdf
     both gaps; ``gap`` is the plotted one, ``pathnorm.gap``)."""
     frame = pn.load_runs({(float(f), int(s)): p for f, s, p in runs}, ("fraction", "seed"))
     summary = pn.epoch_summary(frame, ("fraction", "seed"), average_over=("seed",), gap=gap)
-    atomic_write_text(out_csv, summary.to_csv(index=False))
+    write_frame(summary, out_csv)
     fig = pn.subsets_figure(frame, title=f"{title}: growing training subsets" if title else "", gap=gap)
     pn.save_figure(fig, pdf, png)
     plt.close(fig)

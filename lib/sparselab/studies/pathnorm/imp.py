@@ -16,17 +16,16 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
-from ...data import build_splits
+from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...io.atomic import atomic_path
-from ...io.checkpoint import ArchSpec, check_fits, load_checkpoint
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask
 from ...sparsity.mask import prunable_parameters
 from ...train.engine import TrainResult
-from ...train.run import RunFiles, build_seeded, train_and_save
+from ...train.run import RunFiles, train_and_save
 from ...train.state import TrainState
-from .analysis import PathNormAnalysis, run_record
+from ..base.setup import RunSetup
+from .analysis import PathNormAnalysis
 from .options import AnalysisSpec
 
 log = logging.getLogger("sparselab")
@@ -88,12 +87,11 @@ def run_imp_dense(
     after ``rewind_epoch`` epochs is saved to ``rewind_state`` (the rewind point of every round)."""
     if not 1 <= rewind_epoch < recipe.epochs:
         raise ValueError(f"rewind_epoch {rewind_epoch} must be in [1, epochs={recipe.epochs})")
-    seeds = SeedHparams.for_replicate(seed)
-    splits = build_splits(data)
-    spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
-    hparams = run_record("imp_round0", seed, seeds, data, model.to_dict(), recipe,
-                      {"imp": {"round": 0, "rewind_epoch": rewind_epoch}, "analysis": dataclasses.asdict(analysis)})  # fmt: skip
-    net = build_seeded(spec, seeds.init)
+    run = RunSetup.fresh(data, model, seed)
+    seeds, splits, spec = run.seeds, run.splits, run.spec
+    hparams = run.hparams("imp_round0", recipe, imp={"round": 0, "rewind_epoch": rewind_epoch},
+                          analysis=dataclasses.asdict(analysis))  # fmt: skip
+    net = run.build()
     # The snapshot lives beside the resume state (Snakemake deletes the declared outputs of a
     # killed job; a resumed run past the rewind epoch could not write it again).
     snapshot = files.state_dir / "rewind.pt"
@@ -126,20 +124,18 @@ def run_imp_round(
     compute: ComputeHparams,
 ) -> TrainResult:
     """IMP round r >= 1: prune the previous round's final weights, rewind, retrain to the end."""
-    prev = load_checkpoint(previous)
-    splits = build_splits(data)
-    check_fits(prev.spec, splits.info, str(previous))
+    run = RunSetup.from_checkpoint(previous, data, seed)
+    prev, splits, seeds = run.checkpoint, run.splits, run.seeds
     mask = imp_mask(prev.model, prev.mask, conv_fraction=conv_fraction, linear_fraction=linear_fraction, scope=scope)
     state = TrainState.load(rewind_state)
-    seeds = SeedHparams.for_replicate(seed)
     net = prev.model  # architecture and buffers; the rewind state overwrites every tensor
-    hparams = run_record(
-        f"imp_{scope}", seed, seeds, data, {"arch": prev.spec.arch, "kwargs": prev.spec.kwargs}, recipe,
-        {"imp": {"round": round_index, "rewind_epoch": state.epoch, "conv_fraction": conv_fraction,
-                 "linear_fraction": linear_fraction, "scope": scope, "sparsity": mask.sparsity},
-         "parent": {"path": str(previous), "tensors_sha256": prev.meta.get("tensors_sha256")},
-         "rewind": {"path": str(rewind_state), "epoch": state.epoch},
-         "analysis": dataclasses.asdict(analysis)},
+    hparams = run.hparams(
+        f"imp_{scope}", recipe,
+        imp={"round": round_index, "rewind_epoch": state.epoch, "conv_fraction": conv_fraction,
+             "linear_fraction": linear_fraction, "scope": scope, "sparsity": mask.sparsity},
+        parent=run.parent(previous),
+        rewind={"path": str(rewind_state), "epoch": state.epoch},
+        analysis=dataclasses.asdict(analysis),
     )  # fmt: skip
     log.info("IMP round %d: sparsity %.4f, rewinding to epoch %d", round_index, mask.sparsity, state.epoch)
     return train_and_save(

@@ -13,10 +13,11 @@ from typing import Any, Sequence
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
 from ...divergence import check_finite
-from ...io.atomic import atomic_path, atomic_write_json
+from ...io.atomic import atomic_path
 from ...io.checkpoint import check_fits, load_checkpoint
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
+from ..base.summary import write_summary
 from .analysis import analysis_subset
 
 
@@ -89,5 +90,4 @@ def analyse_pretrained(
     }
     with atomic_path(margins_out) as tmp:
         save_file({"margins": stats.margins.contiguous()}, str(tmp), metadata={"name": name, "source": source})
-    atomic_write_json(summary_json, summary)
-    return summary
+    return write_summary(summary_json, summary)

@@ -695,7 +695,7 @@ def _int(v: Any) -> str:
 def frame_markdown(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]], headers: Mapping[str, str] | None = None) -> str:
     """A Markdown table of ``frame``'s columns in ``formats`` (column -> formatter), in that order.
 
-    Same conventions as :func:`sparselab.report.tables.to_markdown` (which is specific to the
+    Same conventions as :func:`sparselab.studies.oneshot.report.to_markdown` (which is specific to the
     one-shot accuracy table): pre-formatted strings, no number parsing, text columns left-aligned,
     numbers right-aligned, trailing newline.
     """

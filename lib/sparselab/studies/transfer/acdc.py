@@ -7,10 +7,10 @@ from typing import Sequence
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...dst.layers import sparse_tensors
-from ...io.atomic import atomic_write_json
 from ...sparsity.acdc import ACDC
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, run_training
+from ..base.summary import write_summary
 from .summaries import upstream_summary
 
 
@@ -34,5 +34,5 @@ def run_acdc(
                           callbacks=(callback,))  # fmt: skip
     if result.mask is None or abs(result.mask.sparsity - sparsity) > 1.0 / result.mask.numel + 1e-9:
         raise RuntimeError(f"AC/DC did not end in a sparse phase at {sparsity} (mask: {result.mask and result.mask.sparsity})")
-    atomic_write_json(summary_json, upstream_summary(result, "acdc", sparsity))
+    write_summary(summary_json, upstream_summary(result, "acdc", sparsity))
     return result

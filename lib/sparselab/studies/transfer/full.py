@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
-from ...io.atomic import atomic_write_json
 from ...train.run import RunFiles
 from ...transfer.full import run_full_finetuning
+from ..base.summary import write_summary
 from .common import backbone_sparsity
 from .summaries import test_metrics
 
@@ -29,8 +29,5 @@ def run_full(
     if lr is not None:
         recipe = dataclasses.replace(recipe, optimizer=dataclasses.replace(recipe.optimizer, lr=float(lr)))
     result = run_full_finetuning(files, upstream=upstream, data=data, recipe=recipe, seed=seed, compute=compute)
-    summary = {"mode": "full", "lr": recipe.optimizer.lr, "epochs": recipe.epochs,
-               "backbone_sparsity": backbone_sparsity(result.model),
-               **test_metrics(result)}  # fmt: skip
-    atomic_write_json(summary_json, summary)
-    return summary
+    return write_summary(summary_json, {"mode": "full", "lr": recipe.optimizer.lr, "epochs": recipe.epochs,
+                                        "backbone_sparsity": backbone_sparsity(result.model)}, test_metrics(result))  # fmt: skip

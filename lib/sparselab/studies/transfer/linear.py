@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from ...io.atomic import atomic_path, atomic_write_json
+from ...io.atomic import atomic_path
 from ...transfer.features import load_features
 from ...transfer.linear import logistic_regression, train_linear_head
+from ..base.summary import write_summary
 from .options import LinearProtocol
 
 
@@ -53,5 +54,4 @@ def run_linear(
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history)
-    atomic_write_json(summary_json, summary)
-    return summary
+    return write_summary(summary_json, summary)

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ...io.atomic import atomic_write_text
+from ..base.records import records_frame, write_frame
 
 __all__ = ["COLUMNS", "KEYS", "check_records", "read_records", "records_from_summaries", "write_records"]
 
@@ -69,14 +69,10 @@ def check_records(records: pd.DataFrame) -> None:
 def write_records(rows: Sequence[Mapping[str, Any]], records_csv: str | Path) -> pd.DataFrame:
     """One row per downstream run, ``COLUMNS`` first (extras after, by name), sorted by model, mode,
     upstream, sparsity, dataset and seed (then upstream dataset). Duplicated runs are an error."""
-    df = pd.DataFrame([dict(r) for r in rows])
-    if df.empty:
-        df = pd.DataFrame(columns=list(COLUMNS))
+    df = records_frame(rows, columns=COLUMNS)
     check_records(df)
     df = df[[*COLUMNS, *sorted(c for c in df.columns if c not in COLUMNS)]]
-    df = df.sort_values(list(SORT), kind="stable").reset_index(drop=True)
-    atomic_write_text(records_csv, df.to_csv(index=False))
-    return df
+    return write_frame(df.sort_values(list(SORT), kind="stable").reset_index(drop=True), records_csv)
 
 
 def read_records(records_csv: str | Path) -> pd.DataFrame:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from ...io.atomic import atomic_write_json
 from ...train.run import RunFiles, run_training
+from ..base.summary import write_summary
 from .summaries import test_metrics
 
 
@@ -23,7 +23,5 @@ def run_scratch(
 ) -> dict[str, Any]:
     """The baseline: the upstream's architecture trained from scratch on the downstream data."""
     result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="scratch")
-    summary = {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0,
-               **test_metrics(result)}  # fmt: skip
-    atomic_write_json(summary_json, summary)
-    return summary
+    return write_summary(summary_json, {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0},
+                         test_metrics(result))  # fmt: skip

@@ -1,4 +1,6 @@
-"""Summary tables (mean and std over seeds) as CSV for machines and Markdown for people."""
+"""The one-shot study's table: accuracy vs sparsity, mean and std over seeds, as CSV for machines
+and Markdown for people, from its ``records.csv``. Its figure is :mod:`.figure` (apart, so that a
+plotting edit never reruns the table job)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..io.atomic import atomic_write_text, atomic_write_with
+from ...io.atomic import atomic_write_text, atomic_write_with
 
 
 def summarise(records: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
