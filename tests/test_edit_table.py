@@ -120,9 +120,9 @@ EDITS: dict[str, set[str]] = {
                               "pathnorm_subset", "transfer_gmp"},  # fmt: skip
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job
-    "studies/base/records.py": {"oneshot_records", "dst_records", "dst_report", "gradflow_records", "gradflow_report",
-                                "transfer_records", "transfer_report", "pathnorm_bound", "pathnorm_imp_figure",
-                                "pathnorm_subsets_figure", "pathnorm_pretrained_report"},  # fmt: skip
+    "studies/base/records.py": {"oneshot_records", "dst_records", "dst_report", "gradflow_records", "transfer_records",
+                                "transfer_report", "pathnorm_imp_figure", "pathnorm_subsets_figure",
+                                "pathnorm_pretrained_report"},  # fmt: skip
     # one summary writer: the jobs that end with a summary.json
     "studies/base/summary.py": {"dst_train", "dst_gradual", "gradflow_final", "pathnorm_pretrained", "transfer_gmp",
                                 "transfer_acdc", "transfer_full", "transfer_linear", "transfer_scratch"},  # fmt: skip
