@@ -24,7 +24,7 @@ from sparselab.data import DatasetSplits, build_splits  # noqa: E402
 from sparselab.dst.callbacks import DSR, StepSchedule  # noqa: E402
 from sparselab.io.checkpoint import ArchSpec  # noqa: E402
 from sparselab.sparsity.magnitude import magnitude_mask  # noqa: E402
-from sparselab.sparsity.acdc import ACDC  # noqa: E402
+from sparselab.dst.acdc import ACDC  # noqa: E402
 from sparselab.sparsity.mask import prunable_parameters  # noqa: E402
 from sparselab.train import distributed  # noqa: E402
 from sparselab.train.engine import train  # noqa: E402

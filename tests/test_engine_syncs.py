@@ -25,7 +25,7 @@ from sparselab.data import build_splits
 from sparselab.dst.callbacks import DSR, SET, StaticSparse, StepSchedule
 from sparselab.dst.layers import initial_masks, sparse_tensors
 from sparselab.models import build_model
-from sparselab.sparsity.acdc import ACDC
+from sparselab.dst.acdc import ACDC
 from sparselab.sparsity.mask import Mask
 from sparselab.studies.dst.gradual import GradualPruning, GradualSpec
 from sparselab.studies.dst.sparse import L1Penalty
