@@ -1,6 +1,7 @@
-"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint: the DST study's ``gradual``
-baseline (the DSR code's clock and schedules) and the transfer study's GMP upstreams (the AC/DC
-repo's polynomial ramp, ``GradualSpec.ramp``)."""
+"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, as training: the spec, the
+callback that prunes at the scheduled epochs (:mod:`.gradual` has the schedules) and the training
+run. The DST study's ``gradual`` baseline (the DSR code's clock and schedules) and the transfer
+study's GMP upstreams (the AC/DC repo's polynomial ramp, ``GradualSpec.ramp``) both run it."""
 
 from __future__ import annotations
 
@@ -8,20 +9,20 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ...config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
-from ...data import build_splits
-from ...dst import gradual
-from ...dst.layers import sparse_tensors
-from ...io.atomic import atomic_write_json
-from ...io.checkpoint import check_fits, load_checkpoint
-from ...sparsity.magnitude import magnitude_mask
-from ...sparsity.mask import Mask
-from ...train.callbacks import Callback, TrainContext
-from ...train.engine import TrainResult
-from ...train.run import RunFiles, train_and_save
-from .common import layer_sparsities, plain, run_summary
+from ..config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
+from ..config.hparams import spec_record
+from ..data import build_splits
+from ..io.checkpoint import check_fits, load_checkpoint
+from ..sparsity.magnitude import magnitude_mask
+from ..sparsity.mask import Mask
+from ..train.callbacks import Callback, TrainContext
+from ..train.engine import TrainResult
+from ..train.run import RunFiles, train_and_save
+from . import gradual
+from .layers import layer_sparsities, sparse_tensors
 
-__all__ = ["GradualSpec", "GradualPruning", "run_gradual_pruning", "gradual_spec"]
+__all__ = ["GradualSpec", "GradualPruning", "train_gradual"]
+
 
 @dataclasses.dataclass(frozen=True)
 class GradualSpec:
@@ -111,9 +112,8 @@ class GradualPruning(Callback):
         self.events = int(state["events"])
 
 
-def run_gradual_pruning(
+def train_gradual(
     files: RunFiles,
-    summary_json: str | Path | None,
     *,
     dense: str | Path,
     data: DataHparams,
@@ -140,21 +140,6 @@ def run_gradual_pruning(
     seeds = SeedHparams.for_replicate(seed)
     hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
                "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
-               "gradual": plain(dataclasses.asdict(spec)), "parent": {"path": str(dense)}}  # fmt: skip
-    result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                            compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
-    if summary_json is not None:  # None: the caller writes its own summary
-        atomic_write_json(summary_json, {"method": "gradual", **run_summary(result, result.model, ckpt.spec)})
-    return result
-
-
-def gradual_spec(sparsity: float, options: Mapping[str, Any]) -> GradualSpec:
-    g = options["gradual"]
-    layers = options.get("sparse_layers", "paper")
-    return GradualSpec(
-        target=float(sparsity), target_fc=options.get("sparsity_fc"),
-        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
-        start=int(g.get("start", 0)), freq=int(g.get("freq", 2)), iterations=int(g.get("iterations", 20)),
-        schedule=g.get("schedule", "cubic"), by=g.get("by", "fraction"), output_layer=g.get("output_layer"),
-        output_cap=float(g.get("output_cap", 0.9)),
-    )  # fmt: skip
+               "gradual": spec_record(spec), "parent": {"path": str(dense)}}  # fmt: skip
+    return train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
+                          compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip

@@ -15,15 +15,19 @@ from typing import Any, Literal, Mapping, Sequence
 import torch
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ...config.hparams import spec_record
 from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
-from ...dst.layers import initial_masks, sparse_tensors
+from ...dst.layers import active_count, initial_masks, layer_sparsities, sparse_tensors
+from ...dst.penalties import L1Penalty
+from ...dst.tied import tie_weights
 from ...io.atomic import atomic_write_json
 from ...io.checkpoint import ArchSpec
-from ...train.callbacks import Callback, TrainContext
+from ...models import arch_kwargs, build_model
+from ...train.callbacks import Callback
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
-from .common import layer_sparsities, plain, run_summary
+from .common import run_summary
 
 __all__ = ["METHODS", "DSTSpec", "run_sparse_training", "run_configured"]
 
@@ -60,22 +64,6 @@ class DSTSpec:
                 raise ValueError(f"{name} must be in [0, 1), got {s}")
         if self.method == "deepr" and self.granularity != "element":
             raise ValueError("DeepR rewires single connections: granularity must be 'element'")
-
-
-class L1Penalty(Callback):
-    """Adds ``c * sign(w)`` to the gradients of the sparse tensors: the gradient of an L1 term
-    ``c * sum|w|`` (the DSR runs on MNIST use it instead of weight decay)."""
-
-    def __init__(self, names: Sequence[str], coefficient: float) -> None:
-        self.names, self.coefficient = list(names), float(coefficient)
-
-    def on_before_step(self, ctx: TrainContext) -> None:
-        params = dict(ctx.model.named_parameters())
-        with torch.no_grad():
-            for n in self.names:
-                p = params[n]
-                if p.grad is not None:
-                    p.grad.add_(torch.sign(p.detach()), alpha=self.coefficient)
 
 
 def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
@@ -115,8 +103,6 @@ def run_sparse_training(
         if spec.method == "tied":
             modules = [n.rsplit(".", 1)[0] for n in names]
             arch = dataclasses.replace(arch, tied={"modules": modules, "sparsity": spec.sparsity, "seed": mask_seed})
-            from ...dst.tied import tie_weights
-
             tie_weights(net, modules, spec.sparsity, mask_seed)
         else:
             sparsity = layer_sparsities(net, names, spec.sparsity, spec.sparsity_fc)
@@ -125,7 +111,7 @@ def run_sparse_training(
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
     hparams = {"method": f"dst_{spec.method}", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": model.to_dict(), "train": recipe.to_dict(), "dst": plain(dataclasses.asdict(spec))}  # fmt: skip
+               "model": model.to_dict(), "train": recipe.to_dict(), "dst": spec_record(spec)}  # fmt: skip
     result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
     atomic_write_json(summary_json, {"method": spec.method, **run_summary(result, result.model, arch)})
@@ -139,9 +125,6 @@ def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
 def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                      sparse_layers: str | Sequence[str] = "paper", sparsity_fc: float | None = None) -> int:  # fmt: skip
     """Learnable parameters of the sparse network at ``sparsity`` (dense tensors in full)."""
-    from ...dst.layers import active_count
-    from ...models import build_model
-
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     names = sparse_tensors(net, model.arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
     params = dict(net.named_parameters())
@@ -157,8 +140,6 @@ def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int
                 key: str = "auto") -> dict[str, Any]:  # fmt: skip
     """The model's kwargs with its width knob scaled so that the dense network has about ``budget``
     parameters (bisection on the scale; ``hidden`` lists are scaled element-wise)."""
-    from ...models import arch_kwargs, build_model
-
     defaults = arch_kwargs(model.arch)
     if key == "auto":
         key = next((k for k in _WIDTH_KEYS if k in defaults), "")
@@ -214,9 +195,6 @@ def spec_from_options(method: str, sparsity: float, options: Mapping[str, Any], 
 
 def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                     options: Mapping[str, Any]) -> int:  # fmt: skip
-    from ...dst.layers import active_count
-    from ...models import build_model
-
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     layers = options.get("sparse_layers", "paper")
     names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))
