@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from sparselab.dst.layers import active_count
-from sparselab.io.checkpoint import load_checkpoint
 from sparselab.dst.gmp import GradualSpec
+from sparselab.dst.layers import active_count
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.studies.dst.gradual import run_gradual_pruning
 from sparselab.studies.dst.sparse import METHODS, DSTSpec, run_sparse_training
 from sparselab.train.run import RunFiles, run_training

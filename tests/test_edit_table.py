@@ -49,7 +49,7 @@ EDITS: dict[str, set[str]] = {
     # structured: the measures only where filters are scored; loading a narrowed model everywhere
     "structured/measures.py": {"gradflow_prune"},
     "structured/ranking.py": {"gradflow_prune"},
-    "structured/removal.py": MODELS,
+    "structured/removal.py": MODELS,  # a build hook of the model registry: loading a narrowed model
     # train: the engine reruns training, and nothing that only reads its outputs
     "train/engine.py": TRAINING,
     "train/run.py": TRAINING,
@@ -67,6 +67,7 @@ EDITS: dict[str, set[str]] = {
     "dst/gmp.py": {"dst_gradual", "transfer_gmp"},
     "dst/penalties.py": {"dst_train"},
     "dst/layers.py": {"dst_train", "dst_gradual", "transfer_acdc", "transfer_gmp"},
+    "dst/tied.py": MODELS,  # a build hook of the model registry: loading a tied model
     "dst/acdc.py": {"transfer_acdc"},
     "sparsity/magnitude.py": {"prune_finetune_oneshot", "pathnorm_imp_dense", "pathnorm_imp_round", "dst_gradual", "transfer_gmp"},
     "sparsity/mask.py": MODELS,
@@ -96,6 +97,8 @@ EDITS: dict[str, set[str]] = {
     "config/roots.py": DATA,
     "models/resnet_cifar.py": MODELS,
     "models/registry.py": MODELS,
+    "models/spec.py": MODELS,
+    "models/checkpoint.py": MODELS,
     "io/checkpoint.py": MODELS,
     # device set-up (sparselab.compute): the jobs that place a model on a device, never the linear
     # heads (cached features), records, tables or figures

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from sparselab.io.checkpoint import load_checkpoint
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.studies.dst.sparse import DSTSpec, run_sparse_training
 from sparselab.train.run import RunFiles
 from sparselab.transfer.full import downstream_model, run_full_finetuning

@@ -180,7 +180,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _pathnorm(args: argparse.Namespace) -> int:
     from .divergence import check_finite
-    from .io.checkpoint import load_checkpoint
+    from .models.checkpoint import load_checkpoint
     from .metrics.pathnorm import path_norms
 
     ckpt = load_checkpoint(args.checkpoint, verify=not args.no_verify)

@@ -12,7 +12,7 @@ from typing import Any, Literal, Mapping
 from ..config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
 from ..config.hparams import spec_record
 from ..data import build_splits
-from ..io.checkpoint import check_fits, load_checkpoint
+from ..models.checkpoint import check_fits, load_checkpoint
 from ..sparsity.magnitude import magnitude_mask
 from ..sparsity.mask import Mask
 from ..train.callbacks import Callback, TrainContext

@@ -19,7 +19,8 @@ from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, Tra
 from ..config.hparams import fingerprint_of
 from ..data import DatasetSplits, build_splits
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import ArchSpec, check_fits, load_checkpoint, save_checkpoint
+from ..models.checkpoint import check_fits, load_checkpoint, save_checkpoint
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train

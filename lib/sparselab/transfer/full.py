@@ -17,7 +17,8 @@ from torch import nn
 
 from ..config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from ..data import build_splits
-from ..io.checkpoint import ArchSpec, load_checkpoint
+from ..models.checkpoint import load_checkpoint
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
 from ..train.run import RunFiles, train_and_save

@@ -31,7 +31,10 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
-from ..io.checkpoint import ArchSpec, CheckpointError, file_sha256, save_checkpoint
+from ..io.checkpoint import CheckpointError
+from ..io.hashing import file_sha256
+from ..models.checkpoint import save_checkpoint
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 
 Kind = Literal["torchvision", "common", "rigl", "str"]

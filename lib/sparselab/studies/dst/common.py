@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from ...io.checkpoint import ArchSpec
+from ...models.spec import ArchSpec
 from ...sparsity.mask import Mask
 from ...train.engine import TrainResult
 

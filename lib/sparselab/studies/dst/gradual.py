@@ -9,7 +9,8 @@ from typing import Any, Mapping
 from ...config import ComputeHparams, DataHparams, TrainHparams
 from ...dst.gmp import GradualSpec, train_gradual
 from ...io.atomic import atomic_write_json
-from ...io.checkpoint import ArchSpec, read_meta
+from ...io.checkpoint import read_meta
+from ...models.spec import ArchSpec
 from ...train.engine import TrainResult
 from ...train.run import RunFiles
 from .common import run_summary

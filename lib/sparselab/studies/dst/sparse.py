@@ -22,8 +22,8 @@ from ...dst.layers import active_count, initial_masks, layer_sparsities, sparse_
 from ...dst.penalties import L1Penalty
 from ...dst.tied import tie_weights
 from ...io.atomic import atomic_write_json
-from ...io.checkpoint import ArchSpec
 from ...models import arch_kwargs, build_model
+from ...models.spec import ArchSpec
 from ...train.callbacks import Callback
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save

@@ -32,9 +32,10 @@ from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, Tr
 from ...data import DatasetSplits, build_splits
 from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
-from ...io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity
+from ...models.checkpoint import load_checkpoint, save_checkpoint
+from ...models.spec import ArchSpec
 from ...sparsity.mask import Mask
 from ...structured.dependency import ChannelGroup, channel_groups
 from ...structured.measures import MEASURES, ImportanceTracker, importance

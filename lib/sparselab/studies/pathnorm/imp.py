@@ -19,7 +19,8 @@ from torch import nn
 from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ...data import build_splits
 from ...io.atomic import atomic_path
-from ...io.checkpoint import ArchSpec, check_fits, load_checkpoint
+from ...models.checkpoint import check_fits, load_checkpoint
+from ...models.spec import ArchSpec
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask
 from ...sparsity.mask import prunable_parameters

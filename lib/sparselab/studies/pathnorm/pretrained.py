@@ -14,9 +14,9 @@ from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
 from ...divergence import check_finite
 from ...io.atomic import atomic_path, atomic_write_json
-from ...io.checkpoint import check_fits, load_checkpoint
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
+from ...models.checkpoint import check_fits, load_checkpoint
 from .analysis import analysis_subset
 
 

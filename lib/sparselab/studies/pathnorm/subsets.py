@@ -8,7 +8,7 @@ import dataclasses
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ...data import build_splits
-from ...io.checkpoint import ArchSpec
+from ...models.spec import ArchSpec
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, build_seeded, train_and_save
 from .analysis import AnalysisSpec, PathNormAnalysis, run_record
