@@ -26,6 +26,7 @@ test: install
 
 lint: install
 	$(BIN)/snakemake --lint
+	$(BIN)/lint-imports  # the layers of lib/sparselab ([tool.importlinter] in pyproject.toml)
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules | grep -A20 -E "^Job stats|Nothing to be done"

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fakeda
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams  # noqa: E402
 from sparselab.data import DatasetInfo, DatasetSplits, build_splits  # noqa: E402
-from sparselab.io.checkpoint import ArchSpec  # noqa: E402
+from sparselab.models.spec import ArchSpec  # noqa: E402
 from sparselab.train.engine import train  # noqa: E402
 from sparselab.train.run import build_seeded  # noqa: E402
 

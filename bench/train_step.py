@@ -28,7 +28,7 @@ from torch.utils.data import TensorDataset
 
 from sparselab.config import ComputeHparams, SeedHparams, TrainHparams
 from sparselab.data import DatasetInfo, DatasetSplits
-from sparselab.io.checkpoint import ArchSpec
+from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.train.engine import train
 from sparselab.train.optim import build_optimizer, build_scheduler

@@ -37,13 +37,14 @@ from torch.utils.data import TensorDataset
 
 from sparselab.config import ComputeHparams, SeedHparams, TrainHparams
 from sparselab.data import DatasetInfo, DatasetSplits, make_loader
-from sparselab.io.checkpoint import ArchSpec, save_checkpoint
+from sparselab.models.checkpoint import save_checkpoint
+from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.sparsity.mask import Mask
 from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
-from sparselab.transfer.full import downstream_model
 from sparselab.transfer.features import extract_features
+from sparselab.transfer.full import downstream_model
 from sparselab.transfer.linear import train_linear_head
 
 BATCH = 64

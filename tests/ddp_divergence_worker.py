@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams  # noqa: E402
 from sparselab.data import build_splits  # noqa: E402
-from sparselab.io.checkpoint import ArchSpec  # noqa: E402
+from sparselab.models.spec import ArchSpec  # noqa: E402
 from sparselab.train import distributed  # noqa: E402
 from sparselab.train.callbacks import Callback  # noqa: E402
 from sparselab.train.divergence import DivergenceError  # noqa: E402

@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams  # noqa: E402
 from sparselab.data import DatasetSplits, build_splits  # noqa: E402
+from sparselab.dst.acdc import ACDC  # noqa: E402
 from sparselab.dst.callbacks import DSR, StepSchedule  # noqa: E402
-from sparselab.io.checkpoint import ArchSpec  # noqa: E402
+from sparselab.models.spec import ArchSpec  # noqa: E402
 from sparselab.sparsity.magnitude import magnitude_mask  # noqa: E402
-from sparselab.sparsity.acdc import ACDC  # noqa: E402
 from sparselab.sparsity.mask import prunable_parameters  # noqa: E402
 from sparselab.train import distributed  # noqa: E402
 from sparselab.train.engine import train  # noqa: E402

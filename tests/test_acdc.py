@@ -1,4 +1,4 @@
-"""AC/DC (sparselab.sparsity.acdc): the phase calendar, global compression, and training with it."""
+"""AC/DC (sparselab.dst.acdc): the phase calendar, global compression, and training with it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHpar
 from sparselab.data import build_splits
 from sparselab.models import build_model
 from sparselab.sparsity.mask import Mask
-from sparselab.sparsity.acdc import ACDC, compress, phase_calendar
+from sparselab.dst.acdc import ACDC, compress, phase_calendar
 from sparselab.train.engine import train
 
 

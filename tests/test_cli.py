@@ -17,8 +17,10 @@ from safetensors.torch import load_file
 
 from sparselab.__main__ import main as cli
 from sparselab.config import DataHparams
-from sparselab.io.checkpoint import ArchSpec, CheckpointError, load_checkpoint, read_meta, save_checkpoint, sidecar_path
+from sparselab.io.checkpoint import CheckpointError, read_meta, sidecar_path
 from sparselab.metrics.checkpoint_eval import evaluate_checkpoint
+from sparselab.models.checkpoint import load_checkpoint, save_checkpoint
+from sparselab.models.spec import ArchSpec
 from sparselab.train.divergence import DivergenceError
 
 SPEC = ArchSpec("lenet300_100", 10, (1, 8, 8), {"hidden": [8]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sparselab.config import code_deps
 from sparselab.config.code_deps import code_dependencies
 
 SCRIPTS = sorted((REPO / "workflow_scripts").glob("*.py"))
+LAZY_TARGET = re.compile(r"sparselab(\.\w+)+:\w+")  # "module:attr", as the lazy registries name hooks
 
 
 # ------------------------------------------------- the uncached algorithm, as it was before the cache
@@ -36,6 +38,10 @@ def _reference_imports(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[s
             found.update(f"{prefix}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Attribute) and node.attr == "import_module":
             dynamic = True
+    if dynamic:  # a lazy registry also depends on the modules it names as "sparselab.x.y:attr"
+        found.update(node.value.partition(":")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                     and LAZY_TARGET.fullmatch(node.value))  # fmt: skip
     return found, dynamic
 
 
@@ -158,6 +164,21 @@ def test_closure_changes_when_a_module_gains_or_loses_an_import(toy, cached):
     script.write_text("import sparselab.z\n")  # the script itself changes
     assert deps() == {"sparselab/__init__.py", "sparselab/z.py"}
     assert deps(new_process=True) == {"sparselab/__init__.py", "sparselab/z.py"}
+
+
+def test_a_lazy_registry_depends_on_the_modules_it_names(toy):
+    """A registry that imports ``"sparselab.x.y:attr"`` on demand (the model-building hooks) depends
+    on those modules, though no import statement names them; a string that is no such target does not."""
+    root, lib, pkg, script = toy
+    (pkg / "a" / "y.py").write_text("from sparselab import reg\n")
+    (pkg / "reg" / "__init__.py").write_text(
+        "import importlib\n\nHOOKS = {'z': 'sparselab.z:g', 'doc': 'sparselab.a is not a target'}\n\n"
+        "def get(n):\n    module, _, attr = HOOKS[n].partition(':')\n"
+        "    return getattr(importlib.import_module(module), attr)\n"
+    )
+    found = code_dependencies(script, lib)
+    assert found == reference_dependencies(script, lib)
+    assert "sparselab/z.py" in _rel(found, root)
 
 
 def test_same_size_edit_with_a_new_mtime_is_seen(toy):

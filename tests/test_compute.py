@@ -17,7 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models
 
 from sparselab import compute
 from sparselab.config import ComputeHparams, DataHparams
-from sparselab.io.checkpoint import ArchSpec, save_checkpoint
+from sparselab.models.checkpoint import save_checkpoint
+from sparselab.models.spec import ArchSpec
 
 LIB = REPO / "lib" / "sparselab"
 # Hand-made device set-ups: choosing a device, switching determinism, moving a model or batch.
@@ -28,7 +29,7 @@ SETUP = re.compile(r"select_device\(|configure_determinism\(|uses_cuda_features\
 ALLOWED = {
     "compute.py": "the one place that chooses devices and moves models and batches",
     "train/distributed.py": "this process's CUDA device under data parallelism (passed to compute.place)",
-    "io/checkpoint.py": "loads tensors where the caller asks (map_location)",
+    "models/checkpoint.py": "loads a checkpoint's model where the caller asks (map_location)",
     "metrics/classification.py": "evaluates on the device its caller's Placement gives",
     "metrics/margin_stats.py": "margins on the device its caller gives, else the model's",
     "metrics/pathnorm.py": "the walk runs on the model's own device",

@@ -12,7 +12,7 @@ import torch
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
 from sparselab.divergence import DivergenceError
-from sparselab.io.checkpoint import ArchSpec
+from sparselab.models.spec import ArchSpec
 from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
 from test_divergence import Poison

@@ -17,12 +17,15 @@ from torch import nn
 from sparselab.__main__ import main as cli
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
-from sparselab.io.checkpoint import ArchSpec, file_sha256, save_checkpoint, sidecar_path
+from sparselab.io.checkpoint import sidecar_path
+from sparselab.io.hashing import file_sha256
+from sparselab.models.checkpoint import save_checkpoint
+from sparselab.models.spec import ArchSpec
 from sparselab.train.callbacks import Callback
-from sparselab.train.engine import train
-from sparselab.train.state import TrainState
 from sparselab.train.divergence import DivergenceError
+from sparselab.train.engine import train
 from sparselab.train.run import RunFiles, build_seeded, run_training
+from sparselab.train.state import TrainState
 from sparselab.transfer.linear import logistic_regression, train_linear_head
 
 CPU = ComputeHparams(device="cpu", progress="lines")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from sparselab.dst.gmp import GradualSpec
 from sparselab.dst.layers import active_count
-from sparselab.io.checkpoint import load_checkpoint
-from sparselab.studies.dst.gradual import GradualSpec, run_gradual_pruning
+from sparselab.models.checkpoint import load_checkpoint
+from sparselab.studies.dst.gradual import run_gradual_pruning
 from sparselab.studies.dst.options import DeepRHparams, DstOptions
 from sparselab.studies.dst.sparse import METHODS, DSTSpec, run_sparse_training, spec_from_options
 from sparselab.train.run import RunFiles, run_training

@@ -14,14 +14,14 @@ from sparselab.config import (
     ComputeHparams, DataHparams, HparamsError, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams,
 )  # fmt: skip
 from sparselab.data import build_splits
-from sparselab.io.checkpoint import ArchSpec
+from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.sparsity.mask import Mask
 from sparselab.train.callbacks import Callback
 from sparselab.train.engine import train
 from sparselab.train.optim import build_optimizer, build_scheduler, lr_factor_fn
-from sparselab.train.state import TrainState
 from sparselab.train.run import build_seeded
+from sparselab.train.state import TrainState
 
 CPU = ComputeHparams(device="cpu", progress="lines")
 SEEDS = SeedHparams.for_replicate(0)
@@ -240,7 +240,7 @@ def test_rewinding_to_a_snapshot_replays_the_rest_of_training(digits, tmp_path):
 
 
 def test_finetuning_a_checkpoint_on_a_mismatching_dataset_fails_naming_both(tmp_path):
-    from sparselab.io.checkpoint import save_checkpoint
+    from sparselab.models.checkpoint import save_checkpoint
     from sparselab.train.run import RunFiles, run_finetuning
 
     spec = ArchSpec("lenet300_100", 10, (3, 16, 16), {"hidden": [8]})

@@ -22,13 +22,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparselab.config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
 from sparselab.data import build_splits
+from sparselab.dst.acdc import ACDC
 from sparselab.dst.callbacks import DSR, SET, StaticSparse, StepSchedule
+from sparselab.dst.gmp import GradualPruning, GradualSpec
 from sparselab.dst.layers import initial_masks, sparse_tensors
+from sparselab.dst.penalties import L1Penalty
 from sparselab.models import build_model
-from sparselab.sparsity.acdc import ACDC
 from sparselab.sparsity.mask import Mask
-from sparselab.studies.dst.gradual import GradualPruning, GradualSpec
-from sparselab.studies.dst.sparse import L1Penalty
 from sparselab.train import engine
 
 COMPUTE = ComputeHparams(device="cpu", progress="lines")

@@ -10,7 +10,7 @@ import torch
 
 from conftest import DEVICE
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from sparselab.io.checkpoint import load_checkpoint
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.studies.gradflow import prune as gradflow
 from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import REPO
+from safetensors.torch import save_file
 
 from sparselab.io.atomic import atomic_path, atomic_write_json
-from sparselab.io.checkpoint import ArchSpec, CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from sparselab.io.checkpoint import CheckpointError, read_meta
+from sparselab.models.checkpoint import load_checkpoint, save_checkpoint
+from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.sparsity.mask import Mask
+from sparselab.dst.tied import tie_weights
 from sparselab.train.state import TrainState
 
 SPEC = ArchSpec("cifar_resnet20", 10, (3, 8, 8), {"width": 4})
@@ -47,6 +55,41 @@ def test_round_trip_restores_weights_buffers_mask_and_meta(tmp_path):
     x = torch.randn(2, 3, 8, 8)
     model.eval(), ckpt.model.eval()
     assert torch.equal(model(x), ckpt.model(x))
+
+
+# A process that imports the checkpoint loader and nothing else: the model registry must find the
+# build hooks (sparselab.models.registry.BUILD_HOOKS) by name, and import them only when a spec asks.
+FRESH_LOAD = """
+import sys
+from safetensors.torch import load_file
+from sparselab.models.checkpoint import load_checkpoint
+hooks = ("sparselab.dst.tied", "sparselab.structured.removal")
+assert not any(h in sys.modules for h in hooks), [h for h in hooks if h in sys.modules]
+for path, hook in zip(sys.argv[1:3], hooks):
+    model = load_checkpoint(path).model.eval()
+    assert hook in sys.modules, hook
+    io = load_file(path.replace(".safetensors", ".io"))
+    assert (model(io["x"]) == io["y"]).all(), path
+print("loaded")
+"""
+
+
+def test_tied_and_narrowed_checkpoints_load_in_a_fresh_process(tmp_path):
+    narrowed_spec = SPEC.with_widths({"layer1.0.conv1": 2, "layer2.1.conv1": 3})
+    tied_spec = dataclasses.replace(SPEC, tied={"modules": ["layer1.0.conv1", "fc"], "sparsity": 0.5, "seed": 3})
+    tied = trained_like()
+    tie_weights(tied, tied_spec.tied["modules"], 0.5, 3)
+    paths = []
+    for name, model, spec in (("tied", tied, tied_spec), ("narrowed", trained_like(narrowed_spec), narrowed_spec)):
+        path = tmp_path / f"{name}.safetensors"
+        save_checkpoint(path, model, spec)
+        x = torch.randn(2, *spec.input_shape)
+        with torch.no_grad():
+            save_file({"x": x, "y": model.eval()(x)}, str(path.with_suffix(".io")))
+        paths.append(str(path))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "lib")}
+    done = subprocess.run([sys.executable, "-c", FRESH_LOAD, *paths], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr
 
 
 def test_sidecar_is_json_and_tensors_are_plain_safetensors(tmp_path):

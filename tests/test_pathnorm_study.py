@@ -13,12 +13,12 @@ from torch import nn
 from sparselab.__main__ import main as cli
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.data import build_splits
-from sparselab.io.checkpoint import load_checkpoint
 from sparselab.metrics.pathnorm import path_norms
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
 from sparselab.studies.pathnorm.analysis import AnalysisSpec, analyse
-from sparselab.studies.pathnorm.pretrained import analyse_pretrained
 from sparselab.studies.pathnorm.imp import imp_mask, run_imp_dense, run_imp_round
+from sparselab.studies.pathnorm.pretrained import analyse_pretrained
 from sparselab.studies.pathnorm.subsets import run_subset
 from sparselab.train.run import RunFiles
 from sparselab.train.state import TrainState

@@ -252,7 +252,9 @@ def test_depthwise_rows_count_twice_and_protected_groups_are_never_ranked() -> N
 # ============================================================================ checkpoint format
 @pytest.mark.parametrize("name", ["mobilenet_v1", "cifar_resnet20"])
 def test_pruned_model_saves_and_loads_through_the_checkpoint_format(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from sparselab.io.checkpoint import ArchSpec, load_checkpoint, read_meta, save_checkpoint
+    from sparselab.io.checkpoint import read_meta
+    from sparselab.models.checkpoint import load_checkpoint, save_checkpoint
+    from sparselab.models.spec import ArchSpec
 
     model, shape = family(name)
     arch, kwargs, _ = FAMILIES[name]

@@ -205,7 +205,7 @@ def test_cuda_batches_equal_cpu_batches():
 
 def test_the_engine_asks_for_its_device_and_trains_cifar_through_the_tensor_path(cifar_root, tmp_path, monkeypatch):
     """A crash and resume on fake CIFAR (augmentation on) ends bitwise equal to an uninterrupted run."""
-    from sparselab.io.checkpoint import ArchSpec
+    from sparselab.models.spec import ArchSpec
     from sparselab.train import engine
     from sparselab.train.callbacks import Callback
     from sparselab.train.run import build_seeded

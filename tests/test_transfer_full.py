@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from sparselab.io.checkpoint import load_checkpoint
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.studies.dst.options import DstOptions
 from sparselab.studies.dst.sparse import run_sparse_training, spec_from_options
 from sparselab.train.run import RunFiles

@@ -16,8 +16,9 @@ import torchvision
 import torchvision.models._api
 from torch import nn
 
-from sparselab.io.checkpoint import load_checkpoint, sidecar_path
+from sparselab.io.checkpoint import sidecar_path
 from sparselab.models import build_model
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.transfer.imports import ImportResult, TransferImportError, import_checkpoint, rigl_to_ours
 
 ARCH, CLASSES, KW = "resnet50", 10, {"width": 0.125}

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.data import build_splits
-from sparselab.io.checkpoint import load_checkpoint
+from sparselab.models.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
 from sparselab.studies.transfer.records import records_from_summaries
 from sparselab.studies.transfer.acdc import run_acdc

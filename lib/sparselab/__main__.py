@@ -17,10 +17,27 @@ given ``--no-verify``. Mistakes in the command line or its files print one line 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
+
+import yaml
+
+from .config.code_deps import code_version
+from .workflow import build_workflow_config, validate_schema
+from .divergence import DivergenceError, check_finite
+from .io.guard import check_outputs
+from .io.state_dir import close_state_dir, open_state_dir, state_key
+from .jobs import setup_logging
+from .plan import dry_runs, job_stats
+from .report.gpu_hours import table
+
+# Above: modules without torch. Each command imports the torch stack it needs itself, so that
+# `--help`, `info`, `plan` and `gpu-hours` start in a fraction of a second.
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -29,17 +46,13 @@ class UsageError(ValueError):
     """A mistake in the command line or the files it names: one line, exit status 2."""
 
 
-def _yaml_error(path: str, exc) -> str:  # noqa: ANN001  (yaml.MarkedYAMLError; yaml imported lazily)
+def _yaml_error(path: str, exc: yaml.MarkedYAMLError) -> str:
     where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
     context = f" ({exc.context} that starts at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
     return f"{path}: YAML syntax error{where}: {exc.problem or exc.context}{context}; fix the file there"
 
 
 def _load_config(path: str):
-    import yaml
-
-    from .workflow import build_workflow_config, validate_schema
-
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"{path}: no such config file; give the path of a workflow config (e.g. config.yaml)")
@@ -67,7 +80,7 @@ def _pick(defined: dict, name: str, option: str, section: str, config: str):
 def _check_input_shape(ckpt, shape: tuple[int, ...], source: str) -> None:  # noqa: ANN001  (a Checkpoint)
     """Refuse an input shape the checkpoint's model cannot take. Another resolution is fine where the
     forward pass gives the usual logits (fully convolutional nets); the channels must be the model's."""
-    import torch
+    import torch  # lazy: the CLI starts without torch (see the imports above)
 
     expected = tuple(ckpt.spec.input_shape)
     if shape == expected:
@@ -93,15 +106,10 @@ def _check_input_shape(ckpt, shape: tuple[int, ...], source: str) -> None:  # no
 
 
 def _train(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    # lazy: the torch stack, for this command only (see the imports above)
     import torch
 
-    from .config.code_deps import code_version
     from .io.checkpoint import sidecar_path
-    from .io.guard import check_outputs
-    from .io.state_dir import close_state_dir, open_state_dir, state_key
-    from .jobs import setup_logging
     from .train import run
     from .train.state import RESUME_FILE
 
@@ -132,6 +140,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    # lazy: the torch stack, for this command only (see the imports above)
     from .io.checkpoint import sidecar_path
     from .io.guard import check_outputs
     from .studies.oneshot.prune import prune_checkpoint
@@ -145,9 +154,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from .metrics.checkpoint_eval import evaluate_checkpoint
+    from .metrics.checkpoint_eval import evaluate_checkpoint  # lazy: the torch stack, for this command only
 
     cfg = _load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,7 +167,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .io.checkpoint import read_meta, verify_tensors
+    from .io.checkpoint import read_meta, verify_tensors  # lazy: safetensors imports torch
 
     meta = read_meta(args.checkpoint)
     if not args.no_verify:
@@ -179,9 +186,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _pathnorm(args: argparse.Namespace) -> int:
-    from .divergence import check_finite
-    from .io.checkpoint import load_checkpoint
+    # lazy: the torch stack, for this command only (see the imports above)
     from .metrics.pathnorm import path_norms
+    from .models.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint, verify=not args.no_verify)
     check_finite(ckpt.model.state_dict().items(), args.checkpoint, "the path-norm is undefined (the training diverged)")
@@ -196,8 +203,6 @@ def _pathnorm(args: argparse.Namespace) -> int:
 
 
 def _gpu_hours(args: argparse.Namespace) -> int:
-    from .report.gpu_hours import table
-
     for configfile in args.configs:
         _load_config(configfile)  # a mistake in a config: one line here, not a failed dry run
     print(table(Path(__file__).resolve().parents[2], args.configs))
@@ -205,10 +210,6 @@ def _gpu_hours(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    import time
-
-    from .plan import dry_runs, job_stats
-
     t0, failed, total = time.perf_counter(), 0, 0
     for plan in dry_runs(args.configs, args.snakemake_args):
         print(f"== {plan.configfile} ({plan.seconds:.1f} s)\n{job_stats(plan.output)}\n")
@@ -227,7 +228,7 @@ def _positive_int(text: str) -> int:
 
 
 def torch_dtype(name: str):  # noqa: ANN201  (torch imported lazily: the CLI starts fast)
-    import torch
+    import torch  # lazy: the CLI starts without torch
 
     return getattr(torch, name)
 
@@ -304,8 +305,6 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors (bad arguments, files, configs, checkpoints) and a diverged
     training print one line, not a traceback: status 2 for the former, 1 for divergence."""
-    from .divergence import DivergenceError  # stdlib only: the CLI still starts fast
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -14,9 +14,11 @@ import os
 import sys
 from typing import Any, Iterator
 
+from . import gpus
 from .config import ComputeHparams
 from .config.entry_names import remember_entry_names
 from .io.state_dir import close_state_dir, open_state_dir, state_key
+from .launch import World, launch
 
 log = logging.getLogger("sparselab")
 
@@ -44,8 +46,6 @@ def requested_gpus(smk: Any) -> int:
 def _take_gpus(count: int, compute: ComputeHparams) -> None:
     """Lease this job's devices (local runs; SLURM allocates its own); a job that asks for none
     sees none. CPU-only settings and machines without GPUs lease nothing: the job runs on the CPU."""
-    from . import gpus
-
     if compute.device == "cpu" or "SLURM_STEP_ID" in os.environ:
         return
     if not gpus.device_pool():
@@ -65,8 +65,6 @@ def snakemake_job(smk: Any) -> Iterator[ComputeHparams]:
     With ``gpu > 1`` the first call launches torchrun on this very script and exits with its
     status; inside the launched processes the same call yields and training runs data-parallel.
     """
-    from .launch import World, launch
-
     world, processes = World.from_env(), requested_gpus(smk)
     log_file = smk.log[0] if len(smk.log) else None
     if world.main:

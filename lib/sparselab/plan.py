@@ -34,7 +34,7 @@ class Plan:
 
 def dry_runs(configfiles: Sequence[str], extra_args: Sequence[str] = ()) -> Iterator[Plan]:
     """``snakemake -n --quiet rules --configfile C *extra_args`` for each config, in this process."""
-    from snakemake.cli import args_to_api, parse_args
+    from snakemake.cli import args_to_api, parse_args  # lazy: snakemake's CLI only when planning
 
     for configfile in configfiles:
         text = io.StringIO()

@@ -6,8 +6,10 @@ files this returns as inputs: editing one module reruns exactly the jobs whose s
 The closure is static (``ast``) and conservative: every ``import`` anywhere in a file counts,
 including imports inside functions; importing ``a.b.c`` also counts ``a/__init__.py`` and
 ``a/b/__init__.py`` (Python runs them); and a module that calls ``importlib.import_module``
-(the lazy model and dataset registries) depends on every module of its package. Standard
-library only: this runs when Snakemake parses the workflow.
+(the lazy model and dataset registries) depends on every module of its package and on every
+module it names in a string ``"sparselab.x.y:attr"`` (the model-building hooks of
+:mod:`sparselab.models.registry`, which live above the models). Standard library only: this runs
+when Snakemake parses the workflow.
 
 Speed (a workflow parse asks for ~30 scripts, and every Snakemake process parses the workflow):
 each file is parsed once per version of it (its inode, mtime and size) and the import graph of
@@ -22,10 +24,13 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 PACKAGE = "sparselab"
+# How a lazy registry names what it imports on demand: "sparselab.x.y:attr".
+LAZY_TARGET = re.compile(rf"{PACKAGE}(\.\w+)+:\w+")
 
 
 def _module_file(lib: Path, module: str) -> Path | None:
@@ -76,6 +81,9 @@ def _imports(tree: ast.AST, current: str, is_pkg: bool, statements_only: bool = 
             found.update(f"{prefix}.{alias.name}" for alias in node.names)  # may be submodules
         elif isinstance(node, ast.Attribute) and node.attr == "import_module":
             dynamic = True
+    if dynamic:  # only a file that imports dynamically can act on a "module:attr" string
+        found.update(node.value.partition(":")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_TARGET.fullmatch(node.value))  # fmt: skip
     return found, dynamic
 
 

@@ -156,3 +156,10 @@ def derive_seed(seed: int, stream: str) -> int:
     """Independent 63-bit seed for one random stream (init, data order, augmentation...) of a replicate."""
     digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def spec_record(spec: Any) -> dict[str, Any]:
+    """A method's spec dataclass as its run's ``hparams.json`` records it: one level of fields,
+    tuples as lists, the keys of schedules (epoch -> value) as strings."""
+    return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
+            for k, v in dataclasses.asdict(spec).items()}  # fmt: skip

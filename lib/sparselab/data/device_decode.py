@@ -12,7 +12,7 @@ resamplers differ, and so do results. The same code runs on the CPU (that is how
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 
 from .image_files import ImageFiles, image_files
-from .loaders import SeededBatchSampler
 from .seeding import seeded_map
 from .workers import resolve_num_workers
+
+if TYPE_CHECKING:  # annotations only: .loaders imports this module (lazily), not the reverse
+    from .loaders import SeededBatchSampler
 
 _JPEG_MAGIC = [0xFF, 0xD8, 0xFF]
 # torchvision 0.29 deprecates its decoders in favour of TorchCodec; they still work and are what this path uses.

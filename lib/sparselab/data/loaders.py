@@ -255,6 +255,7 @@ def make_loader(
         world_size=world_size,
     )
     if decode_device is not None:
+        # lazy: device decoding needs torchvision.io, which jobs on in-memory tensors never pay for
         from .device_decode import device_decode_loader
 
         loader = device_decode_loader(dataset, sampler, num_workers, decode_device)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..sparsity.mask import Mask
 
-__all__ = ["PAPER_LAYERS", "Granularity", "sparse_tensors", "initial_masks", "active_count", "mask_shape", "entry_magnitudes",
+__all__ = ["PAPER_LAYERS", "Granularity", "sparse_tensors", "layer_sparsities", "initial_masks", "active_count", "mask_shape", "entry_magnitudes",
            "expand"]  # fmt: skip
 
 # Masks may be coarser than their weights: one entry per element, per kernel row or per whole kernel.
@@ -70,6 +70,12 @@ def sparse_tensors(model: nn.Module, arch: str, policy: str | Sequence[str] = "p
     else:
         raise ValueError(f"sparse layer policy must be 'paper', 'conv_fc' or a list of names, got {policy!r}")
     return [f"{name}.weight" for name, m in model.named_modules() if rule(name, m)]
+
+
+def layer_sparsities(model: nn.Module, names: Sequence[str], conv: float, fc: float | None) -> dict[str, float]:
+    """The sparsity of each named tensor: ``fc`` for Linear weights where given, else ``conv``."""
+    params = dict(model.named_parameters())
+    return {n: (fc if fc is not None and params[n].dim() == 2 else conv) for n in names}
 
 
 def mask_shape(weight: torch.Tensor, granularity: Granularity) -> tuple[int, ...]:

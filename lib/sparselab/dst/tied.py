@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -161,6 +161,14 @@ def tie_weights(
         init(bank_of(module), shape, generator)
         sizes[name] = k
     return sizes
+
+
+def tie_from_spec(model: nn.Module, tied: Mapping[str, Any], input_shape: tuple[int, int, int]) -> nn.Module:
+    """The model registry's build hook for a spec's ``tied`` (:data:`sparselab.models.registry.BUILD_HOOKS`):
+    ``{"modules": [...], "sparsity": s, "seed": k}`` tied again as at training (the state dict then
+    restores the exact banks and indices)."""
+    tie_weights(model, tied["modules"], float(tied["sparsity"]), int(tied["seed"]))
+    return model
 
 
 def bank_of(module: nn.Module) -> nn.Parameter:

@@ -11,7 +11,7 @@ from ..compute import place
 from ..config import ComputeHparams, DataHparams
 from ..data import build_splits, make_loader
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import check_fits, load_checkpoint, parameter_counts
+from ..models.checkpoint import check_fits, load_checkpoint, parameter_counts
 from ..sparsity.mask import Mask, prunable_parameters
 from .classification import evaluate
 

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..io.checkpoint import ArchSpec
+from .spec import ArchSpec
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum

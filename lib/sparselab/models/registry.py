@@ -3,6 +3,13 @@
 Builders take width knobs as keyword arguments so the embedded default can run tiny versions.
 A checkpoint's sidecar stores ``arch``, ``num_classes``, ``input_shape`` and ``kwargs``: that is
 the model's shape spec, enough to rebuild it before loading weights.
+
+Build hooks (:data:`BUILD_HOOKS`) change a built model as its spec records (structured pruning's
+narrowed widths, tied weights). They live with their mechanisms, above the models, so the
+registry names them as ``"module:function"`` and imports one only when a spec asks for it: a
+fresh process that loads a tied checkpoint needs nothing else imported, and no model code imports
+upwards. (The workflow's code digests count the named modules: see
+:mod:`sparselab.config.code_deps`.)
 """
 
 from __future__ import annotations
@@ -16,11 +23,20 @@ from torch import nn
 from ..config.catalog import ARCHS
 
 ArchBuilder = Callable[..., nn.Module]
+# (model, the spec field's value, input shape) -> the changed model
+BuildHook = Callable[[nn.Module, Any, tuple[int, int, int]], nn.Module]
 _ARCHS: dict[str, ArchBuilder] = {}
 
 # Which module registers which architecture (only that module is imported: torchvision alone
 # costs seconds to import, and every Snakemake job builds a model).
 _ARCH_MODULES = {name: module for name, (module, _) in ARCHS.items()}
+
+
+# ArchSpec field -> the hook that applies it, in the order they apply (narrowing before tying).
+BUILD_HOOKS: dict[str, str] = {
+    "widths": "sparselab.structured.removal:narrow_to_widths",
+    "tied": "sparselab.dst.tied:tie_from_spec",
+}
 
 
 class ModelSpecError(ValueError):
@@ -55,6 +71,12 @@ def _builder(arch: str) -> ArchBuilder:
     if arch not in _ARCHS:
         raise RuntimeError(f"module {_ARCH_MODULES[arch]!r} did not register {arch!r}")
     return _ARCHS[arch]
+
+
+def build_hook(field: str) -> BuildHook:
+    """The hook of an ``ArchSpec`` field (:data:`BUILD_HOOKS`), imported on first use."""
+    module, _, name = BUILD_HOOKS[field].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def build_model(arch: str, num_classes: int, input_shape: Sequence[int], **kwargs: Any) -> nn.Module:

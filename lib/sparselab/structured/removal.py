@@ -23,9 +23,9 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..sparsity.mask import Mask
-from .dependency import ChannelGroup
+from .dependency import ChannelGroup, channel_groups
 
-__all__ = ["narrow", "prune_filters", "slice_like_parameters", "widths"]
+__all__ = ["narrow", "narrow_to_widths", "prune_filters", "slice_like_parameters", "widths"]
 
 
 def _indices(keep: torch.Tensor, width: int, producer: str) -> torch.Tensor:
@@ -240,3 +240,9 @@ def narrow(model: nn.Module, groups: Sequence[ChannelGroup], spec: Mapping[str, 
             raise ValueError(f"shape spec: {producer} cannot be narrowed ({g.reason}); it is masked instead")
         keep[producer] = torch.arange(int(width))
     return prune_filters(model, groups, keep)[0]
+
+
+def narrow_to_widths(model: nn.Module, widths: Mapping[str, int], input_shape: tuple[int, int, int]) -> nn.Module:
+    """The model registry's build hook for a spec's ``widths`` (:data:`sparselab.models.registry.BUILD_HOOKS`):
+    the freshly built dense ``model`` narrowed to them."""
+    return narrow(model, channel_groups(model, input_shape), widths)

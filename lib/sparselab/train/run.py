@@ -18,7 +18,8 @@ from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, Tra
 from ..config.hparams import fingerprint_of
 from ..data import DatasetSplits
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import ArchSpec, save_checkpoint
+from ..models.checkpoint import save_checkpoint
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..config import DataHparams, ModelHparams, SeedHparams, TrainHparams
 from ..data import DatasetSplits, build_splits
-from ..io.checkpoint import ArchSpec, Checkpoint, check_fits, load_checkpoint
+from ..models.checkpoint import Checkpoint, check_fits, load_checkpoint
+from ..models.spec import ArchSpec
 
 
 def build_seeded(spec: ArchSpec, init_seed: int) -> nn.Module:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..config import ComputeHparams, DataHparams, TrainHparams
-from ..io.checkpoint import ArchSpec, load_checkpoint
+from ..models.checkpoint import load_checkpoint
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
 from ..train.run import RunFiles, train_and_save
@@ -36,8 +38,6 @@ def head_name(model: nn.Module) -> str:
 def downstream_model(upstream: str | Path, num_classes: int, seed: int) -> tuple[nn.Module, Mask | None, ArchSpec, dict[str, Any]]:
     """The upstream network with a new dense head of ``num_classes`` outputs; returns the model,
     the backbone mask (the head's entries dropped), the new spec and the upstream's sparsity."""
-    import torch
-
     ckpt = load_checkpoint(upstream)
     spec = ArchSpec(ckpt.spec.arch, num_classes, ckpt.spec.input_shape, dict(ckpt.spec.kwargs), ckpt.spec.widths, ckpt.spec.tied)
     with torch.random.fork_rng(devices=[]):

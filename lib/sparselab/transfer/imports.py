@@ -31,7 +31,11 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
-from ..io.checkpoint import ArchSpec, CheckpointError, file_sha256, save_checkpoint
+from ..io.checkpoint import CheckpointError
+from ..io.hashing import file_sha256
+from ..models.checkpoint import save_checkpoint
+from ..models.pretrained import PretrainedError, arch_of_weights, verify_hash, weights_file
+from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 
 Kind = Literal["torchvision", "common", "rigl", "str"]
@@ -182,8 +186,6 @@ def _resolve_source(source: str | Path, kind: str, arch: str, hub_dir: str | Pat
     if path.is_file():
         return path, []
     if kind == "torchvision" and isinstance(source, str) and "_Weights." in source:
-        from ..models.pretrained import PretrainedError, arch_of_weights, weights_file
-
         try:
             w_arch = arch_of_weights(source)
             file = weights_file(source, hub_dir)
@@ -225,8 +227,6 @@ def import_checkpoint(
         )
     path, notes = _resolve_source(source, kind, arch, hub_dir)
     if check_hash:
-        from ..models.pretrained import PretrainedError, verify_hash
-
         try:
             verify_hash(path)
         except PretrainedError as e:

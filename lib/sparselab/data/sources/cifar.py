@@ -38,6 +38,7 @@ from ...config.roots import DatasetRootError, check_dataset_root
 from ..registry import DatasetInfo, SourceSplits, register_source
 from ..safe_pickle import ForbiddenGlobalError, load_restricted
 from ..tensor_images import ImageTransform, TensorImages
+from .transfer import transfer_transforms
 
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -186,8 +187,6 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     side = int(hp.image_size) if hp.image_size else SIZE
     info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
     if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size, per PIL image
-        from .transfer import transfer_transforms
-
         size = int(hp.image_size)
         resize = hp.resize_size or max(size, round(size * 256 / 224))
         train_tf, eval_tf = transfer_transforms(size, resize, hp.augment, hp.interpolation, mean, std)

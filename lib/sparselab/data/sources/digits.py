@@ -46,7 +46,7 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
             table = np.loadtxt(f, delimiter=",")
         pixels, target = table[:, :-1], table[:, -1]
     else:  # a scikit-learn whose layout changed: take the public (slower to import) API
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # lazy: seconds to import, and only this fallback needs it
 
         bunch = load_digits()
         pixels, target = bunch.data, bunch.target

@@ -1,21 +1,16 @@
-"""What the dynamic sparse training runs share: per-layer sparsities, the paper's learnable
-parameter count and the ``summary.json`` every run ends with."""
+"""What the dynamic sparse training runs share: the paper's learnable parameter count and the
+``summary.json`` every run ends with."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
-from ...io.checkpoint import ArchSpec
+from ...models.spec import ArchSpec
 from ...sparsity.mask import Mask
 from ...train.engine import TrainResult
 from ..base.summary import final_metrics
-
-
-def layer_sparsities(model: nn.Module, names: Sequence[str], conv: float, fc: float | None) -> dict[str, float]:
-    params = dict(model.named_parameters())
-    return {n: (fc if fc is not None and params[n].dim() == 2 else conv) for n in names}
 
 
 def learnable_parameters(model: nn.Module, mask: Mask | None) -> int:
@@ -37,9 +32,3 @@ def run_summary(result: TrainResult, model: nn.Module, spec: ArchSpec) -> dict[s
         "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask)) if mask else 1.0,
         "layer_density": densities,
     }  # fmt: skip
-
-
-def plain(d: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-friendly: int keys of schedules as strings are fine, tuples as lists."""
-    return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
-            for k, v in d.items()}  # fmt: skip

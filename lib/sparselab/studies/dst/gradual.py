@@ -1,119 +1,26 @@
-"""Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint: the DST study's ``gradual``
-baseline (the DSR code's clock and schedules) and the transfer study's GMP upstreams (the AC/DC
-repo's polynomial ramp, ``GradualSpec.ramp``)."""
+"""The DST study's ``gradual`` baseline: gradual magnitude pruning of a dense checkpoint
+(:mod:`sparselab.dst.gmp`) with the DSR code's clock and schedules, and its ``summary.json``."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any, Literal, Mapping
 
-from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
-from ...dst import gradual
-from ...dst.layers import sparse_tensors
-from ...sparsity.magnitude import magnitude_mask
-from ...sparsity.mask import Mask
-from ...train.callbacks import Callback, TrainContext
+from ...config import ComputeHparams, DataHparams, TrainHparams
+from ...dst.gmp import GradualSpec, train_gradual
+from ...io.checkpoint import read_meta
+from ...models.spec import ArchSpec
 from ...train.engine import TrainResult
-from ..base.setup import RunSetup
+from ...train.run import RunFiles
 from ..base.summary import write_summary
-from ...train.run import RunFiles, train_and_save
-from .common import layer_sparsities, plain, run_summary
+from .common import run_summary
 from .options import DstOptions
 
-__all__ = ["GradualSpec", "GradualPruning", "run_gradual_pruning", "gradual_spec"]
-
-@dataclasses.dataclass(frozen=True)
-class GradualSpec:
-    """Gradual magnitude pruning (Zhu & Gupta) of a dense checkpoint, per layer."""
-
-    target: float = 0.9  # final sparsity of the conv tensors (and Linear unless target_fc)
-    target_fc: float | None = None
-    sparse_layers: str | tuple[str, ...] = "paper"
-    start: int = 0  # first prune event after this epoch (0-based)
-    freq: int = 2
-    iterations: int = 20
-    schedule: Literal["cubic", "exponential"] = "cubic"
-    # fraction: each layer loses its scheduled fraction (the paper); threshold: one magnitude
-    # threshold for all sparse tensors, set so that their total reaches the scheduled sparsity
-    by: Literal["fraction", "threshold"] = "fraction"
-    output_layer: str | None = None  # MNIST rule: capped at 0.9 when the target is above
-    output_cap: float = 0.9
-    # the AC/DC repo's polynomial ramp instead of start/freq/iterations/schedule (the transfer
-    # study's GMP): steps at its epochs, each to its level (globally with by="threshold", else per layer)
-    ramp: GmpRamp | None = None
-
-
-class GradualPruning(Callback):
-    """Prune events after the scheduled epochs: per layer, the smallest active entries (or, with a
-    ramp, the AC/DC repo's steps before the ramp's epochs)."""
-
-    def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
-        self.spec, self.targets, self.events = spec, dict(targets), 0
-        r = spec.ramp
-        self.ramp_steps = set() if r is None else set(gradual.ramp_steps(r.start, r.freq, r.end, final_step=r.final_step))
-        if r is not None and any(r.initial_sparsity > t for t in self.targets.values()):
-            raise ValueError(f"ramp initial_sparsity {r.initial_sparsity} is above a target {min(self.targets.values())}")
-
-    def on_train_start(self, ctx: TrainContext) -> None:
-        if ctx.mask is not None and ctx.epoch == 0 and 0 in self.ramp_steps:  # a step before any training
-            self._ramp_step(ctx, 0)
-
-    def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
-        if self.spec.ramp is not None:
-            if ctx.mask is not None and ctx.epoch in self.ramp_steps:  # before 0-based epoch ctx.epoch
-                self._ramp_step(ctx, ctx.epoch)
-        else:
-            self._event(ctx)
-        if ctx.mask is not None:
-            row["sparsity"] = ctx.mask.sparsity
-
-    def _ramp_step(self, ctx: TrainContext, epoch: int) -> None:
-        """One step of the AC/DC repo's ramp: every tensor to its level at ``epoch`` (level 0: no step,
-        as the original skips it)."""
-        r = self.spec.ramp
-        assert r is not None and ctx.mask is not None
-        levels = {n: gradual.ramp_sparsity(epoch, t, start=r.start, end=r.end, initial_sparsity=r.initial_sparsity,
-                                           degree=r.degree) for n, t in self.targets.items()}  # fmt: skip
-        if not any(levels.values()):
-            return
-        self.events += 1
-        if self.spec.by == "threshold":
-            sizes = {n: ctx.mask[n].numel() for n in levels}
-            level = sum(levels[n] * sizes[n] for n in levels) / sum(sizes.values())
-            new = magnitude_mask(ctx.model, level, "global", list(levels), current=ctx.mask)
-        else:
-            new = magnitude_mask(ctx.model, levels, "layerwise", list(levels), current=ctx.mask)
-        ctx.set_mask(new.to_device(ctx.device))
-
-    def _event(self, ctx: TrainContext) -> None:
-        """One event of the DSR code's clock after 0-based epoch ``ctx.epoch - 1``, if it is one."""
-        s = self.spec
-        epoch = ctx.epoch - 1  # 0-based, as the original's clock
-        if ctx.mask is not None and gradual.is_event_epoch(epoch, s.start, s.freq, s.iterations):
-            self.events += 1
-            if s.by == "threshold":
-                total = sum(ctx.mask[n].numel() for n in self.targets)
-                target = sum(self.targets[n] * ctx.mask[n].numel() for n in self.targets) / total
-                after = gradual.sparsity_after(self.events, s.iterations, target, s.schedule)
-                new = magnitude_mask(ctx.model, after, "global", list(self.targets), current=ctx.mask)
-            else:
-                fractions = gradual.event_fractions(self.events, s.iterations, self.targets, s.schedule)
-                params = dict(ctx.model.named_parameters())
-                weights = {n: params[n].detach() for n in self.targets}
-                new = gradual.prune_event(weights, ctx.mask, fractions)
-            ctx.set_mask(new.to_device(ctx.device))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"events": self.events}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.events = int(state["events"])
+__all__ = ["run_gradual_pruning", "gradual_spec"]
 
 
 def run_gradual_pruning(
     files: RunFiles,
-    summary_json: str | Path | None,
+    summary_json: str | Path,
     *,
     dense: str | Path,
     data: DataHparams,
@@ -122,25 +29,10 @@ def run_gradual_pruning(
     seed: int,
     compute: ComputeHparams,
 ) -> TrainResult:
-    """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
-    :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
-    run = RunSetup.from_checkpoint(dense, data, seed)
-    ckpt, splits, seeds = run.checkpoint, run.splits, run.seeds
-    net = ckpt.model
-    names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
-                           else list(spec.sparse_layers))  # fmt: skip
-    sizes = {n: dict(net.named_parameters())[n].numel() for n in names}
-    targets = layer_sparsities(net, names, spec.target, spec.target_fc)
-    if spec.output_layer is not None:
-        fc_names = [n for n in names if dict(net.named_parameters())[n].dim() == 2]
-        targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
-                                                 spec.output_layer, spec.output_cap))  # fmt: skip
-    mask = Mask.ones(net, names)
-    hparams = run.hparams("dst_gradual", recipe, gradual=plain(dataclasses.asdict(spec)), parent={"path": str(dense)})
-    result = train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                            compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
-    if summary_json is not None:  # None: the caller writes its own summary
-        write_summary(summary_json, {"method": "gradual"}, run_summary(result, result.model, ckpt.spec))
+    """Gradual pruning of a dense checkpoint (:func:`sparselab.dst.gmp.train_gradual`), then the summary."""
+    result = train_gradual(files, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
+    arch = ArchSpec.from_dict(read_meta(dense)["arch"])  # the dense checkpoint's (train_gradual checked it)
+    write_summary(summary_json, {"method": "gradual"}, run_summary(result, result.model, arch))
     return result
 
 

@@ -15,15 +15,19 @@ from typing import Any, Literal, Mapping, Sequence
 import torch
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...config.hparams import spec_record
 from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
-from ...dst.layers import initial_masks, sparse_tensors
-from ...train.callbacks import Callback, TrainContext
+from ...dst.layers import active_count, initial_masks, layer_sparsities, sparse_tensors
+from ...dst.penalties import L1Penalty
+from ...dst.tied import tie_weights
+from ...models import arch_kwargs, build_model
+from ...train.callbacks import Callback
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from ..base.setup import RunSetup
 from ..base.summary import write_summary
-from .common import layer_sparsities, plain, run_summary
+from .common import run_summary
 from .options import DstOptions
 
 __all__ = ["METHODS", "DSTSpec", "dense_spec", "spec_from_options", "run_sparse_training", "run_configured"]
@@ -62,22 +66,6 @@ class DSTSpec:
             raise ValueError("DeepR rewires single connections: granularity must be 'element'")
 
 
-class L1Penalty(Callback):
-    """Adds ``c * sign(w)`` to the gradients of the sparse tensors: the gradient of an L1 term
-    ``c * sum|w|`` (the DSR runs on MNIST use it instead of weight decay)."""
-
-    def __init__(self, names: Sequence[str], coefficient: float) -> None:
-        self.names, self.coefficient = list(names), float(coefficient)
-
-    def on_before_step(self, ctx: TrainContext) -> None:
-        params = dict(ctx.model.named_parameters())
-        with torch.no_grad():
-            for n in self.names:
-                p = params[n]
-                if p.grad is not None:
-                    p.grad.add_(torch.sign(p.detach()), alpha=self.coefficient)
-
-
 def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
     period = StepSchedule(spec.period)
     if spec.method == "dsr":
@@ -114,8 +102,6 @@ def run_sparse_training(
         if spec.method == "tied":
             modules = [n.rsplit(".", 1)[0] for n in names]
             arch = dataclasses.replace(arch, tied={"modules": modules, "sparsity": spec.sparsity, "seed": mask_seed})
-            from ...dst.tied import tie_weights
-
             tie_weights(net, modules, spec.sparsity, mask_seed)
         else:
             sparsity = layer_sparsities(net, names, spec.sparsity, spec.sparsity_fc)
@@ -123,7 +109,7 @@ def run_sparse_training(
             callbacks = (_callback(spec, masks, mask_seed),)
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
-    hparams = run.hparams(f"dst_{spec.method}", recipe, dst=plain(dataclasses.asdict(spec)))
+    hparams = run.hparams(f"dst_{spec.method}", recipe, dst=spec_record(spec))
     result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                             compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
     write_summary(summary_json, {"method": spec.method}, run_summary(result, result.model, arch))
@@ -137,9 +123,6 @@ def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
 def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                      sparse_layers: str | Sequence[str] = "paper", sparsity_fc: float | None = None) -> int:  # fmt: skip
     """Learnable parameters of the sparse network at ``sparsity`` (dense tensors in full)."""
-    from ...dst.layers import active_count
-    from ...models import build_model
-
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     names = sparse_tensors(net, model.arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
     params = dict(net.named_parameters())
@@ -155,8 +138,6 @@ def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int
                 key: str = "auto") -> dict[str, Any]:  # fmt: skip
     """The model's kwargs with its width knob scaled so that the dense network has about ``budget``
     parameters (bisection on the scale; ``hidden`` lists are scaled element-wise)."""
-    from ...models import arch_kwargs, build_model
-
     defaults = arch_kwargs(model.arch)
     if key == "auto":
         key = next((k for k in _WIDTH_KEYS if k in defaults), "")
@@ -211,9 +192,6 @@ def dense_spec() -> DSTSpec:
 
 def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
                     options: DstOptions) -> int:  # fmt: skip
-    from ...dst.layers import active_count
-    from ...models import build_model
-
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     layers = options.layers
     names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))

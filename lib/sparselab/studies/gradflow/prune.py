@@ -18,6 +18,7 @@ import copy
 import csv
 import dataclasses
 import itertools
+import json
 import logging
 import math
 import shutil
@@ -25,16 +26,19 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...compute import Placement, place
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...data import DatasetSplits
+from ...config.hparams import fingerprint_of
 from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
-from ...io.checkpoint import ArchSpec, load_checkpoint, save_checkpoint
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity
+from ...models.checkpoint import load_checkpoint, save_checkpoint
+from ...models.spec import ArchSpec
 from ...sparsity.mask import Mask
 from ...structured.dependency import ChannelGroup, channel_groups
 from ...structured.measures import MEASURES, ImportanceTracker, importance
@@ -113,7 +117,7 @@ def kendall_tau_to_magnitude(scores: dict[str, torch.Tensor], model: nn.Module, 
                              alive: dict[str, torch.Tensor], protect: Sequence[str] = ()) -> float:  # fmt: skip
     """Kendall's tau-b between a measure's scores and the filters' L2 norms, over all alive filters
     that the global ranking sees (NaN when either is constant)."""
-    from scipy.stats import kendalltau
+    from scipy.stats import kendalltau  # lazy: about 2 s to import, for one statistic per round
 
     a, b = [], []
     for g in groups:
@@ -210,12 +214,8 @@ def _read_rounds(path: Path) -> list[dict[str, Any]]:
 def _forget_other_runs(state: Path, hparams: dict[str, Any]) -> None:
     """Round files in ``state`` belong to the run whose hparams are stored beside them; those of
     another configuration (edited pruning options, same output path) are removed, not resumed."""
-    from ...config.hparams import fingerprint_of
-
     stored = state / "hparams.json"
     if stored.exists():
-        import json
-
         if fingerprint_of(json.loads(stored.read_text())) == fingerprint_of(json.loads(json.dumps(hparams))):
             return
         log.warning("gradflow: %s holds rounds of another configuration; starting over", state)
@@ -225,15 +225,11 @@ def _forget_other_runs(state: Path, hparams: dict[str, Any]) -> None:
 
 
 def _save_momentum(path: Path, momentum: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
     with atomic_path(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in momentum.items()}, str(tmp))
 
 
 def _load_momentum(path: Path) -> dict[str, torch.Tensor] | None:
-    from safetensors.torch import load_file
-
     return load_file(str(path)) if path.exists() else None
 
 

@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ...io.checkpoint import ArchSpec, load_checkpoint
 from ...metrics.complexity import complexity
+from ...models.checkpoint import load_checkpoint
+from ...models.spec import ArchSpec
 
 
 def dense_complexity(spec: ArchSpec) -> dict[str, int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
-from ...io.checkpoint import load_checkpoint, save_checkpoint
+from ...models.checkpoint import load_checkpoint, save_checkpoint
 from ...sparsity.magnitude import Scope, magnitude_mask
 from ...sparsity.mask import prunable_parameters
 from ...train.engine import TrainResult

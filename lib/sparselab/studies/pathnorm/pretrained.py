@@ -10,14 +10,18 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from safetensors.torch import save_file
+
+from ...compute import place
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
 from ...divergence import check_finite
 from ...io.atomic import atomic_path
-from ...io.checkpoint import check_fits, load_checkpoint
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
 from ..base.summary import write_summary
+from ...models.checkpoint import check_fits, load_checkpoint
+from ...models.pretrained import load_pretrained
 from .analysis import analysis_subset
 
 
@@ -44,15 +48,9 @@ def analyse_pretrained(
     dataset holds out 1% for validation), optionally a seeded subset; they are saved in loader
     order as a safetensors file, the quantiles and path-norms in ``summary_json``.
     """
-    from safetensors.torch import save_file
-
-    from ...compute import place
-
     if (checkpoint is None) == (weights is None):
         raise ValueError(f"pretrained model {name!r}: give exactly one of checkpoint or weights")
     if weights is not None:
-        from ...models.pretrained import load_pretrained
-
         model, spec = load_pretrained(weights, hub_dir)
         source = f"torchvision:{weights}"
     else:

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...dst.layers import sparse_tensors
-from ...sparsity.acdc import ACDC
+from ...dst.acdc import ACDC
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, run_training
 from ..base.summary import write_summary

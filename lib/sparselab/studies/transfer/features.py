@@ -7,7 +7,8 @@ from pathlib import Path
 from ...compute import place
 from ...config import ComputeHparams, DataHparams
 from ...data import build_splits, make_loader
-from ...io.checkpoint import file_sha256, load_checkpoint
+from ...io.hashing import file_sha256
+from ...models.checkpoint import load_checkpoint
 from ...transfer.features import extract_features, save_features
 from .common import backbone_sparsity
 

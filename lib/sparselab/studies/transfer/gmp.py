@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
+from ...dst.gmp import GradualSpec, train_gradual
 from ...train.engine import TrainResult
 from ...train.run import RunFiles
-from ..dst.gradual import GradualSpec, run_gradual_pruning
 from ..base.summary import write_summary
 from .summaries import upstream_summary
 
@@ -32,6 +32,6 @@ def run_gmp(
     ``sparse_layers`` (its global variant), then training to the end."""
     layers = sparse_layers if isinstance(sparse_layers, str) else tuple(sparse_layers)
     spec = GradualSpec(target=float(sparsity), sparse_layers=layers, by="threshold", ramp=GmpRamp.from_options(options))
-    result = run_gradual_pruning(files, None, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
+    result = train_gradual(files, dense=dense, data=data, recipe=recipe, spec=spec, seed=seed, compute=compute)
     write_summary(summary_json, upstream_summary(result, "gmp", sparsity))
     return result

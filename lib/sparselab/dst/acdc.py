@@ -24,8 +24,8 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 
+from ..sparsity.mask import Mask
 from ..train.callbacks import Callback, TrainContext
-from .mask import Mask
 
 __all__ = ["phase_calendar", "original_calendar_fits", "compress", "ACDC"]
 
