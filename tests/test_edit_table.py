@@ -122,8 +122,8 @@ EDITS: dict[str, set[str]] = {
     # plans run at parse time: an edit changes the rules' params (and so replans) only where its output changes
     "studies/base/plan.py": set(),
     # the shared run setup reaches the study jobs that build their own run (the rest through train/run.py)
-    "studies/base/setup.py": {"dst_train", "dst_gradual", "gradflow_prune", "pathnorm_imp_dense", "pathnorm_imp_round",
-                              "pathnorm_subset", "transfer_gmp"},  # fmt: skip
+    "studies/base/setup.py": {"dst_train", "gradflow_prune", "pathnorm_imp_dense", "pathnorm_imp_round",
+                              "pathnorm_subset"},  # fmt: skip
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job
     "studies/base/records.py": {"oneshot_records", "dst_records", "dst_report", "gradflow_records", "transfer_records",

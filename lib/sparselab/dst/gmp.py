@@ -9,15 +9,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from ..config import ComputeHparams, DataHparams, GmpRamp, SeedHparams, TrainHparams
+from ..config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ..config.hparams import spec_record
-from ..data import build_splits
-from ..models.checkpoint import check_fits, load_checkpoint
 from ..sparsity.magnitude import magnitude_mask
 from ..sparsity.mask import Mask
 from ..train.callbacks import Callback, TrainContext
 from ..train.engine import TrainResult
 from ..train.run import RunFiles, train_and_save
+from ..train.setup import RunSetup
 from . import gradual
 from .layers import layer_sparsities, sparse_tensors
 
@@ -124,9 +123,8 @@ def train_gradual(
 ) -> TrainResult:
     """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
     :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
-    ckpt = load_checkpoint(dense)
-    splits = build_splits(data)
-    check_fits(ckpt.spec, splits.info, str(dense))
+    run = RunSetup.from_checkpoint(dense, data, seed)
+    ckpt, splits, seeds = run.checkpoint, run.splits, run.seeds
     net = ckpt.model
     names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
                            else list(spec.sparse_layers))  # fmt: skip
@@ -137,9 +135,6 @@ def train_gradual(
         targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
                                                  spec.output_layer, spec.output_cap))  # fmt: skip
     mask = Mask.ones(net, names)
-    seeds = SeedHparams.for_replicate(seed)
-    hparams = {"method": "dst_gradual", "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(),
-               "model": {"arch": ckpt.spec.arch, "kwargs": ckpt.spec.kwargs}, "train": recipe.to_dict(),
-               "gradual": spec_record(spec), "parent": {"path": str(dense)}}  # fmt: skip
+    hparams = run.hparams("dst_gradual", recipe, gradual=spec_record(spec), parent={"path": str(dense)})
     return train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
                           compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
