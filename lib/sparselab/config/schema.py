@@ -41,7 +41,9 @@ def _schema_validator(path: Path):
         with open(url2pathname(urlparse(uri).path), encoding="utf-8") as f:
             return Resource.from_contents(yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
-    registry = Registry(retrieve=retrieve).with_resource(uri=str(path), resource=Resource.from_contents(schema))
+    registry = Registry(retrieve=retrieve).with_resource(  # type: ignore[call-arg]  # attrs field the stubs omit
+        uri=str(path), resource=Resource.from_contents(schema)
+    )
     properties = Draft202012Validator.VALIDATORS["properties"]
 
     def set_defaults(validator, props, instance, subschema):

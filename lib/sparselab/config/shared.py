@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Mapping
+from typing import AbstractSet, Any, Iterable, Mapping, TypeVar
 
 from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from .catalog import ARCHS
 from .common import ConfigError, reference
 from .entry_names import remember_entry_names
-from .hparams import HparamsError
+from .hparams import Hparams, HparamsError
 
-__all__ = ["SharedConfig", "build_shared", "check_experiment", "experiment_for"]
+__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "experiment_for", "typed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,17 @@ class SharedConfig:
         return self.resources["mem_mb"].get(self.datasets[dataset].source, 8000)
 
 
-def _bundle(cls: type, data: Any, path: str) -> Any:
+H = TypeVar("H", bound=Hparams)
+
+# How a study's config module ties its typed options to the JSON schema (tests/test_study_configs.py):
+# the class, the path of keys below the study's section, and the schema keys there that are structure
+# (names of datasets, models, recipes, nested blocks parsed on their own) rather than options.
+SchemaBinding = tuple[type, tuple[str, ...], AbstractSet[str]]  # the class: any dataclass
+
+
+def typed(cls: type[H], data: Mapping[str, Any] | None, path: str) -> H:
+    """``cls.from_dict(data)`` (defaults filled, unknown keys and wrong types refused), its error a
+    :class:`ConfigError` naming the key path."""
     try:
         return cls.from_dict(data, path=path)
     except HparamsError as exc:
@@ -58,14 +68,14 @@ def _check_model(name: str, model: ModelHparams) -> None:
 
 def build_shared(config: Mapping[str, Any]) -> SharedConfig:
     """The typed shared sections of a schema-validated config."""
-    datasets = {n: _bundle(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
+    datasets = {n: typed(DataHparams, d, f"datasets.{n}") for n, d in config["datasets"].items()}
     remember_entry_names(datasets)  # errors of data builders then name datasets.<name>.root
-    models = {n: _bundle(ModelHparams, m, f"models.{n}") for n, m in config["models"].items()}
+    models = {n: typed(ModelHparams, m, f"models.{n}") for n, m in config["models"].items()}
     for name, model in models.items():
         _check_model(name, model)
-    recipes = {n: _bundle(TrainHparams, r, f"recipes.{n}") for n, r in config["recipes"].items()}
+    recipes = {n: typed(TrainHparams, r, f"recipes.{n}") for n, r in config["recipes"].items()}
     return SharedConfig(
-        compute=_bundle(ComputeHparams, config.get("compute", {}), "compute"),
+        compute=typed(ComputeHparams, config.get("compute", {}), "compute"),
         resources=dict(config.get("resources", {})),
         datasets=datasets,
         models=models,

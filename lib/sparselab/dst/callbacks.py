@@ -122,6 +122,7 @@ class DSR(DynamicSparsity):
         self.target, self.threshold, self.tolerance = int(target), float(threshold), float(tolerance)
         self.big_new_weights = big_new_weights
         self.last_pruned = 0
+        self._pending: dict[str, torch.Tensor] = {}  # DSR's regrown entries of this step (big_new_weights)
 
     def reallocate(self, ctx: TrainContext) -> dict[str, torch.Tensor]:
         res = dsr_step(self.magnitudes(ctx.model), self.masks, self.threshold, self.target, self.generator, self.tolerance)
@@ -132,7 +133,7 @@ class DSR(DynamicSparsity):
         return res.masks
 
     def on_step_end(self, ctx: TrainContext) -> None:
-        self._pending: dict[str, torch.Tensor] = {}
+        self._pending = {}
         super().on_step_end(ctx)
         if self._pending:  # after the new mask zeroed what it must: draw the grown weights
             params = dict(ctx.model.named_parameters())

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..models.access import module_tensor
+
 TIEABLE_MODULES: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear)
 
 BankInit = Callable[[torch.Tensor, torch.Size, torch.Generator], None]
@@ -154,9 +156,10 @@ def tie_weights(
     sizes: dict[str, int] = {}
     for name in ordered:
         module = model.get_submodule(name)
-        shape = module.weight.shape
+        weight = module_tensor(module, "weight")
+        shape = weight.shape
         k = bank_size(shape.numel(), sparsity)
-        tied = TiedWeight(shape, k, generator).to(module.weight.device)
+        tied = TiedWeight(shape, k, generator).to(weight.device)
         parametrize.register_parametrization(module, "weight", tied, unsafe=True)
         init(bank_of(module), shape, generator)
         sizes[name] = k

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.nn.modules.dropout import _DropoutNd
 
+from ..models.access import module_tensor
+
 SUPPORTED = (
     "Conv2d, Linear, BatchNorm1d/2d (with running statistics), ReLU, MaxPool2d, AvgPool2d, "
     "AdaptiveAvgPool2d, Flatten, Dropout, Identity and identity residual additions/concatenations"
@@ -169,23 +171,15 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
     """The weight the module computes with, detached: ``weight_orig * weight_mask`` for modules
     pruned with ``torch.nn.utils.prune`` (``weight`` is only refreshed by the next forward)."""
     if "weight_orig" in module._parameters and "weight_mask" in module._buffers:  # no __getattr__
-        return (_tensor(module, "weight_orig") * _tensor(module, "weight_mask")).detach()
-    return _tensor(module, "weight").detach()
+        return (module_tensor(module, "weight_orig") * module_tensor(module, "weight_mask")).detach()
+    return module_tensor(module, "weight").detach()
 
 
 def effective_bias(module: nn.Module) -> torch.Tensor | None:
     if "bias_orig" in module._parameters and "bias_mask" in module._buffers:
-        return (_tensor(module, "bias_orig") * _tensor(module, "bias_mask")).detach()
+        return (module_tensor(module, "bias_orig") * module_tensor(module, "bias_mask")).detach()
     bias = getattr(module, "bias", None)
     return bias.detach() if bias is not None else None
-
-
-def _tensor(module: nn.Module, name: str) -> torch.Tensor:
-    """``module.<name>``, checked to be a tensor (``nn.Module.__getattr__`` may also return modules)."""
-    t = getattr(module, name)
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{type(module).__name__}.{name} is a {type(t).__name__}, not a tensor")
-    return t
 
 
 def node_args(node: fx.Node, env: dict[fx.Node, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

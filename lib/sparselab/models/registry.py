@@ -24,7 +24,7 @@ from ..config.catalog import ARCHS
 
 ArchBuilder = Callable[..., nn.Module]
 # (model, the spec field's value, input shape) -> the changed model
-BuildHook = Callable[[nn.Module, Any, tuple[int, int, int]], nn.Module]
+BuildHook = Callable[[nn.Module, Any, Sequence[int]], nn.Module]
 _ARCHS: dict[str, ArchBuilder] = {}
 
 # Which module registers which architecture (only that module is imported: torchvision alone

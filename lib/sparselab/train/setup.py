@@ -42,16 +42,29 @@ def model_record(spec: ArchSpec) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class RunSetup:
-    """One run's replicate seeds, splits and architecture (``spec``; None until the caller builds
-    the model itself), the ``model`` field of its record, and the checkpoint it starts from."""
+    """One run's replicate seeds, splits and architecture (``arch``; None until the caller builds
+    the model itself: :meth:`with_spec`), the ``model`` field of its record, and the checkpoint it
+    starts from (``start``). ``spec`` and ``checkpoint`` are the two, checked to be there."""
 
     seed: int
     seeds: SeedHparams
     data: DataHparams
     splits: DatasetSplits
-    spec: ArchSpec | None
+    arch: ArchSpec | None
     model: dict[str, Any] | None
-    checkpoint: Checkpoint | None = None
+    start: Checkpoint | None = None
+
+    @property
+    def spec(self) -> ArchSpec:
+        if self.arch is None:
+            raise RuntimeError("this run has no architecture yet: build the model and call RunSetup.with_spec")
+        return self.arch
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        if self.start is None:
+            raise RuntimeError("this run starts from no checkpoint (RunSetup.from_checkpoint makes one that does)")
+        return self.start
 
     @classmethod
     def for_data(cls, data: DataHparams, seed: int) -> "RunSetup":
@@ -75,16 +88,14 @@ class RunSetup:
 
     def with_spec(self, spec: ArchSpec) -> "RunSetup":
         """The same run with the architecture the caller built (``model`` from ``spec``)."""
-        return dataclasses.replace(self, spec=spec, model=model_record(spec))
+        return dataclasses.replace(self, arch=spec, model=model_record(spec))
 
     def build(self) -> nn.Module:
         """A fresh model of ``spec``, its weights drawn from the replicate's init seed."""
-        assert self.spec is not None, "RunSetup.build needs an architecture"
         return build_seeded(self.spec, self.seeds.init)
 
     def parent(self, path: str | Path) -> dict[str, Any]:
         """The ``parent`` field naming the checkpoint this run starts from (path and tensor hash)."""
-        assert self.checkpoint is not None, "RunSetup.parent needs a checkpoint"
         return {"path": str(path), "tensors_sha256": self.checkpoint.meta.get("tensors_sha256")}
 
     def hparams(self, method: str, recipe: TrainHparams, *, recipe_key: str = "train", **extra: Any) -> dict[str, Any]:

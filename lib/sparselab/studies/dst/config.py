@@ -6,14 +6,13 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
-from ...config.hparams import HparamsError
-from ...config.shared import SharedConfig, check_experiment, experiment_for
+from ...config.shared import SchemaBinding, SharedConfig, check_experiment, experiment_for, typed
 from .options import DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
 
 # The grid of an experiment; every other key is an option (:class:`DstOptions`).
 GRID = ("dataset", "model", "recipe", "long_recipe", "deepr_recipe", "methods", "sparsities", "seeds")
 _EXPERIMENT = ("properties", "experiments", "items")
-SCHEMA_BINDINGS = (
+SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (DstSection, (), {"experiments"}),
     (DstOptions, _EXPERIMENT, set(GRID)),
     (DeepRHparams, (*_EXPERIMENT, "properties", "deepr"), set()),
@@ -94,21 +93,16 @@ class DstConfig:
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
-    try:
-        section = DstSection.from_dict({k: v for k, v in raw.items() if k != "experiments"}, path="dst")
-    except HparamsError as err:
-        raise ConfigError(str(err)) from None
+    section = typed(DstSection, {k: v for k, v in raw.items() if k != "experiments"}, "dst")
     if not section.enabled:
         return None
-    experiments, seen = [], set()
+    experiments: list[Any] = []
+    seen: set[tuple[str, str]] = set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"dst.experiments[{i}]"
         check_experiment(e, key, shared, ("recipe", "long_recipe", "deepr_recipe"), seen)
         params = {k: v for k, v in e.items() if k not in GRID}
-        try:
-            options = DstOptions.from_dict(params, path=key)
-        except HparamsError as err:
-            raise ConfigError(str(err)) from None
+        options = typed(DstOptions, params, key)
         for method, recipe in options.method_recipes.items():
             reference(recipe, shared.recipes, f"{key}.method_recipes.{method}", "recipes")
         if "gradual" in e["methods"]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 import matplotlib.pyplot as plt
@@ -119,7 +120,7 @@ def layer_density_figure(densities: pd.DataFrame, title: str = "") -> plt.Figure
         sns.despine(ax=ax)
     for ax in list(axes.flat)[len(panels):]:
         fig.delaxes(ax)
-    handles = [Patch(facecolor=colours[m], label=m) for m in order]
+    handles: list[Artist] = [Patch(facecolor=colours[m], label=m) for m in order]
     handles.append(Line2D([], [], color="0.3", lw=1.0, ls="--", label="all sparse tensors\n(100 − sparsity)"))
     fig.legend(handles=handles, title="method", loc="outside right center", frameon=False)
     fig.supxlabel("sparse tensor (parameter name, in model order)")

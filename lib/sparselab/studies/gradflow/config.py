@@ -6,8 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity
-from ...config.hparams import HparamsError
-from ...config.shared import SharedConfig, check_experiment, experiment_for
+from ...config.shared import SchemaBinding, SharedConfig, check_experiment, experiment_for, typed
 from .options import GradflowOptions
 
 
@@ -66,7 +65,7 @@ class GradflowConfig:
 _EXPERIMENT_KEYS = {"dataset", "model", "round_recipe", "final_recipe", "dense_recipe", "measures", "targets", "rounds",
                     "seeds"}  # fmt: skip
 # Every option of the section is typed, with the schema's defaults (tests/test_study_configs.py).
-SCHEMA_BINDINGS = (
+SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (GradflowConfig, (), {"enabled"}),
     (GradflowOptions, ("properties", "experiments", "items"), _EXPERIMENT_KEYS),
 )
@@ -75,16 +74,14 @@ SCHEMA_BINDINGS = (
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> GradflowConfig | None:
     if not raw.get("enabled", True):
         return None
-    experiments, seen = [], set()
+    experiments: list[Any] = []
+    seen: set[tuple[str, str]] = set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"gradflow.experiments[{i}]"
         check_experiment(e, key, shared, ("round_recipe", "final_recipe", "dense_recipe"), seen)
         if shared.recipes[e["round_recipe"]].epochs < 1:
             raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
-        try:
-            options = GradflowOptions.from_dict({k: v for k, v in e.items() if k not in _EXPERIMENT_KEYS}, path=key)
-        except HparamsError as exc:
-            raise ConfigError(str(exc)) from None
+        options = typed(GradflowOptions, {k: v for k, v in e.items() if k not in _EXPERIMENT_KEYS}, key)
         experiments.append(GradflowExperiment(
             e["dataset"], e["model"], e["round_recipe"], e["final_recipe"], e.get("dense_recipe"),
             tuple(e["measures"]), tuple(float(t) for t in e["targets"]), int(e["rounds"]), tuple(e["seeds"]), options,

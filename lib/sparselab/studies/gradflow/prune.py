@@ -37,6 +37,7 @@ from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity
+from ...models.access import module_tensor
 from ...models.checkpoint import load_checkpoint, save_checkpoint
 from ...models.spec import ArchSpec
 from ...sparsity.mask import Mask
@@ -124,7 +125,7 @@ def kendall_tau_to_magnitude(scores: dict[str, torch.Tensor], model: nn.Module, 
         if g.producer in protect:
             continue
         live = alive[g.producer]
-        w = model.get_submodule(g.producer).weight.detach()
+        w = module_tensor(model.get_submodule(g.producer), "weight").detach()
         a.append(scores[g.producer][live].double())
         b.append(w.reshape(w.shape[0], -1).norm(dim=1)[live].double().cpu())
     x, y = torch.cat(a).numpy(), torch.cat(b).numpy()

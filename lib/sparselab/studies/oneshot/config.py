@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any, Literal, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
-from ...config.hparams import Hparams, HparamsError
-from ...config.shared import SharedConfig, experiment_for
+from ...config.hparams import Hparams
+from ...config.shared import SchemaBinding, SharedConfig, experiment_for, typed
 
 
 Scope = Literal["layerwise", "global"]
@@ -37,7 +37,7 @@ class OneshotExperiment(Hparams):
 
 
 # The typed options and where their schema sits (tests/test_study_configs.py keeps them equal).
-SCHEMA_BINDINGS = (
+SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (OneshotOptions, (), {"experiments"}),
     (OneshotExperiment, ("properties", "experiments", "items"), set()),
 )
@@ -81,15 +81,12 @@ class OneshotConfig:
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:
     """The typed section (None when disabled); one-shot is on unless ``enabled: false``."""
-    try:
-        options = OneshotOptions.from_dict({k: v for k, v in raw.items() if k != "experiments"}, path="oneshot")
-        typed = [OneshotExperiment.from_dict(e, path=f"oneshot.experiments[{i}]") for i, e in enumerate(raw.get("experiments", []))]
-    except HparamsError as exc:
-        raise ConfigError(str(exc)) from None
+    options = typed(OneshotOptions, {k: v for k, v in raw.items() if k != "experiments"}, "oneshot")
+    experiments = [typed(OneshotExperiment, e, f"oneshot.experiments[{i}]") for i, e in enumerate(raw.get("experiments", []))]
     if not options.enabled:
         return None
     seen: set[tuple[str, str]] = set()
-    for i, e in enumerate(typed):
+    for i, e in enumerate(experiments):
         key = f"oneshot.experiments[{i}]"
         reference(e.dataset, shared.datasets, f"{key}.dataset", "datasets")
         reference(e.model, shared.models, f"{key}.model", "models")
@@ -98,4 +95,4 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:
         if (e.dataset, e.model) in seen:
             raise ConfigError(f"{key}: a second experiment for dataset {e.dataset!r} and model {e.model!r}; merge them")
         seen.add((e.dataset, e.model))
-    return OneshotConfig(title=options.title, experiments=tuple(typed))
+    return OneshotConfig(title=options.title, experiments=tuple(experiments))

@@ -17,7 +17,12 @@ def bound_rows(settings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for i, raw in enumerate(settings):
         s = BoundSetting.from_dict(raw, path=f"pathnorm.bound[{i}]")
-        B = s.B if s.B is not None else normalisation_sup_norm(s.mean, s.std, float32=s.float32)
+        if s.B is not None:
+            B = s.B
+        elif s.mean is not None and s.std is not None:
+            B = normalisation_sup_norm(s.mean, s.std, float32=s.float32)
+        else:  # BoundSetting.validate refuses this when the config is read
+            raise ValueError(f"pathnorm.bound[{i}]: setting {s.name!r}: give B, or mean and std")
         for row in bound_table_rows(s.archs, B=B, K=s.K, P=s.P, d_in=s.d_in, d_out=s.d_out, n=s.n):
             rows.append({"setting": s.name, **row})
     return rows

@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from ...config.common import ConfigError, reference
 from ...config.hparams import Hparams, HparamsError
-from ...config.shared import SharedConfig
+from ...config.shared import SchemaBinding, SharedConfig, typed
 from .options import CONVENTIONS, QS, AnalysisHparams, BoundSetting, Convention, PretrainedOptions
 
 __all__ = ["SCHEMA_BINDINGS", "ImpStudy", "PathnormConfig", "PathnormOptions", "PretrainedModel", "SubsetStudy", "parse"]
@@ -73,7 +73,7 @@ class SubsetStudy(Hparams):
 
 
 # Where each class's options sit in the schema's pathnorm section (tests/test_study_configs.py).
-SCHEMA_BINDINGS = (
+SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (PathnormOptions, (), {"enabled", "analysis", "bound", "pretrained", "imp", "subsets"}),
     (AnalysisHparams, ("properties", "analysis"), set()),
     (BoundSetting, ("properties", "bound", "items"), set()),
@@ -144,18 +144,12 @@ class PathnormConfig:
         return used
 
 
-def _typed(cls: type, data: Any, path: str) -> Any:
-    try:
-        return cls.from_dict(data, path=path)
-    except HparamsError as exc:
-        raise ConfigError(str(exc)) from None
-
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> PathnormConfig | None:
     if not raw.get("enabled", True):
         return None
     parts = ("enabled", "analysis", "bound", "pretrained", "imp", "subsets")
-    options = _typed(PathnormOptions, {k: v for k, v in raw.items() if k not in parts}, "pathnorm")
+    options = typed(PathnormOptions, {k: v for k, v in raw.items() if k not in parts}, "pathnorm")
     imp = subsets = None
     for key in ("imp", "subsets"):
         part = raw.get(key)
@@ -165,18 +159,18 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> PathnormConfig | None
         reference(part["model"], shared.models, f"pathnorm.{key}.model", "models")
         reference(part["recipe"], shared.recipes, f"pathnorm.{key}.recipe", "recipes")
     if "imp" in raw:
-        imp = _typed(ImpStudy, raw["imp"], "pathnorm.imp")
+        imp = typed(ImpStudy, raw["imp"], "pathnorm.imp")
         epochs = shared.recipes[imp.recipe].epochs
         if not 1 <= imp.rewind_epoch < epochs:
             raise ConfigError(f"pathnorm.imp.rewind_epoch: {imp.rewind_epoch} must be in [1, {epochs}) (recipe epochs)")
     if "subsets" in raw:
-        subsets = _typed(SubsetStudy, raw["subsets"], "pathnorm.subsets")
+        subsets = typed(SubsetStudy, raw["subsets"], "pathnorm.subsets")
     pre_raw = raw.get("pretrained", {})
     pretrained = []
     for i, entry in enumerate(pre_raw.get("models", [])):
         key = f"pathnorm.pretrained.models[{i}]"
-        model = _typed(PretrainedModel, entry, key)
-        if model.model is not None:
+        model = typed(PretrainedModel, entry, key)
+        if model.model is not None and model.recipe is not None:  # one without the other: refused by validate
             reference(model.model, shared.models, f"{key}.model", "models")
             reference(model.recipe, shared.recipes, f"{key}.recipe", "recipes")
         pretrained.append(model)
@@ -193,11 +187,11 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> PathnormConfig | None
     bound_raw = raw.get("bound", ())
     return PathnormConfig(
         options=options,
-        analysis=_typed(AnalysisHparams, analysis_raw, "pathnorm.analysis"),
-        bound=tuple(_typed(BoundSetting, s, f"pathnorm.bound[{i}]") for i, s in enumerate(bound_raw)),
+        analysis=typed(AnalysisHparams, analysis_raw, "pathnorm.analysis"),
+        bound=tuple(typed(BoundSetting, s, f"pathnorm.bound[{i}]") for i, s in enumerate(bound_raw)),
         pretrained_dataset=dataset,
         pretrained=tuple(pretrained),
-        pretrained_options=_typed(PretrainedOptions, pre_options, "pathnorm.pretrained"),
+        pretrained_options=typed(PretrainedOptions, pre_options, "pathnorm.pretrained"),
         imp=imp,
         subsets=subsets,
         analysis_keys=tuple(analysis_raw),

@@ -42,9 +42,10 @@ class Plan(StudyPlan[PathnormConfig]):
         """A pretrained entry of ours needs its dense run's checkpoint; torchvision weights come from
         the local hub cache (checked by the job, never downloaded)."""
         entry = self.pretrained_entry(wildcards)
-        if entry.model is None:
+        dataset = self.pn.pretrained_dataset
+        if entry.model is None or entry.recipe is None or dataset is None:  # torchvision weights (parse checks the rest)
             return {}
-        return {"checkpoint": self.dense_model(self.pn.pretrained_dataset, entry.model, entry.recipe, entry.seed)}
+        return {"checkpoint": self.dense_model(dataset, entry.model, entry.recipe, entry.seed)}
 
     def pretrained_outputs(self, kind: str) -> list[str]:
         if self.cfg is None:

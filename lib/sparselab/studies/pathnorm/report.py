@@ -384,8 +384,9 @@ def _panel_grid(fig: plt.Figure, rows: Sequence[Sequence[Panel]], ncols: int) ->
 
 
 def _drop_legend(ax: plt.Axes) -> None:
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
 
 
 def _finish_panel(ax: plt.Axes, panel: Panel) -> None:
@@ -574,7 +575,7 @@ def margin_histograms(
         label = name
         if train_top1 is not None and name in train_top1:
             label = f"{name}, train top-1 = {100 * train_top1[name]:.2f}%"
-        ax.hist(values[np.isfinite(values)], bins=edges, color=colour, alpha=0.6, label=label)
+        ax.hist(values[np.isfinite(values)], bins=list(edges), color=colour, alpha=0.6, label=label)
     ax.axvline(0.0, color="0.2", lw=1.0, ls="--")
     ax.set_xlabel("margin (true-class logit − max other logit)")
     ax.set_ylabel("number of training samples")

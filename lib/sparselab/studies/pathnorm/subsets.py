@@ -7,6 +7,7 @@ import dataclasses
 
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...data.splits import dataset_len
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from ..base.setup import RunSetup
@@ -30,7 +31,7 @@ def run_subset(
     data = dataclasses.replace(data, subset_fraction=fraction, subset_seed=seed)
     run = RunSetup.fresh(data, model, seed)
     splits = run.splits
-    hparams = run.hparams("dense_subset", recipe, subset={"fraction": fraction, "train_samples": len(splits.train)},
+    hparams = run.hparams("dense_subset", recipe, subset={"fraction": fraction, "train_samples": dataset_len(splits.train)},
                           analysis=dataclasses.asdict(analysis))  # fmt: skip
     return train_and_save(
         files, run.build(), run.spec, None, hparams, data=data, splits=splits, recipe=recipe,

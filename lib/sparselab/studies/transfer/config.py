@@ -18,7 +18,7 @@ from typing import Any, Mapping, TypeVar
 from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams, HparamsError
-from ...config.shared import SharedConfig
+from ...config.shared import SchemaBinding, SharedConfig, typed
 from .options import (AcdcUpstreams, ExperimentOptions, FullFinetuning, GmpUpstreams, LinearProtocol, ScratchBaseline,
                       SectionOptions)  # fmt: skip
 
@@ -32,7 +32,7 @@ NORMALIZE_CHOICE = frozenset({*TRANSFER_SOURCES, "cifar10", "cifar100"})
 # Where each options class sits in the schema (below properties.transfer), and the keys of that
 # node that are structure (parsed on their own) rather than its options.
 _EXPERIMENT = ("properties", "experiments", "items")
-SCHEMA_BINDINGS = (
+SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (SectionOptions, (), {"experiments"}),
     (ExperimentOptions, _EXPERIMENT, {"dataset", "model", "downstream", "gmp", "acdc", "checkpoints", "linear", "full", "scratch"}),
     (GmpUpstreams, (*_EXPERIMENT, "properties", "gmp"), set()),
@@ -147,16 +147,9 @@ def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]])
 H = TypeVar("H", bound=Hparams)
 
 
-def _typed(cls: type[H], raw: Mapping[str, Any] | None, key: str) -> H:
-    """One block of options, typed and defaulted by its class; its errors name the key."""
-    try:
-        return cls.from_dict(raw, path=key)
-    except HparamsError as exc:
-        raise ConfigError(str(exc)) from None
-
 
 def _part(cls: type[H], e: Mapping[str, Any], part: str, key: str) -> H | None:
-    return None if e.get(part) is None else _typed(cls, e[part], f"{key}.{part}")
+    return None if e.get(part) is None else typed(cls, e[part], f"{key}.{part}")
 
 
 def _check_gmp(gmp: GmpUpstreams, key: str, shared: SharedConfig) -> None:
@@ -168,8 +161,8 @@ def _check_gmp(gmp: GmpUpstreams, key: str, shared: SharedConfig) -> None:
 
 def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> TransferExperiment:
     names = {f.name for f in dataclasses.fields(ExperimentOptions)}
-    opts = _typed(ExperimentOptions, {k: v for k, v in e.items() if k in names}, key)
-    linear = _typed(LinearProtocol, e.get("linear"), f"{key}.linear")
+    opts = typed(ExperimentOptions, {k: v for k, v in e.items() if k in names}, key)
+    linear = typed(LinearProtocol, e.get("linear"), f"{key}.linear")
     gmp, acdc = _part(GmpUpstreams, e, "gmp", key), _part(AcdcUpstreams, e, "acdc", key)
     full, scratch = _part(FullFinetuning, e, "full", key), _part(ScratchBaseline, e, "scratch", key)
     reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
@@ -219,10 +212,11 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None:
     """The typed transfer section (None when disabled)."""
-    section = _typed(SectionOptions, {k: v for k, v in raw.items() if k != "experiments"}, "transfer")
+    section = typed(SectionOptions, {k: v for k, v in raw.items() if k != "experiments"}, "transfer")
     if not section.enabled:
         return None
-    experiments, seen = [], set()
+    experiments: list[Any] = []
+    seen: set[tuple[str, str]] = set()
     for i, e in enumerate(raw.get("experiments", [])):
         key = f"transfer.experiments[{i}]"
         if (e["dataset"], e["model"]) in seen:
