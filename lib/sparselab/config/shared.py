@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import AbstractSet, Any, Iterable, Mapping, TypeVar
+from typing import AbstractSet, Any, ClassVar, Generic, Iterable, Mapping, Protocol, TypeVar
 
 from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from .catalog import ARCHS
@@ -13,7 +13,7 @@ from .common import ConfigError, reference
 from .entry_names import remember_entry_names
 from .hparams import Hparams, HparamsError
 
-__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "experiment_for", "typed"]
+__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "Experiment", "ExperimentGrid", "typed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +83,37 @@ def build_shared(config: Mapping[str, Any]) -> SharedConfig:
     )
 
 
-def experiment_for(experiments: Iterable[Any], dataset: str, model: str, study: str) -> Any:
-    """The experiment of a study for one dataset and model (wildcards of its rules)."""
-    for e in experiments:
-        if (e.dataset, e.model) == (dataset, model):
-            return e
-    raise KeyError(f"no {study} experiment for dataset {dataset!r} and model {model!r}")
+class Experiment(Protocol):
+    """What every study's experiment has: the dataset and the model it runs (one per pair)."""
+
+    @property
+    def dataset(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+
+E = TypeVar("E", bound=Experiment)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentGrid(Generic[E]):
+    """A study's typed section: its report title and its experiments, one per dataset x model."""
+
+    title: str
+    experiments: tuple[E, ...]
+    study: ClassVar[str] = "study"  # its name in messages
+
+    def experiment(self, dataset: str, model: str) -> E:
+        """The experiment of one dataset and model (wildcards of the study's rules)."""
+        for e in self.experiments:
+            if (e.dataset, e.model) == (dataset, model):
+                return e
+        raise KeyError(f"no {self.study} experiment for dataset {dataset!r} and model {model!r}")
+
+    def used_datasets(self) -> set[str]:
+        """The datasets the study reads (their roots are checked before a real run)."""
+        return {e.dataset for e in self.experiments}
 
 
 def check_experiment(e: Mapping[str, Any], key: str, shared: SharedConfig, recipe_keys: Iterable[str],

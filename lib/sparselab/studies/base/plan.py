@@ -16,16 +16,28 @@ __all__ = ["DENSE_MODEL", "StudyPlan"]
 # The dense training runs of rules/train.smk, which several studies start from.
 DENSE_MODEL = "results/train/{dataset}/{model}/{recipe}/seed{seed}/model.safetensors"
 
-C = TypeVar("C")
+C = TypeVar("C")  # the study's typed section
+E = TypeVar("E")  # one of its experiments
 
 
-class StudyPlan(Generic[C]):
+class StudyPlan(Generic[C, E]):
     """A study's plan: ``cfg`` is its typed section, None when the study is disabled (its rules
     still parse, and it has no targets)."""
 
     def __init__(self, shared: SharedConfig, cfg: C | None) -> None:
         self.shared = shared
         self.cfg = cfg
+
+    @property
+    def config(self) -> C:
+        """The section, for the rules' functions (which only run when the study has jobs)."""
+        if self.cfg is None:
+            raise RuntimeError(f"{type(self).__module__}: the study is disabled, it has no jobs")
+        return self.cfg
+
+    def experiment(self, wildcards: Any) -> E:
+        """The experiment of a job: its ``dataset`` and ``model`` wildcards."""
+        return self.config.experiment(wildcards.dataset, wildcards.model)  # type: ignore[attr-defined]
 
     @property
     def title(self) -> str:

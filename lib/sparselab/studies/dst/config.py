@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
-from ...config.shared import SchemaBinding, SharedConfig, check_experiment, experiment_for, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, check_experiment, typed
 from .options import DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
 
 # The grid of an experiment; every other key is an option (:class:`DstOptions`).
@@ -72,12 +72,8 @@ class DstRun:
 
 
 @dataclasses.dataclass(frozen=True)
-class DstConfig:
-    title: str
-    experiments: tuple[DstExperiment, ...]
-
-    def experiment(self, dataset: str, model: str) -> DstExperiment:
-        return experiment_for(self.experiments, dataset, model, "dst")
+class DstConfig(ExperimentGrid[DstExperiment]):
+    study = "dst"
 
     def runs(self) -> list[DstRun]:
         out = []
@@ -88,8 +84,6 @@ class DstConfig:
                     out += [DstRun(e.dataset, e.model, m, s, seed) for s in sparsities]
         return out
 
-    def used_datasets(self) -> set[str]:
-        return {e.dataset for e in self.experiments}
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:

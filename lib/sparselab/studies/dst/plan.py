@@ -20,11 +20,7 @@ def run_dir(run: DstRun) -> str:
     return RUN.format(dataset=run.dataset, model=run.model, method=run.method, sparsity=run.sparsity_str, seed=run.seed)
 
 
-class Plan(StudyPlan[DstConfig]):
-    def experiment(self, wildcards: Any) -> DstExperiment:
-        assert self.cfg is not None
-        return self.cfg.experiment(wildcards.dataset, wildcards.model)
-
+class Plan(StudyPlan[DstConfig, DstExperiment]):
     def method_recipe(self, wildcards: Any) -> dict[str, Any]:
         return self.recipe(self.experiment(wildcards).recipe_of(wildcards.method))
 

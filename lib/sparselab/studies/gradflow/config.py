@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity
-from ...config.shared import SchemaBinding, SharedConfig, check_experiment, experiment_for, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, check_experiment, typed
 from .options import GradflowOptions
 
 
@@ -44,21 +44,17 @@ class GradflowRun:
 
 
 @dataclasses.dataclass(frozen=True)
-class GradflowConfig:
+class GradflowConfig(ExperimentGrid[GradflowExperiment]):
     """The study's section: its defaults are the schema's (``SCHEMA_BINDINGS``)."""
 
     title: str = "Gradient-flow structured pruning"
     experiments: tuple[GradflowExperiment, ...] = ()
-
-    def experiment(self, dataset: str, model: str) -> GradflowExperiment:
-        return experiment_for(self.experiments, dataset, model, "gradflow")
+    study = "gradflow"
 
     def runs(self) -> list[GradflowRun]:
         return [GradflowRun(e.dataset, e.model, m, t, s) for e in self.experiments
                 for m in e.measures for t in e.targets for s in e.seeds]  # fmt: skip
 
-    def used_datasets(self) -> set[str]:
-        return {e.dataset for e in self.experiments}
 
 
 # An experiment's keys that are not options: what runs (the grid) rather than how each run prunes.

@@ -23,11 +23,7 @@ def run_dir(run: GradflowRun) -> str:
     return RUN.format(dataset=run.dataset, model=run.model, measure=run.measure, target=run.target_str, seed=run.seed)
 
 
-class Plan(StudyPlan[GradflowConfig]):
-    def experiment(self, wildcards: Any) -> GradflowExperiment:
-        assert self.cfg is not None
-        return self.cfg.experiment(wildcards.dataset, wildcards.model)
-
+class Plan(StudyPlan[GradflowConfig, GradflowExperiment]):
     def round_recipe(self, wildcards: Any) -> dict[str, Any]:
         return self.recipe(self.experiment(wildcards).round_recipe)
 

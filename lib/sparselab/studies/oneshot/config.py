@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams
-from ...config.shared import SchemaBinding, SharedConfig, experiment_for, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, typed
 
 
 Scope = Literal["layerwise", "global"]
@@ -59,12 +59,8 @@ class OneshotRun:
 
 
 @dataclasses.dataclass(frozen=True)
-class OneshotConfig:
-    title: str
-    experiments: tuple[OneshotExperiment, ...]
-
-    def experiment(self, dataset: str, model: str) -> OneshotExperiment:
-        return experiment_for(self.experiments, dataset, model, "oneshot")
+class OneshotConfig(ExperimentGrid[OneshotExperiment]):
+    study = "oneshot"
 
     def runs(self) -> list[OneshotRun]:
         """Every evaluated checkpoint of the study, dense baselines included."""
@@ -75,8 +71,6 @@ class OneshotConfig:
                 runs.extend(OneshotRun(e.dataset, e.model, scope, s, seed) for scope in e.scopes for s in e.sparsities)
         return runs
 
-    def used_datasets(self) -> set[str]:
-        return {e.dataset for e in self.experiments}
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:

@@ -13,11 +13,7 @@ RUN = "results/oneshot/{dataset}/{model}/{scope}/s{sparsity}/seed{seed}"
 SUMMARY = "results/oneshot/summary"
 
 
-class Plan(StudyPlan[OneshotConfig]):
-    def experiment(self, wildcards: Any) -> OneshotExperiment:
-        assert self.cfg is not None
-        return self.cfg.experiment(wildcards.dataset, wildcards.model)
-
+class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
     def finetune_recipe(self, wildcards: Any) -> dict[str, Any]:
         return self.recipe(self.experiment(wildcards).finetune_recipe)
 

@@ -16,33 +16,28 @@ IMP_RUN = "results/pathnorm/imp/{dataset}/{model}/{recipe}/seed{seed}/round{roun
 SUBSET_RUN = "results/pathnorm/subsets/{dataset}/{model}/{recipe}/f{fraction}/seed{seed}"
 
 
-class Plan(StudyPlan[PathnormConfig]):
-    @property
-    def pn(self) -> PathnormConfig:
-        assert self.cfg is not None, "the path-norm study is disabled"
-        return self.cfg
-
+class Plan(StudyPlan[PathnormConfig, Any]):
     @property
     def gap(self) -> str:
         return self.cfg.gap if self.cfg is not None else "running"
 
     def bound_settings(self, wildcards: Any = None) -> list[dict[str, Any]]:
-        return self.pn.bound_settings()
+        return self.config.bound_settings()
 
     def analysis_params(self, wildcards: Any = None) -> dict[str, Any]:
-        return self.pn.analysis_spec()
+        return self.config.analysis_spec()
 
     def pretrained_entry(self, wildcards: Any) -> PretrainedModel:
-        return next(p for p in self.pn.pretrained if p.name == wildcards.name)
+        return next(p for p in self.config.pretrained if p.name == wildcards.name)
 
     def pretrained_params(self, wildcards: Any) -> dict[str, Any]:
-        return self.pn.pretrained_spec(self.pretrained_entry(wildcards))
+        return self.config.pretrained_spec(self.pretrained_entry(wildcards))
 
     def pretrained_inputs(self, wildcards: Any) -> dict[str, str]:
         """A pretrained entry of ours needs its dense run's checkpoint; torchvision weights come from
         the local hub cache (checked by the job, never downloaded)."""
         entry = self.pretrained_entry(wildcards)
-        dataset = self.pn.pretrained_dataset
+        dataset = self.config.pretrained_dataset
         if entry.model is None or entry.recipe is None or dataset is None:  # torchvision weights (parse checks the rest)
             return {}
         return {"checkpoint": self.dense_model(dataset, entry.model, entry.recipe, entry.seed)}
@@ -54,14 +49,14 @@ class Plan(StudyPlan[PathnormConfig]):
         return [str(Path(PRETRAINED_RUN.format(dataset=pn.pretrained_dataset, name=p.name)) / kind) for p in pn.pretrained]
 
     def imp_params(self, wildcards: Any = None) -> dict[str, Any]:
-        imp = self.pn.imp
+        imp = self.config.imp
         assert imp is not None
         return {"rewind_epoch": imp.rewind_epoch, "conv_fraction": imp.conv_fraction,
                 "linear_fraction": imp.linear_fraction, "scope": imp.scope}  # fmt: skip
 
     def imp_round_sparsities(self, wildcards: Any = None) -> dict[int, float]:
         """Nominal body sparsity of each round (the figure's legend)."""
-        imp = self.pn.imp
+        imp = self.config.imp
         assert imp is not None
         return {r: imp.sparsity(r)[0] for r in range(imp.rounds + 1)}
 
@@ -74,7 +69,7 @@ class Plan(StudyPlan[PathnormConfig]):
         return str(Path(IMP_RUN.format(**{**dict(wildcards.items()), "round": 0})) / "rewind.pt")
 
     def imp_metrics(self, wildcards: Any = None) -> dict[tuple[int, int], str]:
-        imp = self.pn.imp
+        imp = self.config.imp
         assert imp is not None
         return {
             (r, seed): str(Path(IMP_RUN.format(dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r)) / "metrics.csv")
@@ -82,7 +77,7 @@ class Plan(StudyPlan[PathnormConfig]):
         }  # fmt: skip
 
     def subset_metrics(self, wildcards: Any = None) -> dict[tuple[float, int], str]:
-        sub = self.pn.subsets
+        sub = self.config.subsets
         assert sub is not None
         return {
             (f, seed): str(Path(SUBSET_RUN.format(dataset=sub.dataset, model=sub.model, recipe=sub.recipe,

@@ -18,7 +18,7 @@ from typing import Any, Mapping, TypeVar
 from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams, HparamsError
-from ...config.shared import SchemaBinding, SharedConfig, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, typed
 from .options import (AcdcUpstreams, ExperimentOptions, FullFinetuning, GmpUpstreams, LinearProtocol, ScratchBaseline,
                       SectionOptions)  # fmt: skip
 
@@ -105,15 +105,8 @@ class TransferExperiment:
 
 
 @dataclasses.dataclass(frozen=True)
-class TransferConfig:
-    title: str
-    experiments: tuple[TransferExperiment, ...]
-
-    def experiment(self, dataset: str, model: str) -> TransferExperiment:
-        for e in self.experiments:
-            if (e.dataset, e.model) == (dataset, model):
-                return e
-        raise KeyError(f"no transfer experiment for upstream dataset {dataset!r} and model {model!r}")
+class TransferConfig(ExperimentGrid[TransferExperiment]):
+    study = "transfer"
 
     def used_datasets(self) -> set[str]:
         return {d for e in self.experiments for d in (e.dataset, *e.downstream)}

@@ -18,10 +18,10 @@ def _keys(exp: TransferExperiment, up: Upstream, mode: str, dataset: str) -> dic
             "mode": mode, "dataset": dataset}  # fmt: skip
 
 
-class Plan(StudyPlan[TransferConfig]):
+class Plan(StudyPlan[TransferConfig, TransferExperiment]):
     def experiment(self, wildcards: Any) -> TransferExperiment:
-        assert self.cfg is not None
-        return self.cfg.experiment(wildcards.updataset, wildcards.model)
+        """The experiment of a job: its upstream dataset (``updataset``) and model wildcards."""
+        return self.config.experiment(wildcards.updataset, wildcards.model)
 
     def upstream(self, wildcards: Any) -> Upstream:
         return self.experiment(wildcards).upstream(wildcards.upstream, wildcards.sparsity)
