@@ -274,3 +274,12 @@ class SeedHparams(Hparams):
             data_order=derive_seed(seed, "data_order"),
             augmentation=derive_seed(seed, "augmentation"),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySection(Hparams):
+    """A study section's own keys: whether it runs, and its report's title (each study restates
+    ``title`` with its default)."""
+
+    enabled: bool = True
+    title: str = ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from ...config.bundles import StudySection
 from ...config.hparams import Hparams, HparamsError
 
 __all__ = ["DeepRHparams", "DstOptions", "DstSection", "GradualHparams", "ThinHparams"]
@@ -24,10 +25,9 @@ EpochKey = int | str
 
 
 @dataclasses.dataclass(frozen=True)
-class DstSection(Hparams):
+class DstSection(StudySection):
     """The section's own keys (the experiments are parsed by :func:`.config.parse`)."""
 
-    enabled: bool = True
     title: str = "Dynamic sparse training"
 
 

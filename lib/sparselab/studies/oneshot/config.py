@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Mapping
 
+from ...config.bundles import StudySection
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams
 from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, typed
@@ -15,10 +16,9 @@ Scope = Literal["layerwise", "global"]
 
 
 @dataclasses.dataclass(frozen=True)
-class OneshotOptions(Hparams):
+class OneshotOptions(StudySection):
     """The section's own options (its ``experiments`` are :class:`OneshotExperiment`)."""
 
-    enabled: bool = True
     title: str = "One-shot magnitude pruning"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from ...config.bundles import GmpRamp
+from ...config.bundles import GmpRamp, StudySection
 from ...config.hparams import Hparams, HparamsError
 
 __all__ = ["SectionOptions", "ExperimentOptions", "GmpUpstreams", "AcdcUpstreams", "LinearProtocol", "FullFinetuning",
@@ -19,10 +19,9 @@ __all__ = ["SectionOptions", "ExperimentOptions", "GmpUpstreams", "AcdcUpstreams
 
 
 @dataclasses.dataclass(frozen=True)
-class SectionOptions(Hparams):
+class SectionOptions(StudySection):
     """The section's own keys (its experiments are parsed one by one)."""
 
-    enabled: bool = True
     title: str = "Sparse transfer"
 
 
