@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import AbstractSet, Any, ClassVar, Generic, Iterable, Mapping, Protocol, TypeVar
+from typing import AbstractSet, Any, Callable, ClassVar, Generic, Iterable, Mapping, Protocol, TypeVar
 
 from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from .catalog import ARCHS
@@ -13,7 +13,7 @@ from .common import ConfigError, reference
 from .entry_names import remember_entry_names
 from .hparams import Hparams, HparamsError
 
-__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "Experiment", "ExperimentGrid", "typed"]
+__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "parse_experiments", "Experiment", "ExperimentGrid", "typed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,7 @@ class SharedConfig:
 
 
 H = TypeVar("H", bound=Hparams)
+T = TypeVar("T")
 
 # How a study's config module ties its typed options to the JSON schema (tests/test_study_configs.py):
 # the class, the path of keys below the study's section, and the schema keys there that are structure
@@ -114,6 +115,20 @@ class ExperimentGrid(Generic[E]):
     def used_datasets(self) -> set[str]:
         """The datasets the study reads (their roots are checked before a real run)."""
         return {e.dataset for e in self.experiments}
+
+
+def parse_experiments(raw: Mapping[str, Any], study: str, shared: SharedConfig,
+                      experiment: Callable[[Mapping[str, Any], str], T], recipe_keys: Iterable[str] = ()) -> tuple[T, ...]:  # fmt: skip
+    """A section's ``experiments``, each checked (:func:`check_experiment`: its dataset, model and
+    ``recipe_keys`` name defined entries; one per dataset x model), then parsed by
+    ``experiment(raw, key)``, where ``key`` (``<study>.experiments[i]``) names it in errors."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for i, e in enumerate(raw.get("experiments", [])):
+        key = f"{study}.experiments[{i}]"
+        check_experiment(e, key, shared, recipe_keys, seen)
+        out.append(experiment(e, key))
+    return tuple(out)
 
 
 def check_experiment(e: Mapping[str, Any], key: str, shared: SharedConfig, recipe_keys: Iterable[str],

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity, reference
-from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, check_experiment, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
 from .options import DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
 
 # The grid of an experiment; every other key is an option (:class:`DstOptions`).
@@ -90,11 +90,8 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
     section = typed(DstSection, {k: v for k, v in raw.items() if k != "experiments"}, "dst")
     if not section.enabled:
         return None
-    experiments: list[Any] = []
-    seen: set[tuple[str, str]] = set()
-    for i, e in enumerate(raw.get("experiments", [])):
-        key = f"dst.experiments[{i}]"
-        check_experiment(e, key, shared, ("recipe", "long_recipe", "deepr_recipe"), seen)
+
+    def experiment(e: Mapping[str, Any], key: str) -> DstExperiment:
         params = {k: v for k, v in e.items() if k not in GRID}
         options = typed(DstOptions, params, key)
         for method, recipe in options.method_recipes.items():
@@ -108,8 +105,10 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
         if options.sparse_layers == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
             raise ConfigError(f"{key}.sparse_layers: the paper's sparse-layer set is defined for wrn, resnet50 and "
                               f"lenet300_100, not {arch!r}; give conv_fc or a list of parameter names")  # fmt: skip
-        experiments.append(DstExperiment(
+        return DstExperiment(
             e["dataset"], e["model"], e["recipe"], e.get("long_recipe", e["recipe"]), e.get("deepr_recipe", e["recipe"]),
             tuple(e["methods"]), tuple(float(s) for s in e["sparsities"]), tuple(e["seeds"]), options, params,
-        ))  # fmt: skip
-    return DstConfig(title=section.title, experiments=tuple(experiments))
+        )  # fmt: skip
+
+    experiments = parse_experiments(raw, "dst", shared, experiment, ("recipe", "long_recipe", "deepr_recipe"))
+    return DstConfig(title=section.title, experiments=experiments)

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from ...config.common import ConfigError, format_sparsity
-from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, check_experiment, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
 from .options import GradflowOptions
 
 
@@ -70,16 +70,15 @@ SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> GradflowConfig | None:
     if not raw.get("enabled", True):
         return None
-    experiments: list[Any] = []
-    seen: set[tuple[str, str]] = set()
-    for i, e in enumerate(raw.get("experiments", [])):
-        key = f"gradflow.experiments[{i}]"
-        check_experiment(e, key, shared, ("round_recipe", "final_recipe", "dense_recipe"), seen)
+
+    def experiment(e: Mapping[str, Any], key: str) -> GradflowExperiment:
         if shared.recipes[e["round_recipe"]].epochs < 1:
             raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
         options = typed(GradflowOptions, {k: v for k, v in e.items() if k not in _EXPERIMENT_KEYS}, key)
-        experiments.append(GradflowExperiment(
+        return GradflowExperiment(
             e["dataset"], e["model"], e["round_recipe"], e["final_recipe"], e.get("dense_recipe"),
             tuple(e["measures"]), tuple(float(t) for t in e["targets"]), int(e["rounds"]), tuple(e["seeds"]), options,
-        ))  # fmt: skip
-    return GradflowConfig(title=str(raw.get("title", GradflowConfig.title)), experiments=tuple(experiments))
+        )  # fmt: skip
+
+    experiments = parse_experiments(raw, "gradflow", shared, experiment, ("round_recipe", "final_recipe", "dense_recipe"))
+    return GradflowConfig(title=str(raw.get("title", GradflowConfig.title)), experiments=experiments)

@@ -7,9 +7,9 @@ import dataclasses
 from typing import Any, Literal, Mapping
 
 from ...config.bundles import StudySection
-from ...config.common import ConfigError, format_sparsity, reference
+from ...config.common import format_sparsity
 from ...config.hparams import Hparams
-from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
 
 
 Scope = Literal["layerwise", "global"]
@@ -76,17 +76,8 @@ class OneshotConfig(ExperimentGrid[OneshotExperiment]):
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:
     """The typed section (None when disabled); one-shot is on unless ``enabled: false``."""
     options = typed(OneshotOptions, {k: v for k, v in raw.items() if k != "experiments"}, "oneshot")
-    experiments = [typed(OneshotExperiment, e, f"oneshot.experiments[{i}]") for i, e in enumerate(raw.get("experiments", []))]
     if not options.enabled:
         return None
-    seen: set[tuple[str, str]] = set()
-    for i, e in enumerate(experiments):
-        key = f"oneshot.experiments[{i}]"
-        reference(e.dataset, shared.datasets, f"{key}.dataset", "datasets")
-        reference(e.model, shared.models, f"{key}.model", "models")
-        reference(e.train_recipe, shared.recipes, f"{key}.train_recipe", "recipes")
-        reference(e.finetune_recipe, shared.recipes, f"{key}.finetune_recipe", "recipes")
-        if (e.dataset, e.model) in seen:
-            raise ConfigError(f"{key}: a second experiment for dataset {e.dataset!r} and model {e.model!r}; merge them")
-        seen.add((e.dataset, e.model))
-    return OneshotConfig(title=options.title, experiments=tuple(experiments))
+    experiments = parse_experiments(raw, "oneshot", shared, lambda e, key: typed(OneshotExperiment, e, key),
+                                    ("train_recipe", "finetune_recipe"))  # fmt: skip
+    return OneshotConfig(title=options.title, experiments=experiments)

@@ -18,7 +18,7 @@ from typing import Any, Mapping, TypeVar
 from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams, HparamsError
-from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, typed
+from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
 from .options import (AcdcUpstreams, ExperimentOptions, FullFinetuning, GmpUpstreams, LinearProtocol, ScratchBaseline,
                       SectionOptions)  # fmt: skip
 
@@ -208,12 +208,5 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None
     section = typed(SectionOptions, {k: v for k, v in raw.items() if k != "experiments"}, "transfer")
     if not section.enabled:
         return None
-    experiments: list[Any] = []
-    seen: set[tuple[str, str]] = set()
-    for i, e in enumerate(raw.get("experiments", [])):
-        key = f"transfer.experiments[{i}]"
-        if (e["dataset"], e["model"]) in seen:
-            raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
-        seen.add((e["dataset"], e["model"]))
-        experiments.append(_experiment(e, key, shared))
-    return TransferConfig(title=section.title, experiments=tuple(experiments))
+    experiments = parse_experiments(raw, "transfer", shared, lambda e, key: _experiment(e, key, shared))
+    return TransferConfig(title=section.title, experiments=experiments)
