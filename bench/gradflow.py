@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -102,9 +102,9 @@ def importance_speed(name: str, width: float, trials: int, measures: tuple[str, 
     cells = []
     for m in measures:
         if m in SECOND_ORDER:  # class-balanced 256 per class, read from a larger pool
-            t = median_time(lambda: importance(model, m, pool, grasp_samples=2560, num_classes=10), 1)
+            t = median_time(lambda m=m: importance(model, m, pool, grasp_samples=2560, num_classes=10), 1)
         else:
-            t = median_time(lambda: importance(model, m, batches), max(1, trials // 2))
+            t = median_time(lambda m=m: importance(model, m, batches), max(1, trials // 2))
         goal = " OK" if m not in FIRST_ORDER or t / steps <= 1.2 else " MISS"
         cells.append(f"{m} {t / steps:.2f}{goal if m in FIRST_ORDER else ''}")
     print(f"  {name:10s} 20 steps {steps:6.2f} s | " + " | ".join(cells))

@@ -64,7 +64,7 @@ def speed(arch: str, trials: int, reps: int) -> None:
         for _ in range(trials):
             for q in QS:
                 f = best_of(forward, reps)
-                p = best_of(lambda: path_norms(model, [q]), reps)
+                p = best_of(lambda q=q: path_norms(model, [q]), reps)
                 ratios[q].append(p / f)
                 fwd_times.append(f)
         fp32 = path_norms(model, QS)

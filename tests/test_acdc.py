@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 import torch
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
+from sparselab.dst.acdc import ACDC, compress, phase_calendar
 from sparselab.models import build_model
 from sparselab.sparsity.mask import Mask
-from sparselab.dst.acdc import ACDC, compress, phase_calendar
 from sparselab.train.engine import train
 
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 from conftest import REPO
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models
-
 from sparselab import compute
 from sparselab.config import ComputeHparams, DataHparams
 from sparselab.models.checkpoint import save_checkpoint
 from sparselab.models.spec import ArchSpec
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models
 
 LIB = REPO / "lib" / "sparselab"
 # Hand-made device set-ups: choosing a device, switching determinism, moving a model or batch.

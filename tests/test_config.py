@@ -13,8 +13,8 @@ from sparselab.config import ComputeHparams, DataHparams, HparamsError, Optimize
 from sparselab.config.catalog import ARCHS
 from sparselab.config.code_deps import code_dependencies
 from sparselab.config.hparams import derive_seed
-from sparselab.workflow import ConfigError, build_workflow_config, format_sparsity, load_workflow_config
 from sparselab.models import arch_kwargs
+from sparselab.workflow import ConfigError, build_workflow_config, format_sparsity, load_workflow_config
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from test_divergence import Poison
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
@@ -15,7 +16,6 @@ from sparselab.divergence import DivergenceError
 from sparselab.models.spec import ArchSpec
 from sparselab.train.engine import train
 from sparselab.train.run import build_seeded
-from test_divergence import Poison
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

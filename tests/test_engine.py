@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparselab.config import (
-    ComputeHparams, DataHparams, HparamsError, OptimizerHparams, ScheduleHparams, SeedHparams, TrainHparams,
+    ComputeHparams,
+    DataHparams,
+    HparamsError,
+    OptimizerHparams,
+    ScheduleHparams,
+    SeedHparams,
+    TrainHparams,
 )  # fmt: skip
 from sparselab.data import build_splits
 from sparselab.models.spec import ArchSpec

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import DEVICE
+
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.models.checkpoint import load_checkpoint
 from sparselab.studies.gradflow import prune as gradflow
@@ -108,9 +108,8 @@ def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resum
     from sparselab.config import SeedHparams
     from sparselab.data import build_splits
     from sparselab.models import build_model
-    from sparselab.train.engine import train
-
     from sparselab.train.callbacks import Callback
+    from sparselab.train.engine import train
 
     class WreckLastEpoch(Callback):  # zero every weight in the last epoch: its val top-1 drops to chance
         def on_step_end(self, ctx) -> None:  # type: ignore[no-untyped-def]

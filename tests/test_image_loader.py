@@ -236,8 +236,7 @@ def test_a_dataset_without_files_keeps_the_worker_path():
 
 def test_training_with_device_decode_equals_the_worker_path_on_lossless_files(folders, monkeypatch):
     from sparselab.config import ComputeHparams, SeedHparams, TrainHparams
-    from sparselab.data import device_decode
-    from sparselab.data import DatasetInfo, DatasetSplits
+    from sparselab.data import DatasetInfo, DatasetSplits, device_decode
     from sparselab.models.spec import ArchSpec
     from sparselab.train.engine import train
     from sparselab.train.run import build_seeded

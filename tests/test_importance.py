@@ -269,7 +269,7 @@ def assert_scores_close(got: dict, want: dict, rtol: float = 2e-5) -> None:
         g, w = got[name].double(), want[name].double()
         assert g.shape == w.shape, name
         scale = float(w.abs().max()) or 1.0
-        torch.testing.assert_close(g, w, rtol=rtol, atol=rtol * scale, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(g, w, rtol=rtol, atol=rtol * scale, msg=lambda m, name=name: f"{name}: {m}")
 
 
 # ------------------------------------------------------------------ formulas vs references

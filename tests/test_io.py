@@ -13,13 +13,13 @@ import torch
 from conftest import REPO
 from safetensors.torch import save_file
 
+from sparselab.dst.tied import tie_weights
 from sparselab.io.atomic import atomic_path, atomic_write_json
 from sparselab.io.checkpoint import CheckpointError, read_meta
 from sparselab.models.checkpoint import load_checkpoint, save_checkpoint
 from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
 from sparselab.sparsity.mask import Mask
-from sparselab.dst.tied import tie_weights
 from sparselab.train.state import TrainState
 
 SPEC = ArchSpec("cifar_resnet20", 10, (3, 8, 8), {"width": 4})

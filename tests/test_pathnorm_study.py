@@ -8,6 +8,8 @@ import json
 
 import pytest
 import torch
+from conftest import REPO, run_snakemake
+from test_workflow import planned_jobs
 from torch import nn
 
 from sparselab.__main__ import main as cli
@@ -22,9 +24,6 @@ from sparselab.studies.pathnorm.pretrained import analyse_pretrained
 from sparselab.studies.pathnorm.subsets import run_subset
 from sparselab.train.run import RunFiles
 from sparselab.train.state import TrainState
-
-from conftest import REPO, run_snakemake
-from test_workflow import planned_jobs
 
 DATA = DataHparams(source="digits", val_fraction=0.1)
 COMPUTE = ComputeHparams(device="cpu", progress="lines")

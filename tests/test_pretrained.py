@@ -229,8 +229,8 @@ ORIGINAL_WEIGHTS = {
 
 def test_paper_config_uses_the_originals_weights_per_architecture(tmp_path: Path) -> None:
     import yaml
-
     from conftest import REPO
+
     from sparselab.workflow import load_workflow_config
 
     config = yaml.safe_load((REPO / "configs" / "gbrg24.yaml").read_text())

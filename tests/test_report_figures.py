@@ -15,9 +15,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from sparselab.report import figures  # noqa: E402
-from sparselab.studies.oneshot import figure as oneshot_figure, report as tables  # noqa: E402
-from sparselab.studies.gradflow import report as gradflow  # noqa: E402
 from sparselab.studies.dst import report as dst  # noqa: E402
+from sparselab.studies.gradflow import report as gradflow  # noqa: E402
+from sparselab.studies.oneshot import figure as oneshot_figure  # noqa: E402
+from sparselab.studies.oneshot import report as tables
 from sparselab.studies.pathnorm import report as pn  # noqa: E402
 
 

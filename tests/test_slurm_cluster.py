@@ -261,7 +261,7 @@ def test_pipeline_through_slurm_with_a_timeout_retried_and_resumed(cluster, tmp_
         assert f"'SLURM_JOB_ID': '{j['JobIDRaw']}'" in path.read_text(), path
     for j in train[:-1]:
         text = next((wf / ".snakemake/slurm_logs/rule_train_dense").glob(f"*/{j['JobIDRaw']}.log")).read_text()
-        assert re.search(r"JOB %s ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT" % j["JobIDRaw"], text), text[-2000:]
+        assert re.search(rf"JOB {j['JobIDRaw']} ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT", text), text[-2000:]
 
     # Attempt 2 resumed from the state attempt 1 saved, and ended where an uninterrupted run ends.
     rule_log = (wf / "logs/train/digits/resnet/long/seed3.log").read_text()

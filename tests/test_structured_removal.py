@@ -17,7 +17,13 @@ from torch import nn
 from sparselab.metrics.pathnorm import path_norm
 from sparselab.models import build_model
 from sparselab.structured.dependency import channel_groups
-from sparselab.structured.ranking import minimum_widths, ranking_rows, remaining_rows, round_fractions_from_thresholds, select_filters
+from sparselab.structured.ranking import (
+    minimum_widths,
+    ranking_rows,
+    remaining_rows,
+    round_fractions_from_thresholds,
+    select_filters,
+)
 from sparselab.structured.removal import narrow, prune_filters, widths
 
 FAMILIES = {

@@ -19,7 +19,7 @@ from sparselab.config.bundles import DATA_SOURCES, TRANSFER_SOURCES
 from sparselab.config.hparams import HparamsError
 from sparselab.config.roots import LAYOUTS, REQUIRED_FILES, DatasetRootError, check_dataset_root
 from sparselab.data import build_source, build_splits, list_sources
-from sparselab.data.sources.transfer import DATASET_STATS, CALTECH101_TRAIN_PER_CLASS, CALTECH256_TRAIN_PER_CLASS
+from sparselab.data.sources.transfer import CALTECH101_TRAIN_PER_CLASS, CALTECH256_TRAIN_PER_CLASS, DATASET_STATS
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "..", "schemas", "config.schema.yaml")
 # Classes each fake has (flowers: torchvision's fixed list of 102 names).

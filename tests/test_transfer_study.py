@@ -17,17 +17,17 @@ from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHpa
 from sparselab.data import build_splits
 from sparselab.models.checkpoint import load_checkpoint
 from sparselab.sparsity.mask import Mask
-from sparselab.studies.transfer.records import records_from_summaries
 from sparselab.studies.transfer.acdc import run_acdc
 from sparselab.studies.transfer.common import backbone_sparsity
 from sparselab.studies.transfer.features import run_feature_extraction
 from sparselab.studies.transfer.gmp import run_gmp
 from sparselab.studies.transfer.linear import run_linear
 from sparselab.studies.transfer.options import LinearProtocol
-from sparselab.workflow import load_workflow_config
+from sparselab.studies.transfer.records import records_from_summaries
 from sparselab.train.optim import build_scheduler, lr_factor_fn
 from sparselab.train.run import RunFiles, run_training
 from sparselab.transfer.features import load_features
+from sparselab.workflow import load_workflow_config
 
 CPU = ComputeHparams(device="cpu", progress="none")
 DIGITS = DataHparams(source="digits")

@@ -6,8 +6,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../lib")  # noqa: F821  (this checkou
 
 from sparselab.config import DataHparams, ModelHparams, TrainHparams  # noqa: E402
 from sparselab.jobs import snakemake_job  # noqa: E402
-from sparselab.studies.pathnorm.options import AnalysisSpec  # noqa: E402
 from sparselab.studies.pathnorm.imp import run_imp_dense, run_imp_round  # noqa: E402
+from sparselab.studies.pathnorm.options import AnalysisSpec  # noqa: E402
 from sparselab.train.run import RunFiles  # noqa: E402
 
 smk = snakemake  # noqa: F821

@@ -22,19 +22,19 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
 from .config.code_deps import code_version
-from .workflow import build_workflow_config, validate_schema
 from .divergence import DivergenceError, check_finite
 from .io.guard import check_outputs
 from .io.state_dir import close_state_dir, open_state_dir, state_key
 from .jobs import setup_logging
 from .plan import dry_runs, job_stats
 from .report.gpu_hours import table
+from .workflow import build_workflow_config, validate_schema
 
 # Above: modules without torch. Each command imports the torch stack it needs itself, so that
 # `--help`, `info`, `plan` and `gpu-hours` start in a fraction of a second.

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,7 +56,7 @@ def uses_cuda_features(device: torch.device, compute: ComputeHparams) -> tuple[b
     return on_cuda and compute.amp, on_cuda and compute.channels_last
 
 
-def autocast(device: torch.device, enabled: bool) -> ContextManager:
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager:
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -137,7 +139,7 @@ class Placement:
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         return y.to(self.device, non_blocking=True)
 
-    def autocast(self) -> ContextManager:
+    def autocast(self) -> AbstractContextManager:
         """bf16 autocast where ``amp`` is on; nothing otherwise."""
         return autocast(self.device, self.amp)
 

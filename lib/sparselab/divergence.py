@@ -7,7 +7,8 @@ training engine (``sparselab.train.divergence`` re-exports it, with the engine's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +21,7 @@ class DivergenceError(RuntimeError):
     failed job and the CLI exits non-zero."""
 
 
-def first_non_finite(tensors: Iterable[tuple[str, "torch.Tensor"]]) -> tuple[str, int, int] | None:
+def first_non_finite(tensors: Iterable[tuple[str, torch.Tensor]]) -> tuple[str, int, int] | None:
     """``(name, non-finite entries, entries)`` of the first floating tensor holding a NaN or an
     infinity, or None when all are finite. One pass and one host sync per tensor: for checkpoints
     and analyses, not for every training step."""
@@ -36,7 +37,7 @@ def describe(found: tuple[str, int, int]) -> str:
     return f"{name} ({bad} of {total} entries NaN or infinite)"
 
 
-def check_finite(tensors: Iterable[tuple[str, "torch.Tensor"]], source: str, consequence: str) -> None:
+def check_finite(tensors: Iterable[tuple[str, torch.Tensor]], source: str, consequence: str) -> None:
     """Raise :class:`DivergenceError` ``"<source>: non-finite weights: <tensor> (...): <consequence>"``
     when a floating tensor of ``tensors`` holds a NaN or an infinity."""
     found = first_non_finite(tensors)

@@ -12,7 +12,8 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from . import gpus
 from .config import ComputeHparams

@@ -11,7 +11,7 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 log = logging.getLogger("sparselab")
 
@@ -37,7 +37,7 @@ class World:
         return self.rank == 0
 
     @classmethod
-    def from_env(cls) -> "World":
+    def from_env(cls) -> World:
         if not all(v in os.environ for v in _TORCHRUN_VARS):
             return cls()
         return cls(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))

@@ -13,7 +13,7 @@ import dataclasses
 import io
 import re
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 
 @dataclasses.dataclass(frozen=True)

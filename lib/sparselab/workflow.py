@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .config.common import ConfigError, format_sparsity
 from .config.roots import DatasetRootError, check_dataset_root

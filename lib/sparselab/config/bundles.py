@@ -8,7 +8,8 @@ workflow parse time (no torch import here), so a typo fails before any job start
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from .hparams import Hparams, HparamsError, derive_seed
 
@@ -267,7 +268,7 @@ class SeedHparams(Hparams):
     augmentation: int = 0
 
     @classmethod
-    def for_replicate(cls, seed: int) -> "SeedHparams":
+    def for_replicate(cls, seed: int) -> SeedHparams:
         """Independent streams derived from one replicate number."""
         return cls(
             init=derive_seed(seed, "init"),

@@ -106,7 +106,7 @@ def _fingerprint(lib: Path) -> tuple:
     return tuple(entries)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _file_imports(path: Path, current: str, is_pkg: bool, ino: int, mtime_ns: int, size: int) -> tuple[frozenset[str], bool]:
     """``_imports`` of one file (package names only), parsed once per version of it (its stat
     fields are part of the key)."""

@@ -7,7 +7,8 @@ Standard library only.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # (source, root) -> the names of the config entries that read it, from the config loaded last.
 _ENTRY_NAMES: dict[tuple[str, str | None], tuple[str, ...]] = {}

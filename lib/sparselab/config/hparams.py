@@ -15,7 +15,8 @@ import hashlib
 import json
 import types
 import typing
-from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T", bound="Hparams")
 

@@ -3,8 +3,9 @@ filled in), with one error line naming the key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .common import ConfigError
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import AbstractSet, Any, Callable, ClassVar, Generic, Iterable, Mapping, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Set
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from .bundles import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from .catalog import ARCHS
@@ -42,7 +43,7 @@ T = TypeVar("T")
 # How a study's config module ties its typed options to the JSON schema (tests/test_study_configs.py):
 # the class, the path of keys below the study's section, and the schema keys there that are structure
 # (names of datasets, models, recipes, nested blocks parsed on their own) rather than options.
-SchemaBinding = tuple[type, tuple[str, ...], AbstractSet[str]]  # the class: any dataclass
+SchemaBinding = tuple[type, tuple[str, ...], Set[str]]  # the class: any dataclass
 
 
 def typed(cls: type[H], data: Mapping[str, Any] | None, path: str) -> H:

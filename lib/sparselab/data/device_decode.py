@@ -12,7 +12,8 @@ resamplers differ, and so do results. The same code runs on the CPU (that is how
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch

@@ -11,7 +11,8 @@ loader keeps decoding in the workers.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision.datasets import DatasetFolder

@@ -18,7 +18,8 @@ one), so several processes together see exactly the batches one process would.
 from __future__ import annotations
 
 import weakref
-from typing import Iterator, Protocol, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset

@@ -7,7 +7,8 @@ about 2 us, where ``torch.manual_seed`` (which also queues a reseed of every CUD
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from torch.utils.data import get_worker_info

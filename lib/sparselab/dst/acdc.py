@@ -20,7 +20,8 @@ calendar proportionally instead, so that tiny runs keep the pattern and the 50/5
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 

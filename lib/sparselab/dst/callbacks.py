@@ -15,7 +15,8 @@ epoch. Random choices come from one seeded generator whose state is part of the 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -6,8 +6,9 @@ study's GMP upstreams (the AC/DC repo's polynomial ramp, ``GradualSpec.ramp``) b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from ..config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ..config.hparams import spec_record

@@ -22,7 +22,8 @@ per layer). That "+1" is part of the protocol and is reproduced by :func:`prune_
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
 

@@ -12,7 +12,8 @@ at positions drawn from a seeded generator; ``s`` is the conv or the Linear spar
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn

@@ -13,8 +13,9 @@ Bytes only: building the model a checkpoint describes, and its mask, is
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file

@@ -9,8 +9,8 @@ than its inputs, so nothing upstream reruns) and rebuild everything downstream o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # What marks a directory as a workflow's working directory: a checkout holds the Snakefile, and
 # every directory Snakemake ran in (``--directory``) holds its .snakemake/ state.

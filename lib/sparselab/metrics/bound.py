@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import numbers
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 
 def _f32(x: float) -> float:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
-
+from typing import Any
 
 from ..compute import place
 from ..config import ComputeHparams, DataHparams

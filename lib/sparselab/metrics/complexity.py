@@ -12,7 +12,7 @@ alive (never by file size, which the original used and which counts masked filte
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

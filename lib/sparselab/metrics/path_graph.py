@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import operator
 import weakref
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -113,7 +114,7 @@ def _function_problem(node: fx.Node) -> str | None:
 
 # Traces are reused while a model keeps its structure: per-epoch logging calls path-norms on the
 # same model many times, and tracing costs a quarter of a forward pass of a ResNet at batch 1.
-_TRACES: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], PathGraph]]" = weakref.WeakKeyDictionary()
+_TRACES: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], PathGraph]] = weakref.WeakKeyDictionary()
 
 
 def _structure(model: nn.Module) -> tuple[Any, ...]:

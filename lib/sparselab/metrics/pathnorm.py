@@ -39,7 +39,8 @@ import contextlib
 import dataclasses
 import math
 import operator
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

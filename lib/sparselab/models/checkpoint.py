@@ -18,7 +18,16 @@ from torch import nn
 from .. import __version__
 from ..divergence import DivergenceError, describe, first_non_finite
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import FORMAT, MASK_PREFIX, CheckpointError, read_meta, read_tensors, sidecar_path, verify_tensors, write_tensors
+from ..io.checkpoint import (
+    FORMAT,
+    MASK_PREFIX,
+    CheckpointError,
+    read_meta,
+    read_tensors,
+    sidecar_path,
+    verify_tensors,
+    write_tensors,
+)
 from ..sparsity.mask import Mask
 from .spec import ArchSpec
 

@@ -42,7 +42,7 @@ class ArchSpec:
                 model = build_hook(field)(model, value, tuple(self.input_shape))
         return model
 
-    def with_widths(self, widths: dict[str, int] | None) -> "ArchSpec":
+    def with_widths(self, widths: dict[str, int] | None) -> ArchSpec:
         return dataclasses.replace(self, widths=dict(widths) if widths else None)
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,7 +54,7 @@ class ArchSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
         widths = d.get("widths")
         return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})),
                    {str(k): int(v) for k, v in widths.items()} if widths else None, d.get("tied"))  # fmt: skip

@@ -16,8 +16,8 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 MARGIN = 1.5  # rules/common.smk: runtime = base + MARGIN x expected minutes
 

@@ -8,7 +8,8 @@ stable sort, so the result is deterministic and the count is exact.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import torch
 from torch import nn

@@ -7,7 +7,7 @@ model, and enforced after every optimizer step so pruned weights stay exactly ze
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -40,13 +40,13 @@ class Mask:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def ones(cls, model: nn.Module, names: Iterable[str] | None = None) -> "Mask":
+    def ones(cls, model: nn.Module, names: Iterable[str] | None = None) -> Mask:
         params = _params(model)
         names = prunable_parameters(model) if names is None else list(names)
         return cls({n: torch.ones_like(params[n], dtype=torch.bool) for n in names})
 
     @classmethod
-    def from_zeros(cls, model: nn.Module, names: Iterable[str] | None = None) -> "Mask":
+    def from_zeros(cls, model: nn.Module, names: Iterable[str] | None = None) -> Mask:
         """The mask of a model whose pruned weights are stored as exact zeros."""
         params = _params(model)
         names = prunable_parameters(model) if names is None else list(names)
@@ -120,19 +120,19 @@ class Mask:
         """Zero the masked-out weights of ``model`` in place."""
         self.bind(model).enforce()
 
-    def bind(self, model: nn.Module) -> "BoundMask":
+    def bind(self, model: nn.Module) -> BoundMask:
         """A mask attached to ``model``'s parameters, cheap to enforce every step."""
         self.check_compatible(model)
         return BoundMask(self, model)
 
-    def to_device(self, device: torch.device | str) -> "Mask":
+    def to_device(self, device: torch.device | str) -> Mask:
         return Mask({n: m.to(device) for n, m in self._masks.items()})
 
     def to_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         return {f"{prefix}{n}": m for n, m in self._masks.items()}
 
     @classmethod
-    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], prefix: str = "") -> "Mask":
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], prefix: str = "") -> Mask:
         return cls({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
 
 

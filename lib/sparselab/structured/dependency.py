@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import fx, nn

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,7 @@ _PASS_FUNCTIONS = frozenset({F.relu, F.relu6, torch.relu, torch.relu_})
 _PASS_METHODS = frozenset({"relu", "relu_"})
 
 Batch = tuple[Tensor, Tensor]
-InitWeights = Union[Mapping[str, Tensor], nn.Module]
+InitWeights = Mapping[str, Tensor] | nn.Module
 
 
 # ------------------------------------------------------------------ layers

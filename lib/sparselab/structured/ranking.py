@@ -21,7 +21,7 @@ of each of its channels, as in the original.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -99,7 +99,7 @@ def select_filters(
             entries.append((float(s[i]), order, i, g.rows))
     entries.sort(key=lambda e: (e[0], e[1], e[2]))
     pruned_rows = 0
-    for score, order, i, rows in entries:
+    for _score, order, i, rows in entries:
         if pruned_rows >= prune_rows:
             break
         keep[groups[order].producer][i] = False

@@ -8,7 +8,8 @@ random generator...) return it from ``state_dict`` so resumed runs continue exac
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

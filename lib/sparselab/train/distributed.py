@@ -16,7 +16,8 @@ import contextlib
 import inspect
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist

@@ -9,7 +9,7 @@ once. :func:`raise_if_diverged` then raises :class:`DivergenceError` naming the 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

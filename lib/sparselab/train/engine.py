@@ -22,8 +22,9 @@ import csv
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,7 @@ from ..data.splits import dataset_len
 from ..io.atomic import atomic_write_with
 from ..metrics.classification import predictions, summarize, target_ranks, topk_counts
 from ..sparsity.mask import Mask
-from . import progress
-from . import distributed
+from . import distributed, progress
 from .callbacks import Callback, TrainContext, check_unique_names
 from .divergence import DivergenceError, epoch_status, raise_if_diverged
 from .optim import build_optimizer, build_scheduler, load_optimizer_state

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..config import OptimizerHparams, ScheduleHparams
-
 
 _SGD_HAS_FUSED = "fused" in inspect.signature(torch.optim.SGD).parameters  # torch >= 2.3
 

@@ -11,7 +11,7 @@ batch pinned once), with ``non_blocking=True``, on a side CUDA stream, one batch
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sized
+from collections.abc import Iterable, Iterator, Sized
 
 import torch
 

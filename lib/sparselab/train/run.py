@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -23,7 +24,8 @@ from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
-from .setup import RunSetup, build_seeded as build_seeded  # build_seeded: re-exported for tests and benches
+from .setup import RunSetup  # build_seeded: re-exported for tests and benches
+from .setup import build_seeded as build_seeded
 from .state import RESUME_FILE, TrainState
 
 log = logging.getLogger("sparselab")
@@ -45,14 +47,14 @@ class RunFiles:
     state_dir: Path
 
     @classmethod
-    def from_snakemake(cls, smk: Any) -> "RunFiles":
+    def from_snakemake(cls, smk: Any) -> RunFiles:
         """A training rule's files, by the rules' convention: outputs ``model``, ``metrics``,
         ``hparams`` and the ``state_dir`` param."""
         out = smk.output
         return cls(Path(out.model), Path(out.metrics), Path(out.hparams), Path(smk.params.state_dir))
 
     @classmethod
-    def in_directory(cls, directory: str | Path) -> "RunFiles":
+    def in_directory(cls, directory: str | Path) -> RunFiles:
         d = Path(directory)
         return cls(d / "model.safetensors", d / "metrics.csv", d / "hparams.json", d / ".resume")
 

@@ -67,26 +67,26 @@ class RunSetup:
         return self.start
 
     @classmethod
-    def for_data(cls, data: DataHparams, seed: int) -> "RunSetup":
+    def for_data(cls, data: DataHparams, seed: int) -> RunSetup:
         """Seeds and splits only (the caller builds the model: :meth:`with_spec`)."""
         return cls(seed, SeedHparams.for_replicate(seed), data, build_splits(data), None, None)
 
     @classmethod
-    def fresh(cls, data: DataHparams, model: ModelHparams, seed: int) -> "RunSetup":
+    def fresh(cls, data: DataHparams, model: ModelHparams, seed: int) -> RunSetup:
         """A freshly initialised ``model`` on ``data`` (classes and input shape from the data)."""
         splits = build_splits(data)
         spec = ArchSpec(model.arch, splits.info.num_classes, splits.info.input_shape, dict(model.kwargs))
         return cls(seed, SeedHparams.for_replicate(seed), data, splits, spec, model.to_dict())
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, data: DataHparams, seed: int) -> "RunSetup":
+    def from_checkpoint(cls, path: str | Path, data: DataHparams, seed: int) -> RunSetup:
         """A run that continues the checkpoint at ``path`` (which must fit ``data``)."""
         ckpt = load_checkpoint(path)
         splits = build_splits(data)
         check_fits(ckpt.spec, splits.info, str(path))
         return cls(seed, SeedHparams.for_replicate(seed), data, splits, ckpt.spec, model_record(ckpt.spec), ckpt)
 
-    def with_spec(self, spec: ArchSpec) -> "RunSetup":
+    def with_spec(self, spec: ArchSpec) -> RunSetup:
         """The same run with the architecture the caller built (``model`` from ``spec``)."""
         return dataclasses.replace(self, arch=spec, model=model_record(spec))
 

@@ -38,7 +38,7 @@ class TrainState:
             torch.save(dataclasses.asdict(self), tmp)
 
     @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "TrainState":
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TrainState:
         data = torch.load(path, map_location=map_location, weights_only=True)
         return cls(**data)
 

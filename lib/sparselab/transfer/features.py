@@ -9,8 +9,9 @@ JSON sidecar; the heads of :mod:`.linear` train on them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file

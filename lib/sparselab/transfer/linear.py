@@ -12,7 +12,7 @@ become NaN or infinite, so no summary of a diverged head is ever written.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

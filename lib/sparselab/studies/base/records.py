@@ -6,8 +6,9 @@ Only pandas (and the atomic writes): a records job never imports torch through i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 

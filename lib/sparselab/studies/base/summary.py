@@ -6,8 +6,9 @@ Only json (and the atomic writes), so the records jobs that read summaries stay 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...io.atomic import atomic_write_json
 

@@ -8,10 +8,12 @@ records job. Only pandas.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ..base.records import flat_row, write_records as write_table
+from ..base.records import flat_row
+from ..base.records import write_records as write_table
 
 __all__ = ["KEYS", "write_records"]
 

@@ -9,8 +9,9 @@ from the sidecar), metrics and hparams, plus ``summary.json`` (:func:`.common.ru
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ...config.common import ConfigError, format_sparsity
 from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed

@@ -22,8 +22,9 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -31,8 +32,8 @@ from torch import nn
 
 from ...compute import Placement, place
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from ...data import DatasetSplits
 from ...config.hparams import fingerprint_of
+from ...data import DatasetSplits
 from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
 from ...metrics.classification import evaluate

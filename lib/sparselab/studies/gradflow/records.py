@@ -5,8 +5,9 @@ tables and figures, so that editing plotting code never reruns the records job."
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 

@@ -17,14 +17,15 @@ Only pandas, numpy, seaborn and matplotlib are imported here (no torch).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from matplotlib.lines import Line2D
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from ...io.atomic import atomic_write_text
 from ...report.figures import DENSE_STYLE, add_to_legend, save_figure  # also selects the headless Agg backend

@@ -4,13 +4,13 @@ pruned once (layerwise or global) at each sparsity and finetuned, every seed."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from ...config.bundles import StudySection
 from ...config.common import format_sparsity
 from ...config.hparams import Hparams
 from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
-
 
 Scope = Literal["layerwise", "global"]
 

@@ -6,8 +6,8 @@ pruning takes milliseconds, and a separate job per sparsity would cost more to s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
 from ...models.checkpoint import load_checkpoint, save_checkpoint

@@ -4,8 +4,8 @@ plotting edit never reruns the table job)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 

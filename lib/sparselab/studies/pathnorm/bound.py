@@ -4,8 +4,9 @@ figure writers nor is covered by them; no torch import."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ...metrics.bound import bound_table_rows, normalisation_sup_norm
 from . import report as pn

@@ -4,7 +4,8 @@ the Theorem 3.1 bound, pretrained models, IMP with rewinding and growing trainin
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from ...config.common import ConfigError, reference
 from ...config.hparams import Hparams, HparamsError

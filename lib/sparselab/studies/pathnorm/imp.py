@@ -19,8 +19,7 @@ from torch import nn
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...io.atomic import atomic_path
 from ...sparsity.magnitude import magnitude_mask
-from ...sparsity.mask import Mask
-from ...sparsity.mask import prunable_parameters
+from ...sparsity.mask import Mask, prunable_parameters
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from ...train.state import TrainState

@@ -7,8 +7,9 @@ No training code: these jobs rerun only when the analysis, the data or the model
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from safetensors.torch import save_file
 
@@ -19,9 +20,9 @@ from ...divergence import check_finite
 from ...io.atomic import atomic_path
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
 from ...metrics.pathnorm import path_norms
-from ..base.summary import write_summary
 from ...models.checkpoint import check_fits, load_checkpoint
 from ...models.pretrained import load_pretrained
+from ..base.summary import write_summary
 from .analysis import analysis_subset
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...data.splits import dataset_len
 from ...train.engine import TrainResult

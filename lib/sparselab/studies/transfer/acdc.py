@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
-from ...dst.layers import sparse_tensors
 from ...dst.acdc import ACDC
+from ...dst.layers import sparse_tensors
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, run_training
 from ..base.summary import write_summary

@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from ...config.bundles import HELDOUT_SOURCES, TRANSFER_SOURCES, DataHparams
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.hparams import Hparams, HparamsError
 from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
-from .options import (AcdcUpstreams, ExperimentOptions, FullFinetuning, GmpUpstreams, LinearProtocol, ScratchBaseline,
-                      SectionOptions)  # fmt: skip
+from .options import (
+    AcdcUpstreams,
+    ExperimentOptions,
+    FullFinetuning,
+    GmpUpstreams,
+    LinearProtocol,
+    ScratchBaseline,
+    SectionOptions,  # fmt: skip
+)
 
 __all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "SCHEMA_BINDINGS", "Upstream", "TransferExperiment", "TransferConfig", "parse"]
 

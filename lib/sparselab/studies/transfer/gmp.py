@@ -3,8 +3,9 @@ and polynomial ramp)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...config import ComputeHparams, DataHparams, GmpRamp, TrainHparams
 from ...dst.gmp import GradualSpec, train_gradual

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ...io.atomic import atomic_write_json
 from ...transfer.imports import import_checkpoint
-
 
 
 def run_import(source: str | Path, out: str | Path, report_json: str | Path, *, kind: str, arch: str,

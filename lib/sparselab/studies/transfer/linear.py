@@ -15,7 +15,6 @@ from ..base.summary import write_summary
 from .options import LinearProtocol
 
 
-
 def run_linear(
     train_features: str | Path,
     test_features: str | Path,

@@ -4,7 +4,8 @@ from-scratch baseline; then records, tables and the figure."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..base.plan import StudyPlan
 from .config import NORMALIZE_CHOICE, TransferConfig, TransferExperiment, Upstream

@@ -21,8 +21,9 @@ dataset average, counting only the seeds present for every dataset of the row (N
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
