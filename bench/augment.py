@@ -59,7 +59,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads (jobs: their rule's threads)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="torch intra-op threads (jobs: their rule's threads)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -70,7 +75,9 @@ def main() -> None:
     variants = {
         "tensor (batched)": lambda e: epoch_seconds(TensorImages.from_tensors(images, labels, train_tf), args.batch, e),
         "PIL, 0 workers": lambda e: epoch_seconds(PilCifar(images.permute(0, 2, 3, 1), labels, pil_tf), args.batch, e),
-        "PIL, 2 workers": lambda e: epoch_seconds(PilCifar(images.permute(0, 2, 3, 1), labels, pil_tf), args.batch, e, 2),
+        "PIL, 2 workers": lambda e: epoch_seconds(
+            PilCifar(images.permute(0, 2, 3, 1), labels, pil_tf), args.batch, e, 2
+        ),
     }
     names = list(variants)
     variants[names[0]](0)  # warm-up: allocator, first kernels
@@ -79,8 +86,10 @@ def main() -> None:
         for k in names[trial % 3 :] + names[: trial % 3]:
             seconds[k].append(variants[k](trial + 1))
     rate = {k: args.n / statistics.median(v) for k, v in seconds.items()}
-    print(f"CIFAR-shaped augmentation, {args.n} images, batch {args.batch}, {args.trials} trials, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"CIFAR-shaped augmentation, {args.n} images, batch {args.batch}, {args.trials} trials, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+    )
     print(f"{'path':<18} {'images/s':>10} {'tensor / this (paired median)':>31}")
     for k in names:
         paired = statistics.median(b / a for a, b in zip(seconds[names[0]], seconds[k]))

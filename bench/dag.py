@@ -85,14 +85,18 @@ def in_process(configs: list[str]) -> None:
         cpu, c = time.process_time() - c, time.process_time()
         if not plan.ok:
             raise SystemExit(f"dry run of {plan.configfile} failed:\n{plan.output[-3000:]}")
-        result["configs"].append({"config": plan.configfile, "jobs": job_count(plan.output), "wall_s": plan.seconds, "cpu_s": cpu})
+        result["configs"].append(
+            {"config": plan.configfile, "jobs": job_count(plan.output), "wall_s": plan.seconds, "cpu_s": cpu}
+        )
     print(json.dumps(result), file=out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
-    parser.add_argument("--configs", nargs="+", default=sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml")))
+    parser.add_argument(
+        "--configs", nargs="+", default=sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml"))
+    )
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # part 2's worker
     args = parser.parse_args()
     if args.in_process:
@@ -108,26 +112,34 @@ def main() -> None:
         for config in args.configs:
             wall, cpu, text = run_timed([str(SNAKEMAKE), *dry_run_args(config)])
             cli[config].append((wall, cpu, job_count(text)))
-        wall, cpu, text = run_timed([sys.executable, str(Path(__file__).resolve()), "--in-process", "--configs", *args.configs])
+        wall, cpu, text = run_timed(
+            [sys.executable, str(Path(__file__).resolve()), "--in-process", "--configs", *args.configs]
+        )
         single.append({**json.loads(text.strip().splitlines()[-1]), "wall_s": wall, "cpu_s": cpu})
 
     def med(values) -> float:  # type: ignore[no-untyped-def]
         return statistics.median(values)
 
     width = max(len(c) for c in args.configs)
-    print(f"1. snakemake -n --quiet rules --configfile X, one process per config (median of {args.repeat}; "
-          f"floor: `snakemake --version` {med(floor):.2f} s per process)")
+    print(
+        f"1. snakemake -n --quiet rules --configfile X, one process per config (median of {args.repeat}; "
+        f"floor: `snakemake --version` {med(floor):.2f} s per process)"
+    )
     total_wall = total_cpu = 0.0
     total_jobs = 0
     for config, runs in cli.items():
         wall, cpu, jobs = med(r[0] for r in runs), med(r[1] for r in runs), runs[0][2]
         total_wall, total_cpu, total_jobs = total_wall + wall, total_cpu + cpu, total_jobs + jobs
         print(f"   {config:<{width}}  {jobs:5d} jobs  {wall:6.2f} s  (cpu {cpu:5.2f} s)")
-    print(f"   {'total':<{width}}  {total_jobs:5d} jobs  {total_wall:6.2f} s  (cpu {total_cpu:5.2f} s); "
-          f"goal <= {GOAL_S:g} s: {'PASS' if total_wall <= GOAL_S else 'FAIL'}")
+    print(
+        f"   {'total':<{width}}  {total_jobs:5d} jobs  {total_wall:6.2f} s  (cpu {total_cpu:5.2f} s); "
+        f"goal <= {GOAL_S:g} s: {'PASS' if total_wall <= GOAL_S else 'FAIL'}"
+    )
 
-    print(f"2. all configs together in one interpreter, as `python -m sparselab plan configs/*.yaml` (snakemake.cli.args_to_api, "
-          f"dry run; median of {args.repeat})")
+    print(
+        f"2. all configs together in one interpreter, as `python -m sparselab plan configs/*.yaml` (snakemake.cli.args_to_api, "
+        f"dry run; median of {args.repeat})"
+    )
     print(f"   {'imports':<{width}}             {med(s['import_s'] for s in single):6.2f} s")
     for i, config in enumerate(args.configs):
         jobs = single[0]["configs"][i]["jobs"]
@@ -136,8 +148,10 @@ def main() -> None:
         cpu = med(s["configs"][i]["cpu_s"] for s in single)
         print(f"   {config:<{width}}  {jobs:5d} jobs  {wall:6.2f} s  (cpu {cpu:5.2f} s){same}")
     wall, cpu = med(s["wall_s"] for s in single), med(s["cpu_s"] for s in single)
-    print(f"   {'total (process)':<{width}}  {total_jobs:5d} jobs  {wall:6.2f} s  (cpu {cpu:5.2f} s); "
-          f"goal <= {GOAL_S:g} s: {'PASS' if wall <= GOAL_S else 'FAIL'}")
+    print(
+        f"   {'total (process)':<{width}}  {total_jobs:5d} jobs  {wall:6.2f} s  (cpu {cpu:5.2f} s); "
+        f"goal <= {GOAL_S:g} s: {'PASS' if wall <= GOAL_S else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

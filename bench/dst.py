@@ -77,7 +77,10 @@ def main() -> None:
     bound = to_mask(sparse, masks).bind(sparse)
     bound.enforce()
     x, y = torch.randn(100, *SHAPE), torch.randint(0, 10, (100,))
-    opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4) for m in (dense, sparse)]
+    opts = [
+        torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        for m in (dense, sparse)
+    ]
     dense_step = step_fn(dense, opts[0], x, y)
     sparse_step = step_fn(sparse, opts[1], x, y, bound)
     dense_step(), sparse_step()  # warm-up
@@ -88,9 +91,11 @@ def main() -> None:
         ratios.append(ts / td)
         dense_times.append(td)
     step_s = statistics.median(dense_times)
-    print(f"1. WRN-28-{args.width:g}, batch 100, {torch.get_num_threads()} threads: dense step {step_s * 1e3:.0f} ms; "
-          f"90%-sparse masked step / dense step = {statistics.median(ratios):.3f} "
-          f"(range {min(ratios):.3f}-{max(ratios):.3f}; goal <= 1.05)")  # fmt: skip
+    print(
+        f"1. WRN-28-{args.width:g}, batch 100, {torch.get_num_threads()} threads: dense step {step_s * 1e3:.0f} ms; "
+        f"90%-sparse masked step / dense step = {statistics.median(ratios):.3f} "
+        f"(range {min(ratios):.3f}-{max(ratios):.3f}; goal <= 1.05)"
+    )
 
     dsr = DSR(masks, StepSchedule({0: 100}), None, seed=2, target=20_000, threshold=1e-3)
     ctx = _Ctx(sparse)
@@ -107,8 +112,11 @@ def main() -> None:
     t = timed(realloc, max(3, args.trials))
     epoch_s = 500 * step_s
     shares = ", ".join(f"P = {p}: {500 / p * t / epoch_s:.3%}" for p in (100, 200, 400, 800))
-    print(f"2. one DSR reallocation {t * 1e3:.0f} ms; an epoch ~ 500 steps = {epoch_s:.0f} s; share of the epoch at "
-          f"{shares} (goal <= 2%)")  # fmt: skip
+    print(
+        f"2. one DSR reallocation {t * 1e3:.0f} ms; an epoch ~ 500 steps = {epoch_s:.0f} s; share of the epoch at "
+        f"{shares} (goal <= 2%)"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -101,7 +101,9 @@ def sync(device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ baselines
-def hand_loop_rate(spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int, device: torch.device) -> float:
+def hand_loop_rate(
+    spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int, device: torch.device
+) -> float:
     """The loop anyone would write: data already on the device, bf16 autocast + channels_last on
     CUDA, SGD with momentum (foreach), no bookkeeping. Images per second over ``steps`` timed steps
     after 5 warm-up steps."""
@@ -137,13 +139,22 @@ def hand_loop_rate(spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, batch: int,
 
 # ------------------------------------------------------------------------------------------------ engine
 def recipe(epochs: int, batch: int, **extra: Any) -> TrainHparams:
-    return TrainHparams.from_dict({
-        "epochs": epochs, "batch_size": batch, "eval_batch_size": 2, "drop_last": True,
-        "optimizer": {"lr": 0.01, "momentum": 0.9, "nesterov": True}, "schedule": {"kind": "cosine"}, **extra,
-    })  # fmt: skip
+    return TrainHparams.from_dict(
+        {
+            "epochs": epochs,
+            "batch_size": batch,
+            "eval_batch_size": 2,
+            "drop_last": True,
+            "optimizer": {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+            "schedule": {"kind": "cosine"},
+            **extra,
+        }
+    )
 
 
-def synthetic_splits(shape: tuple[int, ...], n: int, device: torch.device | str = "cpu", classes: int = 10) -> DatasetSplits:
+def synthetic_splits(
+    shape: tuple[int, ...], n: int, device: torch.device | str = "cpu", classes: int = 10
+) -> DatasetSplits:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, *shape, generator=g).to(device)
     y = torch.randint(0, classes, (n,), generator=g).to(device)
@@ -170,8 +181,13 @@ class CpuBatches(Dataset):
 def engine_run(spec: ArchSpec, splits: DatasetSplits, hp: TrainHparams, compute: dict[str, Any]) -> tuple[float, float]:
     """(steady images per second, first-epoch overhead seconds): epoch 1 warms up (and compiles or
     captures); the later epochs are timed by the engine's own epoch timer."""
-    result = train(build_seeded(spec, 0), splits, hp, seeds=SEEDS,
-                   compute=ComputeHparams.from_dict({"progress": "lines", **compute}))  # fmt: skip
+    result = train(
+        build_seeded(spec, 0),
+        splits,
+        hp,
+        seeds=SEEDS,
+        compute=ComputeHparams.from_dict({"progress": "lines", **compute}),
+    )
     rows = result.history
     steady = rows[1:]
     per_epoch = sum(r["epoch_time_s"] for r in steady) / len(steady)
@@ -227,9 +243,17 @@ def part_small(args: argparse.Namespace, device: torch.device) -> None:
         if device.type == "cuda" or args.smoke:
             rate_c, once = engine_run(spec, splits, hp, {"deterministic": False, **args.capture})
             saved = batch * steps * (1 / rate - 1 / rate_c)  # seconds saved per epoch of this size
-            emit(Row("small", f"{name}: engine, captured", rate_c, rate_c / base,
-                     extra=f"(one-off {once:.1f} s per job; saves {saved:.2f} s per {steps}-step epoch)",
-                     goal=">= 0.97x", ok=rate_c / base >= 0.97))  # fmt: skip
+            emit(
+                Row(
+                    "small",
+                    f"{name}: engine, captured",
+                    rate_c,
+                    rate_c / base,
+                    extra=f"(one-off {once:.1f} s per job; saves {saved:.2f} s per {steps}-step epoch)",
+                    goal=">= 0.97x",
+                    ok=rate_c / base >= 0.97,
+                )
+            )
         rate_d, _ = engine_run(spec, splits, hp, {"deterministic": True})
         emit(Row("small", f"{name}: engine, deterministic: true", rate_d, rate_d / base, extra="(determinism's cost)"))
 
@@ -244,10 +268,22 @@ def write_cifar10(root: Path, n_train: int, n_test: int) -> None:
     rng = np.random.default_rng(0)
     per = n_train // 5
     for i in range(5):
-        _dump_py2(base / f"data_batch_{i + 1}", {b"batch_label": b"training", b"labels": rng.integers(0, 10, per).tolist(),
-                                                  b"data": rng.integers(0, 256, (per, 3072), dtype=np.uint8)})  # fmt: skip
-    _dump_py2(base / "test_batch", {b"batch_label": b"testing", b"labels": rng.integers(0, 10, n_test).tolist(),
-                                    b"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)})  # fmt: skip
+        _dump_py2(
+            base / f"data_batch_{i + 1}",
+            {
+                b"batch_label": b"training",
+                b"labels": rng.integers(0, 10, per).tolist(),
+                b"data": rng.integers(0, 256, (per, 3072), dtype=np.uint8),
+            },
+        )
+    _dump_py2(
+        base / "test_batch",
+        {
+            b"batch_label": b"testing",
+            b"labels": rng.integers(0, 10, n_test).tolist(),
+            b"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8),
+        },
+    )
     _dump_py2(base / "batches.meta", {b"label_names": [c.encode() for c in CIFAR10_LABEL_NAMES]})
 
 
@@ -255,8 +291,9 @@ def part_cifar(args: argparse.Namespace, device: torch.device) -> None:
     n = 640 if args.smoke else 50_000
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar10(Path(tmp), n, 100)
-        splits = build_splits(DataHparams.from_dict({"source": "cifar10", "root": tmp, "augment": True,
-                                                         "verify_checksums": False}))
+        splits = build_splits(
+            DataHparams.from_dict({"source": "cifar10", "root": tmp, "augment": True, "verify_checksums": False})
+        )
         for name, goal_s in (("ResNet-56", 2.0), ("ResNet-20", 1.0)):
             arch = SMALL[name][0]
             spec = ArchSpec(arch, 10, (3, 32, 32), {"width": 4} if args.smoke else {})
@@ -266,9 +303,16 @@ def part_cifar(args: argparse.Namespace, device: torch.device) -> None:
                     continue
                 rate, once = engine_run(spec, splits, hp, {"deterministic": False, **extra})
                 seconds = n / rate
-                emit(Row("cifar", f"{name}, one CIFAR-10 epoch (real format, augmentation on), {label}", rate,
-                         extra=f"{seconds:.2f} s per epoch (first epoch +{once:.1f} s)", goal=f"<= {goal_s:g} s",
-                         ok=seconds <= goal_s))  # fmt: skip
+                emit(
+                    Row(
+                        "cifar",
+                        f"{name}, one CIFAR-10 epoch (real format, augmentation on), {label}",
+                        rate,
+                        extra=f"{seconds:.2f} s per epoch (first epoch +{once:.1f} s)",
+                        goal=f"<= {goal_s:g} s",
+                        ok=seconds <= goal_s,
+                    )
+                )
 
 
 def write_jpeg_folder(root: Path, n: int, size: tuple[int, int], classes: int = 10) -> None:
@@ -308,16 +352,29 @@ def part_folder(args: argparse.Namespace, device: torch.device) -> None:
         write_jpeg_folder(Path(tmp), n, (500, 375))
         splits = build_splits(DataHparams.from_dict({"source": "imagenet", "root": tmp}))
         train_tf = splits.train.transform  # type: ignore[attr-defined]
-        plain = DataLoader(ImageFolder(os.path.join(tmp, "train"), transform=train_tf), batch_size=batch,
-                           shuffle=True, num_workers=workers, pin_memory=device.type == "cuda")  # fmt: skip
+        plain = DataLoader(
+            ImageFolder(os.path.join(tmp, "train"), transform=train_tf),
+            batch_size=batch,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+        )
         steps = n // batch
         base = loader_rate(plain, steps)
         emit(Row("folder", f"plain torchvision DataLoader, {workers} workers, batch {batch}", base, 1.0))
         ours = make_loader(splits.train, batch, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda")
         ours.set_epoch(1)
         rate = loader_rate(ours, steps)
-        emit(Row("folder", "sparselab's seeded loader, same transforms", rate, rate / base, goal=">= 0.95x",
-                 ok=rate / base >= 0.95))  # fmt: skip
+        emit(
+            Row(
+                "folder",
+                "sparselab's seeded loader, same transforms",
+                rate,
+                rate / base,
+                goal=">= 0.95x",
+                ok=rate / base >= 0.95,
+            )
+        )
         decoded = make_loader(splits.train, batch, shuffle=True, num_workers=workers, decode_device=device)
         decoded.set_epoch(1)
         rate = loader_rate(decoded, steps)
@@ -329,11 +386,27 @@ def part_folder(args: argparse.Namespace, device: torch.device) -> None:
         base_r50 = hand_loop_rate(spec, x, y, batch, 4 if args.smoke else 20, device)
         hp = recipe(2, batch)
         rate, _ = engine_run(spec, splits, hp, {"deterministic": False, "num_workers": workers})
-        emit(Row("folder", "ResNet-50 through the image folder (CPU decode) vs hand loop on device data", rate,
-                 rate / base_r50, goal=">= 0.9x", ok=rate / base_r50 >= 0.9))  # fmt: skip
+        emit(
+            Row(
+                "folder",
+                "ResNet-50 through the image folder (CPU decode) vs hand loop on device data",
+                rate,
+                rate / base_r50,
+                goal=">= 0.9x",
+                ok=rate / base_r50 >= 0.9,
+            )
+        )
         rate, _ = engine_run(spec, splits, hp, {"deterministic": False, "num_workers": workers, "decode": "device"})
-        emit(Row("folder", "ResNet-50 through the image folder (decode: device) vs hand loop on device data", rate,
-                 rate / base_r50, goal=">= 0.9x", ok=rate / base_r50 >= 0.9))  # fmt: skip
+        emit(
+            Row(
+                "folder",
+                "ResNet-50 through the image folder (decode: device) vs hand loop on device data",
+                rate,
+                rate / base_r50,
+                goal=">= 0.9x",
+                ok=rate / base_r50 >= 0.9,
+            )
+        )
 
 
 def part_pathnorm(args: argparse.Namespace, device: torch.device) -> None:
@@ -345,9 +418,15 @@ def part_pathnorm(args: argparse.Namespace, device: torch.device) -> None:
     norms = [pn.log10 for pn in path_norms(model, qs=(1.0, 2.0), input_shape=(3, size, size))]
     norms += [pn.log10 for pn in path_norms(model, qs=(1.0,), input_shape=(3, size, size), convention="gbrg24")]
     sync(device)
-    emit(Row("pathnorm", f"ResNet-50 path-norms on {device.type} (log10: exact L1, L2; gbrg24 L1): "
-             + ", ".join(f"{v:.2f}" for v in norms),
-             extra=f"{time.perf_counter() - t0:.2f} s", ok=True))  # fmt: skip
+    emit(
+        Row(
+            "pathnorm",
+            f"ResNet-50 path-norms on {device.type} (log10: exact L1, L2; gbrg24 L1): "
+            + ", ".join(f"{v:.2f}" for v in norms),
+            extra=f"{time.perf_counter() - t0:.2f} s",
+            ok=True,
+        )
+    )
 
 
 PARTS: dict[str, tuple[Callable[[argparse.Namespace, torch.device], None], float]] = {
@@ -372,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/gpu.py measures a GPU: no CUDA device here (use --smoke to check the script on CPU)")
         return 2
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"# bench/gpu.py on {name}, torch {torch.__version__}, {os.cpu_count()} CPUs{' (smoke)' if args.smoke else ''}")
+    print(
+        f"# bench/gpu.py on {name}, torch {torch.__version__}, {os.cpu_count()} CPUs{' (smoke)' if args.smoke else ''}"
+    )
     for part in args.parts:
         fn, seconds = PARTS[part]
         t0 = time.perf_counter()

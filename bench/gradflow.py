@@ -52,7 +52,9 @@ def median_time(fn: Callable[[], object], trials: int) -> float:
     return statistics.median(times)
 
 
-def train_steps(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], temperature: float = 5.0) -> Callable[[], None]:
+def train_steps(
+    model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], temperature: float = 5.0
+) -> Callable[[], None]:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
 
     def run() -> None:
@@ -66,7 +68,9 @@ def train_steps(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor
     return run
 
 
-def pruned_copy(model: nn.Module, min_fraction: float, protect: tuple[str, ...], target: float) -> tuple[nn.Module, object]:
+def pruned_copy(
+    model: nn.Module, min_fraction: float, protect: tuple[str, ...], target: float
+) -> tuple[nn.Module, object]:
     groups = channel_groups(model, SHAPE)
     scores = importance(model, "mag_based", None)
     rows = ranking_rows(groups, protect=protect)
@@ -86,9 +90,11 @@ def step_speed(name: str, width: float, target: float, batch: int, trials: int) 
         td = median_time(train_steps(dense, [(x, y)]), 3)
         tp = median_time(train_steps(pruned, [(x, y)]), 3)
         ratios.append(tp / td)
-    print(f"  {name:10s} {cd.params / 1e6:7.3f}M -> {cp.params_alive / 1e6:7.3f}M params | "
-          f"FLOPs ratio {cp.flops / cd.flops:5.3f} (alive {cp.flops_alive / cd.flops:5.3f}) | "
-          f"step time ratio {statistics.median(ratios):5.3f} (range {min(ratios):.3f}-{max(ratios):.3f})")  # fmt: skip
+    print(
+        f"  {name:10s} {cd.params / 1e6:7.3f}M -> {cp.params_alive / 1e6:7.3f}M params | "
+        f"FLOPs ratio {cp.flops / cd.flops:5.3f} (alive {cp.flops_alive / cd.flops:5.3f}) | "
+        f"step time ratio {statistics.median(ratios):5.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
+    )
 
 
 def importance_speed(name: str, width: float, trials: int, measures: tuple[str, ...]) -> None:
@@ -97,7 +103,9 @@ def importance_speed(name: str, width: float, trials: int, measures: tuple[str, 
     model = build_model(arch, 10, SHAPE, **kwargs(width))
     g = torch.Generator().manual_seed(1)
     batches = [(torch.randn(128, *SHAPE, generator=g), torch.randint(0, 10, (128,), generator=g)) for _ in range(20)]
-    pool = batches + [(torch.randn(128, *SHAPE, generator=g), torch.randint(0, 10, (128,), generator=g)) for _ in range(10)]
+    pool = batches + [
+        (torch.randn(128, *SHAPE, generator=g), torch.randint(0, 10, (128,), generator=g)) for _ in range(10)
+    ]
     steps = median_time(train_steps(model, batches), max(1, trials // 2))
     cells = []
     for m in measures:
@@ -119,8 +127,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--second-order", action="store_true", help="also time grasp and grad_preserve (slow)")
     args = parser.parse_args()
-    print(f"1. training step, pruned ({args.target:.0%} of filters by global magnitude) / dense, batch {args.batch}, "
-          f"width {args.width}, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"1. training step, pruned ({args.target:.0%} of filters by global magnitude) / dense, batch {args.batch}, "
+        f"width {args.width}, {torch.get_num_threads()} threads"
+    )
     for name in args.archs:
         step_speed(name, args.width, args.target, args.batch, args.trials)
     measures = FIRST_ORDER + (SECOND_ORDER if args.second_order else ())

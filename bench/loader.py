@@ -102,22 +102,31 @@ def main() -> None:
         root = Path(tmp)
         write_folder(root, args.images)
         dataset = ImageFolder(str(root), transform=train_tf)
-        print(f"{len(dataset)} JPEGs ~500x375, {args.transforms} train transforms, batch {args.batch}, "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+        print(
+            f"{len(dataset)} JPEGs ~500x375, {args.transforms} train transforms, batch {args.batch}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        )
         for workers in args.workers:
             loaders = {
                 "plain": DataLoader(dataset, args.batch, shuffle=True, num_workers=workers),
                 "seeded": make_loader(dataset, args.batch, shuffle=True, order_seed=1, aug_seed=2, num_workers=workers),
                 "forked": forked_loader(dataset, args.batch, workers),
-                "device": make_loader(dataset, args.batch, shuffle=True, order_seed=1, aug_seed=2,
-                                      num_workers=workers, decode_device=torch.device("cpu")),  # fmt: skip
+                "device": make_loader(
+                    dataset,
+                    args.batch,
+                    shuffle=True,
+                    order_seed=1,
+                    aug_seed=2,
+                    num_workers=workers,
+                    decode_device=torch.device("cpu"),
+                ),
             }
             for loader in loaders.values():  # warm-up: page cache, allocators, worker start-up code paths
                 epoch_seconds(loader)
             times: dict[str, list[float]] = {name: [] for name in loaders}
             names = list(loaders)
             for trial in range(args.trials):
-                for name in names[trial % len(names):] + names[: trial % len(names)]:
+                for name in names[trial % len(names) :] + names[: trial % len(names)]:
                     if hasattr(loaders[name], "set_epoch"):  # new crops every trial, as the plain loader draws
                         loaders[name].set_epoch(trial + 1)
                     seconds, n = epoch_seconds(loaders[name])
@@ -129,7 +138,9 @@ def main() -> None:
                 rate = len(dataset) / statistics.median(times[name])
                 print(f"  {name:7s} {rate:8.1f} img/s   {statistics.median(ratios):.3f}x plain")
             seeded = statistics.median(b / t for b, t in zip(times["plain"], times["seeded"]))
-            print(f"  goal seeded >= {GOAL}x plain: {'met' if seeded >= GOAL else 'NOT met'} ({base:.2f} s/epoch plain)")
+            print(
+                f"  goal seeded >= {GOAL}x plain: {'met' if seeded >= GOAL else 'NOT met'} ({base:.2f} s/epoch plain)"
+            )
 
 
 if __name__ == "__main__":

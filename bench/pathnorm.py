@@ -69,15 +69,21 @@ def speed(arch: str, trials: int, reps: int) -> None:
                 fwd_times.append(f)
         fp32 = path_norms(model, QS)
         fp64 = path_norms(model, QS, dtype=torch.float64)
-    print(f"\n{arch}: forward {statistics.median(fwd_times) * 1e3:.1f} ms at batch 1 (224x224, {torch.get_num_threads()} threads);"
-          f" one-off trace {trace_s * 1e3:.1f} ms")  # fmt: skip
-    print(f"  {'q':>4}  {'path-norm/forward':>18}  {'range':>13}  {'goal':>6}  {'log10 L_q':>11}  {'rel. diff to fp64':>17}  goal")
+    print(
+        f"\n{arch}: forward {statistics.median(fwd_times) * 1e3:.1f} ms at batch 1 (224x224, {torch.get_num_threads()} threads);"
+        f" one-off trace {trace_s * 1e3:.1f} ms"
+    )
+    print(
+        f"  {'q':>4}  {'path-norm/forward':>18}  {'range':>13}  {'goal':>6}  {'log10 L_q':>11}  {'rel. diff to fp64':>17}  goal"
+    )
     for q, a, b in zip(QS, fp32, fp64):
         r = ratios[q]
         diff = abs(10 ** (a.log10 - b.log10) - 1)
         ok_speed = "OK" if statistics.median(r) <= 1.5 else "MISS"
         ok_acc = "OK" if diff <= 1e-6 else "MISS"
-        print(f"  {q:4g}  {statistics.median(r):18.3f}  {min(r):6.2f}-{max(r):<6.2f}  {ok_speed:>6}  {a.log10:11.4f}  {diff:17.2e}  {ok_acc}")
+        print(
+            f"  {q:4g}  {statistics.median(r):18.3f}  {min(r):6.2f}-{max(r):<6.2f}  {ok_speed:>6}  {a.log10:11.4f}  {diff:17.2e}  {ok_acc}"
+        )
 
 
 def analysis_overhead(epochs: int = 5) -> None:
@@ -91,20 +97,33 @@ def analysis_overhead(epochs: int = 5) -> None:
     from sparselab.studies.pathnorm.subsets import run_subset
     from sparselab.train.run import RunFiles
 
-    recipe = TrainHparams.from_dict({"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}})
+    recipe = TrainHparams.from_dict(
+        {"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         files = RunFiles.in_directory(tmp)
-        run_subset(files, data=DataHparams(source="digits", val_fraction=0.1), model=ModelHparams("cifar_resnet20", {"width": 8}),
-                   recipe=recipe, fraction=1.0, seed=0, analysis=AnalysisSpec(margin_samples=512),
-                   compute=ComputeHparams(device="cpu", progress="lines"))  # fmt: skip
+        run_subset(
+            files,
+            data=DataHparams(source="digits", val_fraction=0.1),
+            model=ModelHparams("cifar_resnet20", {"width": 8}),
+            recipe=recipe,
+            fraction=1.0,
+            seed=0,
+            analysis=AnalysisSpec(margin_samples=512),
+            compute=ComputeHparams(device="cpu", progress="lines"),
+        )
         with open(files.metrics_csv) as f:
             rows = list(csv.DictReader(f))[1:]  # epoch 1 warms up
     ratios = [float(r["analysis_time_s"]) / float(r["epoch_time_s"]) for r in rows]
-    print(f"\nper-epoch analysis, digits ResNet-20 (width 8, 1,212 train images, 512 for margins): "
-          f"{statistics.median(ratios):.1%} of the epoch's training time (range {min(ratios):.1%}-{max(ratios):.1%})")  # fmt: skip
+    print(
+        f"\nper-epoch analysis, digits ResNet-20 (width 8, 1,212 train images, 512 for margins): "
+        f"{statistics.median(ratios):.1%} of the epoch's training time (range {min(ratios):.1%}-{max(ratios):.1%})"
+    )
     n, subset = 1_268_355, 50_000
-    print(f"ImageNet estimate (configs/gbrg24.yaml): margins on {subset:,} of {n:,} images, forward only "
-          f"~ {subset / (3 * n):.1%} of an epoch; five path-norms ~ 10 forward passes at batch 1 (negligible). Goal <= 10%.")  # fmt: skip
+    print(
+        f"ImageNet estimate (configs/gbrg24.yaml): margins on {subset:,} of {n:,} images, forward only "
+        f"~ {subset / (3 * n):.1%} of an epoch; five path-norms ~ 10 forward passes at batch 1 (negligible). Goal <= 10%."
+    )
 
 
 def main() -> None:

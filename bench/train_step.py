@@ -34,8 +34,14 @@ from sparselab.train.engine import train
 from sparselab.train.optim import build_optimizer, build_scheduler
 from sparselab.train.run import build_seeded
 
-SHAPES = {"lenet300_100": (1, 28, 28), "cifar_resnet20": (3, 32, 32), "cifar_resnet56": (3, 32, 32),
-          "vgg13_bn": (3, 32, 32), "wrn": (3, 32, 32), "resnet18": (3, 64, 64)}  # fmt: skip
+SHAPES = {
+    "lenet300_100": (1, 28, 28),
+    "cifar_resnet20": (3, 32, 32),
+    "cifar_resnet56": (3, 32, 32),
+    "vgg13_bn": (3, 32, 32),
+    "wrn": (3, 32, 32),
+    "resnet18": (3, 64, 64),
+}
 KWARGS = {"wrn": {"depth": 28, "widen_factor": 2.0}}  # WRN-28-2
 
 
@@ -49,21 +55,39 @@ def make_data(shape, n: int, classes: int = 10) -> DatasetSplits:
 
 def recipe(epochs: int, batch: int) -> TrainHparams:
     return TrainHparams.from_dict(
-        {"epochs": epochs, "batch_size": batch, "eval_batch_size": 2, "optimizer": {"lr": 0.01, "nesterov": True},
-         "schedule": {"kind": "cosine", "warmup_epochs": 0.5}}
-    )  # fmt: skip
+        {
+            "epochs": epochs,
+            "batch_size": batch,
+            "eval_batch_size": 2,
+            "optimizer": {"lr": 0.01, "nesterov": True},
+            "schedule": {"kind": "cosine", "warmup_epochs": 0.5},
+        }
+    )
 
 
 FIRST_EPOCH_EXTRA: dict[str, list[float]] = {}  # variant -> first epoch minus a timed one (compile, warm-up)
 
 
-def engine_step_seconds(spec: ArchSpec, data: DatasetSplits, hp: TrainHparams, mask_sparsity: float | None,
-                        device: str = "cpu", capture: str = "none", label: str = "engine") -> float:  # fmt: skip
+def engine_step_seconds(
+    spec: ArchSpec,
+    data: DatasetSplits,
+    hp: TrainHparams,
+    mask_sparsity: float | None,
+    device: str = "cpu",
+    capture: str = "none",
+    label: str = "engine",
+) -> float:
     """Seconds per training step in the engine, from the epoch timer (excludes evaluation)."""
     model = build_seeded(spec, 0)
     mask = magnitude_mask(model, mask_sparsity, scope="global") if mask_sparsity else None
-    result = train(model, data, hp, seeds=SeedHparams.for_replicate(0), mask=mask,
-                   compute=ComputeHparams(device=device, progress="lines", capture=capture))  # fmt: skip
+    result = train(
+        model,
+        data,
+        hp,
+        seeds=SeedHparams.for_replicate(0),
+        mask=mask,
+        compute=ComputeHparams(device=device, progress="lines", capture=capture),
+    )
     timed = result.history[1:]  # epoch 1 warms up allocators and kernels (and compiles)
     steps = result.history[-1]["step"] - result.history[0]["step"]
     per_epoch = statistics.median(r["epoch_time_s"] for r in timed)
@@ -144,16 +168,22 @@ def main() -> None:
         ("engine / minimal loop throughput", throughput, ">= 0.95", statistics.median(throughput) >= 0.95),
         ("90%-masked / dense step time    ", masked, "<= 1.05", statistics.median(masked) <= 1.05),
     ):
-        print(f"{label}: {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}, "
-              f"goal {goal})  {'OK' if ok else 'MISSED'}")  # fmt: skip
+        print(
+            f"{label}: {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f}, "
+            f"goal {goal})  {'OK' if ok else 'MISSED'}"
+        )
     if args.capture:
         captured = [c / e for c, e in zip(times["engine_captured"], times["engine"])]
         # the first captured trial compiles with cold caches (later ones may reuse its code): the cost a job pays
         compile_s = max(FIRST_EPOCH_EXTRA["engine_captured"]) - statistics.median(FIRST_EPOCH_EXTRA["engine"])
         saved = (med["engine"] - med["engine_captured"]) * args.steps  # seconds per epoch of --steps steps
-        pays = f"pays back after {compile_s / saved:.1f} epochs of {args.steps} steps" if saved > 0 else "never pays back"
-        print(f"captured / eager step time      : {statistics.median(captured):.3f} (range {min(captured):.3f}-"
-              f"{max(captured):.3f}); compile {compile_s:.1f} s once per job; {pays}")  # fmt: skip
+        pays = (
+            f"pays back after {compile_s / saved:.1f} epochs of {args.steps} steps" if saved > 0 else "never pays back"
+        )
+        print(
+            f"captured / eager step time      : {statistics.median(captured):.3f} (range {min(captured):.3f}-"
+            f"{max(captured):.3f}); compile {compile_s:.1f} s once per job; {pays}"
+        )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def make_data(n: int, size: int, classes: int) -> DatasetSplits:
     return DatasetSplits(info=info, train=ds, train_eval=ds, val=None, test=tiny)
 
 
-def timed_extraction(model: torch.nn.Module, data: DatasetSplits) -> tuple[float, int, int, tuple[torch.Tensor, torch.Tensor]]:
+def timed_extraction(
+    model: torch.nn.Module, data: DatasetSplits
+) -> tuple[float, int, int, tuple[torch.Tensor, torch.Tensor]]:
     """Seconds of one extraction pass, network forward calls counted in it, batches read."""
     loader = make_loader(data.train, BATCH, shuffle=False)
     calls = 0
@@ -109,14 +111,26 @@ def main() -> None:
         model, mask, _, report = downstream_model(upstream, args.classes, seed=0)
     assert mask is not None
 
-    hp = TrainHparams.from_dict({"epochs": 1, "batch_size": BATCH, "eval_batch_size": 2,
-                                 "optimizer": {"lr": 0.001, "momentum": 0.9, "weight_decay": 5e-4},
-                                 "schedule": {"kind": "constant"}})  # fmt: skip
+    hp = TrainHparams.from_dict(
+        {
+            "epochs": 1,
+            "batch_size": BATCH,
+            "eval_batch_size": 2,
+            "optimizer": {"lr": 0.001, "momentum": 0.9, "weight_decay": 5e-4},
+            "schedule": {"kind": "constant"},
+        }
+    )
 
     def full_epoch() -> float:
         """One full-finetuning epoch through the engine (in place); its epoch timer excludes the evaluation."""
-        result = train(model, data, hp, seeds=SeedHparams.for_replicate(0), mask=mask,
-                       compute=ComputeHparams(device="cpu", progress="lines"))  # fmt: skip
+        result = train(
+            model,
+            data,
+            hp,
+            seeds=SeedHparams.for_replicate(0),
+            mask=mask,
+            compute=ComputeHparams(device="cpu", progress="lines"),
+        )
         return float(result.history[-1]["epoch_time_s"])
 
     extractions: list[tuple[float, int, int, tuple[torch.Tensor, torch.Tensor]]] = []
@@ -149,16 +163,22 @@ def main() -> None:
     ratios = sorted(lin / full for lin, full in zip(times["linear"], times["full"]))
     ratio = statistics.median(ratios)
     steps = -(-args.samples // BATCH)
-    print(f"ResNet-50 upstream {up_sparsity:.0%} sparse (global magnitude; backbone {report['backbone_sparsity']:.1%} "
-          f"after the new head), {args.classes} classes, {args.samples} images {args.size}x{args.size} RGB, batch {BATCH} "
-          f"({steps} steps/epoch), {torch.get_num_threads()} threads, {args.trials} trials")  # fmt: skip
-    print(f"1. feature extraction {extract_s:.2f} s = {extract_epochs:.3f} full epochs; single pass: "
-          f"{extractions[-1][1]} network forwards for {extractions[-1][2]} batches in every pass -> {'OK' if single_pass else 'FAIL'}; "
-          f"features {tuple(features.shape)}, labels in loader order -> {'OK' if in_order else 'FAIL'}")  # fmt: skip
-    print(f"2. linear epoch on cached features {linear_s * 1e3:.1f} ms; full finetuning epoch (engine, mask enforced, "
-          f"backbone sparsity kept: {'yes' if kept else 'NO'}) {full_s:.2f} s; "
-          f"linear / full = {ratio:.4f} (range {ratios[0]:.4f}-{ratios[-1]:.4f}; goal <= {GOAL}) "
-          f"{'PASS' if ratio <= GOAL else 'MISS'}")  # fmt: skip
+    print(
+        f"ResNet-50 upstream {up_sparsity:.0%} sparse (global magnitude; backbone {report['backbone_sparsity']:.1%} "
+        f"after the new head), {args.classes} classes, {args.samples} images {args.size}x{args.size} RGB, batch {BATCH} "
+        f"({steps} steps/epoch), {torch.get_num_threads()} threads, {args.trials} trials"
+    )
+    print(
+        f"1. feature extraction {extract_s:.2f} s = {extract_epochs:.3f} full epochs; single pass: "
+        f"{extractions[-1][1]} network forwards for {extractions[-1][2]} batches in every pass -> {'OK' if single_pass else 'FAIL'}; "
+        f"features {tuple(features.shape)}, labels in loader order -> {'OK' if in_order else 'FAIL'}"
+    )
+    print(
+        f"2. linear epoch on cached features {linear_s * 1e3:.1f} ms; full finetuning epoch (engine, mask enforced, "
+        f"backbone sparsity kept: {'yes' if kept else 'NO'}) {full_s:.2f} s; "
+        f"linear / full = {ratio:.4f} (range {ratios[0]:.4f}-{ratios[-1]:.4f}; goal <= {GOAL}) "
+        f"{'PASS' if ratio <= GOAL else 'MISS'}"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ DEVICE = "cpu"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--device", choices=("cpu", "cuda"), default="cpu",
-                     help="device of the tests marked 'device' (default: cpu)")  # fmt: skip
+    parser.addoption(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="device of the tests marked 'device' (default: cpu)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -39,11 +39,21 @@ def main(out: Path) -> None:
     torch.set_num_threads(1)
     splits = build_splits(DataHparams(source="digits", val_fraction=0.1, subset_fraction=0.4))
     model = build_seeded(ArchSpec("lenet300_100", 10, (1, 8, 8), {"hidden": [16]}), 0)
-    recipe = TrainHparams.from_dict({"epochs": 2, "batch_size": 32, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}})
+    recipe = TrainHparams.from_dict(
+        {"epochs": 2, "batch_size": 32, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}}
+    )
     out.mkdir(parents=True, exist_ok=True)
     try:
-        train(model, splits, recipe, seeds=SeedHparams.for_replicate(0), callbacks=[PoisonOneRank()], run_name="ddp",
-              compute=ComputeHparams(device="cpu", progress="lines"), metrics_csv=out / "metrics.csv")  # fmt: skip
+        train(
+            model,
+            splits,
+            recipe,
+            seeds=SeedHparams.for_replicate(0),
+            callbacks=[PoisonOneRank()],
+            run_name="ddp",
+            compute=ComputeHparams(device="cpu", progress="lines"),
+            metrics_csv=out / "metrics.csv",
+        )
         message = "no error"
     except DivergenceError as exc:
         message = str(exc)

@@ -37,11 +37,17 @@ def in_float64(splits: DatasetSplits) -> DatasetSplits:
     """Float64 images: the only difference between one and two processes is then the order of
     floating-point sums (~1e-16), far too small to flip a magnitude-pruning decision, so the runs
     can be compared mask for mask. (In float32 they agree to ~1e-7 until a near-tie flips.)"""
+
     def double(ds: TensorDataset | None) -> TensorDataset | None:
         return None if ds is None else TensorDataset(ds.tensors[0].double(), ds.tensors[1])
 
-    return dataclasses.replace(splits, train=double(splits.train), train_eval=double(splits.train_eval),
-                               val=double(splits.val), test=double(splits.test))  # fmt: skip
+    return dataclasses.replace(
+        splits,
+        train=double(splits.train),
+        train_eval=double(splits.train_eval),
+        val=double(splits.val),
+        test=double(splits.test),
+    )
 
 
 def main(out: Path, kind: str) -> None:
@@ -51,11 +57,16 @@ def main(out: Path, kind: str) -> None:
     spec = ArchSpec("cifar_resnet20", splits.info.num_classes, splits.info.input_shape, {"width": 4})
     model = build_seeded(spec, 7).double()
     # An odd global batch and a short last batch: slices of unequal size on the two processes.
-    recipe = TrainHparams.from_dict({
-        "epochs": EPOCHS, "batch_size": 51, "eval_batch_size": 97, "label_smoothing": 0.1,
-        "optimizer": {"lr": 0.05, "nesterov": True, "weight_decay": 5e-4},
-        "schedule": {"kind": "cosine", "warmup_epochs": 1},
-    })  # fmt: skip
+    recipe = TrainHparams.from_dict(
+        {
+            "epochs": EPOCHS,
+            "batch_size": 51,
+            "eval_batch_size": 97,
+            "label_smoothing": 0.1,
+            "optimizer": {"lr": 0.05, "nesterov": True, "weight_decay": 5e-4},
+            "schedule": {"kind": "cosine", "warmup_epochs": 1},
+        }
+    )
     names = prunable_parameters(model)
     if kind == "acdc":
         callbacks, mask = [ACDC(names, 0.8, EPOCHS)], None
@@ -63,10 +74,14 @@ def main(out: Path, kind: str) -> None:
         mask = magnitude_mask(model, 0.7, "global", names)
         callbacks = [DSR(mask.to_tensors(), StepSchedule({0: 5}), None, seed=3, target=40)]
     result = train(
-        model, splits, recipe, seeds=SeedHparams.for_replicate(1),
+        model,
+        splits,
+        recipe,
+        seeds=SeedHparams.for_replicate(1),
         compute=ComputeHparams(device="cpu", deterministic=True, progress="lines"),
-        mask=mask, callbacks=callbacks,
-    )  # fmt: skip
+        mask=mask,
+        callbacks=callbacks,
+    )
     tensors = {k: v.detach().clone().contiguous() for k, v in result.model.state_dict().items()}
     if result.mask is not None:
         tensors.update({f"mask/{k}": v.clone().contiguous() for k, v in result.mask.to_tensors().items()})

@@ -121,7 +121,9 @@ def write_fake_cifar10(root: str | os.PathLike, n_train: int = 50, n_test: int =
     names = [n.encode() for n in CIFAR10_LABEL_NAMES]
     labels = {"train": fake_labels(n_train, 10, "train"), "test": fake_labels(n_test, 10, "test")}
     bounds = np.linspace(0, n_train, 6).astype(int)
-    batches = [(f"data_batch_{i + 1}", f"training batch {i + 1} of 5", int(bounds[i]), int(bounds[i + 1])) for i in range(5)]
+    batches = [
+        (f"data_batch_{i + 1}", f"training batch {i + 1} of 5", int(bounds[i]), int(bounds[i + 1])) for i in range(5)
+    ]
     for fname, tag, lo, hi in [*batches, ("test_batch", "testing batch 1 of 1", 0, n_test)]:
         ys = (labels["train"] if fname != "test_batch" else labels["test"])[lo:hi]
         _dump_py2(
@@ -184,7 +186,11 @@ def payload_creating(marker: str | os.PathLike, via: str = "system") -> _Payload
 
 
 def write_malicious_cifar(
-    root: str | os.PathLike, marker: str | os.PathLike, source: str = "cifar10", file: str | None = None, via: str = "system"
+    root: str | os.PathLike,
+    marker: str | os.PathLike,
+    source: str = "cifar10",
+    file: str | None = None,
+    via: str = "system",
 ) -> Path:
     """A fake CIFAR root in the real format whose ``file`` (default: the first training batch) is
     replaced by a batch, pickled as the real ones are (a protocol-2 dict), whose ``data`` entry
@@ -451,7 +457,11 @@ def write_fake_sun397(root: str | os.PathLike, per_class: tuple[int, int] = (2, 
     (base / "ClassName.txt").write_text("".join(f"{c}\n" for c in classes))
     out: dict[str, list] = {"classes": [c[3:] for c in classes]}
     number = 0
-    for split, fname, n in (("train", "Training_01.txt", per_class[0]), ("test", "Testing_01.txt", per_class[1]), ("unused", None, 1)):
+    for split, fname, n in (
+        ("train", "Training_01.txt", per_class[0]),
+        ("test", "Testing_01.txt", per_class[1]),
+        ("unused", None, 1),
+    ):
         lines = []
         out[split] = []
         for y, c in enumerate(classes):

@@ -96,7 +96,9 @@ def test_compression_is_global_over_all_listed_weights() -> None:
     assert {n: int(mask[n].sum()) for n in mask} == {"0.weight": 11, "1.weight": 49}
     assert mask["0.weight"].view(-1)[:11].all() and mask["1.weight"].view(-1)[51:].all()
     # the statistic is (|w| + 1e-4) * old mask: an entry masked out before ranks below every live one
-    current = Mask({"0.weight": torch.zeros(10, 10, dtype=torch.bool), "1.weight": torch.ones(10, 10, dtype=torch.bool)})
+    current = Mask(
+        {"0.weight": torch.zeros(10, 10, dtype=torch.bool), "1.weight": torch.ones(10, 10, dtype=torch.bool)}
+    )
     mask2 = compress(model, ["0.weight", "1.weight"], 0.5, current=current)
     assert int(mask2["0.weight"].sum()) == 0 and int(mask2["1.weight"].sum()) == 100
 
@@ -105,8 +107,9 @@ def test_training_alternates_resets_momentum_and_ends_sparse() -> None:
     torch.manual_seed(0)
     model = build_model("lenet300_100", 10, (1, 8, 8), hidden=[64, 32], batch_norm=True)
     names = [n for n, p in model.named_parameters() if p.dim() == 2]
-    recipe = TrainHparams.from_dict({"epochs": 20, "batch_size": 100, "optimizer": {"lr": 0.05, "momentum": 0.9},
-                                     "schedule": {"kind": "constant"}})  # fmt: skip
+    recipe = TrainHparams.from_dict(
+        {"epochs": 20, "batch_size": 100, "optimizer": {"lr": 0.05, "momentum": 0.9}, "schedule": {"kind": "constant"}}
+    )
     cb = ACDC(names, 0.9, recipe.epochs)
     resets = []
 
@@ -116,8 +119,14 @@ def test_training_alternates_resets_momentum_and_ends_sparse() -> None:
                 bufs = [s.get("momentum_buffer") for s in ctx.optimizer.state.values()]
                 resets.append(all(b is None or float(b.abs().sum()) == 0 for b in bufs))
 
-    result = train(model, build_splits(DataHparams(source="digits")), recipe, seeds=SeedHparams(),
-                   compute=ComputeHparams(device="cpu", progress="lines"), callbacks=(cb, WatchMomentum()))  # fmt: skip
+    result = train(
+        model,
+        build_splits(DataHparams(source="digits")),
+        recipe,
+        seeds=SeedHparams(),
+        compute=ComputeHparams(device="cpu", progress="lines"),
+        callbacks=(cb, WatchMomentum()),
+    )
     phases = list(pd.DataFrame(result.history)["acdc_phase"])
     assert phases == phase_calendar(20)
     assert result.mask is not None and abs(result.mask.sparsity - 0.9) < 1e-3  # ends in its sparse phase

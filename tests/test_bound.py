@@ -101,9 +101,22 @@ def test_bound_scales_as_inverse_sqrt_n():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("B", 0.0), ("B", -1.0), ("B", math.inf), ("B", math.nan), ("D", 0), ("K", 0), ("P", -1),
-     ("d_in", 0), ("d_out", 0), ("n", 0), ("n", 1.5), ("D", True), ("K", "9")],
-)  # fmt: skip
+    [
+        ("B", 0.0),
+        ("B", -1.0),
+        ("B", math.inf),
+        ("B", math.nan),
+        ("D", 0),
+        ("K", 0),
+        ("P", -1),
+        ("d_in", 0),
+        ("d_out", 0),
+        ("n", 0),
+        ("n", 1.5),
+        ("D", True),
+        ("K", "9"),
+    ],
+)
 def test_validation_names_the_field(field, value):
     kwargs = dict(B=1.0, D=1, K=1, P=0, d_in=1, d_out=1, n=1)  # the smallest valid constants
     BoundConstants(**kwargs)

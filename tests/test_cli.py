@@ -81,7 +81,18 @@ def test_prune_refuses_to_overwrite_its_input(tmp_path, capsys, spelling):
 def test_train_refuses_to_overwrite_its_config(tmp_path, capsys):
     config = make_config(tmp_path / "run" / "hparams.json")  # YAML is JSON's superset: any name works
     before = config.read_bytes()
-    args = ["train", str(config), "--dataset", "digits", "--model", "tiny", "--recipe", "one", "--out", str(tmp_path / "run")]
+    args = [
+        "train",
+        str(config),
+        "--dataset",
+        "digits",
+        "--model",
+        "tiny",
+        "--recipe",
+        "one",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert cli(args) == 2
     assert "hparams.json" in error_line(capsys)
     assert config.read_bytes() == before and not (tmp_path / "run" / "model.safetensors").exists()
@@ -220,8 +231,10 @@ def test_unknown_names(tmp_path, capsys, option):
 @pytest.mark.parametrize("command", ["info", "pathnorm", "prune", "evaluate"])
 def test_missing_checkpoint(tmp_path, capsys, command):
     missing = str(tmp_path / "nope.safetensors")
-    extra = {"prune": [str(tmp_path / "p.safetensors"), "--sparsity", "0.5"],
-             "evaluate": [str(make_config(tmp_path / "config.yaml")), "--dataset", "digits"]}.get(command, [])  # fmt: skip
+    extra = {
+        "prune": [str(tmp_path / "p.safetensors"), "--sparsity", "0.5"],
+        "evaluate": [str(make_config(tmp_path / "config.yaml")), "--dataset", "digits"],
+    }.get(command, [])
     assert cli([command, missing, *extra]) == 2
     line = error_line(capsys)
     assert missing in line and "no such checkpoint" in line
@@ -269,8 +282,12 @@ def test_gpu_hours_of_a_missing_config(tmp_path, capsys):
 
 
 def test_a_user_error_prints_no_traceback_from_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "sparselab", *train_args(tmp_path / "nope.yaml", tmp_path / "o")],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "lib")})  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparselab", *train_args(tmp_path / "nope.yaml", tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "lib")},
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
 
@@ -324,8 +341,23 @@ def test_cli_train_equals_the_pipelines_train_dense_bitwise(tmp_path):
     run_snakemake(tmp_path / "wf", f"{run_dir}/model.safetensors", "--cores", "2", "--configfile", str(cf))
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch's default: every core
     env["PYTHONPATH"] = str(REPO / "lib")
-    cmd = [sys.executable, "-m", "sparselab", "train", str(cf), "--dataset", "digits", "--model", "lenet",
-           "--recipe", "dense", "--seed", "0", "--out", str(tmp_path / "cli")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "sparselab",
+        "train",
+        str(cf),
+        "--dataset",
+        "digits",
+        "--model",
+        "lenet",
+        "--recipe",
+        "dense",
+        "--seed",
+        "0",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     pipeline = load_file(str(tmp_path / "wf" / run_dir / "model.safetensors"))

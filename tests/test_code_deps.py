@@ -39,9 +39,11 @@ def _reference_imports(tree: ast.AST, current: str, is_pkg: bool) -> tuple[set[s
         elif isinstance(node, ast.Attribute) and node.attr == "import_module":
             dynamic = True
     if dynamic:  # a lazy registry also depends on the modules it names as "sparselab.x.y:attr"
-        found.update(node.value.partition(":")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.Constant) and isinstance(node.value, str)
-                     and LAZY_TARGET.fullmatch(node.value))  # fmt: skip
+        found.update(
+            node.value.partition(":")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_TARGET.fullmatch(node.value)
+        )
     return found, dynamic
 
 
@@ -103,7 +105,9 @@ def test_statement_walk_finds_the_same_imports_as_the_full_walk():
         tree = ast.parse(text)
         current = code_deps._module_name(lib, file) if lib in file.parents else ""
         is_pkg = file.name == "__init__.py"
-        assert code_deps._imports(tree, current, is_pkg, statements_only=True) == _reference_imports(tree, current, is_pkg), file
+        assert code_deps._imports(tree, current, is_pkg, statements_only=True) == _reference_imports(
+            tree, current, is_pkg
+        ), file
         checked += 1
     assert checked > 50
 
@@ -120,7 +124,9 @@ def toy(tmp_path):
     (pkg / "a" / "x.py").write_text("from .y import f\n")
     (pkg / "a" / "y.py").write_text("def f():\n    return 1\n")
     (pkg / "z.py").write_text("import os\n")
-    (pkg / "reg" / "__init__.py").write_text("import importlib\n\ndef get(n):\n    return importlib.import_module(f'.{n}', __name__)\n")
+    (pkg / "reg" / "__init__.py").write_text(
+        "import importlib\n\ndef get(n):\n    return importlib.import_module(f'.{n}', __name__)\n"
+    )
     (pkg / "reg" / "one.py").write_text("")
     script = tmp_path / "s.py"
     script.write_text("from sparselab.a.x import f\n")

@@ -40,7 +40,10 @@ def test_masked_residual_filters_are_counted_as_computed_and_left_out_as_alive()
     torch.manual_seed(0)
     model = build_model("cifar_resnet20", 10, (3, 8, 8), width=4).eval()
     groups = channel_groups(model, (3, 8, 8))
-    keep = {"layer1.0.conv2": torch.tensor([True, False, True, True]), "layer1.0.conv1": torch.tensor([True, True, False, False])}
+    keep = {
+        "layer1.0.conv2": torch.tensor([True, False, True, True]),
+        "layer1.0.conv1": torch.tensor([True, True, False, False]),
+    }
     pruned, mask = prune_filters(model, groups, keep)
     dense = complexity(model, (3, 8, 8))
     c = complexity(pruned, (3, 8, 8), mask)

@@ -23,8 +23,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models
 LIB = REPO / "lib" / "sparselab"
 # Hand-made device set-ups: choosing a device, switching determinism, moving a model or batch.
 # (``.to(device=t.device)`` and the like follow a tensor's own device: not a set-up.)
-SETUP = re.compile(r"select_device\(|configure_determinism\(|uses_cuda_features\(|prepare_model\(|\.cuda\(|"
-                   r"\.to\(device\s*[,)]|torch\.device\(")  # fmt: skip
+SETUP = re.compile(
+    r"select_device\(|configure_determinism\(|uses_cuda_features\(|prepare_model\(|\.cuda\(|"
+    r"\.to\(device\s*[,)]|torch\.device\("
+)
 # Low-level helpers that follow a device they are given (or their model's), never choose one.
 ALLOWED = {
     "compute.py": "the one place that chooses devices and moves models and batches",
@@ -66,8 +68,12 @@ def test_place_sets_determinism_and_keeps_the_cuda_speedups_off_on_cpu() -> None
     try:
         p = compute.place(ComputeHparams(device="cpu", deterministic=True))
         assert p == compute.Placement(torch.device("cpu"), amp=False, channels_last=False, num_workers="auto")
-        assert p.loader_options() == {"device": torch.device("cpu"), "num_workers": "auto", "pin_memory": False,
-                                      "decode_device": None}  # fmt: skip
+        assert p.loader_options() == {
+            "device": torch.device("cpu"),
+            "num_workers": "auto",
+            "pin_memory": False,
+            "decode_device": None,
+        }
         decoding = compute.place(ComputeHparams(device="cpu", decode="device", num_workers=3))
         assert decoding.loader_options()["decode_device"] == torch.device("cpu")
         assert decoding.loader_options()["num_workers"] == 3
@@ -137,8 +143,9 @@ def test_checkpoint_evaluation_runs_under_the_jobs_autocast(tmp_path: Path, spee
     assert speedups and set(speedups) == {torch.bfloat16} and 0 <= record["test_top1"] <= 1
 
 
-def test_gradflow_evaluates_rounds_on_the_jobs_placement(tmp_path: Path, speedups: list[torch.dtype],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_gradflow_evaluates_rounds_on_the_jobs_placement(
+    tmp_path: Path, speedups: list[torch.dtype], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sparselab.config import ModelHparams, TrainHparams
     from sparselab.studies.gradflow import prune as gradflow
 
@@ -152,9 +159,15 @@ def test_gradflow_evaluates_rounds_on_the_jobs_placement(tmp_path: Path, speedup
     monkeypatch.setattr(gradflow, "evaluate", spy)
     recipe = TrainHparams.from_dict({"epochs": 1, "batch_size": 256, "optimizer": {"lr": 0.05}})
     files = gradflow.RoundFiles(tmp_path / "m.safetensors", tmp_path / "r.csv", tmp_path / "h.json", tmp_path / "s")
-    gradflow.run_prune_rounds(files, data=GRATINGS, model=ModelHparams("cifar_resnet20", {"width": 2}), recipe=recipe,
-                              prune=gradflow.PruneSpec("l1", target=0.2, rounds=1, protect=("conv1",)), seed=0,
-                              compute=FAST)  # fmt: skip
+    gradflow.run_prune_rounds(
+        files,
+        data=GRATINGS,
+        model=ModelHparams("cifar_resnet20", {"width": 2}),
+        recipe=recipe,
+        prune=gradflow.PruneSpec("l1", target=0.2, rounds=1, protect=("conv1",)),
+        seed=0,
+        compute=FAST,
+    )
     assert seen and all(s == (torch.device("cpu"), True, True) for s in seen), seen
 
 
@@ -162,6 +175,13 @@ def test_margins_of_pretrained_models_never_run_under_autocast(tmp_path: Path, s
     """Margins are exact quantities (float32 logits): bf16 autocast stays off even where it is on."""
     from sparselab.studies.pathnorm.pretrained import analyse_pretrained
 
-    summary = analyse_pretrained(tmp_path / "s.json", tmp_path / "m.safetensors", name="r20", data=GRATINGS,
-                                 checkpoint=checkpoint(tmp_path / "up.safetensors"), qs=(1.0,), compute=FAST)  # fmt: skip
+    summary = analyse_pretrained(
+        tmp_path / "s.json",
+        tmp_path / "m.safetensors",
+        name="r20",
+        data=GRATINGS,
+        checkpoint=checkpoint(tmp_path / "up.safetensors"),
+        qs=(1.0,),
+        compute=FAST,
+    )
     assert not speedups and summary["n"] > 0

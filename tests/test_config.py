@@ -106,10 +106,12 @@ def _paper_transfer() -> dict:
 
 @pytest.mark.parametrize(
     ("edit", "message"),
-    [({"end": 1}, "end"),  # no step: end must come after start
-     ({"initial_sparsity": 0.85}, "initial_sparsity"),  # above the 80% target: the ramp would shrink
-     ({"final_step": True, "end": 101}, "recipe")],  # the final step after the recipe's 100 epochs
-)  # fmt: skip
+    [
+        ({"end": 1}, "end"),  # no step: end must come after start
+        ({"initial_sparsity": 0.85}, "initial_sparsity"),  # above the 80% target: the ramp would shrink
+        ({"final_step": True, "end": 101}, "recipe"),
+    ],  # the final step after the recipe's 100 epochs
+)
 def test_gmp_ramp_config_errors_name_the_key(edit, message):
     config = _paper_transfer()
     config["transfer"]["experiments"][0]["gmp"].update(edit)
@@ -137,11 +139,13 @@ def test_default_and_tiny_configs_validate():
     [
         (lambda c: c["recipes"]["dense"].update(lr=0.1), "recipes.dense: Additional properties are not allowed ('lr'"),
         (lambda c: c["recipes"]["dense"].update(epochs="ten"), "recipes.dense.epochs: 'ten' is not of type 'integer'"),
-        (lambda c: c["oneshot"]["experiments"][0].update(sparsities=[0.5, 1.5]),
-         "oneshot.experiments[0].sparsities[1]: 1.5 is greater than or equal to the maximum of 1"),
+        (
+            lambda c: c["oneshot"]["experiments"][0].update(sparsities=[0.5, 1.5]),
+            "oneshot.experiments[0].sparsities[1]: 1.5 is greater than or equal to the maximum of 1",
+        ),
         (lambda c: c.update(extra=1), "<top level>: Additional properties are not allowed ('extra'"),
     ],
-)  # fmt: skip
+)
 def test_schema_errors_name_the_key_path(edit, message):
     config = tiny_config()
     edit(config)
@@ -154,14 +158,21 @@ def test_schema_errors_name_the_key_path(edit, message):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c["oneshot"]["experiments"][0].update(model="mlp"),
-         "oneshot.experiments[0].model: 'mlp' is not defined under models: (defined: lenet)"),
+        (
+            lambda c: c["oneshot"]["experiments"][0].update(model="mlp"),
+            "oneshot.experiments[0].model: 'mlp' is not defined under models: (defined: lenet)",
+        ),
         (lambda c: c["models"]["lenet"].update(arch="lenet5"), "models.lenet.arch: unknown architecture 'lenet5'"),
-        (lambda c: c["models"]["lenet"].update(kwargs={"widht": 2}), "models.lenet.kwargs: 'lenet300_100' does not accept 'widht'"),
-        (lambda c: c["oneshot"]["experiments"].append(dict(c["oneshot"]["experiments"][0])),
-         "oneshot.experiments[1]: a second experiment for dataset 'digits' and model 'lenet'"),
+        (
+            lambda c: c["models"]["lenet"].update(kwargs={"widht": 2}),
+            "models.lenet.kwargs: 'lenet300_100' does not accept 'widht'",
+        ),
+        (
+            lambda c: c["oneshot"]["experiments"].append(dict(c["oneshot"]["experiments"][0])),
+            "oneshot.experiments[1]: a second experiment for dataset 'digits' and model 'lenet'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cross_reference_errors_name_the_key(edit, message):
     config = tiny_config()
     edit(config)
@@ -174,8 +185,12 @@ def test_oneshot_grid_has_every_cell_and_dense_baselines():
     runs = build_workflow_config(tiny_config()).oneshot.runs()
     assert len(runs) == 2 * (1 + 2 * 2)  # seeds x (dense + scopes x sparsities)
     assert {(r.scope, r.sparsity_str) for r in runs} == {
-        ("dense", "0"), ("layerwise", "0.5"), ("layerwise", "0.9"), ("global", "0.5"), ("global", "0.9"),
-    }  # fmt: skip
+        ("dense", "0"),
+        ("layerwise", "0.5"),
+        ("layerwise", "0.9"),
+        ("global", "0.5"),
+        ("global", "0.9"),
+    }
 
 
 @pytest.mark.parametrize("s", [0.5, 0.9, 0.95, 0.999, 0.1 + 0.2, 1e-5])
@@ -187,7 +202,10 @@ def test_format_sparsity_round_trips(s):
 
 
 def _deps(script: str) -> set[str]:
-    return {Path(p).relative_to("lib/sparselab").as_posix() for p in code_dependencies(REPO / "workflow_scripts" / script, "lib")}
+    return {
+        Path(p).relative_to("lib/sparselab").as_posix()
+        for p in code_dependencies(REPO / "workflow_scripts" / script, "lib")
+    }
 
 
 def test_figure_rule_depends_on_plotting_code_but_not_on_training_code():
@@ -218,7 +236,13 @@ def test_code_dependencies_follow_relative_imports(tmp_path):
     script = tmp_path / "s.py"
     script.write_text("from sparselab.a.x import f\n")
     found = {Path(p).relative_to(tmp_path / "lib").as_posix() for p in code_dependencies(script, tmp_path / "lib")}
-    assert found == {"sparselab/__init__.py", "sparselab/a/__init__.py", "sparselab/a/x.py", "sparselab/a/y.py", "sparselab/z.py"}
+    assert found == {
+        "sparselab/__init__.py",
+        "sparselab/a/__init__.py",
+        "sparselab/a/x.py",
+        "sparselab/a/y.py",
+        "sparselab/z.py",
+    }
 
 
 def test_pathnorm_gap_option():

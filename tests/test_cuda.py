@@ -29,8 +29,9 @@ def digits():
 
 
 def recipe(epochs: int = 2, lr: float = 0.05) -> TrainHparams:
-    return TrainHparams.from_dict({"epochs": epochs, "batch_size": 64, "optimizer": {"lr": lr, "momentum": 0.9},
-                                   "schedule": {"kind": "cosine"}})  # fmt: skip
+    return TrainHparams.from_dict(
+        {"epochs": epochs, "batch_size": 64, "optimizer": {"lr": lr, "momentum": 0.9}, "schedule": {"kind": "cosine"}}
+    )
 
 
 def weights(digits, compute: ComputeHparams, epochs: int = 2) -> dict[str, torch.Tensor]:
@@ -44,9 +45,11 @@ def test_the_same_config_trains_to_the_same_weights_on_cuda(digits) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.xfail(reason="on an H200 (torch 2.11) one tensor differed by 4.7x its scale after one epoch, where 1 vs "
-                          "2 CPU threads differ by 9e-6: not yet explained (cuDNN's TF32 convolutions are a candidate)",
-                   strict=False)  # fmt: skip
+@pytest.mark.xfail(
+    reason="on an H200 (torch 2.11) one tensor differed by 4.7x its scale after one epoch, where 1 vs "
+    "2 CPU threads differ by 9e-6: not yet explained (cuDNN's TF32 convolutions are a candidate)",
+    strict=False,
+)
 def test_cpu_and_cuda_agree_to_rounding_after_one_epoch(digits) -> None:
     """float32 on both (bf16 autocast off): the same batches and augmentation, reductions summed in
     another order; after one epoch the weights should differ by rounding carried through its steps
@@ -63,4 +66,6 @@ def test_divergence_on_cuda_names_the_epoch_and_step(digits) -> None:
     n = math.ceil(len(digits.train) / 64)
     compute = ComputeHparams(device="cuda", progress="lines")
     with pytest.raises(DivergenceError, match=rf"diverged at epoch 2, step {n + 6} \(step 6 of {n} in the epoch\)"):
-        train(build_seeded(SPEC, SEEDS.init), digits, recipe(3), seeds=SEEDS, compute=compute, callbacks=(Poison(n + 5),))
+        train(
+            build_seeded(SPEC, SEEDS.init), digits, recipe(3), seeds=SEEDS, compute=compute, callbacks=(Poison(n + 5),)
+        )

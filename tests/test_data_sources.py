@@ -86,7 +86,9 @@ def test_mnist_resize_and_three_channels(roots):
 def test_cifar_lengths_labels_and_normalisation(roots, source, n_classes, stats):
     labels = roots[source][1]
     src = build_source(hp_for(roots, source))
-    assert src.info == type(src.info)(name=source, num_classes=n_classes, input_shape=(3, 32, 32), mean=stats[0], std=stats[1])
+    assert src.info == type(src.info)(
+        name=source, num_classes=n_classes, input_shape=(3, 32, 32), mean=stats[0], std=stats[1]
+    )
     assert (len(src.train), len(src.train_eval), len(src.test)) == (50, 50, 20)
     assert [src.train_eval[i][1] for i in range(50)] == labels["train"]
     assert [src.test[i][1] for i in range(20)] == labels["test"]
@@ -137,7 +139,7 @@ def test_cifar_loader_replays_the_same_batches(roots):
 
 def test_cifar_without_augmentation_train_equals_train_eval(roots):
     src = build_source(hp_for(roots, "cifar100", augment=False))
-    (x, _), = list(make_loader(src.train, 50, shuffle=False, aug_seed=5))  # fmt: skip
+    ((x, _),) = list(make_loader(src.train, 50, shuffle=False, aug_seed=5))
     for i in (0, 17, 49):
         assert torch.equal(x[i], src.train_eval[i][0])
 
@@ -248,7 +250,9 @@ def test_imagenet_val_classes_must_match_train(tmp_path):
     shutil.rmtree(tmp_path / "val" / last)
     with pytest.raises(DatasetRootError) as err:
         check_dataset_root("imagenet", str(tmp_path), key="datasets.imagenet.root")
-    assert_root_message(str(err.value), "datasets.imagenet.root", "imagenet", f"val/ lacks 1 class folder(s) of train/: {last}")
+    assert_root_message(
+        str(err.value), "datasets.imagenet.root", "imagenet", f"val/ lacks 1 class folder(s) of train/: {last}"
+    )
 
 
 @pytest.mark.parametrize("damage", ["no_val", "no_classes", "flat_val", "no_images"])
@@ -306,9 +310,13 @@ def assert_reported(source: str, root: Path, key: str, words: str, **kw) -> str:
 
 
 @pytest.mark.parametrize(
-    "source,rel", [("cifar10", "cifar-10-batches-py/data_batch_3"), ("cifar10", "cifar-10-batches-py/batches.meta"),
-                   ("cifar100", "cifar-100-python/test")]
-)  # fmt: skip
+    "source,rel",
+    [
+        ("cifar10", "cifar-10-batches-py/data_batch_3"),
+        ("cifar10", "cifar-10-batches-py/batches.meta"),
+        ("cifar100", "cifar-100-python/test"),
+    ],
+)
 @pytest.mark.parametrize("content", [GARBAGE, b""], ids=["garbage", "empty"])
 def test_a_cifar_file_that_is_not_a_pickled_dict_is_reported(roots, tmp_path, source, rel, content):
     root = copied(roots, source, tmp_path / "c")
@@ -319,7 +327,9 @@ def test_a_cifar_file_that_is_not_a_pickled_dict_is_reported(roots, tmp_path, so
 def test_with_checksums_cifar_files_must_have_the_official_release_sizes(roots):
     root = roots["cifar10"][0]
     check_dataset_root("cifar10", root, key="datasets.c10.root", verify_checksums=False)  # the fakes are fine
-    msg = assert_reported("cifar10", Path(root), "datasets.c10.root", "cifar-10-batches-py/data_batch_1", verify_checksums=True)
+    msg = assert_reported(
+        "cifar10", Path(root), "datasets.c10.root", "cifar-10-batches-py/data_batch_1", verify_checksums=True
+    )
     assert "30,720,000" in msg  # 10,000 images of 3,072 bytes at least
 
 
@@ -377,7 +387,13 @@ def workflow_with(dataset: dict) -> dict:
     config["datasets"]["mycifar"] = dataset
     config["models"]["resnet"] = {"arch": "cifar_resnet20"}
     config["oneshot"]["experiments"].append(
-        {"dataset": "mycifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+        {
+            "dataset": "mycifar",
+            "model": "resnet",
+            "train_recipe": "dense",
+            "finetune_recipe": "finetune",
+            "sparsities": [0.5],
+        }
     )
     return config
 

@@ -40,8 +40,9 @@ def digits():
 
 
 def recipe(lr: float = 0.05, epochs: int = 3) -> TrainHparams:
-    return TrainHparams.from_dict({"epochs": epochs, "batch_size": BATCH, "optimizer": {"lr": lr},
-                                   "schedule": {"kind": "constant"}})  # fmt: skip
+    return TrainHparams.from_dict(
+        {"epochs": epochs, "batch_size": BATCH, "optimizer": {"lr": lr}, "schedule": {"kind": "constant"}}
+    )
 
 
 class Poison(Callback):
@@ -75,8 +76,16 @@ def steps_per_epoch(digits) -> int:
 def test_a_huge_learning_rate_raises_naming_run_epoch_and_step(digits, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(DivergenceError, match=r"run 'my-run' diverged at epoch 1, step \d+ "):
-        train(build_seeded(SPEC, SEEDS.init), digits, recipe(lr=1e6), seeds=SEEDS, compute=CPU, run_name="my-run",
-              state_dir=run / ".resume", metrics_csv=run / "metrics.csv")  # fmt: skip
+        train(
+            build_seeded(SPEC, SEEDS.init),
+            digits,
+            recipe(lr=1e6),
+            seeds=SEEDS,
+            compute=CPU,
+            run_name="my-run",
+            state_dir=run / ".resume",
+            metrics_csv=run / "metrics.csv",
+        )
     assert not (run / "metrics.csv").exists()
     assert not (run / ".resume" / "resume.pt").exists()
 
@@ -85,8 +94,17 @@ def test_the_first_non_finite_loss_is_reported_and_the_diverged_epoch_is_never_s
     n = steps_per_epoch(digits)
     at = n + 5  # NaN weights after the 5th step of epoch 2: the 6th step's loss is NaN
     with pytest.raises(DivergenceError) as err:
-        train(build_seeded(SPEC, SEEDS.init), digits, recipe(), seeds=SEEDS, compute=CPU, callbacks=[Poison(at)],
-              state_dir=tmp_path / ".resume", metrics_csv=tmp_path / "metrics.csv", run_name="runs/x")  # fmt: skip
+        train(
+            build_seeded(SPEC, SEEDS.init),
+            digits,
+            recipe(),
+            seeds=SEEDS,
+            compute=CPU,
+            callbacks=[Poison(at)],
+            state_dir=tmp_path / ".resume",
+            metrics_csv=tmp_path / "metrics.csv",
+            run_name="runs/x",
+        )
     message = str(err.value)
     assert f"run 'runs/x' diverged at epoch 2, step {at + 1} (step 6 of {n} in the epoch)" in message
     assert "\n" not in message
@@ -98,16 +116,29 @@ def test_the_first_non_finite_loss_is_reported_and_the_diverged_epoch_is_never_s
 
 def test_non_finite_weights_at_the_end_of_an_epoch_are_caught_even_with_a_finite_loss(digits, tmp_path):
     n = steps_per_epoch(digits)
-    with pytest.raises(DivergenceError, match=rf"run 'w' diverged at epoch 1: weights became non-finite after step {n} "
-                                              r"\(1\.weight: 1 of 2048 entries"):  # fmt: skip
-        train(build_seeded(SPEC, SEEDS.init), digits, recipe(), seeds=SEEDS, compute=CPU, callbacks=[Poison(n)],
-              state_dir=tmp_path, run_name="w")  # fmt: skip
+    with pytest.raises(
+        DivergenceError,
+        match=rf"run 'w' diverged at epoch 1: weights became non-finite after step {n} "
+        r"\(1\.weight: 1 of 2048 entries",
+    ):
+        train(
+            build_seeded(SPEC, SEEDS.init),
+            digits,
+            recipe(),
+            seeds=SEEDS,
+            compute=CPU,
+            callbacks=[Poison(n)],
+            state_dir=tmp_path,
+            run_name="w",
+        )
     assert not (tmp_path / "resume.pt").exists()
 
 
 def test_the_run_is_named_by_its_state_directory_by_default(digits, tmp_path):
     with pytest.raises(DivergenceError, match=rf"run '{re.escape(str(tmp_path / 'st'))}' diverged at epoch 1"):
-        train(build_seeded(SPEC, SEEDS.init), digits, recipe(lr=1e6), seeds=SEEDS, compute=CPU, state_dir=tmp_path / "st")
+        train(
+            build_seeded(SPEC, SEEDS.init), digits, recipe(lr=1e6), seeds=SEEDS, compute=CPU, state_dir=tmp_path / "st"
+        )
 
 
 # ----------------------------------------------------------------------------- run_training and the CLI
@@ -116,9 +147,14 @@ def test_the_run_is_named_by_its_state_directory_by_default(digits, tmp_path):
 def test_run_training_with_lr_1e6_writes_nothing(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(DivergenceError, match=rf"run '{re.escape(str(out))}' diverged at epoch 1, step \d+"):
-        run_training(RunFiles.in_directory(out), data=DataHparams(val_fraction=0.1),
-                     model=ModelHparams(arch="lenet300_100", kwargs={"hidden": [32, 16]}),
-                     recipe=recipe(lr=1e6, epochs=2), seed=0, compute=CPU)  # fmt: skip
+        run_training(
+            RunFiles.in_directory(out),
+            data=DataHparams(val_fraction=0.1),
+            model=ModelHparams(arch="lenet300_100", kwargs={"hidden": [32, 16]}),
+            recipe=recipe(lr=1e6, epochs=2),
+            seed=0,
+            compute=CPU,
+        )
     leftovers = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) if out.exists() else []
     assert leftovers == []
 
@@ -128,7 +164,9 @@ def nan_recipe_config(tmp_path: Path) -> Path:
         "compute": {"device": "cpu"},
         "datasets": {"digits": {"source": "digits", "val_fraction": 0.1}},
         "models": {"lenet": {"arch": "lenet300_100", "kwargs": {"hidden": [32, 16]}}},
-        "recipes": {"boom": {"epochs": 2, "batch_size": 64, "optimizer": {"lr": 1.0e6}, "schedule": {"kind": "constant"}}},
+        "recipes": {
+            "boom": {"epochs": 2, "batch_size": 64, "optimizer": {"lr": 1.0e6}, "schedule": {"kind": "constant"}}
+        },
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -137,8 +175,20 @@ def nan_recipe_config(tmp_path: Path) -> Path:
 
 def test_cli_train_of_a_diverging_recipe_exits_non_zero_with_one_line(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = cli(["train", str(nan_recipe_config(tmp_path)), "--dataset", "digits", "--model", "lenet", "--recipe", "boom",
-              "--out", str(out)])  # fmt: skip
+    rc = cli(
+        [
+            "train",
+            str(nan_recipe_config(tmp_path)),
+            "--dataset",
+            "digits",
+            "--model",
+            "lenet",
+            "--recipe",
+            "boom",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc != 0
     lines = captured.err.strip().splitlines()
@@ -159,8 +209,11 @@ def features(n: int = 200, d: int = 16, classes: int = 4) -> tuple[torch.Tensor,
 
 def test_a_diverging_sgd_linear_head_raises_naming_epoch_and_step():
     data = features()
-    with pytest.raises(DivergenceError, match=r"linear head 'h' diverged at epoch [1-3](, step \d+ \(step \d+ of 4 in the "
-                                              r"epoch\): the loss|: weights became non-finite)"):  # fmt: skip
+    with pytest.raises(
+        DivergenceError,
+        match=r"linear head 'h' diverged at epoch [1-3](, step \d+ \(step \d+ of 4 in the "
+        r"epoch\): the loss|: weights became non-finite)",
+    ):
         train_linear_head(data, data, 4, epochs=3, lr=1e8, batch_size=64, run_name="h")
 
 
@@ -182,8 +235,13 @@ def test_run_linear_writes_no_summary_after_divergence(tmp_path):
         save_features(tmp_path / f"{split}.safetensors", x, y, {"num_classes": 4, "split": split})
     options = LinearProtocol(seeds=[0], epochs=3, lr=1e8, decay_after=[10])
     with pytest.raises(DivergenceError, match=rf"linear head '{re.escape(str(tmp_path))}, seed 0' diverged at epoch"):
-        run_linear(tmp_path / "train.safetensors", tmp_path / "test.safetensors", tmp_path / "summary.json",
-                   tmp_path / "history.csv", options=options)  # fmt: skip
+        run_linear(
+            tmp_path / "train.safetensors",
+            tmp_path / "test.safetensors",
+            tmp_path / "summary.json",
+            tmp_path / "history.csv",
+            options=options,
+        )
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / "history.csv").exists()
 
 
@@ -199,8 +257,11 @@ def test_save_checkpoint_refuses_a_nan_parameter_naming_path_and_tensor(tmp_path
     with torch.no_grad():
         net.get_parameter("3.weight")[1, :3] = math.nan
     path = tmp_path / "model.safetensors"
-    with pytest.raises(DivergenceError, match=rf"{re.escape(str(path))}: refusing to write non-finite weights: 3\.weight "
-                                              r"\(3 of 512 entries NaN or infinite\)"):  # fmt: skip
+    with pytest.raises(
+        DivergenceError,
+        match=rf"{re.escape(str(path))}: refusing to write non-finite weights: 3\.weight "
+        r"\(3 of 512 entries NaN or infinite\)",
+    ):
         save_checkpoint(path, net, SPEC)
     assert list(tmp_path.iterdir()) == []
 
@@ -254,8 +315,14 @@ def test_analyse_pretrained_refuses_a_nan_checkpoint_naming_it(tmp_path):
 
     path = nan_checkpoint(tmp_path)
     with pytest.raises(DivergenceError, match=rf"{re.escape(str(path))}: non-finite weights: 1\.weight"):
-        analyse_pretrained(tmp_path / "summary.json", tmp_path / "margins.safetensors", name="nan",
-                           data=DataHparams(val_fraction=0.1), checkpoint=path, compute=CPU)  # fmt: skip
+        analyse_pretrained(
+            tmp_path / "summary.json",
+            tmp_path / "margins.safetensors",
+            name="nan",
+            data=DataHparams(val_fraction=0.1),
+            checkpoint=path,
+            compute=CPU,
+        )
     assert not (tmp_path / "summary.json").exists() and not (tmp_path / "margins.safetensors").exists()
 
 
@@ -281,13 +348,24 @@ def test_snakemake_fails_on_a_diverging_recipe_and_keeps_no_model(tmp_path):
 def test_a_diverging_gradient_flow_round_raises_naming_the_round_and_writes_no_output(tmp_path):
     from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds
 
-    files = RoundFiles(tmp_path / "model.safetensors", tmp_path / "rounds.csv", tmp_path / "hparams.json", tmp_path / ".state")
-    round_recipe = TrainHparams.from_dict({"epochs": 1, "batch_size": 128, "optimizer": {"lr": 1.0e6},
-                                           "schedule": {"kind": "constant"}})  # fmt: skip
-    with pytest.raises(DivergenceError, match=rf"run '{re.escape(str(tmp_path))} \(round 1\)' diverged at epoch 1, step "):
-        run_prune_rounds(files, data=DataHparams(val_fraction=0.1, channels=3),
-                         model=ModelHparams("cifar_resnet20", {"width": 2}), recipe=round_recipe,
-                         prune=PruneSpec("mag_based", target=0.5, rounds=2, protect=("conv1",)), seed=0, compute=CPU)  # fmt: skip
+    files = RoundFiles(
+        tmp_path / "model.safetensors", tmp_path / "rounds.csv", tmp_path / "hparams.json", tmp_path / ".state"
+    )
+    round_recipe = TrainHparams.from_dict(
+        {"epochs": 1, "batch_size": 128, "optimizer": {"lr": 1.0e6}, "schedule": {"kind": "constant"}}
+    )
+    with pytest.raises(
+        DivergenceError, match=rf"run '{re.escape(str(tmp_path))} \(round 1\)' diverged at epoch 1, step "
+    ):
+        run_prune_rounds(
+            files,
+            data=DataHparams(val_fraction=0.1, channels=3),
+            model=ModelHparams("cifar_resnet20", {"width": 2}),
+            recipe=round_recipe,
+            prune=PruneSpec("mag_based", target=0.5, rounds=2, protect=("conv1",)),
+            seed=0,
+            compute=CPU,
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".state"]
     assert not list((tmp_path / ".state").glob("round*"))
 

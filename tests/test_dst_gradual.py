@@ -284,18 +284,26 @@ def test_gmp_ramp_of_the_acdc_config_starts_at_0_05_and_stops_short_of_the_targe
 
 
 @pytest.mark.parametrize("target", [0.8, 0.95, 0.98])
-@pytest.mark.parametrize(("start", "freq", "end", "initial", "degree"),
-                         [(1, 5, 40, 0.05, 3), (0, 2, 9, 0.0, 3), (3, 4, 20, 0.2, 1), (2, 3, 11, 0.1, 2.5)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("start", "freq", "end", "initial", "degree"),
+    [(1, 5, 40, 0.05, 3), (0, 2, 9, 0.0, 3), (3, 4, 20, 0.2, 1), (2, 3, 11, 0.1, 2.5)],
+)
 def test_gmp_ramp_is_the_acdc_rule_at_any_target_and_clock(target, start, freq, end, initial, degree):
     steps = gradual.ramp_steps(start, freq, end, final_step=False)
     assert steps == _acdc_pruning_epochs(start, freq, end)
-    got = [gradual.ramp_sparsity(e, target, start=start, end=end, initial_sparsity=initial, degree=degree) for e in steps]
-    assert got == pytest.approx([_acdc_polynomial(e, start, end, initial, target, degree) for e in steps], rel=1e-12, abs=1e-15)
+    got = [
+        gradual.ramp_sparsity(e, target, start=start, end=end, initial_sparsity=initial, degree=degree) for e in steps
+    ]
+    assert got == pytest.approx(
+        [_acdc_polynomial(e, start, end, initial, target, degree) for e in steps], rel=1e-12, abs=1e-15
+    )
     assert got == sorted(got) and got[0] == pytest.approx(initial) and got[-1] < target
     # final_step: Zhu & Gupta's last step at `end` (progress 1) lands on the target
     with_final = gradual.ramp_steps(start, freq, end, final_step=True)
     assert with_final == steps + [end]
-    assert gradual.ramp_sparsity(end, target, start=start, end=end, initial_sparsity=initial, degree=degree) == pytest.approx(target)
+    assert gradual.ramp_sparsity(
+        end, target, start=start, end=end, initial_sparsity=initial, degree=degree
+    ) == pytest.approx(target)
 
 
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.9])

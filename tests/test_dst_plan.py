@@ -21,16 +21,31 @@ CONFIG: dict[str, Any] = {
     "resources": {"epoch_minutes": {"digits": 1.0}},
     "datasets": {"digits": {"source": "digits"}},
     "models": {"lenet": {"arch": "lenet300_100", "kwargs": {"hidden": [32, 16]}}},
-    "recipes": {name: {**RECIPE, "epochs": epochs} for name, epochs in
-                (("train", 2), ("long", 4), ("deepr", 3), ("dsr_only", 5), ("prune", 6))},
+    "recipes": {
+        name: {**RECIPE, "epochs": epochs}
+        for name, epochs in (("train", 2), ("long", 4), ("deepr", 3), ("dsr_only", 5), ("prune", 6))
+    },
     "oneshot": {"enabled": False},
-    "dst": {"title": "DST here", "experiments": [{
-        "dataset": "digits", "model": "lenet", "recipe": "train", "long_recipe": "long", "deepr_recipe": "deepr",
-        "method_recipes": {"dsr": "dsr_only"}, "methods": ["dsr", "set", "deepr", "static", "thin_dense", "dense", "gradual"],
-        "sparsities": [0.9, 0.95], "seeds": [0, 1], "stop_epoch": 8, "period": {0: 5, 4: 10},
-        "gradual": {"recipe": "prune", "dense_recipe": "train", "iterations": 4},
-    }]},
-}  # fmt: skip
+    "dst": {
+        "title": "DST here",
+        "experiments": [
+            {
+                "dataset": "digits",
+                "model": "lenet",
+                "recipe": "train",
+                "long_recipe": "long",
+                "deepr_recipe": "deepr",
+                "method_recipes": {"dsr": "dsr_only"},
+                "methods": ["dsr", "set", "deepr", "static", "thin_dense", "dense", "gradual"],
+                "sparsities": [0.9, 0.95],
+                "seeds": [0, 1],
+                "stop_epoch": 8,
+                "period": {0: 5, 4: 10},
+                "gradual": {"recipe": "prune", "dense_recipe": "train", "iterations": 4},
+            }
+        ],
+    },
+}
 
 
 def plan_of(config: dict[str, Any]) -> Any:
@@ -51,15 +66,28 @@ def plan() -> Any:
 def test_every_run_of_the_grid_has_its_summary_and_dense_runs_once_per_seed(plan: Any) -> None:
     paths = plan.summary_paths()
     sparse = ["dsr", "set", "deepr", "static", "thin_dense", "gradual"]
-    want = {f"results/dst/digits/lenet/{m}/s{s}/seed{seed}/summary.json" for m in sparse for s in ("0.9", "0.95")
-            for seed in (0, 1)} | {f"results/dst/digits/lenet/dense/s0/seed{seed}/summary.json" for seed in (0, 1)}  # fmt: skip
+    want = {
+        f"results/dst/digits/lenet/{m}/s{s}/seed{seed}/summary.json"
+        for m in sparse
+        for s in ("0.9", "0.95")
+        for seed in (0, 1)
+    } | {f"results/dst/digits/lenet/dense/s0/seed{seed}/summary.json" for seed in (0, 1)}
     assert len(paths) == len(want) == 26 and set(paths) == want
     keys, path = plan.summaries()[0]
     assert path == paths[0] and set(keys) == {"dataset", "model", "method", "sparsity", "seed"}
 
 
-@pytest.mark.parametrize(("method", "recipe"), [("dsr", "dsr_only"), ("set", "train"), ("dense", "train"),
-                                                ("static", "long"), ("thin_dense", "long"), ("deepr", "deepr")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "recipe"),
+    [
+        ("dsr", "dsr_only"),
+        ("set", "train"),
+        ("dense", "train"),
+        ("static", "long"),
+        ("thin_dense", "long"),
+        ("deepr", "deepr"),
+    ],
+)
 def test_each_method_trains_with_its_recipe(plan: Any, method: str, recipe: str) -> None:
     assert plan.method_recipe(run(method)) == plan.shared.recipes[recipe].to_dict()
     assert plan.method_epochs(run(method)) == CONFIG["recipes"][recipe]["epochs"]
@@ -94,11 +122,14 @@ def test_targets_are_the_summary_artefacts_and_none_when_disabled(plan: Any) -> 
     assert off.cfg is None and off.targets() == [] and off.summary_paths() == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"gradual": None}, "the gradual method needs gradual"),
-    ({"thin": {"widths": {0.9: 0.5, 0.95: 0.4}}}, "thin: widths given per sparsity: also name the model kwarg"),
-    ({"method_recipes": {"dsr": "nope"}}, "method_recipes.dsr"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gradual": None}, "the gradual method needs gradual"),
+        ({"thin": {"widths": {0.9: 0.5, 0.95: 0.4}}}, "thin: widths given per sparsity: also name the model kwarg"),
+        ({"method_recipes": {"dsr": "nope"}}, "method_recipes.dsr"),
+    ],
+)
 def test_option_errors_name_their_key_at_parse_time(change: dict[str, Any], message: str) -> None:
     config = copy.deepcopy(CONFIG)
     experiment = config["dst"]["experiments"][0]

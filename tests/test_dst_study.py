@@ -20,22 +20,38 @@ from sparselab.train.run import RunFiles, run_training
 
 DATA = DataHparams(source="digits", val_fraction=0.0)
 MODEL = ModelHparams("lenet300_100", {"hidden": [64, 32], "batch_norm": True})
-RECIPE = TrainHparams.from_dict({"epochs": 2, "batch_size": 100, "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
-                                 "weight_decay": 1e-4}, "schedule": {"kind": "constant"}})  # fmt: skip
+RECIPE = TrainHparams.from_dict(
+    {
+        "epochs": 2,
+        "batch_size": 100,
+        "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+        "schedule": {"kind": "constant"},
+    }
+)
 COMPUTE = ComputeHparams(device="cpu", progress="lines")
 SIZES = {"1.weight": 64 * 64, "4.weight": 64 * 32, "7.weight": 32 * 10}
 
 
 def spec(method: str) -> DSTSpec:
-    options = DstOptions(period={0: 4}, np_target=30, set_fraction={0.9: 0.1}, deepr=DeepRHparams(temperature={0: 1e-5}))
+    options = DstOptions(
+        period={0: 4}, np_target=30, set_fraction={0.9: 0.1}, deepr=DeepRHparams(temperature={0: 1e-5})
+    )
     return spec_from_options(method, 0.9, options)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_keeps_its_sparsity_and_reloads(method: str, tmp_path: Path) -> None:
     files = RunFiles.in_directory(tmp_path)
-    result = run_sparse_training(files, tmp_path / "summary.json", data=DATA, model=MODEL, recipe=RECIPE,
-                                 spec=spec(method), seed=0, compute=COMPUTE)  # fmt: skip
+    result = run_sparse_training(
+        files,
+        tmp_path / "summary.json",
+        data=DATA,
+        model=MODEL,
+        recipe=RECIPE,
+        spec=spec(method),
+        seed=0,
+        compute=COMPUTE,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     x = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
@@ -56,7 +72,9 @@ def test_every_method_trains_keeps_its_sparsity_and_reloads(method: str, tmp_pat
         params = dict(ckpt.model.named_parameters())
         assert all((params[n][~ckpt.mask[n]] == 0).all() for n in ckpt.mask)
         if method == "set":  # per layer too
-            assert {n: int(ckpt.mask[n].sum()) for n in ckpt.mask} == {n: active_count(k, 0.9) for n, k in SIZES.items()}
+            assert {n: int(ckpt.mask[n].sum()) for n in ckpt.mask} == {
+                n: active_count(k, 0.9) for n, k in SIZES.items()
+            }
 
 
 def test_gradual_pruning_of_a_dense_checkpoint_reaches_its_target(tmp_path: Path) -> None:
@@ -65,8 +83,16 @@ def test_gradual_pruning_of_a_dense_checkpoint_reaches_its_target(tmp_path: Path
     files = RunFiles.in_directory(tmp_path / "gradual")
     recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 5})
     g = GradualSpec(target=0.8, start=0, freq=1, iterations=4, schedule="cubic")
-    run_gradual_pruning(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DATA, recipe=recipe, spec=g,
-                        seed=0, compute=COMPUTE)  # fmt: skip
+    run_gradual_pruning(
+        files,
+        tmp_path / "summary.json",
+        dense=dense.checkpoint,
+        data=DATA,
+        recipe=recipe,
+        spec=g,
+        seed=0,
+        compute=COMPUTE,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     for n, k in SIZES.items():
         sparsity = 1 - int(ckpt.mask[n].sum()) / k
@@ -81,8 +107,16 @@ def test_gradual_pruning_by_one_global_threshold_reaches_the_total_target(tmp_pa
     files = RunFiles.in_directory(tmp_path / "gradual")
     recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 4})
     g = GradualSpec(target=0.8, start=0, freq=1, iterations=3, schedule="exponential", by="threshold")
-    run_gradual_pruning(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DATA, recipe=recipe, spec=g,
-                        seed=0, compute=COMPUTE)  # fmt: skip
+    run_gradual_pruning(
+        files,
+        tmp_path / "summary.json",
+        dense=dense.checkpoint,
+        data=DATA,
+        recipe=recipe,
+        spec=g,
+        seed=0,
+        compute=COMPUTE,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     active = sum(int(ckpt.mask[n].sum()) for n in SIZES)
     assert active == round(0.2 * sum(SIZES.values()))  # the total is exact; layers differ (one threshold)

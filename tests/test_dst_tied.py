@@ -25,9 +25,14 @@ from sparselab.models.lenet import lenet300_100
 def conv_net(seed: int = 0, bias: bool = True) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=bias), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 6, 3, stride=2, bias=bias), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 3 * 3, 10, bias=bias),
-    )  # fmt: skip
+        nn.Conv2d(3, 8, 3, padding=1, bias=bias),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 6, 3, stride=2, bias=bias),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 3 * 3, 10, bias=bias),
+    )
 
 
 CONV_TIED = ["0", "3", "6"]

@@ -17,8 +17,14 @@ from sparselab.train.engine import train
 
 DATA = DataHparams(source="digits", val_fraction=0.0)
 COMPUTE = ComputeHparams(device="cpu", progress="lines")
-RECIPE = TrainHparams.from_dict({"epochs": 3, "batch_size": 100, "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True,
-                                 "weight_decay": 5e-4}, "schedule": {"kind": "constant"}})  # fmt: skip
+RECIPE = TrainHparams.from_dict(
+    {
+        "epochs": 3,
+        "batch_size": 100,
+        "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+        "schedule": {"kind": "constant"},
+    }
+)
 
 
 def lenet():  # type: ignore[no-untyped-def]
@@ -51,8 +57,9 @@ def test_paper_sparse_layers_and_initial_counts() -> None:
 def test_inactive_entries_get_no_gradient_so_their_momentum_stays_zero() -> None:
     model = lenet()
     masks = masks_for(model)
-    result = train(model, build_splits(DATA), RECIPE, seeds=SeedHparams(), compute=COMPUTE,
-                   callbacks=(StaticSparse(masks),))  # fmt: skip
+    result = train(
+        model, build_splits(DATA), RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(StaticSparse(masks),)
+    )
     for n, m in masks.items():
         assert (result.momentum[n][~m] == 0).all(), n
         assert (dict(result.model.named_parameters())[n][~m] == 0).all()
@@ -143,8 +150,15 @@ def test_a_killed_dsr_run_resumes_and_ends_bitwise_like_an_uninterrupted_one(tmp
         return DSR(masks_for(lenet()), StepSchedule({0: 3}), stop_epoch=None, seed=5, target=20)
 
     whole_cb = dsr()
-    whole = train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(whole_cb,),
-                  state_dir=tmp_path / "whole")  # fmt: skip
+    whole = train(
+        lenet(),
+        splits,
+        RECIPE,
+        seeds=SeedHparams(),
+        compute=COMPUTE,
+        callbacks=(whole_cb,),
+        state_dir=tmp_path / "whole",
+    )
 
     class Kill(Callback):
         def on_step_end(self, ctx) -> None:  # type: ignore[no-untyped-def]
@@ -152,11 +166,25 @@ def test_a_killed_dsr_run_resumes_and_ends_bitwise_like_an_uninterrupted_one(tmp
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(dsr(), Kill()),
-              state_dir=tmp_path / "killed")  # fmt: skip
+        train(
+            lenet(),
+            splits,
+            RECIPE,
+            seeds=SeedHparams(),
+            compute=COMPUTE,
+            callbacks=(dsr(), Kill()),
+            state_dir=tmp_path / "killed",
+        )
     resumed_cb = dsr()
-    resumed = train(lenet(), splits, RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(resumed_cb,),
-                    state_dir=tmp_path / "killed")  # fmt: skip
+    resumed = train(
+        lenet(),
+        splits,
+        RECIPE,
+        seeds=SeedHparams(),
+        compute=COMPUTE,
+        callbacks=(resumed_cb,),
+        state_dir=tmp_path / "killed",
+    )
     assert resumed.resumed_from_epoch == 1
     assert resumed_cb.threshold == whole_cb.threshold and resumed_cb.events == whole_cb.events
     a, b = whole.model.state_dict(), resumed.model.state_dict()
@@ -174,7 +202,9 @@ def test_kernel_granularity_and_big_new_weights_in_training() -> None:
     assert all(m.shape == dict(model.named_parameters())[n].shape[:2] for n, m in masks.items())
     data = DataHparams(source="digits", channels=3)
     recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 1})
-    cb = DSR(masks, StepSchedule({0: 2}), None, seed=6, target=5, threshold=0.05, granularity="kernel", big_new_weights=True)
+    cb = DSR(
+        masks, StepSchedule({0: 2}), None, seed=6, target=5, threshold=0.05, granularity="kernel", big_new_weights=True
+    )
     grown_values = []
     real = cb.on_step_end
 

@@ -15,21 +15,34 @@ METHODS = ["dsr", "set", "deepr", "static", "tied", "thin_dense", "dense", "grad
 
 
 def dst_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
-    recipe = {"batch_size": 100, "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
-              "schedule": {"kind": "constant"}}  # fmt: skip
+    recipe = {
+        "batch_size": 100,
+        "optimizer": {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+        "schedule": {"kind": "constant"},
+    }
     return {
         "compute": {"device": "cpu"},
         "datasets": {"digits": {"source": "digits"}},
         "models": {"lenet": {"arch": "lenet300_100", "kwargs": {"hidden": [32, 16], "batch_norm": True}}},
         "recipes": {"train": {**recipe, "epochs": 2}, "prune": {**recipe, "epochs": 3}},
         "oneshot": {"enabled": False},
-        "dst": {"experiments": [{
-            "dataset": "digits", "model": "lenet", "recipe": "train", "methods": METHODS, "sparsities": [0.9],
-            "seeds": [0, 1], "period": {0: 4}, "np_target": 20,
-            "gradual": {"recipe": "prune", "dense_recipe": "train", "start": 0, "freq": 1, "iterations": 2},
-            **experiment,
-        }]},
-    }  # fmt: skip
+        "dst": {
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "lenet",
+                    "recipe": "train",
+                    "methods": METHODS,
+                    "sparsities": [0.9],
+                    "seeds": [0, 1],
+                    "period": {0: 4},
+                    "np_target": 20,
+                    "gradual": {"recipe": "prune", "dense_recipe": "train", "start": 0, "freq": 1, "iterations": 2},
+                    **experiment,
+                }
+            ]
+        },
+    }
 
 
 def test_every_method_runs_end_to_end_and_appears_in_the_table_and_figures(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -51,9 +64,11 @@ def test_every_method_runs_end_to_end_and_appears_in_the_table_and_figures(tmp_p
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"methods": ["dsr", "rigl"]}, "dst.experiments[0].methods[1]"),
-     ({"methods": ["gradual"], "gradual": None}, "dst.experiments[0].gradual"),
-     ({"recipe": "nope"}, "dst.experiments[0].recipe")],  # fmt: skip
+    [
+        ({"methods": ["dsr", "rigl"]}, "dst.experiments[0].methods[1]"),
+        ({"methods": ["gradual"], "gradual": None}, "dst.experiments[0].gradual"),
+        ({"recipe": "nope"}, "dst.experiments[0].recipe"),
+    ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message) -> None:  # type: ignore[no-untyped-def]
     config = dst_config(**change)

@@ -18,18 +18,34 @@ from conftest import REPO
 from sparselab.config.code_deps import code_dependencies
 
 TRAINING = {
-    "train_dense", "prune_finetune_oneshot", "pathnorm_imp_dense", "pathnorm_imp_round", "pathnorm_subset",
-    "gradflow_prune", "gradflow_final", "dst_train", "dst_gradual", "transfer_gmp", "transfer_acdc", "transfer_full",
+    "train_dense",
+    "prune_finetune_oneshot",
+    "pathnorm_imp_dense",
+    "pathnorm_imp_round",
+    "pathnorm_subset",
+    "gradflow_prune",
+    "gradflow_final",
+    "dst_train",
+    "dst_gradual",
+    "transfer_gmp",
+    "transfer_acdc",
+    "transfer_full",
     "transfer_scratch",
-}  # fmt: skip
+}
 # Jobs that read a dataset (training, evaluation, path-norm analysis, feature extraction) ...
 DATA = TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"}
 # ... and jobs that build a model from a checkpoint or an architecture (records of dense baselines, imports).
 MODELS = DATA | {"gradflow_records", "transfer_import"}
 FIGURES = {
-    "oneshot_figure", "dst_report", "gradflow_report", "transfer_report", "pathnorm_bound", "pathnorm_imp_figure",
-    "pathnorm_subsets_figure", "pathnorm_pretrained_report",
-}  # fmt: skip
+    "oneshot_figure",
+    "dst_report",
+    "gradflow_report",
+    "transfer_report",
+    "pathnorm_bound",
+    "pathnorm_imp_figure",
+    "pathnorm_subsets_figure",
+    "pathnorm_pretrained_report",
+}
 PATHNORM_ANALYSIS = {"pathnorm_imp_dense", "pathnorm_imp_round", "pathnorm_subset", "pathnorm_pretrained"}
 ALL = set()  # filled in from the rules: job infrastructure and config types reach every job
 
@@ -66,7 +82,13 @@ EDITS: dict[str, set[str]] = {
     "dst/layers.py": {"dst_train", "dst_gradual", "transfer_acdc", "transfer_gmp"},
     "dst/tied.py": MODELS,  # a build hook of the model registry: loading a tied model
     "dst/acdc.py": {"transfer_acdc"},
-    "sparsity/magnitude.py": {"prune_finetune_oneshot", "pathnorm_imp_dense", "pathnorm_imp_round", "dst_gradual", "transfer_gmp"},
+    "sparsity/magnitude.py": {
+        "prune_finetune_oneshot",
+        "pathnorm_imp_dense",
+        "pathnorm_imp_round",
+        "dst_gradual",
+        "transfer_gmp",
+    },
     "sparsity/mask.py": MODELS,
     # transfer mechanisms
     "transfer/linear.py": {"transfer_linear"},
@@ -86,7 +108,12 @@ EDITS: dict[str, set[str]] = {
     "studies/pathnorm/subsets.py": {"pathnorm_subset"},
     "studies/pathnorm/pretrained.py": {"pathnorm_pretrained"},
     # the path-norm study's tables and figures: the bound's table apart from the figure writers
-    "studies/pathnorm/report.py": {"pathnorm_bound", "pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
+    "studies/pathnorm/report.py": {
+        "pathnorm_bound",
+        "pathnorm_imp_figure",
+        "pathnorm_subsets_figure",
+        "pathnorm_pretrained_report",
+    },
     "studies/pathnorm/artefacts.py": {"pathnorm_imp_figure", "pathnorm_subsets_figure", "pathnorm_pretrained_report"},
     "studies/pathnorm/bound.py": {"pathnorm_bound"},
     # its typed options, which jobs read their params with; the section's parser reaches no job
@@ -122,16 +149,38 @@ EDITS: dict[str, set[str]] = {
     # plans run at parse time: an edit changes the rules' params (and so replans) only where its output changes
     "studies/base/plan.py": set(),
     # the shared run setup reaches the study jobs that build their own run (the rest through train/run.py)
-    "studies/base/setup.py": {"dst_train", "gradflow_prune", "pathnorm_imp_dense", "pathnorm_imp_round",
-                              "pathnorm_subset"},  # fmt: skip
+    "studies/base/setup.py": {
+        "dst_train",
+        "gradflow_prune",
+        "pathnorm_imp_dense",
+        "pathnorm_imp_round",
+        "pathnorm_subset",
+    },
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job
-    "studies/base/records.py": {"oneshot_records", "dst_records", "dst_report", "gradflow_records", "transfer_records",
-                                "transfer_report", "pathnorm_imp_figure", "pathnorm_subsets_figure",
-                                "pathnorm_pretrained_report"},  # fmt: skip
+    "studies/base/records.py": {
+        "oneshot_records",
+        "dst_records",
+        "dst_report",
+        "gradflow_records",
+        "transfer_records",
+        "transfer_report",
+        "pathnorm_imp_figure",
+        "pathnorm_subsets_figure",
+        "pathnorm_pretrained_report",
+    },
     # one summary writer: the jobs that end with a summary.json
-    "studies/base/summary.py": {"dst_train", "dst_gradual", "gradflow_final", "pathnorm_pretrained", "transfer_gmp",
-                                "transfer_acdc", "transfer_full", "transfer_linear", "transfer_scratch"},  # fmt: skip
+    "studies/base/summary.py": {
+        "dst_train",
+        "dst_gradual",
+        "gradflow_final",
+        "pathnorm_pretrained",
+        "transfer_gmp",
+        "transfer_acdc",
+        "transfer_full",
+        "transfer_linear",
+        "transfer_scratch",
+    },
 }
 
 
@@ -171,8 +220,11 @@ def test_an_edit_replans_exactly_these_rules(reach: dict[str, set[str]], edited:
 
 
 def test_the_table_covers_every_package() -> None:
-    packages = {p.parent.relative_to(REPO / "lib" / "sparselab").as_posix()
-                for p in (REPO / "lib" / "sparselab").rglob("*.py") if p.name != "__init__.py"}  # fmt: skip
+    packages = {
+        p.parent.relative_to(REPO / "lib" / "sparselab").as_posix()
+        for p in (REPO / "lib" / "sparselab").rglob("*.py")
+        if p.name != "__init__.py"
+    }
     covered = {str(Path(e).parent) for e in EDITS}
     missing = {p for p in packages if not any(c == p or c.startswith(p + "/") for c in covered)}
     assert not missing, f"no edit of these packages in the table: {sorted(missing)}"
@@ -180,5 +232,6 @@ def test_the_table_covers_every_package() -> None:
 
 def test_no_figure_or_table_rule_reaches_training_or_scoring_code(reach: dict[str, set[str]]) -> None:
     for module in ("train/engine.py", "structured/measures.py", "dst/rewiring.py", "dst/acdc.py"):
-        assert not reach[module] & (FIGURES | {"oneshot_table", "oneshot_records", "dst_records", "gradflow_records",
-                                                "transfer_records"}), module  # fmt: skip
+        assert not reach[module] & (
+            FIGURES | {"oneshot_table", "oneshot_records", "dst_records", "gradflow_records", "transfer_records"}
+        ), module

@@ -18,7 +18,7 @@ from sparselab.config import (
     ScheduleHparams,
     SeedHparams,
     TrainHparams,
-)  # fmt: skip
+)
 from sparselab.data import build_splits
 from sparselab.models.spec import ArchSpec
 from sparselab.sparsity.magnitude import magnitude_mask
@@ -129,7 +129,9 @@ def test_loss_uses_temperature_and_label_smoothing(digits):
     x, y = digits.train.tensors
     with torch.no_grad():
         expected = F.cross_entropy(net(x) / 4.0, y, label_smoothing=0.2).item()
-    hp = recipe(epochs=1, temperature=4.0, label_smoothing=0.2, optimizer={"lr": 1e-12, "momentum": 0.0, "weight_decay": 0.0})
+    hp = recipe(
+        epochs=1, temperature=4.0, label_smoothing=0.2, optimizer={"lr": 1e-12, "momentum": 0.0, "weight_decay": 0.0}
+    )
     result = train(net, digits, hp, seeds=SEEDS, compute=CPU)
     assert result.history[0]["train_loss"] == pytest.approx(expected, rel=1e-5)
 
@@ -156,7 +158,9 @@ class Recorder(Callback):
 
 def test_callbacks_see_every_step_and_can_add_columns(digits, tmp_path):
     rec = Recorder()
-    result = train(lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU, callbacks=[rec], metrics_csv=tmp_path / "m.csv")
+    result = train(
+        lenet(), digits, recipe(epochs=2), seeds=SEEDS, compute=CPU, callbacks=[rec], metrics_csv=tmp_path / "m.csv"
+    )
     assert rec.steps == 2 * math.ceil(len(digits.train) / 64) and rec.epochs == [1, 2]
     assert [r["custom_metric"] for r in result.history] == [10.0, 20.0]
     assert next(csv.DictReader(open(tmp_path / "m.csv")))["custom_metric"] == "10.0"
@@ -195,7 +199,16 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(digits, tmp_path):
     mask = magnitude_mask(lenet(), 0.5, scope="layerwise")
     whole = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[Recorder()])
     with pytest.raises(KeyboardInterrupt):
-        train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[Recorder(), Crash(3)], state_dir=tmp_path)
+        train(
+            lenet(),
+            digits,
+            hp,
+            seeds=SEEDS,
+            compute=CPU,
+            mask=mask,
+            callbacks=[Recorder(), Crash(3)],
+            state_dir=tmp_path,
+        )
     rec = Recorder()
     resumed = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, mask=mask, callbacks=[rec], state_dir=tmp_path)
     assert resumed.resumed_from_epoch == 2
@@ -240,7 +253,9 @@ def test_state_of_another_configuration_is_not_resumed(digits, tmp_path):
 def test_rewinding_to_a_snapshot_replays_the_rest_of_training(digits, tmp_path):
     hp = recipe(epochs=4)
     whole = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, snapshots={2: tmp_path / "epoch2.pt"})
-    rewound = train(lenet(), digits, hp, seeds=SEEDS, compute=CPU, initial_state=TrainState.load(tmp_path / "epoch2.pt"))
+    rewound = train(
+        lenet(), digits, hp, seeds=SEEDS, compute=CPU, initial_state=TrainState.load(tmp_path / "epoch2.pt")
+    )
     assert [r["epoch"] for r in rewound.history] == [3, 4]
     assert same_weights(whole.model, rewound.model)
 
@@ -252,6 +267,12 @@ def test_finetuning_a_checkpoint_on_a_mismatching_dataset_fails_naming_both(tmp_
     spec = ArchSpec("lenet300_100", 10, (3, 16, 16), {"hidden": [8]})
     save_checkpoint(tmp_path / "m.safetensors", spec.build(), spec)
     with pytest.raises(ValueError, match=r"input \(3, 16, 16\), dataset 'digits' has 10 classes and input \(1, 8, 8\)"):
-        run_finetuning(RunFiles.in_directory(tmp_path / "out"), init_checkpoint=tmp_path / "m.safetensors",
-                       data=DataHparams(), recipe=recipe(), seed=0, compute=CPU)  # fmt: skip
+        run_finetuning(
+            RunFiles.in_directory(tmp_path / "out"),
+            init_checkpoint=tmp_path / "m.safetensors",
+            data=DataHparams(),
+            recipe=recipe(),
+            seed=0,
+            compute=CPU,
+        )
     assert not (tmp_path / "out").exists()  # failed before writing anything

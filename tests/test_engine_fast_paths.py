@@ -48,14 +48,21 @@ def _masked_steps(**kernel: bool) -> tuple[dict[str, torch.Tensor], list[torch.T
     model = lenet()
     names = [n for n, p in model.named_parameters() if p.dim() == 2]
     g = torch.Generator().manual_seed(1)
-    mask = Mask({n: torch.rand(p.shape, generator=g) > 0.7 for n, p in model.named_parameters() if n in names}).bind(model)
+    mask = Mask({n: torch.rand(p.shape, generator=g) > 0.7 for n, p in model.named_parameters() if n in names}).bind(
+        model
+    )
     mask.enforce()
     params = [p for p in model.parameters()]
     opt = torch.optim.SGD(
-        [{"params": [p for p in params if p.dim() > 1], "weight_decay": 5e-4},
-         {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}],
-        lr=0.1, momentum=0.9, nesterov=True, **kernel,
-    )  # fmt: skip
+        [
+            {"params": [p for p in params if p.dim() > 1], "weight_decay": 5e-4},
+            {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
+        ],
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+        **kernel,
+    )
     x, y = torch.randn(10, 64, 1, 8, 8, generator=g), torch.randint(0, 10, (10, 64), generator=g)
     for i in range(10):
         opt.zero_grad(set_to_none=True)
@@ -104,8 +111,10 @@ def _has_cxx() -> bool:
 
 
 @pytest.mark.compile
-@pytest.mark.skipif(os.environ.get("SPARSELAB_COMPILE_TEST") != "1",
-                    reason="compiles with inductor (20-60 s on 2 cores): set SPARSELAB_COMPILE_TEST=1")  # fmt: skip
+@pytest.mark.skipif(
+    os.environ.get("SPARSELAB_COMPILE_TEST") != "1",
+    reason="compiles with inductor (20-60 s on 2 cores): set SPARSELAB_COMPILE_TEST=1",
+)
 @pytest.mark.skipif(not _has_cxx(), reason="inductor on CPU needs a C++ compiler")
 def test_the_captured_step_trains_like_the_eager_one_with_a_mask_and_batchnorm(monkeypatch) -> None:
     """Full batches through the compiled model (inductor on CPU), the odd last batch eagerly; BN
@@ -116,8 +125,14 @@ def test_the_captured_step_trains_like_the_eager_one_with_a_mask_and_batchnorm(m
     from sparselab.train import engine
 
     splits = build_splits(DataHparams(source="digits", val_fraction=0.1))
-    hp = TrainHparams.from_dict({"epochs": 2, "batch_size": 256, "optimizer": {"lr": 0.05, "momentum": 0.9,
-                                 "nesterov": True, "weight_decay": 5e-4}, "schedule": {"kind": "cosine"}})  # fmt: skip
+    hp = TrainHparams.from_dict(
+        {
+            "epochs": 2,
+            "batch_size": 256,
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+            "schedule": {"kind": "cosine"},
+        }
+    )
     assert len(splits.train) % hp.batch_size, "the test needs an odd-sized last batch"
     sizes: list[int] = []
     real = engine.capture_forward
@@ -201,8 +216,14 @@ def test_a_state_saved_with_fused_sgd_resumes_with_this_machines_kernel(tmp_path
                 raise KeyboardInterrupt("simulated kill")
 
     splits = build_splits(DataHparams(source="digits", val_fraction=0.0))
-    hp = TrainHparams.from_dict({"epochs": 2, "batch_size": 128, "optimizer": {"lr": 0.05, "momentum": 0.9,
-                                 "nesterov": True, "weight_decay": 5e-4}, "schedule": {"kind": "cosine"}})  # fmt: skip
+    hp = TrainHparams.from_dict(
+        {
+            "epochs": 2,
+            "batch_size": 128,
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+            "schedule": {"kind": "cosine"},
+        }
+    )
     cpu = ComputeHparams(device="cpu", progress="lines")
     whole = train(lenet(), splits, hp, seeds=SeedHparams(), compute=cpu)
     with pytest.raises(KeyboardInterrupt):

@@ -35,11 +35,34 @@ COMPUTE = ComputeHparams(device="cpu", progress="lines")
 DATA = DataHparams(source="digits", val_fraction=0.1)
 
 # Tensor methods that read values back to the host (on CUDA: a device sync).
-READBACK_FUNCS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy", "nonzero",
-                  "__format__", "__repr__", "__str__", "any", "all"}  # fmt: skip
+READBACK_FUNCS = {
+    "item",
+    "tolist",
+    "__bool__",
+    "__float__",
+    "__int__",
+    "__index__",
+    "cpu",
+    "numpy",
+    "nonzero",
+    "__format__",
+    "__repr__",
+    "__str__",
+    "any",
+    "all",
+}
 # aten ops that need the values on the host (or a data-dependent output shape).
-READBACK_OPS = {"_local_scalar_dense", "nonzero", "is_nonzero", "masked_select", "unique", "_unique2",
-                "unique_consecutive", "repeat_interleave", "item"}  # fmt: skip
+READBACK_OPS = {
+    "_local_scalar_dense",
+    "nonzero",
+    "is_nonzero",
+    "masked_select",
+    "unique",
+    "_unique2",
+    "unique_consecutive",
+    "repeat_interleave",
+    "item",
+}
 
 
 class _Readbacks(TorchFunctionMode):
@@ -101,9 +124,15 @@ def lenet() -> torch.nn.Module:
 
 
 def recipe(epochs: int = 2, **kw) -> TrainHparams:  # type: ignore[no-untyped-def]
-    return TrainHparams.from_dict({"epochs": epochs, "batch_size": 128, "optimizer": {"lr": 0.05, "momentum": 0.9,
-                                   "nesterov": True, "weight_decay": 5e-4}, "schedule": {"kind": "cosine",
-                                   "warmup_epochs": 1}, **kw})  # fmt: skip
+    return TrainHparams.from_dict(
+        {
+            "epochs": epochs,
+            "batch_size": 128,
+            "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4},
+            "schedule": {"kind": "cosine", "warmup_epochs": 1},
+            **kw,
+        }
+    )
 
 
 def masks_for(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -149,9 +178,11 @@ def test_dense_and_masked_steps_never_read_back(monkeypatch: pytest.MonkeyPatch)
 def test_dynamic_sparse_steps_read_back_only_at_reallocations(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
     model = lenet()
     masks, period = masks_for(model), 5
-    cb = {"dsr": lambda: DSR(masks, StepSchedule({0: period}), None, 0, target=20),
-          "set": lambda: SET(masks, StepSchedule({0: period}), None, 0, fraction=0.1),
-          "static": lambda: StaticSparse(masks)}[method]()  # fmt: skip
+    cb = {
+        "dsr": lambda: DSR(masks, StepSchedule({0: period}), None, 0, target=20),
+        "set": lambda: SET(masks, StepSchedule({0: period}), None, 0, fraction=0.1),
+        "static": lambda: StaticSparse(masks),
+    }[method]()
     per_step = run(monkeypatch, model, recipe(), callbacks=(cb,))
     events = {s for s in range(1, len(per_step) + 1) if s % period == 0} if method != "static" else set()
     assert set(syncing_steps(per_step)) == events  # a reallocation reads magnitudes back; nothing else does

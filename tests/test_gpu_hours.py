@@ -49,8 +49,10 @@ def test_the_tiny_config_costs_what_its_epochs_say(tmp_path):
 
 
 @pytest.mark.workflow
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason='compares with the SLURM executor: pip install -e ".[cluster]"')  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason='compares with the SLURM executor: pip install -e ".[cluster]"',
+)
 def test_the_local_dry_run_asks_what_the_slurm_one_asks(tmp_path):
     """gpu-hours plans with the local executor (no plugin needed); SLURM jobs get the same resources."""
     config = tiny_config()
@@ -58,7 +60,9 @@ def test_the_local_dry_run_asks_what_the_slurm_one_asks(tmp_path):
     cf = write_config(tmp_path / "config.yaml", config)
 
     def asks(executor: str | None) -> list[tuple[str, str | None, str | None]]:
-        return sorted((rule, res.get("gpu"), res.get("runtime")) for rule, res in parse_plan(dry_run(REPO, cf, executor)))
+        return sorted(
+            (rule, res.get("gpu"), res.get("runtime")) for rule, res in parse_plan(dry_run(REPO, cf, executor))
+        )
 
     local = asks(None)
     assert len(local) == 24 and local == asks("slurm")

@@ -88,7 +88,9 @@ def test_workflow_jobs_lease_from_the_pool(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSELAB_GPU_LOCK_DIR", str(tmp_path / "locks"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     run_snakemake(tmp_path, "--cores", "2", "--resources", "gpu=2", timeout=600)
-    logs = sorted((tmp_path / "logs/train").rglob("*.log")) + sorted((tmp_path / "logs/oneshot/evaluate").rglob("*.log"))
+    logs = sorted((tmp_path / "logs/train").rglob("*.log")) + sorted(
+        (tmp_path / "logs/oneshot/evaluate").rglob("*.log")
+    )
     assert len(logs) == 2 + 4  # 2 dense trainings, 2 x (dense + pruned) evaluations
     for log in logs:
         text = log.read_text()

@@ -21,11 +21,24 @@ def _config(**options) -> dict:
     """The tiny config plus a gradflow section: one experiment with a dense baseline, one without."""
     config = tiny_config()
     config["recipes"]["round"] = {"epochs": 2, "batch_size": 64, "optimizer": {"lr": 0.1}}
-    experiment = {"dataset": "digits", "model": "lenet", "round_recipe": "round", "final_recipe": "finetune",
-                  "measures": ["l1", "grasp"], "targets": [0.5, 0.75], "rounds": 3, "seeds": [0, 1], **options}  # fmt: skip
+    experiment = {
+        "dataset": "digits",
+        "model": "lenet",
+        "round_recipe": "round",
+        "final_recipe": "finetune",
+        "measures": ["l1", "grasp"],
+        "targets": [0.5, 0.75],
+        "rounds": 3,
+        "seeds": [0, 1],
+        **options,
+    }
     config["models"]["lenet_b"] = copy.deepcopy(config["models"]["lenet"])
-    config["gradflow"] = {"experiments": [{**experiment, "dense_recipe": "dense"},
-                                          {**experiment, "model": "lenet_b", "measures": ["bn"], "seeds": [3]}]}  # fmt: skip
+    config["gradflow"] = {
+        "experiments": [
+            {**experiment, "dense_recipe": "dense"},
+            {**experiment, "model": "lenet_b", "measures": ["bn"], "seeds": [3]},
+        ]
+    }
     return config
 
 
@@ -55,7 +68,9 @@ def test_every_run_of_the_grid_has_a_summary_and_rounds():
 
 def test_dense_baselines_only_where_an_experiment_names_a_dense_recipe():
     plan = _plan(_config())
-    assert plan.dense_paths() == [DENSE_MODEL.format(dataset="digits", model="lenet", recipe="dense", seed=s) for s in (0, 1)]
+    assert plan.dense_paths() == [
+        DENSE_MODEL.format(dataset="digits", model="lenet", recipe="dense", seed=s) for s in (0, 1)
+    ]
     assert {k["measure"] for k, _ in plan.dense()} == {"dense"} and {k["target"] for k, _ in plan.dense()} == {0.0}
 
 
@@ -70,8 +85,12 @@ def test_the_recipe_params_resolve_to_the_experiments_recipes():
 def test_prune_params_are_the_run_then_the_options_with_their_defaults():
     params = _plan(_config(alpha=0.5, protect=["conv1"])).prune_params(_wildcards(target="0.75"))
     assert list(params)[:3] == ["measure", "target", "rounds"]
-    assert params == {"measure": "grasp", "target": 0.75, "rounds": 3,
-                      **GradflowOptions(alpha=0.5, protect=("conv1",)).to_dict()}  # fmt: skip
+    assert params == {
+        "measure": "grasp",
+        "target": 0.75,
+        "rounds": 3,
+        **GradflowOptions(alpha=0.5, protect=("conv1",)).to_dict(),
+    }
     assert params["protect"] == ["conv1"] and params["importance_batches"] == 20  # lists, as Snakemake compares them
 
 
@@ -94,7 +113,9 @@ def test_the_time_limit_covers_warmup_and_every_round_and_grows_with_attempts():
 
 def test_targets_are_the_records_table_and_figures():
     targets = _plan(_config()).targets()
-    assert "results/gradflow/summary/records.csv" in targets and "results/gradflow/summary/figure_kendall.png" in targets
+    assert (
+        "results/gradflow/summary/records.csv" in targets and "results/gradflow/summary/figure_kendall.png" in targets
+    )
     assert len(targets) == 3 + 2 * 2
 
 
@@ -107,9 +128,12 @@ def test_the_title_defaults_to_the_sections_default():
     [
         ({"alpah": 0.5}, "gradflow.experiments[0]: unknown key(s) 'alpah'"),
         ({"use_init": "yes"}, "gradflow.experiments[0].use_init: 'yes' is not true/false"),
-        ({"importance_batch_size": 0}, "gradflow.experiments[0]: importance_batches and importance_batch_size must be >= 1"),
+        (
+            {"importance_batch_size": 0},
+            "gradflow.experiments[0]: importance_batches and importance_batch_size must be >= 1",
+        ),
     ],
-)  # fmt: skip
+)
 def test_option_errors_name_the_key(options, message):
     with pytest.raises(ConfigError) as info:
         build_workflow_config(_config(**options))  # the schema would catch these first; the parser too

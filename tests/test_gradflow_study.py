@@ -16,10 +16,15 @@ from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_ro
 
 DATA = DataHparams(source="digits", val_fraction=0.1, channels=3)
 MODEL = ModelHparams("cifar_resnet20", {"width": 2})
-RECIPE = TrainHparams.from_dict({
-    "epochs": 1, "batch_size": 128, "temperature": 5.0,
-    "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}, "schedule": {"kind": "constant"},
-})  # fmt: skip
+RECIPE = TrainHparams.from_dict(
+    {
+        "epochs": 1,
+        "batch_size": 128,
+        "temperature": 5.0,
+        "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+        "schedule": {"kind": "constant"},
+    }
+)
 pytestmark = [pytest.mark.device, pytest.mark.usefixtures("one_thread")]  # conftest
 COMPUTE = ComputeHparams(device=DEVICE, progress="lines")  # pytest --device cuda: on the GPU
 
@@ -29,8 +34,17 @@ def files(d: Path) -> RoundFiles:
 
 
 def spec(measure: str = "loss_based", **kw) -> PruneSpec:  # type: ignore[no-untyped-def]
-    return PruneSpec(measure, **{"target": 0.5, "rounds": 3, "importance_batches": 2, "importance_batch_size": 64,
-                                 "protect": ("conv1",), **kw})  # fmt: skip
+    return PruneSpec(
+        measure,
+        **{
+            "target": 0.5,
+            "rounds": 3,
+            "importance_batches": 2,
+            "importance_batch_size": 64,
+            "protect": ("conv1",),
+            **kw,
+        },
+    )
 
 
 def dies_in_round(monkeypatch: pytest.MonkeyPatch, k: int):  # type: ignore[no-untyped-def]
@@ -51,7 +65,9 @@ def dies_in_round(monkeypatch: pytest.MonkeyPatch, k: int):  # type: ignore[no-u
 
 def test_rounds_reach_the_target_exactly_and_the_checkpoint_reloads(tmp_path: Path) -> None:
     f = files(tmp_path)
-    net, mask, records = run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE)
+    net, mask, records = run_prune_rounds(
+        f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=0, compute=COMPUTE
+    )
     rows = [int(r["rows"]) for r in records]
     assert rows == [int(r["rows_target"]) for r in records] == [72, 58, 48]  # 96 rankable filters -> 50%
     with open(f.rounds_csv) as fh:
@@ -79,7 +95,9 @@ def test_a_killed_run_resumes_after_its_last_round_and_ends_where_an_uninterrupt
         run_prune_rounds(killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
     assert not killed.checkpoint.exists() and (killed.state_dir / "round2.safetensors").exists()
     monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", real)
-    _, _, records = run_prune_rounds(killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE)
+    _, _, records = run_prune_rounds(
+        killed, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(), seed=1, compute=COMPUTE
+    )
     assert [r["round"] for r in records][-1] == 3
     a, b = load_checkpoint(whole.checkpoint), load_checkpoint(killed.checkpoint)
     assert a.spec.widths == b.spec.widths
@@ -87,12 +105,15 @@ def test_a_killed_run_resumes_after_its_last_round_and_ends_where_an_uninterrupt
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("measure, extra", [("biased_loss", {"use_init": True}), ("biased_loss_tracked", {}),
-                                            ("grad_preserve", {}), ("bn", {})])  # fmt: skip
+@pytest.mark.parametrize(
+    "measure, extra",
+    [("biased_loss", {"use_init": True}), ("biased_loss_tracked", {}), ("grad_preserve", {}), ("bn", {})],
+)
 def test_measures_with_init_tracking_and_class_balanced_samples_run(tmp_path: Path, measure: str, extra: dict) -> None:
     prune = spec(measure, rounds=2, importance_batches=4, **extra)
-    _, _, records = run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=prune, seed=0,
-                                     compute=COMPUTE)  # fmt: skip
+    _, _, records = run_prune_rounds(
+        files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=prune, seed=0, compute=COMPUTE
+    )
     assert [int(r["rows"]) for r in records] == [int(r["rows_target"]) for r in records]
 
 
@@ -122,8 +143,15 @@ def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resum
     recipe = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 4, "select": "best_val"})
     torch.manual_seed(0)
     model = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
-    result = train(model, splits, recipe, seeds=SeedHparams(), compute=COMPUTE, state_dir=tmp_path / "s",
-                   callbacks=(WreckLastEpoch(),))  # fmt: skip
+    result = train(
+        model,
+        splits,
+        recipe,
+        seeds=SeedHparams(),
+        compute=COMPUTE,
+        state_dir=tmp_path / "s",
+        callbacks=(WreckLastEpoch(),),
+    )
     vals = [r["val_top1"] for r in result.history]
     best = vals.index(max(vals)) + 1
     assert best < 4 and vals[-1] < max(vals)
@@ -135,15 +163,26 @@ def test_best_val_selection_keeps_the_best_validation_epoch_and_survives_a_resum
 
     val = make_loader(splits.val, 256, shuffle=False)
     placement = place(COMPUTE)  # as the engine evaluated it
-    assert evaluate(result.model, val, placement.device, **placement.options())["top1"] == max(vals)  # the selected weights
+    assert evaluate(result.model, val, placement.device, **placement.options())["top1"] == max(
+        vals
+    )  # the selected weights
     # a finished run's resume state restarts at its end and selects the same weights from it
-    again = train(build_model("cifar_resnet20", 10, (3, 8, 8), width=2), splits, recipe, seeds=SeedHparams(),
-                  compute=COMPUTE, state_dir=tmp_path / "s", callbacks=(WreckLastEpoch(),))  # fmt: skip
+    again = train(
+        build_model("cifar_resnet20", 10, (3, 8, 8), width=2),
+        splits,
+        recipe,
+        seeds=SeedHparams(),
+        compute=COMPUTE,
+        state_dir=tmp_path / "s",
+        callbacks=(WreckLastEpoch(),),
+    )
     assert again.resumed_from_epoch == 4 and again.selected_epoch == best
     sa, sb = result.model.state_dict(), again.model.state_dict()
     assert all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
     with pytest.raises(ValueError, match="val_fraction"):
-        train(model, build_splits(DataHparams(source="digits", channels=3)), recipe, seeds=SeedHparams(), compute=COMPUTE)
+        train(
+            model, build_splits(DataHparams(source="digits", channels=3)), recipe, seeds=SeedHparams(), compute=COMPUTE
+        )
 
 
 def test_preserved_momentum_is_carried_into_the_next_round_cut_like_the_weights(
@@ -161,12 +200,20 @@ def test_preserved_momentum_is_carried_into_the_next_round_cut_like_the_weights(
         return real_train(model, *args, **kwargs)
 
     monkeypatch.setattr(gradflow, "train", spy)
-    run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2, preserve_momentum=True),
-                     seed=0, compute=COMPUTE)  # fmt: skip
+    run_prune_rounds(
+        files(tmp_path),
+        data=DATA,
+        model=MODEL,
+        recipe=RECIPE,
+        prune=spec(rounds=2, preserve_momentum=True),
+        seed=0,
+        compute=COMPUTE,
+    )
     assert starts == [None, True]  # round 1 from zeros; round 2 from round 1's buffers, shaped like the pruned net
     starts.clear()
-    run_prune_rounds(files(tmp_path / "reset"), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2), seed=0,
-                     compute=COMPUTE)  # fmt: skip
+    run_prune_rounds(
+        files(tmp_path / "reset"), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2), seed=0, compute=COMPUTE
+    )
     assert starts == [None, None]
 
 
@@ -179,8 +226,14 @@ def test_training_can_start_from_given_momentum_buffers() -> None:
     from sparselab.train.engine import train
 
     splits = build_splits(DATA)
-    recipe = TrainHparams.from_dict({"epochs": 1, "batch_size": 4096, "optimizer": {"lr": 0.1, "momentum": 0.9,
-                                     "weight_decay": 0.0}, "schedule": {"kind": "constant"}})  # fmt: skip
+    recipe = TrainHparams.from_dict(
+        {
+            "epochs": 1,
+            "batch_size": 4096,
+            "optimizer": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+            "schedule": {"kind": "constant"},
+        }
+    )
     torch.manual_seed(0)
     start = build_model("cifar_resnet20", 10, (3, 8, 8), width=2)
     given = {n: torch.randn_like(p) for n, p in start.named_parameters()}
@@ -203,12 +256,15 @@ def test_rounds_of_another_configuration_are_not_resumed(tmp_path: Path, monkeyp
     assert (f.state_dir / "round1.safetensors").exists()
     monkeypatch.setattr(gradflow, "kendall_tau_to_magnitude", real)
     # the same output path with another target: round 1 must be redone, not taken from the old run
-    _, _, records = run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(target=0.25), seed=0,
-                                     compute=COMPUTE)  # fmt: skip
+    _, _, records = run_prune_rounds(
+        f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(target=0.25), seed=0, compute=COMPUTE
+    )
     assert [int(r["rows_target"]) for r in records] == [86, 79, 72] and int(records[0]["rows"]) == 86  # not 72
 
 
-def test_warm_up_trains_one_epoch_less_than_asked_before_round_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_up_trains_one_epoch_less_than_asked_before_round_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     epochs = []
     real_train = gradflow.train
 
@@ -217,7 +273,14 @@ def test_warm_up_trains_one_epoch_less_than_asked_before_round_one(tmp_path: Pat
         return real_train(model, splits, recipe, *args, **kwargs)
 
     monkeypatch.setattr(gradflow, "train", spy)
-    run_prune_rounds(files(tmp_path), data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=2, warmup_epochs=3),
-                     seed=0, compute=COMPUTE)  # fmt: skip
+    run_prune_rounds(
+        files(tmp_path),
+        data=DATA,
+        model=MODEL,
+        recipe=RECIPE,
+        prune=spec(rounds=2, warmup_epochs=3),
+        seed=0,
+        compute=COMPUTE,
+    )
     assert epochs == [2, 1, 1]  # the original: warmup_epochs - 1, since every round trains an epoch anyway
     assert not (tmp_path / ".state" / "warmup").exists()

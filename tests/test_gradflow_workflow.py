@@ -23,17 +23,36 @@ def gradflow_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
         "models": {"resnet": {"arch": "cifar_resnet20", "kwargs": {"width": 2}}},
         "recipes": {
             "round": {**recipe, "epochs": 1, "schedule": {"kind": "constant"}},
-            "final": {**recipe, "epochs": 2, "schedule": {"kind": "multistep", "milestones": [1]}, "select": "best_val"},
+            "final": {
+                **recipe,
+                "epochs": 2,
+                "schedule": {"kind": "multistep", "milestones": [1]},
+                "select": "best_val",
+            },
             "dense": {**recipe, "epochs": 3, "schedule": {"kind": "multistep", "milestones": [2]}},
         },
         "oneshot": {"enabled": False},
-        "gradflow": {"experiments": [{
-            "dataset": "digits", "model": "resnet", "round_recipe": "round", "final_recipe": "final",
-            "dense_recipe": "dense", "measures": ["mag_based", "tfo"], "targets": [0.5], "rounds": 2, "seeds": [0, 1],
-            "importance_batches": 2, "importance_batch_size": 64, "min_fraction": 0.0, "protect": ["conv1"],
-            **experiment,
-        }]},
-    }  # fmt: skip
+        "gradflow": {
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "resnet",
+                    "round_recipe": "round",
+                    "final_recipe": "final",
+                    "dense_recipe": "dense",
+                    "measures": ["mag_based", "tfo"],
+                    "targets": [0.5],
+                    "rounds": 2,
+                    "seeds": [0, 1],
+                    "importance_batches": 2,
+                    "importance_batch_size": 64,
+                    "min_fraction": 0.0,
+                    "protect": ["conv1"],
+                    **experiment,
+                }
+            ]
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +98,29 @@ def test_editing_an_importance_measure_reruns_the_pruning_and_changes_its_output
     assert l2 in source
     measures.write_text(source.replace(l2, l2.replace("return {n: ", "return {n: -")))  # prune the largest filters
     assert planned_jobs(snakemake_in(wf, "-n")) == {
-        "gradflow_prune": 4, "gradflow_final": 4, "gradflow_records": 1, "gradflow_report": 1, "all": 1,
-    }  # fmt: skip
+        "gradflow_prune": 4,
+        "gradflow_final": 4,
+        "gradflow_records": 1,
+        "gradflow_report": 1,
+        "all": 1,
+    }
     run = "results/gradflow/digits/resnet/mag_based/p0.5/seed0"
     before = (done / run / "rounds.csv").read_text()
     snakemake_in(wf, "--cores", "2")
     assert (wf / run / "rounds.csv").read_text() != before
     assert (wf / "results/gradflow/digits/resnet/tfo/p0.5/seed0/rounds.csv").read_text() == (
-        done / "results/gradflow/digits/resnet/tfo/p0.5/seed0/rounds.csv").read_text()  # fmt: skip
+        done / "results/gradflow/digits/resnet/tfo/p0.5/seed0/rounds.csv"
+    ).read_text()
     log = (wf / "logs/gradflow/digits/resnet/mag_based/p0.5/seed0/prune.log").read_text()
     assert "resuming" not in log
 
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"final_recipe": "nope"}, "gradflow.experiments[0].final_recipe"),
-     ({"measures": ["magnitude"]}, "gradflow.experiments[0].measures[0]")],  # fmt: skip
+    [
+        ({"final_recipe": "nope"}, "gradflow.experiments[0].final_recipe"),
+        ({"measures": ["magnitude"]}, "gradflow.experiments[0].measures[0]"),
+    ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message) -> None:  # type: ignore[no-untyped-def]
     write_config(tmp_path / "config.yaml", gradflow_config(**change))
@@ -116,9 +142,19 @@ def test_final_table_means_and_stds_over_seeds_with_dense_rows_first() -> None:
     for measure, accs in (("grasp", (0.8, 0.9)), ("dense", (0.95, 0.97))):
         for seed, acc in enumerate(accs):
             params = 1000 if measure == "dense" else 400 + 100 * seed
-            rows.append({"dataset": "d", "model": "m", "measure": measure, "target": 0.0 if measure == "dense" else 0.5,
-                         "seed": seed, "test_top1": acc, "params_alive": params, "flops_alive": 2e6,
-                         "compression": 1000 / params})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": "d",
+                    "model": "m",
+                    "measure": measure,
+                    "target": 0.0 if measure == "dense" else 0.5,
+                    "seed": seed,
+                    "test_top1": acc,
+                    "params_alive": params,
+                    "flops_alive": 2e6,
+                    "compression": 1000 / params,
+                }
+            )
     table = final_table(pd.DataFrame(rows))
     assert list(table["measure"]) == ["dense", "grasp"]
     g = table.iloc[1]

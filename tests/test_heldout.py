@@ -52,7 +52,7 @@ def test_loops_images_are_the_heldout_images_with_loop_labels(digits) -> None:  
     # as a multiset, the task's images are exactly the held-out digits images, untouched
     got = sorted(map(tuple, _rows(x).tolist()))
     assert got == sorted(map(tuple, torch.round(images[held].flatten(1) * 1e4).to(torch.int64).tolist()))
-    assert got != sorted(map(tuple, torch.round(images[:len(held)].flatten(1) * 1e4).to(torch.int64).tolist()))
+    assert got != sorted(map(tuple, torch.round(images[: len(held)].flatten(1) * 1e4).to(torch.int64).tolist()))
     # position by position: train/test position k is digits image held[k], labelled LOOPS[its digit]
     tr, te = per_class_train_split(torch.tensor(LOOPS)[labels[held]], 10, 0)
     for split, pos in ((s.train, tr), (s.test, te)):
@@ -133,6 +133,8 @@ def test_validation() -> None:
         DataHparams.from_dict({"source": "digits_clutter", "test_fraction": 0.0}, path="datasets.c")
     with pytest.raises(HparamsError, match="test_fraction"):
         DataHparams.from_dict({"source": "shapes", "test_fraction": 0.3}, path="datasets.s")
-    hp = DataHparams.from_dict({"source": "digits_clutter", "test_fraction": 0.4, "split_seed": 2, "train_per_class": 3})
+    hp = DataHparams.from_dict(
+        {"source": "digits_clutter", "test_fraction": 0.4, "split_seed": 2, "train_per_class": 3}
+    )
     assert (hp.test_fraction, hp.split_seed, hp.train_per_class) == (0.4, 2, 3)
     assert DataHparams.from_dict({"source": "digits_loops"}).train_per_class is None

@@ -162,10 +162,14 @@ def folder(root: str, transforms: str, augment: bool = True):
 def both_paths(dataset, epoch: int = 3, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(PIL-path images, device-path images on the CPU, device-path labels) of one unshuffled epoch."""
     n = len(dataset)
-    pil = torch.stack([x for x, _ in PerSampleSeeded(dataset).__getitems__([(i, mix_seed(9, epoch, i)) for i in range(n)])])
-    loader = make_loader(dataset, n, shuffle=False, aug_seed=9, num_workers=num_workers, decode_device=torch.device("cpu"))
+    pil = torch.stack(
+        [x for x, _ in PerSampleSeeded(dataset).__getitems__([(i, mix_seed(9, epoch, i)) for i in range(n)])]
+    )
+    loader = make_loader(
+        dataset, n, shuffle=False, aug_seed=9, num_workers=num_workers, decode_device=torch.device("cpu")
+    )
     loader.set_epoch(epoch)
-    (x, y), = list(loader)
+    ((x, y),) = list(loader)
     return pil, x, y
 
 
@@ -247,12 +251,19 @@ def test_training_with_device_decode_equals_the_worker_path_on_lossless_files(fo
     hp = TrainHparams.from_dict({"epochs": 2, "batch_size": 3, "optimizer": {"lr": 0.05}})
     spec = ArchSpec("lenet300_100", 2, (3, SIZE, SIZE), {"hidden": [8]})
     decoded, decode = [], device_decode.decode_images
-    monkeypatch.setattr(device_decode, "decode_images", lambda data, device: decoded.append(device) or decode(data, device))
+    monkeypatch.setattr(
+        device_decode, "decode_images", lambda data, device: decoded.append(device) or decode(data, device)
+    )
     results = [
-        train(build_seeded(spec, 0), splits, hp, seeds=SeedHparams.for_replicate(0),
-              compute=ComputeHparams(device="cpu", progress="lines", num_workers=0, decode=decode))
+        train(
+            build_seeded(spec, 0),
+            splits,
+            hp,
+            seeds=SeedHparams.for_replicate(0),
+            compute=ComputeHparams(device="cpu", progress="lines", num_workers=0, decode=decode),
+        )
         for decode in ("workers", "device")
-    ]  # fmt: skip
+    ]
     assert decoded == [torch.device("cpu")] * 2 * (3 + 1)  # the device path ran: 2 epochs of 3 train + 1 test batch
     a, b = (r.model.state_dict() for r in results)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -502,7 +502,7 @@ def test_conv_without_bn_is_named(measure):
     torch.manual_seed(0)
     net = nn.Sequential(
         nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)
-    )  # fmt: skip
+    )
     with pytest.raises(ValueError, match=re.escape("conv '2'")):
         importance(net, measure, tiny_data(dtype=torch.float32))
     assert importance(net, "loss_based", tiny_data(dtype=torch.float32))["2"].shape == (4,)

@@ -96,7 +96,12 @@ def test_sidecar_is_json_and_tensors_are_plain_safetensors(tmp_path):
     path = tmp_path / "model.safetensors"
     save_checkpoint(path, trained_like(), SPEC, mask=Mask.ones(trained_like()))
     meta = json.loads((tmp_path / "model.json").read_text())
-    assert meta["arch"] == {"arch": "cifar_resnet20", "num_classes": 10, "input_shape": [3, 8, 8], "kwargs": {"width": 4}}
+    assert meta["arch"] == {
+        "arch": "cifar_resnet20",
+        "num_classes": 10,
+        "input_shape": [3, 8, 8],
+        "kwargs": {"width": 4},
+    }
     # safetensors layout: 8-byte little-endian header size, a JSON header, raw tensor bytes
     data = path.read_bytes()
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
@@ -120,7 +125,9 @@ def test_wrong_architecture_lists_every_offending_key(tmp_path):
     meta = read_meta(path)
     meta["arch"]["kwargs"] = {"width": 8}  # claims a wider model than the tensors hold
     (tmp_path / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(CheckpointError, match=r"shape mismatches \(106\): bn1.bias: file \(4,\) vs model \(8,\);.* and 98 more"):
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatches \(106\): bn1.bias: file \(4,\) vs model \(8,\);.* and 98 more"
+    ):
         load_checkpoint(path)
 
 
@@ -149,10 +156,17 @@ def test_train_state_loads_with_weights_only(tmp_path):
     opt.step()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5**s)
     state = TrainState(
-        fingerprint="abc", epoch=3, step=30, model=model.state_dict(), optimizer=opt.state_dict(),
-        scheduler=sched.state_dict(), rng={"torch": torch.get_rng_state()}, history=[{"epoch": 1, "test_top1": 0.5}],
-        mask=Mask.ones(model).to_tensors(), callbacks={"cb": {"threshold": 1e-3}},
-    )  # fmt: skip
+        fingerprint="abc",
+        epoch=3,
+        step=30,
+        model=model.state_dict(),
+        optimizer=opt.state_dict(),
+        scheduler=sched.state_dict(),
+        rng={"torch": torch.get_rng_state()},
+        history=[{"epoch": 1, "test_top1": 0.5}],
+        mask=Mask.ones(model).to_tensors(),
+        callbacks={"cb": {"threshold": 1e-3}},
+    )
     state.save(tmp_path / "resume.pt")
     loaded = TrainState.load(tmp_path / "resume.pt")  # torch.load(weights_only=True) inside
     assert loaded.epoch == 3 and loaded.history == state.history and loaded.callbacks == state.callbacks

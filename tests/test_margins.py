@@ -117,9 +117,7 @@ def test_train_eval_flags_and_bn_stats_restored():
         model.eval()
         logits = model(torch.cat([b[0] for b in loader]))
     y = torch.cat([b[1] for b in loader])
-    expected = [
-        (row[t] - max(v for k, v in enumerate(row) if k != t)).item() for row, t in zip(logits, y.tolist())
-    ]
+    expected = [(row[t] - max(v for k, v in enumerate(row) if k != t)).item() for row, t in zip(logits, y.tolist())]
     assert first.tolist() == pytest.approx(expected, abs=1e-6)
 
 

@@ -24,12 +24,14 @@ class FixedLogits(nn.Module):
         return self.logits[x.long()]
 
 
-LOGITS = torch.tensor([
-    [5.0, 1, 0, 0, 0, 0],   # target 0: top-1
-    [0.0, 5, 4, 3, 2, 1],   # target 0: rank 5 -> not in top-5
-    [1.0, 2, 3, 4, 5, 6],   # target 1: rank 4 -> top-5
-    [0.0, 0, 0, 0, 0, 0],   # all tied, target 3: ties go to lower indices -> rank 3, top-5 only
-])  # fmt: skip
+LOGITS = torch.tensor(
+    [
+        [5.0, 1, 0, 0, 0, 0],  # target 0: top-1
+        [0.0, 5, 4, 3, 2, 1],  # target 0: rank 5 -> not in top-5
+        [1.0, 2, 3, 4, 5, 6],  # target 1: rank 4 -> top-5
+        [0.0, 0, 0, 0, 0, 0],  # all tied, target 3: ties go to lower indices -> rank 3, top-5 only
+    ]
+)
 TARGETS = torch.tensor([0, 0, 1, 3])
 
 

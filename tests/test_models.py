@@ -120,7 +120,10 @@ def test_lenet_counts() -> None:
 
 def test_lenet_layer_order() -> None:
     bn = build_model("lenet300_100", 10, (1, 28, 28), batch_norm=True)
-    assert [type(m) for m in bn] == [nn.Flatten] + [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 2 + [nn.Linear, nn.BatchNorm1d]
+    assert [type(m) for m in bn] == [nn.Flatten] + [nn.Linear, nn.BatchNorm1d, nn.ReLU] * 2 + [
+        nn.Linear,
+        nn.BatchNorm1d,
+    ]
     assert all(m.bias is None for m in bn if isinstance(m, nn.Linear))
     plain = build_model("lenet300_100", 10, (1, 28, 28))
     assert [type(m) for m in plain] == [nn.Flatten] + [nn.Linear, nn.ReLU] * 2 + [nn.Linear]

@@ -54,10 +54,18 @@ def test_params_resolve_the_experiments_recipes_and_checkpoints() -> None:
     w = wildcards(dataset="digits", model="lenet", scope="global", sparsity="0.5", seed="1")
     assert p.finetune_recipe(w)["epochs"] == 3 and p.finetune_epochs(w) == 3
     assert p.dense_checkpoint(w) == "results/train/digits/lenet/dense/seed1/model.safetensors"
-    assert p.labels(w) == {"study": "oneshot", "dataset": "digits", "model": "lenet", "scope": "global",
-                           "sparsity": 0.5, "seed": 1}  # fmt: skip
-    assert p.eval_inputs(w) == {"model": "results/oneshot/digits/lenet/global/s0.5/seed1/model.safetensors",
-                                "history": "results/oneshot/digits/lenet/global/s0.5/seed1/metrics.csv"}  # fmt: skip
+    assert p.labels(w) == {
+        "study": "oneshot",
+        "dataset": "digits",
+        "model": "lenet",
+        "scope": "global",
+        "sparsity": 0.5,
+        "seed": 1,
+    }
+    assert p.eval_inputs(w) == {
+        "model": "results/oneshot/digits/lenet/global/s0.5/seed1/model.safetensors",
+        "history": "results/oneshot/digits/lenet/global/s0.5/seed1/metrics.csv",
+    }
     dense = wildcards(dataset="digits", model="lenet", scope="dense", sparsity="0", seed="0")
     assert p.eval_inputs(dense) == {"model": "results/train/digits/lenet/dense/seed0/model.safetensors"}
 

@@ -456,8 +456,13 @@ def log10s(model, qs=QS, dtype=torch.float64, **kw) -> list[float]:
 # ============================================================================ 1-2. against enumeration
 # (weight scale, bias scale): the scaled arithmetic renormalises, or lets biases dominate, only
 # when values leave exp(+-10) (float32) or exp(+-200) (float64); |w|^2 overflows float32 at 1e20.
-REGIMES = {"unit": (0.6, None), "large": (30.0, None), "small": (0.004, None), "bias-heavy": (0.05, 80.0),
-           "huge": (1e20, None)}  # fmt: skip
+REGIMES = {
+    "unit": (0.6, None),
+    "large": (30.0, None),
+    "small": (0.004, None),
+    "bias-heavy": (0.05, 80.0),
+    "huge": (1e20, None),
+}
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
@@ -978,8 +983,17 @@ def _toy(w: float, gamma: float, beta: float, mean: float, var: float, eps: floa
         model.bn.running_mean.fill_(mean)
         model.bn.running_var.fill_(var)
         model.fc.weight.fill_(u)
-    stored = [float(t.detach()) for t in (model.conv.weight, model.bn.weight, model.bn.bias, model.bn.running_mean,
-                                 model.bn.running_var, model.fc.weight)]  # fmt: skip
+    stored = [
+        float(t.detach())
+        for t in (
+            model.conv.weight,
+            model.bn.weight,
+            model.bn.bias,
+            model.bn.running_mean,
+            model.bn.running_var,
+            model.fc.weight,
+        )
+    ]
     return model.eval(), stored
 
 

@@ -26,8 +26,21 @@ from test_report_pathnorm import SUMMARIES, metrics_rows  # noqa: E402
 
 from sparselab.studies.pathnorm import artefacts, bound  # noqa: E402
 
-BOUND = [{"name": "digits", "mean": [0.3052603], "std": [0.3760492], "K": 1, "P": 0, "d_in": 64, "d_out": 10,
-          "n": 1212, "archs": {"lenet": 3, "resnet20": 20}, "B": None, "float32": True}]  # fmt: skip
+BOUND = [
+    {
+        "name": "digits",
+        "mean": [0.3052603],
+        "std": [0.3760492],
+        "K": 1,
+        "P": 0,
+        "d_in": 64,
+        "d_out": 10,
+        "n": 1212,
+        "archs": {"lenet": 3, "resnet20": 20},
+        "B": None,
+        "float32": True,
+    }
+]
 _TMP = re.compile(r"^\.(?P<name>.+)\.\d+\.[0-9a-f]{8}\.tmp$")
 
 
@@ -100,13 +113,19 @@ def _writers(inputs):
     return {
         "bound": lambda out: bound.write_bound_table(BOUND, out / "t2.csv", out / "t2.md"),
         "pretrained": lambda out: artefacts.write_pretrained_report(
-            inputs["summaries"], inputs["margins"], table3=(out / "t3.csv", out / "t3.md"),
-            table5=(out / "t5.csv", out / "t5.md"), figure=(out / "f3.pdf", out / "f3.png"), title="t",
-        ),  # fmt: skip
-        "imp": lambda out: artefacts.write_imp_figure(inputs["imp"], {0: 0.0, 1: 0.2}, out / "f4.csv",
-                                                      out / "f4.pdf", out / "f4.png"),  # fmt: skip
-        "subsets": lambda out: artefacts.write_subsets_figure(inputs["subsets"], out / "f5.csv", out / "f5.pdf",
-                                                              out / "f5.png"),  # fmt: skip
+            inputs["summaries"],
+            inputs["margins"],
+            table3=(out / "t3.csv", out / "t3.md"),
+            table5=(out / "t5.csv", out / "t5.md"),
+            figure=(out / "f3.pdf", out / "f3.png"),
+            title="t",
+        ),
+        "imp": lambda out: artefacts.write_imp_figure(
+            inputs["imp"], {0: 0.0, 1: 0.2}, out / "f4.csv", out / "f4.pdf", out / "f4.png"
+        ),
+        "subsets": lambda out: artefacts.write_subsets_figure(
+            inputs["subsets"], out / "f5.csv", out / "f5.pdf", out / "f5.png"
+        ),
     }
 
 

@@ -32,9 +32,13 @@ SPEC = AnalysisSpec(qs=(1.0, 2.0), margin_samples=200)
 
 def recipe(epochs: int = 4) -> TrainHparams:
     return TrainHparams.from_dict(
-        {"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05},
-         "schedule": {"kind": "multistep", "warmup_epochs": 1, "milestones": [3]}}
-    )  # fmt: skip
+        {
+            "epochs": epochs,
+            "batch_size": 64,
+            "optimizer": {"lr": 0.05},
+            "schedule": {"kind": "multistep", "warmup_epochs": 1, "milestones": [3]},
+        }
+    )
 
 
 def rows(path) -> list[dict]:
@@ -78,14 +82,26 @@ def test_imp_rounds_rewind_weights_schedule_and_log_the_analysis(tmp_path):
     model = ModelHparams(arch="lenet300_100", kwargs={"hidden": [32, 16]})
     r0 = RunFiles.in_directory(tmp_path / "r0")
     rewind = tmp_path / "r0" / "rewind.pt"
-    run_imp_dense(r0, rewind, data=DATA, model=model, recipe=recipe(), seed=0, rewind_epoch=2,
-                        analysis=SPEC, compute=COMPUTE)  # fmt: skip
+    run_imp_dense(
+        r0, rewind, data=DATA, model=model, recipe=recipe(), seed=0, rewind_epoch=2, analysis=SPEC, compute=COMPUTE
+    )
     state = TrainState.load(rewind)
     assert state.epoch == 2 and state.mask is None
     r1 = RunFiles.in_directory(tmp_path / "r1")
-    run_imp_round(r1, previous=r0.checkpoint, rewind_state=rewind, round_index=1, data=DATA, recipe=recipe(),
-                        seed=0, conv_fraction=0.2, linear_fraction=0.1, scope="layerwise", analysis=SPEC,
-                        compute=COMPUTE)  # fmt: skip
+    run_imp_round(
+        r1,
+        previous=r0.checkpoint,
+        rewind_state=rewind,
+        round_index=1,
+        data=DATA,
+        recipe=recipe(),
+        seed=0,
+        conv_fraction=0.2,
+        linear_fraction=0.1,
+        scope="layerwise",
+        analysis=SPEC,
+        compute=COMPUTE,
+    )
     dense, pruned = rows(r0.metrics_csv), rows(r1.metrics_csv)
     assert [r["epoch"] for r in dense] == ["1", "2", "3", "4"]
     assert [r["epoch"] for r in pruned] == ["3", "4"]  # restarts after the rewind epoch
@@ -94,7 +110,9 @@ def test_imp_rounds_rewind_weights_schedule_and_log_the_analysis(tmp_path):
         for col in ("L1", "log10_L1", "L2", "margin_q0", "margin_q1", "margin_train_top1", "analysis_time_s"):
             assert row[col] != ""
     ckpt = load_checkpoint(r1.checkpoint)
-    assert ckpt.mask.sparsity == pytest.approx(1 - (0.8 * (64 * 32 + 32 * 16) + 0.9 * 16 * 10) / (64 * 32 + 32 * 16 + 160), abs=1e-3)
+    assert ckpt.mask.sparsity == pytest.approx(
+        1 - (0.8 * (64 * 32 + 32 * 16) + 0.9 * 16 * 10) / (64 * 32 + 32 * 16 + 160), abs=1e-3
+    )
     assert Mask.from_zeros(ckpt.model, ckpt.mask.names()).sparsity >= ckpt.mask.sparsity - 1e-12
     # the logged path-norms of the last epoch are the saved model's, in both conventions
     last = pruned[-1]
@@ -107,8 +125,14 @@ def bn_convnet() -> nn.Module:
     """Conv, trained-looking BatchNorm (non-zero mean and shift), ReLU, adaptive average pool over 4x4,
     Linear: the original code's convention (gbrg24) then differs from the definition at every q."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                          nn.Flatten(), nn.Linear(6, 10))  # fmt: skip
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 10),
+    )
     with torch.no_grad():
         bn = model[1]
         bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
@@ -139,7 +163,9 @@ def test_configs_log_both_conventions_per_epoch(config):
 
 def test_subsets_are_nested_per_seed_and_differ_across_seeds():
     def train_indices(fraction: float, seed: int) -> set:
-        splits = build_splits(DataHparams(source="digits", val_fraction=0.1, subset_fraction=fraction, subset_seed=seed))
+        splits = build_splits(
+            DataHparams(source="digits", val_fraction=0.1, subset_fraction=fraction, subset_seed=seed)
+        )
         return {tuple(x.flatten().tolist()) for x, _ in (splits.train[i] for i in range(len(splits.train)))}
 
     half, quarter = train_indices(0.5, 0), train_indices(0.25, 0)
@@ -151,15 +177,24 @@ def test_pretrained_analysis_and_cli(tmp_path, capsys):
     files = RunFiles.in_directory(tmp_path / "run")
     model = ModelHparams(arch="lenet300_100", kwargs={"hidden": [16]})
     run_subset(files, data=DATA, model=model, recipe=recipe(3), fraction=0.5, seed=0, analysis=SPEC, compute=COMPUTE)
-    summary = analyse_pretrained(tmp_path / "s.json", tmp_path / "m.safetensors", name="mlp", data=DATA,
-                                       checkpoint=files.checkpoint, qs=(1.0, 4.0), compute=COMPUTE)  # fmt: skip
+    summary = analyse_pretrained(
+        tmp_path / "s.json",
+        tmp_path / "m.safetensors",
+        name="mlp",
+        data=DATA,
+        checkpoint=files.checkpoint,
+        qs=(1.0, 4.0),
+        compute=COMPUTE,
+    )
     assert json.loads((tmp_path / "s.json").read_text())["n"] == summary["n"] == len(build_splits(DATA).train)
     by = {(e["q"], e["convention"]): e for e in summary["pathnorms"]}
     assert set(by) == {(1.0, "exact"), (4.0, "exact"), (1.0, "gbrg24"), (4.0, "gbrg24")}
     from safetensors.torch import load_file
 
     margins = load_file(str(tmp_path / "m.safetensors"))["margins"]
-    assert margins.numel() == summary["n"] and summary["train_top1"] == pytest.approx(float((margins >= 0).float().mean()), abs=1e-3)
+    assert margins.numel() == summary["n"] and summary["train_top1"] == pytest.approx(
+        float((margins >= 0).float().mean()), abs=1e-3
+    )
     assert cli(["pathnorm", str(files.checkpoint), "--q", "1", "4", "--convention", "exact", "gbrg24"]) == 0
     out = capsys.readouterr().out
     assert f"{by[(1.0, 'exact')]['value']:14.6e}" in out and f"{by[(4.0, 'gbrg24')]['value']:14.6e}" in out

@@ -28,14 +28,18 @@ def labelled_ticks(ax: plt.Axes, axis: str) -> list[str]:
     target = ax.xaxis if axis == "x" else ax.yaxis
     lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
     ticks = [*target.get_major_ticks(), *target.get_minor_ticks()]
-    return [t.label1.get_text() for t in ticks if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+    return [
+        t.label1.get_text() for t in ticks if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi
+    ]
 
 
 def legend_labels(legend) -> list[str]:  # type: ignore[no-untyped-def]
     return [t.get_text() for t in legend.get_texts()]
 
 
-@pytest.mark.parametrize("lo, hi", [(2.6e3, 5.5e4), (6.5, 30.0), (0.24, 0.5), (1e15, 1e18), (3.3e-3, 3.77e-3), (3e3, 6e3)])
+@pytest.mark.parametrize(
+    "lo, hi", [(2.6e3, 5.5e4), (6.5, 30.0), (0.24, 0.5), (1e15, 1e18), (3.3e-3, 3.77e-3), (3e3, 6e3)]
+)
 @pytest.mark.parametrize("labels", ["compact", "scientific"])
 def test_a_log_axis_has_at_least_two_labelled_ticks(lo, hi, labels) -> None:  # type: ignore[no-untyped-def]
     fig, ax = plt.subplots()
@@ -47,11 +51,27 @@ def test_a_log_axis_has_at_least_two_labelled_ticks(lo, hi, labels) -> None:  # 
 
 def dst_records() -> pd.DataFrame:
     rows = []
-    for method, params in (("dense", 51020), ("static", 5840), ("set", 5840), ("deepr", 5840), ("dsr", 5840), ("static", 3330)):
+    for method, params in (
+        ("dense", 51020),
+        ("static", 5840),
+        ("set", 5840),
+        ("deepr", 5840),
+        ("dsr", 5840),
+        ("static", 3330),
+    ):
         for seed in (0, 1):
             sparsity = 0.0 if method == "dense" else (0.95 if params == 3330 else 0.9)
-            rows.append({"dataset": "digits", "model": "lenet_bn", "method": method, "sparsity": sparsity, "seed": seed,
-                         "test_top1": 0.9 + 0.01 * seed, "learnable_parameters": params})  # fmt: skip
+            rows.append(
+                {
+                    "dataset": "digits",
+                    "model": "lenet_bn",
+                    "method": method,
+                    "sparsity": sparsity,
+                    "seed": seed,
+                    "test_top1": 0.9 + 0.01 * seed,
+                    "learnable_parameters": params,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -61,8 +81,18 @@ def dst_densities() -> pd.DataFrame:
         for seed in (0, 1):
             for i, layer in enumerate(("1.weight", "4.weight", "7.weight")):
                 density = 0.1 + (0.02 * (i - 1) if method == "dsr" else 0.0)
-                rows.append({"dataset": "digits", "model": "lenet_bn", "method": method, "sparsity": 0.9, "seed": seed,
-                             "layer": layer, "layer_index": i, "density": density})  # fmt: skip
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "model": "lenet_bn",
+                        "method": method,
+                        "sparsity": 0.9,
+                        "seed": seed,
+                        "layer": layer,
+                        "layer_index": i,
+                        "density": density,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -97,14 +127,38 @@ def test_dst_table_states_sparsity_in_percent_in_its_header() -> None:
 
 
 def oneshot_records() -> pd.DataFrame:
-    rows = [{"dataset": "digits", "model": "lenet", "scope": "dense", "sparsity": 0.0, "seed": s, "test_top1": 0.98,
-             "start_test_top1": np.nan, "weight_sparsity": 0.0, "params_nonzero": 1000, "params_total": 1000} for s in (0, 1)]  # fmt: skip
+    rows = [
+        {
+            "dataset": "digits",
+            "model": "lenet",
+            "scope": "dense",
+            "sparsity": 0.0,
+            "seed": s,
+            "test_top1": 0.98,
+            "start_test_top1": np.nan,
+            "weight_sparsity": 0.0,
+            "params_nonzero": 1000,
+            "params_total": 1000,
+        }
+        for s in (0, 1)
+    ]
     for scope in ("layerwise", "global"):
         for sparsity in (0.5, 0.9):
             for s in (0, 1):
-                rows.append({"dataset": "digits", "model": "lenet", "scope": scope, "sparsity": sparsity, "seed": s,
-                             "test_top1": 0.95, "start_test_top1": 0.9, "weight_sparsity": sparsity,
-                             "params_nonzero": 1000 * (1 - sparsity), "params_total": 1000})  # fmt: skip
+                rows.append(
+                    {
+                        "dataset": "digits",
+                        "model": "lenet",
+                        "scope": scope,
+                        "sparsity": sparsity,
+                        "seed": s,
+                        "test_top1": 0.95,
+                        "start_test_top1": 0.9,
+                        "weight_sparsity": sparsity,
+                        "params_nonzero": 1000 * (1 - sparsity),
+                        "params_total": 1000,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -119,7 +173,9 @@ def test_oneshot_figure_puts_the_dense_line_in_its_legend_and_sparsity_in_percen
 def test_oneshot_table_gives_its_units_in_the_headers() -> None:
     md = tables.to_markdown(tables.accuracy_vs_sparsity(oneshot_records()))
     header = md.splitlines()[0]
-    assert "target sparsity (%)" in header and "weight sparsity (%)" in header and "top-1 after finetuning (%)" in header
+    assert (
+        "target sparsity (%)" in header and "weight sparsity (%)" in header and "top-1 after finetuning (%)" in header
+    )
     assert "| 0.9 " not in md and "90.00" in md
 
 
@@ -129,13 +185,34 @@ def gradflow_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
         for seed in (0, 1):
             target = 0.0 if measure == "dense" else 0.5
             params = 1000 if measure == "dense" else 300
-            records.append({"dataset": "digits", "model": "resnet", "measure": measure, "target": target, "seed": seed,
-                            "test_top1": 0.97, "params_alive": params, "flops_alive": 2e6, "compression": 1000 / params})  # fmt: skip
+            records.append(
+                {
+                    "dataset": "digits",
+                    "model": "resnet",
+                    "measure": measure,
+                    "target": target,
+                    "seed": seed,
+                    "test_top1": 0.97,
+                    "params_alive": params,
+                    "flops_alive": 2e6,
+                    "compression": 1000 / params,
+                }
+            )
             if measure != "dense":
                 for r in (1, 2):
-                    rounds.append({"dataset": "digits", "model": "resnet", "measure": measure, "target": target, "seed": seed,
-                                   "round": r, "test_top1_before": 0.8 + 0.05 * r, "test_top1_after": 0.6 + 0.1 * r,
-                                   "kendall_tau_magnitude": 0.3})  # fmt: skip
+                    rounds.append(
+                        {
+                            "dataset": "digits",
+                            "model": "resnet",
+                            "measure": measure,
+                            "target": target,
+                            "seed": seed,
+                            "round": r,
+                            "test_top1_before": 0.8 + 0.05 * r,
+                            "test_top1_after": 0.6 + 0.1 * r,
+                            "kendall_tau_magnitude": 0.3,
+                        }
+                    )
     return pd.DataFrame(records), pd.DataFrame(rounds)
 
 
@@ -158,9 +235,16 @@ def test_gradflow_rounds_figure_is_in_percent_and_names_the_dense_baseline(tmp_p
     gradflow.rounds_figure = spy
     try:
         out = {k: tmp_path / k for k in ("t.csv", "t.md", "r.pdf", "r.png", "k.pdf", "k.png")}
-        gradflow.write_report(tmp_path / "records.csv", paths, table_csv=out["t.csv"], table_md=out["t.md"],
-                              rounds_pdf=out["r.pdf"], rounds_png=out["r.png"], kendall_pdf=out["k.pdf"],
-                              kendall_png=out["k.png"])  # fmt: skip
+        gradflow.write_report(
+            tmp_path / "records.csv",
+            paths,
+            table_csv=out["t.csv"],
+            table_md=out["t.md"],
+            rounds_pdf=out["r.pdf"],
+            rounds_png=out["r.png"],
+            kendall_pdf=out["k.pdf"],
+            kendall_png=out["k.png"],
+        )
     finally:
         gradflow.rounds_figure = original
     grid = captured["rounds"]

@@ -25,10 +25,18 @@ def metrics_rows(epochs, *, base: float, l1_inf_epoch: int | None = None) -> pd.
     rows = []
     for e in epochs:
         row = {
-            "epoch": e, "step": 10 * e, "lr": 0.1, "train_loss": 2.0 - 0.1 * e, "train_top1": 0.3 + 0.01 * e,
-            "train_top5": "", "val_loss": "", "val_top1": "", "test_loss": 2.5 - 0.1 * e + base,
-            "test_top1": 0.2 + 0.02 * e - base / 10, "epoch_time_s": 1.0,
-        }  # fmt: skip
+            "epoch": e,
+            "step": 10 * e,
+            "lr": 0.1,
+            "train_loss": 2.0 - 0.1 * e,
+            "train_top1": 0.3 + 0.01 * e,
+            "train_top5": "",
+            "val_loss": "",
+            "val_top1": "",
+            "test_loss": 2.5 - 0.1 * e + base,
+            "test_top1": 0.2 + 0.02 * e - base / 10,
+            "epoch_time_s": 1.0,
+        }
         for q in QS:
             log10 = base + 30.0 / q - 0.5 * e
             row[f"log10_L{q:g}"] = log10
@@ -189,8 +197,11 @@ def test_fraction_label():
 
 SUMMARIES = [
     {
-        "name": "resnet18", "source": "torchvision:ResNet18_Weights.IMAGENET1K_V1", "dataset": "imagenet",
-        "n": 1268355, "train_top1": 0.78,
+        "name": "resnet18",
+        "source": "torchvision:ResNet18_Weights.IMAGENET1K_V1",
+        "dataset": "imagenet",
+        "n": 1268355,
+        "train_top1": 0.78,
         "quantiles": {"margin_q0": 0.0, "margin_q1_3": 1.5, "margin_q1_2": 3.25, "margin_q2_3": 5.0, "margin_q1": 30.0},
         "pathnorms": [
             {"q": 1.0, "convention": "exact", "value": 1.3297e30, "log10": math.log10(1.3297e30)},
@@ -200,7 +211,11 @@ SUMMARIES = [
         ],
     },
     {
-        "name": "big", "source": "synthetic", "dataset": "imagenet", "n": 10, "train_top1": 0.5,
+        "name": "big",
+        "source": "synthetic",
+        "dataset": "imagenet",
+        "n": 10,
+        "train_top1": 0.5,
         "quantiles": {"margin_q0": -0.1, "margin_q1_3": 0.2, "margin_q1_2": 0.4, "margin_q2_3": 0.6, "margin_q1": 1.0},
         "pathnorms": [
             {"q": 1.0, "convention": "exact", "value": None, "log10": 400.5},  # beyond float range
@@ -209,16 +224,25 @@ SUMMARIES = [
             {"q": 2.0, "convention": "gbrg24", "value": 8.0, "log10": math.log10(8.0)},
         ],
     },
-]  # fmt: skip
+]
 
 
 def test_pretrained_table_keeps_conventions_apart():
     table = pn.pretrained_table(SUMMARIES)
     assert list(table["name"]) == ["resnet18", "big"]
     assert list(table.columns) == [
-        "name", "source", "dataset", "L1", "L2", "log10_L1", "log10_L2",
-        "gbrg24_L1", "gbrg24_L2", "gbrg24_log10_L1", "gbrg24_log10_L2",
-    ]  # fmt: skip
+        "name",
+        "source",
+        "dataset",
+        "L1",
+        "L2",
+        "log10_L1",
+        "log10_L2",
+        "gbrg24_L1",
+        "gbrg24_L2",
+        "gbrg24_log10_L1",
+        "gbrg24_log10_L2",
+    ]
     r18 = table.iloc[0]
     assert r18["L2"] == 2436.0 and r18["gbrg24_L2"] == pytest.approx(245.7014)
     assert r18["L1"] == 1.3297e30 and r18["gbrg24_L1"] == 1.322474e30
@@ -240,11 +264,24 @@ def test_margin_and_bound_tables(tmp_path):
     assert "78.00" in md and "1,268,355" in md and "-0.100" in md
 
     rows = [
-        {"setting": "imagenet", "arch": a, "D": d, "B": 2.640000104904175, "K": 9, "P": 1, "d_in": 150528,
-         "d_out": 1000, "n": 1268355, "bound": b, "sharpened": s}
-        for a, d, b, s in [("resnet18", 18, 0.08809270689612651, 0.059894063776311394),
-                           ("resnet152", 152, 0.229363502366329, 0.128570365836841)]
-    ]  # fmt: skip
+        {
+            "setting": "imagenet",
+            "arch": a,
+            "D": d,
+            "B": 2.640000104904175,
+            "K": 9,
+            "P": 1,
+            "d_in": 150528,
+            "d_out": 1000,
+            "n": 1268355,
+            "bound": b,
+            "sharpened": s,
+        }
+        for a, d, b, s in [
+            ("resnet18", 18, 0.08809270689612651, 0.059894063776311394),
+            ("resnet152", 152, 0.229363502366329, 0.128570365836841),
+        ]
+    ]
     bounds = pn.bound_table(rows)
     assert list(bounds.columns) == list(pn.BOUND_COLUMNS) and list(bounds["arch"]) == ["resnet18", "resnet152"]
     md = pn.bound_markdown(bounds)
@@ -308,8 +345,16 @@ def test_imp_frame_plots_the_papers_convention_and_gap_by_default(imp_runs):
     df = pn.load_runs(paths, ("round",))
     frame, panels = pn.imp_frame(df)
     assert [p.name for p in panels] == [
-        "gbrg24_L1", "gbrg24_L2", "gbrg24_L4", "L1", "L2", "L4", "top1_gap_pct", "train_top1_pct", "test_top1_pct",
-    ]  # fmt: skip
+        "gbrg24_L1",
+        "gbrg24_L2",
+        "gbrg24_L4",
+        "L1",
+        "L2",
+        "L4",
+        "top1_gap_pct",
+        "train_top1_pct",
+        "test_top1_pct",
+    ]
     assert all("gbrg24" in p.ylabel for p in panels[:3]) and all("exact" in p.ylabel for p in panels[3:6])
     row = df[(df["round"] == 2) & (df["epoch"] == 3)].iloc[0]
     at = frame[(frame["round"] == 2) & (frame["epoch"] == 3)].set_index("panel")["value"]
@@ -350,7 +395,9 @@ def test_subsets_frame_plots_the_papers_convention_and_gap_by_default(subset_run
     at = frame[(frame["fraction"] == 0.25) & (frame["seed"] == 1) & (frame["epoch"] == 2)].set_index("panel")["value"]
     assert at["top1_gap_pct"] == pytest.approx(100 * (row["train_top1"] - row["test_top1"]))
     assert at["ce_gap"] == pytest.approx(row["test_loss"] - row["train_loss"])
-    assert at["gbrg24_L1"] == pytest.approx(10 ** row["gbrg24_log10_L1"]) and at["L1"] == pytest.approx(10 ** row["log10_L1"])
+    assert at["gbrg24_L1"] == pytest.approx(10 ** row["gbrg24_log10_L1"]) and at["L1"] == pytest.approx(
+        10 ** row["log10_L1"]
+    )
     at = pn.subsets_frame(df, gap="eval")[0]
     at = at[(at["fraction"] == 0.25) & (at["seed"] == 1) & (at["epoch"] == 2)].set_index("panel")["value"]
     assert at["ce_gap"] == pytest.approx(row["test_loss"] - row["margin_train_loss"])
@@ -372,6 +419,11 @@ def test_artefacts_follow_the_gap_option(imp_runs, subset_runs, tmp_path):
         summary = pd.read_csv(out / "f4.csv")
         last = pd.read_csv(paths[1]).iloc[-1]
         assert summary.loc[1, "top1_gap_pct"] == pytest.approx(100 * (last[col] - last["test_top1"]))
-        write_subsets_figure([[f, s, str(p)] for (f, s), p in subset_runs.items()], out / "f5.csv", out / "f5.pdf",
-                             out / "f5.png", gap=gap)  # fmt: skip
+        write_subsets_figure(
+            [[f, s, str(p)] for (f, s), p in subset_runs.items()],
+            out / "f5.csv",
+            out / "f5.pdf",
+            out / "f5.png",
+            gap=gap,
+        )
         assert {"top1_gap_running_pct", "top1_gap_eval_pct"} <= set(pd.read_csv(out / "f5.csv").columns)

@@ -18,11 +18,28 @@ import pytest  # noqa: E402
 from sparselab.studies.transfer import report as tr  # noqa: E402
 
 
-def run(up: str, sparsity: float, mode: str, dataset: str, seed: int, top1: float, mpc: float | None = None,
-        model: str = "resnet18") -> dict:  # fmt: skip
-    return {"upstream_dataset": "imagenet", "model": model, "upstream": up, "sparsity": sparsity,
-            "measured_sparsity": sparsity + 0.001 * (up != "dense" and up != "scratch"), "mode": mode,
-            "dataset": dataset, "seed": seed, "top1": top1, "mean_per_class": top1 - 0.01 if mpc is None else mpc}  # fmt: skip
+def run(
+    up: str,
+    sparsity: float,
+    mode: str,
+    dataset: str,
+    seed: int,
+    top1: float,
+    mpc: float | None = None,
+    model: str = "resnet18",
+) -> dict:
+    return {
+        "upstream_dataset": "imagenet",
+        "model": model,
+        "upstream": up,
+        "sparsity": sparsity,
+        "measured_sparsity": sparsity + 0.001 * (up != "dense" and up != "scratch"),
+        "mode": mode,
+        "dataset": dataset,
+        "seed": seed,
+        "top1": top1,
+        "mean_per_class": top1 - 0.01 if mpc is None else mpc,
+    }
 
 
 def study_rows() -> list[dict]:
@@ -32,10 +49,16 @@ def study_rows() -> list[dict]:
         rows += [run("dense", 0.0, "linear", "cifar10", seed, c), run("dense", 0.0, "linear", "pets", seed, p)]
     rows += [run("gmp", 0.8, "linear", "cifar10", s, v) for s, v in enumerate([0.70, 0.72, 0.74])]  # 72 ± sqrt(8/3)
     rows += [run("gmp", 0.8, "linear", "pets", 0, 0.50)]  # only seed 0 is complete: (70 + 50) / 2
-    rows += [run("gmp", 0.9, "linear", "cifar10", 1, 0.66), run("gmp", 0.9, "linear", "pets", 0, 0.40)]  # no complete seed
+    rows += [
+        run("gmp", 0.9, "linear", "cifar10", 1, 0.66),
+        run("gmp", 0.9, "linear", "pets", 0, 0.40),
+    ]  # no complete seed
     for seed, (c, p) in enumerate([(0.78, 0.63), (0.80, 0.65)]):
         rows += [run("acdc", 0.9, "linear", "cifar10", seed, c), run("acdc", 0.9, "linear", "pets", seed, p)]
-    rows += [run("dsr", 0.9, "linear", "cifar10", 0, 0.50), run("dsr", 0.9, "linear", "pets", 0, 0.20)]  # loses to scratch
+    rows += [
+        run("dsr", 0.9, "linear", "cifar10", 0, 0.50),
+        run("dsr", 0.9, "linear", "pets", 0, 0.20),
+    ]  # loses to scratch
     rows += [run("rigl", 0.8, "linear", "cifar10", 0, 0.75), run("rigl", 0.8, "linear", "pets", 0, 0.55)]
     for seed, (c, p) in enumerate([(0.60, 0.30), (0.62, 0.30)]):  # scratch: 61 ± 1, 30 ± 0, mean 45.5 ± 0.5
         rows += [run("scratch", 0.0, "scratch", "cifar10", seed, c), run("scratch", 0.0, "scratch", "pets", seed, p)]
@@ -47,8 +70,14 @@ def study_rows() -> list[dict]:
 
 
 def outputs(tmp_path) -> dict:
-    names = {"table": "t.csv", "table_md": "t.md", "headline": "h.csv", "headline_md": "h.md", "figure_pdf": "f.pdf",
-             "figure_png": "f.png"}  # fmt: skip
+    names = {
+        "table": "t.csv",
+        "table_md": "t.md",
+        "headline": "h.csv",
+        "headline_md": "h.md",
+        "figure_pdf": "f.pdf",
+        "figure_png": "f.png",
+    }
     return {k: tmp_path / v for k, v in names.items()}
 
 
@@ -64,8 +93,12 @@ def report(tmp_path_factory):
 
 
 def row(table: pd.DataFrame, mode: str, upstream: str, sparsity: float, dataset: str) -> pd.Series:
-    hit = table[(table["mode"] == mode) & (table["upstream"] == upstream) & (table["sparsity"] == sparsity)
-                & (table["dataset"] == dataset)]  # fmt: skip
+    hit = table[
+        (table["mode"] == mode)
+        & (table["upstream"] == upstream)
+        & (table["sparsity"] == sparsity)
+        & (table["dataset"] == dataset)
+    ]
     assert len(hit) == 1, (mode, upstream, sparsity, dataset)
     return hit.iloc[0]
 
@@ -136,7 +169,15 @@ def test_dataset_mean_rows_and_their_seed_std(report):
 def test_headline_values_and_beats_scratch(report):
     _, out = report
     head = pd.read_csv(out["headline"])
-    assert list(head["label"]) == ["dense", "gmp 80%", "gmp 90%", "acdc 90%", "dsr 90%", "rigl 80%", "scratch (no upstream)"]
+    assert list(head["label"]) == [
+        "dense",
+        "gmp 80%",
+        "gmp 90%",
+        "acdc 90%",
+        "dsr 90%",
+        "rigl 80%",
+        "scratch (no upstream)",
+    ]
     h = head.set_index("label")
     assert h.loc["dense", "linear_mean"] == pytest.approx(71.5) and h.loc["dense", "linear_std"] == pytest.approx(1.5)
     assert h.loc["dense", "full_mean"] == pytest.approx(80.0) and h.loc["dense", "full_std"] == 0.0
@@ -160,14 +201,22 @@ def test_table_markdown_order_and_cells(report):
     assert md.startswith("# Sparse transfer\n")
     assert md.index("### linear finetuning") < md.index("### full finetuning")
     linear, full = md.split("### full finetuning")
-    labels = [line.split("|")[1].strip() for line in linear.splitlines() if line.startswith("| ") and not line.startswith("| upstream")]
+    labels = [
+        line.split("|")[1].strip()
+        for line in linear.splitlines()
+        if line.startswith("| ") and not line.startswith("| upstream")
+    ]
     assert labels == ["dense", "gmp 80%", "gmp 90%", "acdc 90%", "dsr 90%", "rigl 80%", "scratch (no upstream)"]
     assert "| dense                 |       2 | 81.0 ± 1.0 | 62.0 ± 2.0 | 71.5 ± 1.5 |" in linear
     assert "|     1–3 | 72.0 ± 1.6 | 50.0 ± 0.0 | 61.0 ± 0.0 |" in linear
     assert "| 40.0 ± 0.0 |       53.0 |" in linear  # no complete seed: the mean without a std
     cols = [c.strip() for c in linear.split("\n| upstream")[1].splitlines()[0].split("|")]
     assert cols[1:-1] == ["seeds", "cifar10", "pets", "mean"]
-    labels = [line.split("|")[1].strip() for line in full.splitlines() if line.startswith("| ") and not line.startswith("| upstream")]
+    labels = [
+        line.split("|")[1].strip()
+        for line in full.splitlines()
+        if line.startswith("| ") and not line.startswith("| upstream")
+    ]
     assert labels == ["dense", "gmp 80%", "acdc 90%", "scratch (no upstream)"]  # scratch in both sections
     assert "| 60.5 ± 0.0 |          — | 60.5 ± 0.0* |" in full and "fewer datasets" in full
     assert "61.0 ± 1.0 | 30.0 ± 0.0 |  45.5 ± 0.5 |" in full
@@ -197,7 +246,9 @@ def test_figure_is_written_with_panels_and_one_legend(report):
     dense = [ln for ln in axes[0].lines if ln.get_label() == "dense"]
     assert dense[0].get_linestyle() == "-" and dense[0].get_ydata()[0] == pytest.approx(81.0)
     gmp = [c.lines[0] for c in axes[0].containers if c.get_label() == "gmp"]  # errorbar: data line first
-    assert list(gmp[0].get_xdata()) == pytest.approx([80.0, 90.0]) and list(gmp[0].get_ydata()) == pytest.approx([72.0, 66.0])
+    assert list(gmp[0].get_xdata()) == pytest.approx([80.0, 90.0]) and list(gmp[0].get_ydata()) == pytest.approx(
+        [72.0, 66.0]
+    )
     assert fig._suptitle.get_text() == "Sparse transfer"
     plt.close(fig)
 
@@ -236,7 +287,11 @@ def test_several_models_and_scratch_only(tmp_path):
     assert frames["headline"]["label"].tolist() == ["dense", "dense", "scratch (no upstream)"]
     fig = tr.transfer_figure(frames["table"])
     assert len(fig.axes) == 3 * 2  # a row per model x mode
-    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::2]] == ["mobilenet · full", "resnet18 · full", "vgg · scratch"]
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::2]] == [
+        "mobilenet · full",
+        "resnet18 · full",
+        "vgg · scratch",
+    ]
     plt.close(fig)
 
 

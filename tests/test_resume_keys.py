@@ -14,7 +14,9 @@ from snakemake.iocontainers import InputFiles, Log, Params, ResourceList, Wildca
 from sparselab.jobs import snakemake_job
 
 
-def fake_job(tmp_path: Path, *, code: str = "60 files, sha256 aaaa", lr: float = 0.1, upstream: bytes = b"dense") -> SimpleNamespace:
+def fake_job(
+    tmp_path: Path, *, code: str = "60 files, sha256 aaaa", lr: float = 0.1, upstream: bytes = b"dense"
+) -> SimpleNamespace:
     """The ``snakemake`` object a workflow script sees, for a job with a resume directory."""
     upstream_file = tmp_path / "results" / "dense.safetensors"
     upstream_file.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,9 @@ def test_state_of_the_same_job_is_resumed(tmp_path: Path) -> None:
     "change, reason",
     [({"code": "60 files, sha256 bbbb"}, "code"), ({"lr": 0.2}, "config"), ({"upstream": b"retrained"}, "input")],
 )
-def test_state_of_other_code_config_or_inputs_is_discarded_with_a_log_line(tmp_path: Path, change: dict, reason: str) -> None:
+def test_state_of_other_code_config_or_inputs_is_discarded_with_a_log_line(
+    tmp_path: Path, change: dict, reason: str
+) -> None:
     interrupted(fake_job(tmp_path))
     job = fake_job(tmp_path, **change)
     with snakemake_job(job):

@@ -34,8 +34,23 @@ CONFIG = {
 
 
 def start(config: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "sparselab", "train", str(config), "--dataset", "digits", "--model", "resnet",
-           "--recipe", "r", "--seed", "3", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "sparselab",
+        "train",
+        str(config),
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet",
+        "--recipe",
+        "r",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "lib")}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

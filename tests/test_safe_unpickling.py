@@ -42,7 +42,13 @@ def test_a_payload_in_a_training_batch_never_runs_without_checksums(tmp_path, vi
 
 @pytest.mark.parametrize(
     "source,file",
-    [("cifar10", "test_batch"), ("cifar10", "batches.meta"), ("cifar100", "train"), ("cifar100", "test"), ("cifar100", "meta")],
+    [
+        ("cifar10", "test_batch"),
+        ("cifar10", "batches.meta"),
+        ("cifar100", "train"),
+        ("cifar100", "test"),
+        ("cifar100", "meta"),
+    ],
 )
 def test_a_payload_in_any_cifar_file_never_runs(tmp_path, source, file):
     marker = tmp_path / "pwned"
@@ -106,7 +112,9 @@ def test_restricted_loader_reads_a_real_format_batch(tmp_path):
     labels = write_fake_cifar10(tmp_path, n_train=10)
     entry = load_restricted(tmp_path / "cifar-10-batches-py" / "data_batch_1")
     assert entry["labels"] == labels["train"][:2]
-    assert isinstance(entry["data"], np.ndarray) and entry["data"].dtype == np.uint8 and entry["data"].shape == (2, 3072)
+    assert (
+        isinstance(entry["data"], np.ndarray) and entry["data"].dtype == np.uint8 and entry["data"].shape == (2, 3072)
+    )
     # The same array a plain unpickler gives, so the loaded images are unchanged.
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         plain = pickle.load(f, encoding="latin1")

@@ -108,7 +108,9 @@ def cluster_problem() -> str | None:
 @pytest.fixture(scope="module")
 def cluster() -> None:
     if os.environ.get("SPARSELAB_SLURM_TEST") != "1":
-        pytest.skip("needs a SLURM cluster: run .ci/slurm/up.sh, then SPARSELAB_SLURM_TEST=1 pytest (.ci/run does both)")
+        pytest.skip(
+            "needs a SLURM cluster: run .ci/slurm/up.sh, then SPARSELAB_SLURM_TEST=1 pytest (.ci/run does both)"
+        )
     problem = cluster_problem()
     if problem:  # asked for, so a missing cluster is an error, not a skip
         pytest.fail(f"SPARSELAB_SLURM_TEST=1 but {problem}")
@@ -117,8 +119,19 @@ def cluster() -> None:
 def snakemake_slurm(workdir: Path, name: str, *args: str) -> subprocess.CompletedProcess:
     """`snakemake --profile profiles/slurm` from the workflow's root, as a user runs it, bounded by
     `timeout -k` (a hung executor plugin ignores SIGTERM)."""
-    cmd = ["timeout", "-k", "10", str(SNAKEMAKE_TIMEOUT_S), sys.executable, "-m", "snakemake",
-           "--profile", "profiles/slurm", *CI_OVERRIDES, *args]  # fmt: skip
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        str(SNAKEMAKE_TIMEOUT_S),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "profiles/slurm",
+        *CI_OVERRIDES,
+        *args,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=SNAKEMAKE_TIMEOUT_S + 30)
     (workdir / f"{name}.out").write_text(proc.stdout + proc.stderr)  # for a look after a failure
@@ -128,8 +141,13 @@ def snakemake_slurm(workdir: Path, name: str, *args: str) -> subprocess.Complete
 def sacct_jobs(workdir: Path, since: str) -> list[dict]:
     """Every job submitted from ``workdir`` since ``since`` (allocations only, no steps), oldest first."""
     fields = ["JobIDRaw", "JobName", "State", "Comment", "Timelimit", "Elapsed", "WorkDir", "AllocTRES"]
-    out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(f + "%300" for f in fields)],
-                         capture_output=True, text=True, timeout=30, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(f + "%300" for f in fields)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
     rows = [r for r in rows if Path(r["WorkDir"]).resolve() == workdir.resolve()]
     return sorted(rows, key=lambda r: int(r["JobIDRaw"]))
@@ -166,8 +184,10 @@ def metrics_without_times(path: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------- the profiles (no cluster needed)
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason='the SLURM profile needs the executor plugin: pip install -e ".[cluster]"')  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason='the SLURM profile needs the executor plugin: pip install -e ".[cluster]"',
+)
 def test_slurm_profile_is_not_overridden_by_the_workflow_profile(monkeypatch):
     """profiles/default is applied on top of any --profile, key by key: it must not undo retries etc."""
     from snakemake.cli import parse_args
@@ -204,8 +224,23 @@ def test_pipeline_through_slurm_with_a_timeout_retried_and_resumed(cluster, tmp_
 
     # The uninterrupted reference, trained locally meanwhile (one thread; the SLURM job uses the other core).
     reference = tmp_path / "reference"
-    ref_cmd = [sys.executable, "-m", "sparselab", "train", str(wf / "config.yaml"), "--dataset", "digits",
-               "--model", "resnet", "--recipe", "long", "--seed", str(SEED), "--out", str(reference)]  # fmt: skip
+    ref_cmd = [
+        sys.executable,
+        "-m",
+        "sparselab",
+        "train",
+        str(wf / "config.yaml"),
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet",
+        "--recipe",
+        "long",
+        "--seed",
+        str(SEED),
+        "--out",
+        str(reference),
+    ]
     ref_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "lib")}
     ref = subprocess.Popen(ref_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ref_env)
     try:
@@ -233,7 +268,9 @@ def test_pipeline_through_slurm_with_a_timeout_retried_and_resumed(cluster, tmp_
         time.sleep(1)
         jobs = sacct_jobs(wf, since)
     for j in jobs:
-        print(f"  sacct {j['JobIDRaw']:>4} {j['State']:<10} limit {j['Timelimit']} elapsed {j['Elapsed']} {j['Comment']}")
+        print(
+            f"  sacct {j['JobIDRaw']:>4} {j['State']:<10} limit {j['Timelimit']} elapsed {j['Elapsed']} {j['Comment']}"
+        )
     local = local_rules()
     expected = {rule: n for rule, n in planned.items() if rule not in local}
     retried = Counter(rule_of(j) for j in jobs)["train_dense"] - expected["train_dense"]
@@ -246,7 +283,9 @@ def test_pipeline_through_slurm_with_a_timeout_retried_and_resumed(cluster, tmp_
 
     # Attempt 1 asked 1 minute and ended TIMEOUT; attempt 2 asked 15 and completed.
     train = [j for j in jobs if rule_of(j) == "train_dense"]
-    assert train[0]["State"] == "TIMEOUT", f"attempt 1 was not stopped by its 1-minute limit (machine too fast? raise EPOCHS): {train}"
+    assert train[0]["State"] == "TIMEOUT", (
+        f"attempt 1 was not stopped by its 1-minute limit (machine too fast? raise EPOCHS): {train}"
+    )
     assert [j["State"] for j in train[1:]] == ["COMPLETED"], train
     assert [j["Timelimit"] for j in train] == ["00:01:00", "00:15:00"], train
     assert all(j["State"] == "COMPLETED" for j in jobs if j not in train), jobs

@@ -101,8 +101,15 @@ def test_resnet_residual_stream_producers_are_masked_inner_convs_removed(name: s
 
 
 def test_linear_after_flattening_a_feature_map_reads_h_times_w_inputs_per_channel() -> None:
-    model = randomized(nn.Sequential(nn.Conv2d(2, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5), nn.ReLU(),
-                                     nn.Flatten(), nn.Linear(5 * 4 * 4, 3)))  # fmt: skip
+    model = randomized(
+        nn.Sequential(
+            nn.Conv2d(2, 5, 3, padding=1, bias=False),
+            nn.BatchNorm2d(5),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(5 * 4 * 4, 3),
+        )
+    )
     (group,) = channel_groups(model, (2, 4, 4))
     assert group.consumers == [("4", 16)]
     keep = {"0": torch.tensor([True, False, True, False, True])}
@@ -130,8 +137,9 @@ def test_removal_computes_what_the_killed_network_computes(name: str) -> None:
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
     # the mask covers exactly the maskable groups' dropped filters, and holds in the pruned model
     expected = {f"{g.producer}.weight" for g in groups if not g.removable and not keep[g.producer].all()}
-    assert {n for n in mask if n.endswith(".weight") and "bn" not in n and "downsample.1" not in n
-            and "shortcut.1" not in n} == expected  # fmt: skip
+    assert {
+        n for n in mask if n.endswith(".weight") and "bn" not in n and "downsample.1" not in n and "shortcut.1" not in n
+    } == expected
     params = dict(pruned.named_parameters())
     for n in mask:
         assert (params[n][~mask[n]] == 0).all()

@@ -41,7 +41,9 @@ def _node(study: str, pointer: tuple[str, ...]) -> dict:
 def test_schema_and_typed_options_have_the_same_keys_and_defaults(study, cls, pointer, structural):
     props = {k: v for k, v in _node(study, pointer)["properties"].items() if k not in structural}
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    assert set(props) == set(fields), f"{study} {cls.__name__}: schema {sorted(set(props) - set(fields))}, class {sorted(set(fields) - set(props))}"
+    assert set(props) == set(fields), (
+        f"{study} {cls.__name__}: schema {sorted(set(props) - set(fields))}, class {sorted(set(fields) - set(props))}"
+    )
     for name, prop in props.items():
         field = fields[name]
         has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
@@ -52,4 +54,6 @@ def test_schema_and_typed_options_have_the_same_keys_and_defaults(study, cls, po
             if isinstance(value, Hparams):  # a nested block: the schema's default ({}) filled by the class
                 assert type(value).from_dict(prop["default"]) == value, f"{study} {cls.__name__}.{name}"
                 continue
-            assert prop["default"] == value, f"{study} {cls.__name__}.{name}: schema {prop['default']!r}, class {value!r}"
+            assert prop["default"] == value, (
+                f"{study} {cls.__name__}.{name}: schema {prop['default']!r}, class {value!r}"
+            )

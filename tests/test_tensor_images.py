@@ -96,9 +96,14 @@ def test_mnist_resize_and_channels_equal_torchvision():
     x = images(6, c=1, h=28, w=28, seed=2)
     t = ImageTransform(mean=(0.1307,) * 3, std=(0.3081,) * 3, size=32, channels=3)
     ds = TensorImages.from_tensors(x, torch.arange(6), t)
-    reference = v2.Compose([v2.ToDtype(torch.float32, scale=True),
-                            v2.Resize((32, 32), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
-                            v2.RGB(), v2.Normalize(t.mean, t.std)])  # fmt: skip
+    reference = v2.Compose(
+        [
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Resize((32, 32), interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+            v2.RGB(),
+            v2.Normalize(t.mean, t.std),
+        ]
+    )
     got = ds.transform_batch(x, None)
     assert got.shape == (6, 3, 32, 32)
     torch.testing.assert_close(got, torch.stack([reference(i) for i in x]), rtol=0, atol=1e-6)
@@ -155,7 +160,9 @@ def test_without_augmentation_the_loader_gives_the_eval_images():
 
 
 def test_cifar_source_holdout_and_subset_keep_the_tensor_path(cifar_root):
-    hp = DataHparams(source="cifar10", root=cifar_root, verify_checksums=False, val_fraction=0.2, val_seed=3, subset_fraction=0.5)
+    hp = DataHparams(
+        source="cifar10", root=cifar_root, verify_checksums=False, val_fraction=0.2, val_seed=3, subset_fraction=0.5
+    )
     src, splits = build_source(hp), build_splits(hp)
     for ds in (src.train, src.train_eval, src.test, splits.train, splits.train_eval, splits.val):
         assert isinstance(ds, TensorImages)
@@ -166,7 +173,7 @@ def test_cifar_source_holdout_and_subset_keep_the_tensor_path(cifar_root):
     k = 3  # sample k of a subset is the source's sample indices[k], numbered k for augmentation
     assert torch.equal(splits.val[k][0], src.train_eval[int(splits.val.indices[k])][0])
     loader = make_loader(splits.train, 20, shuffle=False, aug_seed=5)
-    (x, y), = list(loader)  # fmt: skip
+    ((x, y),) = list(loader)
     rows = splits.train.indices
     expected = src.train.transform_batch(src.train.store.images[rows], augmentation_params(20, 5, 0, 4, True))
     assert torch.equal(x, expected) and torch.equal(y, src.train.store.labels[rows])
@@ -237,5 +244,7 @@ def test_the_engine_asks_for_its_device_and_trains_cifar_through_the_tensor_path
         engine.train(net(), splits, hp, seeds=seeds, compute=cpu, callbacks=[Crash()], state_dir=tmp_path)
     resumed = engine.train(net(), splits, hp, seeds=seeds, compute=cpu, state_dir=tmp_path)
     assert resumed.resumed_from_epoch == 1
-    assert all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values())
+    )
     assert all(np.isfinite(r["train_loss"]) for r in whole.history)

@@ -37,7 +37,9 @@ def roots(tmp_path_factory):
 
 
 def hp_for(roots, name, **kw):
-    return DataHparams(source=name, root=roots[name][0], **{"image_size": 16, "resize_size": 20, "verify_checksums": False, **kw})
+    return DataHparams(
+        source=name, root=roots[name][0], **{"image_size": 16, "resize_size": 20, "verify_checksums": False, **kw}
+    )
 
 
 def sample_paths(ds) -> list[str]:
@@ -54,7 +56,10 @@ def sample_paths(ds) -> list[str]:
     if isinstance(ds, OxfordIIITPet):
         return [str(p) for p in ds._images]
     if isinstance(ds, Caltech101):
-        return [os.path.join(ds.root, "101_ObjectCategories", ds.categories[y], f"image_{k:04d}.jpg") for y, k in zip(ds.y, ds.index)]
+        return [
+            os.path.join(ds.root, "101_ObjectCategories", ds.categories[y], f"image_{k:04d}.jpg")
+            for y, k in zip(ds.y, ds.index)
+        ]
     if isinstance(ds, Caltech256):
         return [
             os.path.join(ds.root, "256_ObjectCategories", ds.categories[y], f"{y + 1:03d}_{k:04d}.jpg")
@@ -76,9 +81,13 @@ def test_source_classes_splits_labels_and_shapes(roots, name):
     x_imagenet, _ = imagenet.test[0]
     mean, std = (torch.tensor(v).view(3, 1, 1) for v in DATASET_STATS[name])
     pixels = x_dataset * std + mean  # the same image in [0, 1] under both normalisations
-    renormalised = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    renormalised = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]
+    ).view(3, 1, 1)
     assert torch.allclose(x_imagenet, renormalised, atol=1e-5)
-    assert (len(src.train), len(src.train_eval), len(src.test)) == (len(expected["train"]),) * 2 + (len(expected["test"]),)
+    assert (len(src.train), len(src.train_eval), len(src.test)) == (len(expected["train"]),) * 2 + (
+        len(expected["test"]),
+    )
     assert [y for _, y in src.train_eval] == expected["train"]
     assert [y for _, y in src.test] == expected["test"]
     train, test = sample_paths(src.train), sample_paths(src.test)
@@ -96,7 +105,9 @@ def test_source_classes_splits_labels_and_shapes(roots, name):
     assert sample_paths(again.train) == train and sample_paths(again.test) == test
 
 
-@pytest.mark.parametrize(("name", "n"), [("caltech101", CALTECH101_TRAIN_PER_CLASS), ("caltech256", CALTECH256_TRAIN_PER_CLASS)])
+@pytest.mark.parametrize(
+    ("name", "n"), [("caltech101", CALTECH101_TRAIN_PER_CLASS), ("caltech256", CALTECH256_TRAIN_PER_CLASS)]
+)
 def test_caltech_first_n_per_class_by_file_number(roots, name, n):
     expected = roots[name][1]
     src = build_source(hp_for(roots, name))
@@ -120,9 +131,9 @@ def test_dtd_flowers_sun_use_the_papers_partitions(roots):
     assert [int(os.path.basename(p)[6:11]) for p in sample_paths(flowers.test)] == [3, 6, 9]
     sun = build_source(hp_for(roots, "sun397"))
     assert sun.train.classes == ["abbey", "bakery/shop", "castle"]
-    assert {os.path.relpath(p, os.path.join(roots["sun397"][0], "SUN397")).split(os.sep)[1] for p in sample_paths(sun.test)} == {
-        "abbey", "bakery", "castle"
-    }
+    assert {
+        os.path.relpath(p, os.path.join(roots["sun397"][0], "SUN397")).split(os.sep)[1] for p in sample_paths(sun.test)
+    } == {"abbey", "bakery", "castle"}
     written = sum(1 for _, _, fs in os.walk(roots["sun397"][0]) for f in fs if f.endswith(".jpg"))
     assert written == 15 and len(sun.train) + len(sun.test) == 12  # the unlisted images are left out
 
@@ -212,9 +223,13 @@ def test_garbage_images_are_reported_by_the_start_up_check(roots, tmp_path, name
 
 @pytest.mark.parametrize(
     "name,rel",
-    [("cars", "stanford_cars/devkit/cars_meta.mat"), ("flowers", "flowers-102/setid.mat"),
-     ("food101", "food-101/meta/train.json"), ("aircraft", "fgvc-aircraft-2013b/data/variants.txt")],
-)  # fmt: skip
+    [
+        ("cars", "stanford_cars/devkit/cars_meta.mat"),
+        ("flowers", "flowers-102/setid.mat"),
+        ("food101", "food-101/meta/train.json"),
+        ("aircraft", "fgvc-aircraft-2013b/data/variants.txt"),
+    ],
+)
 def test_garbage_annotation_files_are_reported_by_the_start_up_check(roots, tmp_path, name, rel):
     root = tmp_path / "copy"
     shutil.copytree(roots[name][0], root)
@@ -248,7 +263,11 @@ def test_config_knows_the_new_sources():
     with open(SCHEMA) as f:
         dataset = yaml.safe_load(f)["$defs"]["dataset"]["properties"]
     assert set(dataset["source"]["enum"]) == set(DATA_SOURCES)
-    assert dataset["interpolation"] == {**dataset["interpolation"], "enum": ["bilinear", "bicubic"], "default": "bilinear"}
+    assert dataset["interpolation"] == {
+        **dataset["interpolation"],
+        "enum": ["bilinear", "bicubic"],
+        "default": "bilinear",
+    }
     assert DataHparams.from_dict({"source": "pets", "interpolation": "bicubic"}).interpolation == "bicubic"
     with pytest.raises(HparamsError, match="interpolation"):
         DataHparams.from_dict({"source": "pets", "interpolation": "nearest"}, path="datasets.p")

@@ -16,8 +16,14 @@ from sparselab.train.run import RunFiles
 from sparselab.transfer.full import downstream_model, run_full_finetuning
 
 COMPUTE = ComputeHparams(device="cpu", progress="lines")
-RECIPE = TrainHparams.from_dict({"epochs": 2, "batch_size": 64, "optimizer": {"lr": 0.01, "momentum": 0.9,
-                                 "weight_decay": 5e-4}, "schedule": {"kind": "constant"}})  # fmt: skip
+RECIPE = TrainHparams.from_dict(
+    {
+        "epochs": 2,
+        "batch_size": 64,
+        "optimizer": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
+        "schedule": {"kind": "constant"},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +31,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("upstream")
     files = RunFiles.in_directory(d)
     model = ModelHparams("lenet300_100", {"hidden": [64, 32], "batch_norm": True})
-    run_sparse_training(files, d / "summary.json", data=DataHparams(source="digits"), model=model, recipe=RECIPE,
-                        spec=spec_from_options("static", 0.9, DstOptions()), seed=0, compute=COMPUTE)  # fmt: skip
+    run_sparse_training(
+        files,
+        d / "summary.json",
+        data=DataHparams(source="digits"),
+        model=model,
+        recipe=RECIPE,
+        spec=spec_from_options("static", 0.9, DstOptions()),
+        seed=0,
+        compute=COMPUTE,
+    )
     return files.checkpoint
 
 
@@ -46,7 +60,9 @@ def test_the_backbone_moves_over_and_the_head_is_new_and_dense(upstream: Path) -
 def test_full_finetuning_keeps_the_upstream_sparsity_exactly(upstream: Path, tmp_path: Path) -> None:
     files = RunFiles.in_directory(tmp_path)
     # the downstream task: digits 0-4 only would need a new source; the same data with the new head suffices
-    run_full_finetuning(files, upstream=upstream, data=DataHparams(source="digits"), recipe=RECIPE, seed=1, compute=COMPUTE)
+    run_full_finetuning(
+        files, upstream=upstream, data=DataHparams(source="digits"), recipe=RECIPE, seed=1, compute=COMPUTE
+    )
     ckpt = load_checkpoint(files.checkpoint)
     _, mask, _, report = downstream_model(upstream, 10, 0)
     params = dict(ckpt.model.named_parameters())

@@ -34,7 +34,9 @@ def sparse_source(seed: int = 0) -> tuple[nn.Module, dict[str, float]]:
     model = build_model(ARCH, CLASSES, (3, 224, 224), **KW)
     expected: dict[str, float] = {}
     with torch.no_grad():
-        for i, (name, m) in enumerate((n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))):
+        for i, (name, m) in enumerate(
+            (n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+        ):
             w = m.weight
             k = int(w.numel() * (0.3 + 0.6 * (i % 7) / 6))  # 30% .. 90%
             idx = torch.randperm(w.numel())[:k]
@@ -82,14 +84,19 @@ def write_file(tmp_path: Path, kind: str, model: nn.Module, variant: str = "plai
     if kind == "torchvision":
         obj = state
     elif kind == "rigl":
-        obj = {"model_config": {"arch": "resnet50_rigl", "dataset": "imagenet"},
-               "model_state_dict": {to_rigl(k): v for k, v in state.items()}}  # fmt: skip
+        obj = {
+            "model_config": {"arch": "resnet50_rigl", "dataset": "imagenet"},
+            "model_state_dict": {to_rigl(k): v for k, v in state.items()},
+        }
     elif kind == "str":
         obj = {"state_dict": {f"module.{k}": v for k, v in to_str(state).items()}}
     else:  # common
         sd = wrapped(state, model) if variant == "wrapped" else state
-        obj = {"model_config": {"arch": "resnet50", "dataset": "imagenet"}, "epoch": 99,
-               "model_state_dict": {f"module.{k}": v for k, v in sd.items()}}  # fmt: skip
+        obj = {
+            "model_config": {"arch": "resnet50", "dataset": "imagenet"},
+            "epoch": 99,
+            "model_state_dict": {f"module.{k}": v for k, v in sd.items()},
+        }
     path = tmp_path / f"{kind}-{variant}.pth"
     torch.save(obj, path)
     return path
@@ -114,8 +121,10 @@ def assert_same(result: ImportResult, ref: nn.Module, expected: dict[str, float]
         assert torch.equal(result.mask[name], dict(ref.named_parameters())[name] != 0)
 
 
-@pytest.mark.parametrize(("kind", "variant"), [("torchvision", "plain"), ("common", "plain"), ("common", "wrapped"),
-                                               ("rigl", "plain"), ("str", "plain")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "variant"),
+    [("torchvision", "plain"), ("common", "plain"), ("common", "wrapped"), ("rigl", "plain"), ("str", "plain")],
+)
 def test_round_trip(kind: str, variant: str, tmp_path: Path) -> None:
     ref, expected = sparse_source()
     result = run(write_file(tmp_path, kind, ref, variant), kind)
@@ -130,8 +139,13 @@ def test_round_trip(kind: str, variant: str, tmp_path: Path) -> None:
 def test_common_arch_string_selects_layout(tmp_path: Path) -> None:
     ref, expected = sparse_source(1)
     path = tmp_path / "rigl_as_common.pth"
-    torch.save({"model_config": {"arch": "resnet50_rigl", "dataset": "imagenet"},
-                "model_state_dict": {to_rigl(k): v for k, v in ref.state_dict().items()}}, path)  # fmt: skip
+    torch.save(
+        {
+            "model_config": {"arch": "resnet50_rigl", "dataset": "imagenet"},
+            "model_state_dict": {to_rigl(k): v for k, v in ref.state_dict().items()},
+        },
+        path,
+    )
     assert_same(run(path, "common"), ref, expected)
     with pytest.raises(TransferImportError, match="kind='str'"):
         run(path, "str")
@@ -148,7 +162,9 @@ def test_torchvision_weights_name_from_hub_cache(tmp_path: Path) -> None:
     with pytest.raises(TransferImportError, match="sha256"):
         import_checkpoint(file, "torchvision", ARCH, CLASSES, arch_kwargs=KW, check_hash=True)
     with pytest.raises(TransferImportError, match="not in the local torch hub cache"):
-        import_checkpoint("ResNet50_Weights.IMAGENET1K_V1", "torchvision", ARCH, CLASSES, arch_kwargs=KW, hub_dir=tmp_path)
+        import_checkpoint(
+            "ResNet50_Weights.IMAGENET1K_V1", "torchvision", ARCH, CLASSES, arch_kwargs=KW, hub_dir=tmp_path
+        )
 
 
 def test_old_torchvision_file_without_bn_counters(tmp_path: Path) -> None:
@@ -168,7 +184,10 @@ def test_rigl_loads_every_tensor_including_the_stem(tmp_path: Path) -> None:
     consts = {k: torch.full_like(v, i + 1) for i, (k, v) in enumerate(template.items())}
     path = tmp_path / "rigl.pth"
     torch.save({to_rigl(k): v for k, v in consts.items()}, path)
-    assert to_rigl("conv1.weight") == "initial_conv.conv.weight" and rigl_to_ours("initial_conv.conv.weight") == "conv1.weight"
+    assert (
+        to_rigl("conv1.weight") == "initial_conv.conv.weight"
+        and rigl_to_ours("initial_conv.conv.weight") == "conv1.weight"
+    )
     torch.manual_seed(0)  # the importer would draw exactly this init for a tensor it forgot
     result = run(path, "rigl")
     got = result.model.state_dict()
@@ -206,9 +225,17 @@ def test_one_error_lists_every_problem(tmp_path: Path) -> None:
     e, msg = exc.value, str(exc.value)
     assert e.missing == ["bn1.running_mean", "layer4.0.conv2.weight"]
     assert len(e.unexpected) == 2 and len(e.misshapen) == 2 and len(e.duplicated) == 1
-    for s in ("bn1.running_mean", "layer4.0.conv2.weight", "module.layer5.0.conv1.weight (-> layer5.0.conv1.weight)",
-              "module.head.weight", "fc.weight", "layer1.0.conv1.weight", "(3, 4)", "(1, 1, 1, 1)",
-              "conv1.weight <- module.conv1.weight, model.conv1.weight"):  # fmt: skip
+    for s in (
+        "bn1.running_mean",
+        "layer4.0.conv2.weight",
+        "module.layer5.0.conv1.weight (-> layer5.0.conv1.weight)",
+        "module.head.weight",
+        "fc.weight",
+        "layer1.0.conv1.weight",
+        "(3, 4)",
+        "(1, 1, 1, 1)",
+        "conv1.weight <- module.conv1.weight, model.conv1.weight",
+    ):
         assert s in msg, s
 
 
@@ -232,8 +259,14 @@ class Payload:
 def test_refuses_to_unpickle_custom_objects(tmp_path: Path) -> None:
     ref, _ = sparse_source()
     path = tmp_path / "pickled.pth"
-    torch.save({"model_config": {"arch": "resnet50", "dataset": "imagenet"}, "args": Payload(),
-                "model_state_dict": ref.state_dict()}, path)  # fmt: skip
+    torch.save(
+        {
+            "model_config": {"arch": "resnet50", "dataset": "imagenet"},
+            "args": Payload(),
+            "model_state_dict": ref.state_dict(),
+        },
+        path,
+    )
     with pytest.raises(TransferImportError, match="refusing to unpickle") as exc:
         run(path, "common")
     assert "weights_only" in str(exc.value) and not Payload.ran
@@ -243,7 +276,9 @@ def test_wrapped_mask_is_applied_and_noted(tmp_path: Path) -> None:
     ref, _ = sparse_source()
     state = wrapped(ref.state_dict(), ref)
     state["layer1.0.conv1._weight_mask"] = torch.zeros_like(state["layer1.0.conv1._weight_mask"])
-    torch.save({"model_config": {"arch": "resnet50", "dataset": "imagenet"}, "model_state_dict": state}, tmp_path / "w.pth")
+    torch.save(
+        {"model_config": {"arch": "resnet50", "dataset": "imagenet"}, "model_state_dict": state}, tmp_path / "w.pth"
+    )
     result = run(tmp_path / "w.pth", "common")
     assert result.per_layer["layer1.0.conv1.weight"] == 1.0
     assert not result.mask["layer1.0.conv1.weight"].any()

@@ -31,8 +31,14 @@ def test_features_are_the_input_of_the_last_linear_layer_in_eval_mode() -> None:
     assert model.training  # restored
     model.eval()
     with torch.no_grad():
-        expected = torch.flatten(model.avgpool(model.layer4(model.layer3(model.layer2(model.layer1(
-            model.maxpool(model.relu(model.bn1(model.conv1(x))))))))), 1)  # fmt: skip
+        expected = torch.flatten(
+            model.avgpool(
+                model.layer4(
+                    model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x)))))))
+                )
+            ),
+            1,
+        )
     assert torch.allclose(feats, expected, atol=1e-6) and labels.tolist() == [0, 1, 2, 3, 0, 1]
 
 

@@ -20,25 +20,42 @@ SCHEMA = REPO / "schemas" / "config.schema.yaml"
 def config(**experiment: Any) -> dict:
     recipe = {"batch_size": 32, "schedule": {"kind": "constant"}}
     return {
-        "datasets": {"digits": {"source": "digits"}, "loops": {"source": "digits_loops"},
-                     "clutter": {"source": "digits_clutter"}},
+        "datasets": {
+            "digits": {"source": "digits"},
+            "loops": {"source": "digits_loops"},
+            "clutter": {"source": "digits_clutter"},
+        },
         "models": {"lenet": {"arch": "lenet300_100"}},
-        "recipes": {"dense": {**recipe, "epochs": 3}, "gmp": {**recipe, "epochs": 4}, "acdc": {**recipe, "epochs": 10},
-                    "full": {**recipe, "epochs": 2, "optimizer": {"lr": 0.05}}, "scratch": {**recipe, "epochs": 5}},
+        "recipes": {
+            "dense": {**recipe, "epochs": 3},
+            "gmp": {**recipe, "epochs": 4},
+            "acdc": {**recipe, "epochs": 10},
+            "full": {**recipe, "epochs": 2, "optimizer": {"lr": 0.05}},
+            "scratch": {**recipe, "epochs": 5},
+        },
         "oneshot": {"enabled": False},
-        "transfer": {"title": "tiny", "experiments": [{
-            "dataset": "digits", "model": "lenet", "dense_recipe": "dense",
-            "gmp": {"recipe": "gmp", "sparsities": [0.8, 0.9], "end": 3},
-            "acdc": {"recipe": "acdc", "sparsities": [0.8]},
-            "checkpoints": [{"name": "imp", "sparsity": 0.5, "path": "results/elsewhere/model.safetensors"},
-                            {"name": "tv", "sparsity": 0.0, "path": "ext/tv.pth", "import": "torchvision"}],
-            "downstream": ["loops", "clutter"],
-            "linear": {"seeds": [0, 1], "epochs": 4},
-            "full": {"recipe": "full", "seeds": [0, 1], "lr": {"loops": 0.02}},
-            "scratch": {"recipe": "scratch", "seeds": [3]},
-            **experiment,
-        }]},
-    }  # fmt: skip
+        "transfer": {
+            "title": "tiny",
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "lenet",
+                    "dense_recipe": "dense",
+                    "gmp": {"recipe": "gmp", "sparsities": [0.8, 0.9], "end": 3},
+                    "acdc": {"recipe": "acdc", "sparsities": [0.8]},
+                    "checkpoints": [
+                        {"name": "imp", "sparsity": 0.5, "path": "results/elsewhere/model.safetensors"},
+                        {"name": "tv", "sparsity": 0.0, "path": "ext/tv.pth", "import": "torchvision"},
+                    ],
+                    "downstream": ["loops", "clutter"],
+                    "linear": {"seeds": [0, 1], "epochs": 4},
+                    "full": {"recipe": "full", "seeds": [0, 1], "lr": {"loops": 0.02}},
+                    "scratch": {"recipe": "scratch", "seeds": [3]},
+                    **experiment,
+                }
+            ],
+        },
+    }
 
 
 def plan(raw: dict, schema: bool = True) -> Plan:
@@ -84,8 +101,14 @@ def test_every_summary_of_the_grid() -> None:
     assert len(paths) == len(want) and set(paths) == want
     keys = {path: k for k, path in p.summaries()}
     assert keys[f"{ROOT}/gmp/s0.9/full/clutter/seed1/summary.json"] == {
-        "upstream_dataset": "digits", "model": "lenet", "upstream": "gmp", "sparsity": 0.9, "mode": "full",
-        "dataset": "clutter", "seed": 1}  # fmt: skip
+        "upstream_dataset": "digits",
+        "model": "lenet",
+        "upstream": "gmp",
+        "sparsity": 0.9,
+        "mode": "full",
+        "dataset": "clutter",
+        "seed": 1,
+    }
     assert keys[f"{ROOT}/scratch/loops/seed3/summary.json"]["mode"] == "scratch"
 
 
@@ -96,11 +119,17 @@ def test_without_full_or_scratch_only_linear_runs() -> None:
 
 def test_where_each_upstream_checkpoint_comes_from() -> None:
     p = plan(config())
-    assert p.upstream_checkpoint(wc(upstream="dense", sparsity="0")) == "results/train/digits/lenet/dense/seed0/model.safetensors"
+    assert (
+        p.upstream_checkpoint(wc(upstream="dense", sparsity="0"))
+        == "results/train/digits/lenet/dense/seed0/model.safetensors"
+    )
     assert p.upstream_checkpoint(wc(upstream="gmp", sparsity="0.9")) == f"{ROOT}/upstream/gmp/s0.9/model.safetensors"
     assert p.upstream_checkpoint(wc(upstream="imp", sparsity="0.5")) == "results/elsewhere/model.safetensors"
     assert p.upstream_checkpoint(wc(upstream="tv", sparsity="0")) == f"{ROOT}/upstream/imported/tv/s0/model.safetensors"
-    assert (p.import_source(wc(upstream="tv", sparsity="0")), p.import_kind(wc(upstream="tv", sparsity="0"))) == ("ext/tv.pth", "torchvision")
+    assert (p.import_source(wc(upstream="tv", sparsity="0")), p.import_kind(wc(upstream="tv", sparsity="0"))) == (
+        "ext/tv.pth",
+        "torchvision",
+    )
     with pytest.raises(KeyError, match="no upstream 'gmp' at sparsity 0.5"):
         p.upstream(wc(upstream="gmp", sparsity="0.5"))
 
@@ -121,16 +150,35 @@ def test_linear_protocol_is_typed_with_the_papers_defaults() -> None:
     assert (exp.linear.seeds, exp.linear.epochs, exp.linear.lr, exp.linear.solver) == ([0, 1], 4, 0.01, "sgd")
     options = p.linear_options(wc(upstream="dense", sparsity="0", dataset="loops"))
     # the rule's params: every key, in the schema's order (Snakemake compares their repr)
-    assert list(options) == ["seeds", "normalize", "solver", "epochs", "lr", "momentum", "weight_decay", "batch_size",
-                             "decay_after", "l2", "max_iter"]  # fmt: skip
+    assert list(options) == [
+        "seeds",
+        "normalize",
+        "solver",
+        "epochs",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "batch_size",
+        "decay_after",
+        "l2",
+        "max_iter",
+    ]
     assert options["decay_after"] == [50, 100] and options["epochs"] == 4
 
 
 def test_gmp_options_are_the_ramp_with_its_defaults() -> None:
     p = plan(config())
     options = p.gmp_options(wc(upstream="gmp", sparsity="0.8"))
-    assert options == {"recipe": "gmp", "sparsities": [0.8, 0.9], "start": 0, "freq": 1, "end": 3,
-                       "initial_sparsity": 0.0, "degree": 3.0, "final_step": True}  # fmt: skip
+    assert options == {
+        "recipe": "gmp",
+        "sparsities": [0.8, 0.9],
+        "start": 0,
+        "freq": 1,
+        "end": 3,
+        "initial_sparsity": 0.0,
+        "degree": 3.0,
+        "final_step": True,
+    }
     assert list(options)[:2] == ["recipe", "sparsities"]
     assert p.cfg.experiments[0].gmp.recipe == "gmp"
 

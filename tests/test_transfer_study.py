@@ -35,13 +35,24 @@ LENET = ModelHparams("lenet300_100", {"hidden": [24, 12]})
 
 
 def _recipe(epochs: int) -> TrainHparams:
-    return TrainHparams.from_dict({"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}})
+    return TrainHparams.from_dict(
+        {"epochs": epochs, "batch_size": 64, "optimizer": {"lr": 0.05}, "schedule": {"kind": "constant"}}
+    )
 
 
 def test_acdc_upstream_ends_sparse_at_exactly_the_target(tmp_path) -> None:  # type: ignore[no-untyped-def]
     files = RunFiles.in_directory(tmp_path / "acdc")
-    run_acdc(files, tmp_path / "summary.json", data=DIGITS, model=LENET, recipe=_recipe(10), sparsity=0.75,
-             sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    run_acdc(
+        files,
+        tmp_path / "summary.json",
+        data=DIGITS,
+        model=LENET,
+        recipe=_recipe(10),
+        sparsity=0.75,
+        sparse_layers="conv_fc",
+        seed=0,
+        compute=CPU,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     names = [n for n, p in ckpt.model.named_parameters() if n.endswith("weight")]
     assert ckpt.mask is not None and sorted(ckpt.mask.names()) == sorted(names)
@@ -49,7 +60,7 @@ def test_acdc_upstream_ends_sparse_at_exactly_the_target(tmp_path) -> None:  # t
     assert ckpt.mask.num_active == -(-total // 4)  # ceil(N (1 - s)): one global threshold
     assert Mask.from_zeros(ckpt.model, names).sparsity >= ckpt.mask.sparsity - 1e-12  # the weights obey it
     phases = pd.read_csv(files.metrics_csv)["acdc_phase"].dropna().tolist()
-    assert phases[0] == "dense" and phases[-1] == "sparse" and "dense" in phases[phases.index("sparse"):]
+    assert phases[0] == "dense" and phases[-1] == "sparse" and "dense" in phases[phases.index("sparse") :]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["method"] == "acdc" and summary["sparsity"] == pytest.approx(0.75, abs=1 / total)
 
@@ -87,8 +98,18 @@ def test_gmp_upstream_reaches_its_target_under_one_global_threshold(tmp_path) ->
     dense = RunFiles.in_directory(tmp_path / "dense")
     run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(2), seed=0, compute=CPU)
     files = RunFiles.in_directory(tmp_path / "gmp")
-    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DIGITS, recipe=_recipe(4), sparsity=0.9,
-            options={"start": 0, "freq": 1, "end": 3}, sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    run_gmp(
+        files,
+        tmp_path / "summary.json",
+        dense=dense.checkpoint,
+        data=DIGITS,
+        recipe=_recipe(4),
+        sparsity=0.9,
+        options={"start": 0, "freq": 1, "end": 3},
+        sparse_layers="conv_fc",
+        seed=0,
+        compute=CPU,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     assert ckpt.mask.sparsity == pytest.approx(0.9, abs=1e-3)
     per_layer = [1 - float(m.float().mean()) for _, m in ckpt.mask.items()]
@@ -101,7 +122,9 @@ def test_features_are_the_eval_mode_penultimate_activations_of_every_sample(tmp_
     lenet_bn = ModelHparams("lenet300_100", {"hidden": [24, 12], "batch_norm": True})  # BN: eval mode matters
     run_training(files, data=DIGITS, model=lenet_bn, recipe=_recipe(1), seed=0, compute=CPU)
     data = DataHparams(source="digits_loops", train_per_class=4)
-    run_feature_extraction(files.checkpoint, data, tmp_path / "tr.safetensors", tmp_path / "te.safetensors", compute=CPU)
+    run_feature_extraction(
+        files.checkpoint, data, tmp_path / "tr.safetensors", tmp_path / "te.safetensors", compute=CPU
+    )
     model = load_checkpoint(files.checkpoint).model.eval()
     splits = build_splits(data)
     for path, ds in ((tmp_path / "tr.safetensors", splits.train_eval), (tmp_path / "te.safetensors", splits.test)):
@@ -119,8 +142,13 @@ def test_features_refuse_an_upstream_of_another_input_shape(tmp_path) -> None:  
     files = RunFiles.in_directory(tmp_path / "up")
     run_training(files, data=DIGITS, model=LENET, recipe=_recipe(1), seed=0, compute=CPU)
     with pytest.raises(ValueError, match="image_size/channels"):
-        run_feature_extraction(files.checkpoint, DataHparams(source="digits_loops", image_size=16), tmp_path / "a.safetensors",
-                               tmp_path / "b.safetensors", compute=CPU)  # fmt: skip
+        run_feature_extraction(
+            files.checkpoint,
+            DataHparams(source="digits_loops", image_size=16),
+            tmp_path / "a.safetensors",
+            tmp_path / "b.safetensors",
+            compute=CPU,
+        )
 
 
 def test_linear_heads_per_seed_and_records(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -133,14 +161,32 @@ def test_linear_heads_per_seed_and_records(tmp_path) -> None:  # type: ignore[no
     for name, idx in (("tr", slice(0, 30)), ("te", slice(30, 60))):
         save_features(tmp_path / f"{name}.safetensors", x[idx], y[idx], {"num_classes": 3, "backbone_sparsity": 0.5})
     options = LinearProtocol(seeds=[0, 1], epochs=20, decay_after=[10])
-    sgd = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "s.json", tmp_path / "h.csv", options=options)
+    sgd = run_linear(
+        tmp_path / "tr.safetensors",
+        tmp_path / "te.safetensors",
+        tmp_path / "s.json",
+        tmp_path / "h.csv",
+        options=options,
+    )
     assert set(sgd["seeds"]) == {"0", "1"} and all(v["top1"] > 0.9 for v in sgd["seeds"].values())
     history = pd.read_csv(tmp_path / "h.csv")
     assert len(history) == 2 * 20 and history.groupby("seed")["lr"].last().tolist() == pytest.approx([1e-3, 1e-3])
-    lbfgs = run_linear(tmp_path / "tr.safetensors", tmp_path / "te.safetensors", tmp_path / "l.json", tmp_path / "lh.csv",
-                       options=options.replace(solver="lbfgs"))  # fmt: skip
+    lbfgs = run_linear(
+        tmp_path / "tr.safetensors",
+        tmp_path / "te.safetensors",
+        tmp_path / "l.json",
+        tmp_path / "lh.csv",
+        options=options.replace(solver="lbfgs"),
+    )
     assert lbfgs["solver"] == "lbfgs" and all(v["top1"] > 0.9 for v in lbfgs["seeds"].values())
-    keys = {"upstream_dataset": "digits", "model": "lenet", "upstream": "gmp", "sparsity": 0.5, "mode": "linear", "dataset": "d"}
+    keys = {
+        "upstream_dataset": "digits",
+        "model": "lenet",
+        "upstream": "gmp",
+        "sparsity": 0.5,
+        "mode": "linear",
+        "dataset": "d",
+    }
     rows = records_from_summaries([(keys, tmp_path / "s.json")])
     assert [r["seed"] for r in rows] == [0, 1] and all(r["measured_sparsity"] == 0.5 for r in rows)
 
@@ -178,8 +224,18 @@ def test_paper_gmp_prunes_before_epochs_1_6_to_36_on_the_acdc_ramp(tmp_path) -> 
     files = RunFiles.in_directory(tmp_path / "gmp")
     few = DataHparams(source="digits", subset_fraction=0.05)  # 37 short epochs, evaluated once
     recipe = TrainHparams.from_dict({**_recipe(37).to_dict(), "eval_every": 37})
-    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=few, recipe=recipe, sparsity=0.9,
-            options=exp.gmp.options(), sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    run_gmp(
+        files,
+        tmp_path / "summary.json",
+        dense=dense.checkpoint,
+        data=few,
+        recipe=recipe,
+        sparsity=0.9,
+        options=exp.gmp.options(),
+        sparse_layers="conv_fc",
+        seed=0,
+        compute=CPU,
+    )
     by_epoch = _sparsity_by_epoch(files.metrics_csv)
     total = sum(m.numel() for _, m in load_checkpoint(files.checkpoint).mask.items())
     expected, level = {}, 0.0
@@ -189,19 +245,31 @@ def test_paper_gmp_prunes_before_epochs_1_6_to_36_on_the_acdc_ramp(tmp_path) -> 
             level = next(levels)
         expected[epoch] = level
     assert sorted(by_epoch) == list(range(1, 38))
-    assert [by_epoch[e] for e in range(1, 38)] == pytest.approx([expected[e] for e in range(1, 38)], abs=5e-4 + 1 / total)
+    assert [by_epoch[e] for e in range(1, 38)] == pytest.approx(
+        [expected[e] for e in range(1, 38)], abs=5e-4 + 1 / total
+    )
 
 
 def test_gmp_prunes_before_the_first_epoch_when_the_ramp_starts_at_0(tmp_path) -> None:  # type: ignore[no-untyped-def]
     dense = RunFiles.in_directory(tmp_path / "dense")
     run_training(dense, data=DIGITS, model=LENET, recipe=_recipe(1), seed=0, compute=CPU)
     files = RunFiles.in_directory(tmp_path / "gmp")
-    run_gmp(files, tmp_path / "summary.json", dense=dense.checkpoint, data=DIGITS, recipe=_recipe(1), sparsity=0.9,
-            options={"start": 0, "freq": 2, "end": 4, "initial_sparsity": 0.3, "final_step": False},
-            sparse_layers="conv_fc", seed=0, compute=CPU)  # fmt: skip
+    run_gmp(
+        files,
+        tmp_path / "summary.json",
+        dense=dense.checkpoint,
+        data=DIGITS,
+        recipe=_recipe(1),
+        sparsity=0.9,
+        options={"start": 0, "freq": 2, "end": 4, "initial_sparsity": 0.3, "final_step": False},
+        sparse_layers="conv_fc",
+        seed=0,
+        compute=CPU,
+    )
     ckpt = load_checkpoint(files.checkpoint)
     total = sum(m.numel() for _, m in ckpt.mask.items())
     assert ckpt.mask.sparsity == pytest.approx(0.3, abs=1 / total)  # the step before epoch 0 (its only epoch)
+
 
 def _acdc_lr_by_epoch(epochs: int) -> list[float]:
     """The lr of every 0-based epoch under the AC/DC repo's GMP trainer: SGD lr 0.005, ExponentialLR(0.6)
@@ -228,4 +296,6 @@ def test_paper_gmp_lr_drops_after_epochs_40_46_to_88() -> None:
         first, last = epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch - 1
         assert recipe.optimizer.lr * factor(first) == pytest.approx(original[epoch], rel=1e-12), epoch
         assert recipe.optimizer.lr * factor(last) == pytest.approx(original[epoch], rel=1e-12), epoch
-    assert original[40] == 0.005 and original[41] == pytest.approx(0.003) and original[89] == pytest.approx(0.005 * 0.6**9)
+    assert (
+        original[40] == 0.005 and original[41] == pytest.approx(0.003) and original[89] == pytest.approx(0.005 * 0.6**9)
+    )

@@ -14,29 +14,60 @@ pytestmark = pytest.mark.workflow
 
 
 def transfer_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
-    recipe = {"batch_size": 32, "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4}, "schedule": {"kind": "constant"}}
+    recipe = {
+        "batch_size": 32,
+        "optimizer": {"lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+        "schedule": {"kind": "constant"},
+    }
     return {
         "compute": {"device": "cpu"},
-        "datasets": {"digits": {"source": "digits"},
-                     "loops": {"source": "digits_loops", "train_per_class": 5}},
+        "datasets": {"digits": {"source": "digits"}, "loops": {"source": "digits_loops", "train_per_class": 5}},
         "models": {"lenet": {"arch": "lenet300_100", "kwargs": {"hidden": [32, 16]}}},
-        "recipes": {"dense": {**recipe, "epochs": 3}, "gmp": {**recipe, "epochs": 3}, "acdc": {**recipe, "epochs": 10},
-                    "full": {**recipe, "epochs": 2}, "finetune": {**recipe, "epochs": 1}},
-        "oneshot": {"experiments": [{"dataset": "digits", "model": "lenet", "train_recipe": "dense", "finetune_recipe": "finetune",
-                                     "scopes": ["global"], "sparsities": [0.9], "seeds": [0]}]},
-        "transfer": {"title": "tiny transfer", "experiments": [{
-            "dataset": "digits", "model": "lenet", "dense_recipe": "dense",
-            "gmp": {"recipe": "gmp", "sparsities": [0.8], "start": 0, "freq": 1, "end": 2},
-            "acdc": {"recipe": "acdc", "sparsities": [0.8]},
-            "checkpoints": [{"name": "oneshot", "sparsity": 0.9,
-                             "path": "results/oneshot/digits/lenet/global/s0.9/seed0/model.safetensors"}],
-            "downstream": ["loops"],
-            "linear": {"seeds": [0, 1], "epochs": 4, "decay_after": [2]},
-            "full": {"recipe": "full", "seeds": [0], "lr": {"loops": 0.02}},
-            "scratch": {"recipe": "full", "seeds": [0]},
-            **experiment,
-        }]},
-    }  # fmt: skip
+        "recipes": {
+            "dense": {**recipe, "epochs": 3},
+            "gmp": {**recipe, "epochs": 3},
+            "acdc": {**recipe, "epochs": 10},
+            "full": {**recipe, "epochs": 2},
+            "finetune": {**recipe, "epochs": 1},
+        },
+        "oneshot": {
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "lenet",
+                    "train_recipe": "dense",
+                    "finetune_recipe": "finetune",
+                    "scopes": ["global"],
+                    "sparsities": [0.9],
+                    "seeds": [0],
+                }
+            ]
+        },
+        "transfer": {
+            "title": "tiny transfer",
+            "experiments": [
+                {
+                    "dataset": "digits",
+                    "model": "lenet",
+                    "dense_recipe": "dense",
+                    "gmp": {"recipe": "gmp", "sparsities": [0.8], "start": 0, "freq": 1, "end": 2},
+                    "acdc": {"recipe": "acdc", "sparsities": [0.8]},
+                    "checkpoints": [
+                        {
+                            "name": "oneshot",
+                            "sparsity": 0.9,
+                            "path": "results/oneshot/digits/lenet/global/s0.9/seed0/model.safetensors",
+                        }
+                    ],
+                    "downstream": ["loops"],
+                    "linear": {"seeds": [0, 1], "epochs": 4, "decay_after": [2]},
+                    "full": {"recipe": "full", "seeds": [0], "lr": {"loops": 0.02}},
+                    "scratch": {"recipe": "full", "seeds": [0]},
+                    **experiment,
+                }
+            ],
+        },
+    }
 
 
 def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +87,9 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
     sparse = measured.drop(index=["scratch", "dense"], level=0)
     assert (sparse["full"] - sparse["linear"]).abs().max() < 1e-12 and (sparse["linear"] > 0.5).all()
     # the per-dataset lr replaced the recipe's (0.05) in full finetuning, not in the scratch baseline
-    full = json.loads((root / "digits" / "lenet" / "gmp" / "s0.8" / "full" / "loops" / "seed0" / "hparams.json").read_text())
+    full = json.loads(
+        (root / "digits" / "lenet" / "gmp" / "s0.8" / "full" / "loops" / "seed0" / "hparams.json").read_text()
+    )
     scratch = json.loads((root / "digits" / "lenet" / "scratch" / "loops" / "seed0" / "hparams.json").read_text())
     assert full["train"]["optimizer"]["lr"] == 0.02 and scratch["train"]["optimizer"]["lr"] == 0.05
     meta = json.loads((root / "digits" / "lenet" / "dense" / "s0" / "features" / "loops" / "train.json").read_text())
@@ -72,13 +105,30 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"checkpoints": [{"name": "dense", "path": "x.safetensors", "sparsity": 0.5}]}, "transfer.experiments[0].checkpoints[0].name"),
-     ({"dense_recipe": None}, "transfer.experiments[0].gmp"),
-     ({"full": {"recipe": "full", "seeds": [0], "lr": {"cars": 0.01}}}, "transfer.experiments[0].full.lr.cars"),
-     ({"acdc": {"recipe": "dense", "sparsities": [0.8]}}, "transfer.experiments[0].acdc.recipe"),
-     ({"downstream": ["nope"]}, "transfer.experiments[0].downstream[0]"),
-     ({"checkpoints": [{"name": "rigl", "path": "r.pth", "sparsity": 0.9, "import": "rigl", "data": {"interpolaton": "bicubic"}}]},
-      "transfer.experiments[0].checkpoints[0].data")],  # fmt: skip
+    [
+        (
+            {"checkpoints": [{"name": "dense", "path": "x.safetensors", "sparsity": 0.5}]},
+            "transfer.experiments[0].checkpoints[0].name",
+        ),
+        ({"dense_recipe": None}, "transfer.experiments[0].gmp"),
+        ({"full": {"recipe": "full", "seeds": [0], "lr": {"cars": 0.01}}}, "transfer.experiments[0].full.lr.cars"),
+        ({"acdc": {"recipe": "dense", "sparsities": [0.8]}}, "transfer.experiments[0].acdc.recipe"),
+        ({"downstream": ["nope"]}, "transfer.experiments[0].downstream[0]"),
+        (
+            {
+                "checkpoints": [
+                    {
+                        "name": "rigl",
+                        "path": "r.pth",
+                        "sparsity": 0.9,
+                        "import": "rigl",
+                        "data": {"interpolaton": "bicubic"},
+                    }
+                ]
+            },
+            "transfer.experiments[0].checkpoints[0].data",
+        ),
+    ],
 )
 def test_config_errors_name_the_key(tmp_path, change, message) -> None:  # type: ignore[no-untyped-def]
     write_config(tmp_path / "config.yaml", transfer_config(**change))

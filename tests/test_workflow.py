@@ -64,7 +64,7 @@ def test_outputs_make_sense(done):
             tensors = load_file(str(run / f"{name}.safetensors"))
             for key, mask in tensors.items():
                 if key.startswith("mask/"):
-                    assert (tensors[key[len("mask/"):]][~mask] == 0).all(), f"{run}/{name}: {key} not enforced"
+                    assert (tensors[key[len("mask/") :]][~mask] == 0).all(), f"{run}/{name}: {key} not enforced"
         hparams = json.loads((run / "hparams.json").read_text())
         assert hparams["train"]["epochs"] == 3 and hparams["parent"]["path"].endswith("pruned.safetensors")
 
@@ -95,9 +95,13 @@ def test_editing_one_sparsity_plans_only_its_jobs_and_the_summaries(done):
     edited = write_config(done / "edited.yaml", config)
     out = snakemake(done, "-n", "--configfile", str(edited)).stdout
     assert planned_jobs(out) == {
-        "prune_finetune_oneshot": 4, "evaluate_oneshot": 4,  # 2 scopes x 2 seeds, all at 0.8
-        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
-    }  # fmt: skip
+        "prune_finetune_oneshot": 4,
+        "evaluate_oneshot": 4,  # 2 scopes x 2 seeds, all at 0.8
+        "oneshot_records": 1,
+        "oneshot_table": 1,
+        "oneshot_figure": 1,
+        "all": 1,
+    }
     sparsities = set(re.findall(r"sparsity=([0-9.]+)", out))
     assert sparsities == {"0.8"}
 
@@ -126,16 +130,25 @@ def test_editing_a_training_hyperparameter_reruns_exactly_what_depends_on_it(don
     config["recipes"]["finetune"]["optimizer"]["lr"] = 0.02  # finetuning only: the dense runs stay
     edited = write_config(done / "finetune_lr.yaml", config)
     assert planned_jobs(snakemake(done, "-n", "--configfile", str(edited)).stdout) == {
-        "prune_finetune_oneshot": 8, "evaluate_oneshot": 8,  # the pruned runs; the 2 dense evaluations stay
-        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
-    }  # fmt: skip
+        "prune_finetune_oneshot": 8,
+        "evaluate_oneshot": 8,  # the pruned runs; the 2 dense evaluations stay
+        "oneshot_records": 1,
+        "oneshot_table": 1,
+        "oneshot_figure": 1,
+        "all": 1,
+    }
     config = tiny_config()
     config["recipes"]["dense"]["optimizer"]["lr"] = 0.04  # the dense runs: everything below them
     edited = write_config(done / "dense_lr.yaml", config)
     assert planned_jobs(snakemake(done, "-n", "--configfile", str(edited)).stdout) == {
-        "train_dense": 2, "prune_finetune_oneshot": 8, "evaluate_oneshot": 10,
-        "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
-    }  # fmt: skip
+        "train_dense": 2,
+        "prune_finetune_oneshot": 8,
+        "evaluate_oneshot": 10,
+        "oneshot_records": 1,
+        "oneshot_table": 1,
+        "oneshot_figure": 1,
+        "all": 1,
+    }
 
 
 def test_editing_the_engine_reruns_every_training_job_and_what_follows(done):
@@ -144,9 +157,14 @@ def test_editing_the_engine_reruns_every_training_job_and_what_follows(done):
     try:
         engine.write_text(original + "\n# an edit\n")
         assert planned_jobs(snakemake(done, "-n").stdout) == {
-            "train_dense": 2, "prune_finetune_oneshot": 8, "evaluate_oneshot": 10,
-            "oneshot_records": 1, "oneshot_table": 1, "oneshot_figure": 1, "all": 1,
-        }  # fmt: skip
+            "train_dense": 2,
+            "prune_finetune_oneshot": 8,
+            "evaluate_oneshot": 10,
+            "oneshot_records": 1,
+            "oneshot_table": 1,
+            "oneshot_figure": 1,
+            "all": 1,
+        }
     finally:
         engine.write_text(original)
 
@@ -157,7 +175,10 @@ def test_a_wrong_key_fails_at_parse_time_with_its_path(done):
     bad = write_config(done / "bad.yaml", config)
     proc = snakemake(done, "-n", "--configfile", str(bad), check=False)
     assert proc.returncode != 0
-    assert "recipes.finetune.optimizer: Additional properties are not allowed ('learning_rate'" in proc.stdout + proc.stderr
+    assert (
+        "recipes.finetune.optimizer: Additional properties are not allowed ('learning_rate'"
+        in proc.stdout + proc.stderr
+    )
 
 
 def test_a_wrong_type_fails_at_parse_time_with_its_path(done):
@@ -175,7 +196,13 @@ def test_a_missing_root_stops_a_real_run_before_any_job(tmp_path):
     config["datasets"]["cifar"] = {"source": "cifar10", "root": str(tmp_path / "no-cifar")}
     config["models"]["resnet"] = {"arch": "cifar_resnet20"}
     config["oneshot"]["experiments"].append(
-        {"dataset": "cifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+        {
+            "dataset": "cifar",
+            "model": "resnet",
+            "train_recipe": "dense",
+            "finetune_recipe": "finetune",
+            "sparsities": [0.5],
+        }
     )
     write_config(wf / "config.yaml", config)
     plan = snakemake(wf, "-n")  # planning works without the data, with a warning
@@ -193,7 +220,13 @@ def cifar_only_config(root: Path) -> dict:
     config["datasets"] = {"mycifar": {"source": "cifar10", "root": str(root), "verify_checksums": False}}
     config["models"] = {"resnet": {"arch": "cifar_resnet20"}}
     config["oneshot"]["experiments"] = [
-        {"dataset": "mycifar", "model": "resnet", "train_recipe": "dense", "finetune_recipe": "finetune", "sparsities": [0.5]}
+        {
+            "dataset": "mycifar",
+            "model": "resnet",
+            "train_recipe": "dense",
+            "finetune_recipe": "finetune",
+            "sparsities": [0.5],
+        }
     ]
     return config
 
@@ -239,9 +272,24 @@ def test_every_paper_config_plans_without_its_data(config, tmp_path):
 def test_all_paper_configs_plan_together_in_one_process_as_separately(tmp_path):
     """`python -m sparselab plan` gives every config the plan its own `snakemake -n` gives."""
     configs = sorted((REPO / "configs").glob("*.yaml"))
-    proc = subprocess.run([sys.executable, "-m", "sparselab", "plan", *map(str, configs), "--snakemake-args",
-                           "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparselab",
+            "plan",
+            *map(str, configs),
+            "--snakemake-args",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sections = proc.stdout.split("== ")[1:]
     assert len(sections) == len(configs)

@@ -11,7 +11,13 @@ smk = snakemake  # noqa: F821
 out = smk.output
 with snakemake_job(smk):
     write_report(
-        smk.input.records, smk.input.densities, table_csv=out.table, table_md=out.table_md,
-        figure_pdf=out.figure_pdf, figure_png=out.figure_png, density_pdf=out.density_pdf,
-        density_png=out.density_png, title=smk.params.title,
-    )  # fmt: skip
+        smk.input.records,
+        smk.input.densities,
+        table_csv=out.table,
+        table_md=out.table_md,
+        figure_pdf=out.figure_pdf,
+        figure_png=out.figure_png,
+        density_pdf=out.density_pdf,
+        density_png=out.density_png,
+        title=smk.params.title,
+    )

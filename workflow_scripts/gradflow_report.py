@@ -13,6 +13,11 @@ with snakemake_job(smk):
     write_report(
         smk.input.records,
         {tuple(keys[k] for k in KEYS): path for keys, path in smk.params.rounds},
-        table_csv=out.table, table_md=out.table_md, rounds_pdf=out.rounds_pdf, rounds_png=out.rounds_png,
-        kendall_pdf=out.kendall_pdf, kendall_png=out.kendall_png, title=smk.params.title,
-    )  # fmt: skip
+        table_csv=out.table,
+        table_md=out.table_md,
+        rounds_pdf=out.rounds_pdf,
+        rounds_png=out.rounds_png,
+        kendall_pdf=out.kendall_pdf,
+        kendall_png=out.kendall_png,
+        title=smk.params.title,
+    )

@@ -20,9 +20,23 @@ common = dict(
 )
 with snakemake_job(smk) as compute:
     if int(smk.wildcards.get("round", 0)) == 0:
-        run_imp_dense(RunFiles.from_snakemake(smk), smk.output.rewind, model=ModelHparams.from_dict(smk.params.model),
-                      rewind_epoch=imp["rewind_epoch"], compute=compute, **common)  # fmt: skip
+        run_imp_dense(
+            RunFiles.from_snakemake(smk),
+            smk.output.rewind,
+            model=ModelHparams.from_dict(smk.params.model),
+            rewind_epoch=imp["rewind_epoch"],
+            compute=compute,
+            **common,
+        )
     else:
-        run_imp_round(RunFiles.from_snakemake(smk), previous=smk.input.previous, rewind_state=smk.input.rewind,
-                      round_index=int(smk.wildcards["round"]), conv_fraction=imp["conv_fraction"],
-                      linear_fraction=imp["linear_fraction"], scope=imp["scope"], compute=compute, **common)  # fmt: skip
+        run_imp_round(
+            RunFiles.from_snakemake(smk),
+            previous=smk.input.previous,
+            rewind_state=smk.input.rewind,
+            round_index=int(smk.wildcards["round"]),
+            conv_fraction=imp["conv_fraction"],
+            linear_fraction=imp["linear_fraction"],
+            scope=imp["scope"],
+            compute=compute,
+            **common,
+        )

@@ -10,6 +10,11 @@ from sparselab.studies.pathnorm.artefacts import write_imp_figure  # noqa: E402
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):
     write_imp_figure(
-        smk.params.runs, smk.params.sparsity, smk.output.csv, smk.output.pdf, smk.output.png,
-        title=smk.params.title, gap=smk.params.gap,
+        smk.params.runs,
+        smk.params.sparsity,
+        smk.output.csv,
+        smk.output.pdf,
+        smk.output.png,
+        title=smk.params.title,
+        gap=smk.params.gap,
     )

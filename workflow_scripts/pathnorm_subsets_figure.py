@@ -10,6 +10,10 @@ from sparselab.studies.pathnorm.artefacts import write_subsets_figure  # noqa: E
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):
     write_subsets_figure(
-        smk.params.runs, smk.output.csv, smk.output.pdf, smk.output.png,
-        title=smk.params.title, gap=smk.params.gap,
+        smk.params.runs,
+        smk.output.csv,
+        smk.output.pdf,
+        smk.output.png,
+        title=smk.params.title,
+        gap=smk.params.gap,
     )

@@ -10,4 +10,10 @@ from sparselab.studies.transfer.options import LinearProtocol  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):
-    run_linear(smk.input.train, smk.input.test, smk.output.summary, smk.output.history, options=LinearProtocol.from_dict(smk.params.options))
+    run_linear(
+        smk.input.train,
+        smk.input.test,
+        smk.output.summary,
+        smk.output.history,
+        options=LinearProtocol.from_dict(smk.params.options),
+    )

@@ -48,7 +48,9 @@ class UsageError(ValueError):
 
 def _yaml_error(path: str, exc: yaml.MarkedYAMLError) -> str:
     where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" if exc.problem_mark else ""
-    context = f" ({exc.context} that starts at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+    context = (
+        f" ({exc.context} that starts at line {exc.context_mark.line + 1})" if exc.context and exc.context_mark else ""
+    )
     return f"{path}: YAML syntax error{where}: {exc.problem or exc.context}{context}; fix the file there"
 
 
@@ -63,8 +65,10 @@ def _load_config(path: str):
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not a YAML file ({' '.join(str(exc).split())})") from None
     if not isinstance(config, dict):
-        raise UsageError(f"{path}: a config is a mapping of sections (datasets:, models:, recipes: ...), "
-                         f"this file holds {type(config).__name__}")  # fmt: skip
+        raise UsageError(
+            f"{path}: a config is a mapping of sections (datasets:, models:, recipes: ...), "
+            f"this file holds {type(config).__name__}"
+        )
     if SCHEMA.exists():
         validate_schema(config, SCHEMA, source=path)
     return build_workflow_config(config)
@@ -72,8 +76,9 @@ def _load_config(path: str):
 
 def _pick(defined: dict, name: str, option: str, section: str, config: str):
     if name not in defined:
-        raise UsageError(f"--{option} {name}: not defined under {section}: in {config} "
-                         f"(defined: {', '.join(sorted(defined))})")  # fmt: skip
+        raise UsageError(
+            f"--{option} {name}: not defined under {section}: in {config} (defined: {', '.join(sorted(defined))})"
+        )
     return defined[name]
 
 
@@ -101,8 +106,10 @@ def _check_input_shape(ckpt, shape: tuple[int, ...], source: str) -> None:  # no
             model.train(training)
     if why:
         spelled = " ".join(map(str, expected))
-        raise UsageError(f"--input-shape {' '.join(map(str, shape))}: does not fit {source} (input {spelled}): {why}; "
-                         f"pass --input-shape {spelled} or leave it out")  # fmt: skip
+        raise UsageError(
+            f"--input-shape {' '.join(map(str, shape))}: does not fit {source} (input {spelled}): {why}; "
+            f"pass --input-shape {spelled} or leave it out"
+        )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -115,9 +122,11 @@ def _train(args: argparse.Namespace) -> int:
 
     setup_logging(None)
     cfg = _load_config(args.config)
-    picked = {"data": _pick(cfg.datasets, args.dataset, "dataset", "datasets", args.config),
-              "model": _pick(cfg.models, args.model, "model", "models", args.config),
-              "recipe": _pick(cfg.recipes, args.recipe, "recipe", "recipes", args.config)}  # fmt: skip
+    picked = {
+        "data": _pick(cfg.datasets, args.dataset, "dataset", "datasets", args.config),
+        "model": _pick(cfg.models, args.model, "model", "models", args.config),
+        "recipe": _pick(cfg.recipes, args.recipe, "recipe", "recipes", args.config),
+    }
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: a file, not a directory; give the directory the run's files go to")
     files = run.RunFiles.in_directory(args.out)
@@ -147,8 +156,12 @@ def _prune(args: argparse.Namespace) -> int:
 
     if not args.out.endswith(".safetensors"):
         raise UsageError(f"{args.out}: checkpoint files end in .safetensors")
-    check_outputs([args.out, sidecar_path(args.out)], [args.checkpoint, sidecar_path(args.checkpoint)], force=args.force)
-    meta = prune_checkpoint(args.checkpoint, args.out, sparsity=args.sparsity, scope=args.scope, verify=not args.no_verify)
+    check_outputs(
+        [args.out, sidecar_path(args.out)], [args.checkpoint, sidecar_path(args.checkpoint)], force=args.force
+    )
+    meta = prune_checkpoint(
+        args.checkpoint, args.out, sparsity=args.sparsity, scope=args.scope, verify=not args.no_verify
+    )
     print(json.dumps(meta["sparsity"], indent=2))
     return 0
 
@@ -159,8 +172,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         data = _pick(cfg.datasets, args.dataset, "dataset", "datasets", args.config)
-        record = evaluate_checkpoint(args.checkpoint, data, Path(tmp) / "eval.json", compute=cfg.compute,
-                                     verify=not args.no_verify)  # fmt: skip
+        record = evaluate_checkpoint(
+            args.checkpoint, data, Path(tmp) / "eval.json", compute=cfg.compute, verify=not args.no_verify
+        )
     record.pop("layer_sparsity", None)
     print(json.dumps(record, indent=2))
     return 0
@@ -215,8 +229,10 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"== {plan.configfile} ({plan.seconds:.1f} s)\n{job_stats(plan.output)}\n")
         failed += not plan.ok
         total += plan.jobs or 0
-    print(f"{len(args.configs)} configs, {total} jobs planned in {time.perf_counter() - t0:.1f} s"
-          + (f"; {failed} failed" if failed else ""))
+    print(
+        f"{len(args.configs)} configs, {total} jobs planned in {time.perf_counter() - t0:.1f} s"
+        + (f"; {failed} failed" if failed else "")
+    )
     return 1 if failed else 0
 
 
@@ -237,7 +253,9 @@ NO_VERIFY = "skip checking the tensor file's size and SHA-256 against the sideca
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sparselab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sparselab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from scratch, resumable")
@@ -249,8 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for model.safetensors, metrics.csv, hparams.json")
     p.add_argument("--state-dir", help="resume state directory (default: <out>/.resume)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
-    p.add_argument("--threads", type=_positive_int,
-                   help="CPU threads (default: the config's resources.threads, as the pipeline's jobs)")  # fmt: skip
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="CPU threads (default: the config's resources.threads, as the pipeline's jobs)",
+    )
     p.add_argument("--force", action="store_true", help="write even into a workflow's results/ directory")
     p.set_defaults(func=_train)
 
@@ -273,10 +294,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pathnorm", help="exact L^q path-norms of a checkpoint (Gonon et al. 2024)")
     p.add_argument("checkpoint")
     p.add_argument("--q", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0, 16.0], help="exponents (0 counts paths)")
-    p.add_argument("--convention", nargs="+", choices=["exact", "gbrg24"], default=["exact"],
-                   help="exact: the definition; gbrg24: the original code's numbers")  # fmt: skip
-    p.add_argument("--input-shape", type=_positive_int, nargs=3, metavar=("C", "H", "W"),
-                   help="the input (default: the checkpoint's); another H W only where the model takes it")  # fmt: skip
+    p.add_argument(
+        "--convention",
+        nargs="+",
+        choices=["exact", "gbrg24"],
+        default=["exact"],
+        help="exact: the definition; gbrg24: the original code's numbers",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=_positive_int,
+        nargs=3,
+        metavar=("C", "H", "W"),
+        help="the input (default: the checkpoint's); another H W only where the model takes it",
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     p.set_defaults(func=_pathnorm)

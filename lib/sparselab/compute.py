@@ -147,8 +147,12 @@ class Placement:
         """Keyword arguments of :func:`sparselab.data.make_loader` for this placement: in-memory data
         held and batched on the device, image folders read by ``num_workers`` workers into pinned
         memory (CUDA) or decoded on the device (``compute.decode: device``)."""
-        return {"device": self.device, "num_workers": self.num_workers, "pin_memory": self.device.type == "cuda",
-                "decode_device": self.device if self.decode_on_device else None}  # fmt: skip
+        return {
+            "device": self.device,
+            "num_workers": self.num_workers,
+            "pin_memory": self.device.type == "cuda",
+            "decode_device": self.device if self.decode_on_device else None,
+        }
 
     def options(self) -> dict[str, bool]:
         """``amp`` and ``channels_last`` as the keyword arguments of the evaluation helpers
@@ -171,4 +175,3 @@ def place(
     configure_determinism(compute.deterministic, compiled=compiled)
     amp, channels_last = uses_cuda_features(device, compute)
     return Placement(device, amp, channels_last, compute.num_workers, compute.decode == "device")
-

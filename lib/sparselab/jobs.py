@@ -26,7 +26,9 @@ log = logging.getLogger("sparselab")
 
 def setup_logging(log_file: str | None, *, append: bool = False, level: int = logging.INFO) -> None:
     """Lines at ``level`` to the log file (or stderr), warnings included, replacing earlier handlers."""
-    handler: logging.Handler = logging.FileHandler(log_file, mode="a" if append else "w") if log_file else logging.StreamHandler()
+    handler: logging.Handler = (
+        logging.FileHandler(log_file, mode="a" if append else "w") if log_file else logging.StreamHandler()
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

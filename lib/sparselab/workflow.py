@@ -25,8 +25,16 @@ from .config.roots import DatasetRootError, check_dataset_root
 from .config.schema import validate_schema
 from .config.shared import SharedConfig, build_shared
 
-__all__ = ["STUDIES", "ConfigError", "WorkflowConfig", "build_workflow_config", "dataset_root_problems",
-           "format_sparsity", "load_workflow_config", "validate_schema"]  # fmt: skip
+__all__ = [
+    "STUDIES",
+    "ConfigError",
+    "WorkflowConfig",
+    "build_workflow_config",
+    "dataset_root_problems",
+    "format_sparsity",
+    "load_workflow_config",
+    "validate_schema",
+]
 
 # The studies, in the order their targets are listed; each is ``sparselab.studies.<name>`` and the
 # config section ``<name>``. One-shot is on unless disabled; a study whose section is absent is off.

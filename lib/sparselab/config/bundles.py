@@ -16,14 +16,30 @@ from .hparams import Hparams, HparamsError, derive_seed
 # The ten downstream datasets of the sparse-transfer study (Iofinova et al., CVPR 2022) besides
 # CIFAR-10/100; read by data/sources/transfer.py with the paper's splits and 224 px preprocessing.
 TRANSFER_SOURCES = (
-    "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
-)  # fmt: skip
+    "aircraft",
+    "birdsnap",
+    "caltech101",
+    "caltech256",
+    "cars",
+    "dtd",
+    "flowers",
+    "food101",
+    "pets",
+    "sun397",
+)
 PROCEDURAL_SOURCES = ("shapes", "gratings")  # generated, no root (sparselab.data.sources.procedural)
 # built from the digits test split a digits upstream never trained on, no root (...sources.heldout)
 HELDOUT_SOURCES = ("digits_clutter", "digits_loops")
 DATA_SOURCES = (
-    "digits", "mnist", "cifar10", "cifar100", "imagenet", *TRANSFER_SOURCES, *PROCEDURAL_SOURCES, *HELDOUT_SOURCES,
-)  # fmt: skip
+    "digits",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "imagenet",
+    *TRANSFER_SOURCES,
+    *PROCEDURAL_SOURCES,
+    *HELDOUT_SOURCES,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +47,26 @@ class DataHparams(Hparams):
     """Which dataset, where it lives, and how it is split (all splits seeded, never global RNG)."""
 
     source: Literal[
-        "digits", "mnist", "cifar10", "cifar100", "imagenet",
-        "aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397",
-        "shapes", "gratings", "digits_clutter", "digits_loops",
-    ] = "digits"  # fmt: skip
+        "digits",
+        "mnist",
+        "cifar10",
+        "cifar100",
+        "imagenet",
+        "aircraft",
+        "birdsnap",
+        "caltech101",
+        "caltech256",
+        "cars",
+        "dtd",
+        "flowers",
+        "food101",
+        "pets",
+        "sun397",
+        "shapes",
+        "gratings",
+        "digits_clutter",
+        "digits_loops",
+    ] = "digits"
     root: str | None = None  # directory holding the real on-disk layout (not used by digits)
     image_size: int | None = None  # digits/mnist: resize to this; imagenet: crop size (224)
     resize_size: int | None = None  # imagenet eval: resize before the centre crop (256)
@@ -68,9 +100,13 @@ class DataHparams(Hparams):
         if self.normalize not in ("dataset", "imagenet", "half"):
             raise HparamsError(f"{path}.normalize: {self.normalize!r} must be 'dataset', 'imagenet' or 'half'")
         if self.normalize == "half" and (self.source not in ("cifar10", "cifar100") or self.image_size):
-            raise HparamsError(f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 at 32 px only")
+            raise HparamsError(
+                f"{path}.normalize: 'half' (mean = std = 0.5) is offered for cifar10/cifar100 at 32 px only"
+            )
         if self.normalize == "imagenet" and self.source not in (*TRANSFER_SOURCES, "cifar10", "cifar100"):
-            raise HparamsError(f"{path}.normalize: 'imagenet' is offered for cifar10/cifar100 and the transfer datasets only")
+            raise HparamsError(
+                f"{path}.normalize: 'imagenet' is offered for cifar10/cifar100 and the transfer datasets only"
+            )
         if self.channels not in (None, 1, 3):
             raise HparamsError(f"{path}.channels: {self.channels} must be 1 or 3")
         if self.source in ("cifar10", "cifar100") and self.channels:
@@ -83,9 +119,13 @@ class DataHparams(Hparams):
             raise HparamsError(f"{path}: channels is not an option of {self.source} (always RGB)")
         if self.source not in ("digits", *HELDOUT_SOURCES) and self.test_fraction != 0.25:
             held = ", ".join(HELDOUT_SOURCES)
-            raise HparamsError(f"{path}.test_fraction: only digits and {held} (its held-out images) have no fixed test split")
+            raise HparamsError(
+                f"{path}.test_fraction: only digits and {held} (its held-out images) have no fixed test split"
+            )
         if self.source in HELDOUT_SOURCES and self.test_fraction <= 0:
-            raise HparamsError(f"{path}.test_fraction: {self.source} is built from digits' test split, which must not be empty")
+            raise HparamsError(
+                f"{path}.test_fraction: {self.source} is built from digits' test split, which must not be empty"
+            )
         if self.train_per_class is not None:
             if self.source not in HELDOUT_SOURCES:
                 raise HparamsError(f"{path}.train_per_class: only for {', '.join(HELDOUT_SOURCES)}, not {self.source}")
@@ -147,7 +187,9 @@ class ScheduleHparams(Hparams):
         if self.step_every not in ("iteration", "epoch"):
             raise HparamsError(f"{path}.step_every: {self.step_every!r} must be 'iteration' or 'epoch'")
         if self.step_every == "epoch" and any(float(x) != int(x) for x in (self.warmup_epochs, *self.milestones)):
-            raise HparamsError(f"{path}: a schedule stepped per epoch needs whole epochs in warmup_epochs and milestones")
+            raise HparamsError(
+                f"{path}: a schedule stepped per epoch needs whole epochs in warmup_epochs and milestones"
+            )
         if list(self.milestones) != sorted(self.milestones):
             raise HparamsError(f"{path}.milestones: {self.milestones} must be increasing")
         if self.kind != "multistep" and self.milestones:
@@ -185,7 +227,9 @@ class GmpRamp(Hparams):
         if self.freq < 1:
             raise HparamsError(f"{path}.freq: {self.freq} must be >= 1")
         if self.end <= self.start:
-            raise HparamsError(f"{path}.end: {self.end} must come after start {self.start} (progress 1 is reached at end)")
+            raise HparamsError(
+                f"{path}.end: {self.end} must come after start {self.start} (progress 1 is reached at end)"
+            )
         if not 0.0 <= self.initial_sparsity < 1.0:
             raise HparamsError(f"{path}.initial_sparsity: {self.initial_sparsity} must be in [0, 1)")
         if not self.degree > 0:

@@ -82,8 +82,11 @@ def _imports(tree: ast.AST, current: str, is_pkg: bool, statements_only: bool = 
         elif isinstance(node, ast.Attribute) and node.attr == "import_module":
             dynamic = True
     if dynamic:  # only a file that imports dynamically can act on a "module:attr" string
-        found.update(node.value.partition(":")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_TARGET.fullmatch(node.value))  # fmt: skip
+        found.update(
+            node.value.partition(":")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_TARGET.fullmatch(node.value)
+        )
     return found, dynamic
 
 
@@ -107,7 +110,9 @@ def _fingerprint(lib: Path) -> tuple:
 
 
 @functools.cache
-def _file_imports(path: Path, current: str, is_pkg: bool, ino: int, mtime_ns: int, size: int) -> tuple[frozenset[str], bool]:
+def _file_imports(
+    path: Path, current: str, is_pkg: bool, ino: int, mtime_ns: int, size: int
+) -> tuple[frozenset[str], bool]:
     """``_imports`` of one file (package names only), parsed once per version of it (its stat
     fields are part of the key)."""
     text = path.read_text()
@@ -254,7 +259,9 @@ def code_dependencies(script: str | Path, lib: str | Path = "lib", cache: str | 
 
 
 def _file_sha256(path: Path, stat_key: tuple[int, int, int]) -> str:
-    return _hash_cache.get((str(path), stat_key)) or _hash_cache.setdefault((str(path), stat_key), hashlib.sha256(path.read_bytes()).hexdigest())
+    return _hash_cache.get((str(path), stat_key)) or _hash_cache.setdefault(
+        (str(path), stat_key), hashlib.sha256(path.read_bytes()).hexdigest()
+    )
 
 
 _hash_cache: dict[tuple[str, tuple[int, int, int]], str] = {}
@@ -272,5 +279,7 @@ def code_version(script: str | Path, lib: str | Path = "lib", cache: str | Path 
         path = Path(name).resolve()
         st = path.stat()
         # names relative to lib/: the same code in another checkout has the same version
-        digest.update(f"{path.relative_to(lib_path).as_posix()}\0{_file_sha256(path, (st.st_ino, st.st_mtime_ns, st.st_size))}\0".encode())
+        digest.update(
+            f"{path.relative_to(lib_path).as_posix()}\0{_file_sha256(path, (st.st_ino, st.st_mtime_ns, st.st_size))}\0".encode()
+        )
     return f"{len(files)} files, sha256 {digest.hexdigest()[:16]}"

@@ -108,8 +108,7 @@ class Hparams:
         where = path or cls.__name__
         if unknown:
             raise HparamsError(
-                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(sorted(fields))}"
+                f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(fields))}"
             )
         kwargs = {}
         for name, field in fields.items():
@@ -162,5 +161,7 @@ def derive_seed(seed: int, stream: str) -> int:
 def spec_record(spec: Any) -> dict[str, Any]:
     """A method's spec dataclass as its run's ``hparams.json`` records it: one level of fields,
     tuples as lists, the keys of schedules (epoch -> value) as strings."""
-    return {k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
-            for k, v in dataclasses.asdict(spec).items()}  # fmt: skip
+    return {
+        k: (list(v) if isinstance(v, tuple) else ({str(a): b for a, b in v.items()} if isinstance(v, Mapping) else v))
+        for k, v in dataclasses.asdict(spec).items()
+    }

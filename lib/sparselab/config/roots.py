@@ -30,9 +30,16 @@ IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")  # compared lower-cased: ImageNet shi
 REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "mnist": tuple(
         f"MNIST/raw/{f}"
-        for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        for f in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
     ),
-    "cifar10": tuple(f"cifar-10-batches-py/{f}" for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]),
+    "cifar10": tuple(
+        f"cifar-10-batches-py/{f}" for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+    ),
     "cifar100": tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta")),
     "aircraft": tuple(
         f"fgvc-aircraft-2013b/data/{f}"
@@ -40,13 +47,21 @@ REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     ),
     "cars": tuple(
         f"stanford_cars/{f}"
-        for f in ("devkit/cars_meta.mat", "devkit/cars_train_annos.mat", "cars_test_annos_withlabels.mat", "cars_train/", "cars_test/")
+        for f in (
+            "devkit/cars_meta.mat",
+            "devkit/cars_train_annos.mat",
+            "cars_test_annos_withlabels.mat",
+            "cars_train/",
+            "cars_test/",
+        )
     ),
     "dtd": tuple(f"dtd/dtd/{f}" for f in ("labels/train1.txt", "labels/val1.txt", "labels/test1.txt", "images/")),
     "flowers": tuple(f"flowers-102/{f}" for f in ("imagelabels.mat", "setid.mat", "jpg/")),
     "food101": tuple(f"food-101/{f}" for f in ("meta/train.json", "meta/test.json", "images/")),
     "pets": tuple(f"oxford-iiit-pet/{f}" for f in ("annotations/trainval.txt", "annotations/test.txt", "images/")),
-    "sun397": tuple(f"SUN397/{f}" for f in ("ClassName.txt", "Partitions/Training_01.txt", "Partitions/Testing_01.txt")),
+    "sun397": tuple(
+        f"SUN397/{f}" for f in ("ClassName.txt", "Partitions/Training_01.txt", "Partitions/Testing_01.txt")
+    ),
     "caltech101": ("caltech101/101_ObjectCategories/",),
     "caltech256": ("caltech256/256_ObjectCategories/",),
 }
@@ -60,7 +75,10 @@ CIFAR_OFFICIAL_IMAGES: dict[str, int] = {
     "cifar-100-python/test": 10_000,
 }
 # MNIST: (images, labels) idx files per split, with their magic numbers (uint8 data, 3 and 1 dimensions).
-MNIST_SPLITS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+MNIST_SPLITS = (
+    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+)
 MNIST_MAGIC = {3: 2051, 1: 2049}
 MNIST_SIDE = 28
 # Folders of images (relative to the root) and how many class-folder levels lie between them and
@@ -248,10 +266,7 @@ def _message(source: str, root: str | None, key: str, problem: str, malformed: b
         else f"put the dataset there, or point {key} at the directory that holds it ({_FIXES[source]})"
     )
     return (
-        f"{where}\n"
-        f"  {'malformed' if malformed else 'missing'}: {problem}\n"
-        f"  expected layout:\n{layout}\n"
-        f"  fix: {fix}"
+        f"{where}\n  {'malformed' if malformed else 'missing'}: {problem}\n  expected layout:\n{layout}\n  fix: {fix}"
     )
 
 
@@ -360,7 +375,9 @@ def _cifar_problems(source: str, root: str, verify_checksums: bool) -> list[str]
     for rel in REQUIRED_FILES[source]:
         path = os.path.join(root, rel)
         if not _pickled_dict(_head(path, 16)):
-            problems.append(f"{path} is not a pickled dict, as every CIFAR file is (its first bytes are {_head(path, 8)!r})")
+            problems.append(
+                f"{path} is not a pickled dict, as every CIFAR file is (its first bytes are {_head(path, 8)!r})"
+            )
         elif verify_checksums and rel in CIFAR_OFFICIAL_IMAGES:
             least = CIFAR_OFFICIAL_IMAGES[rel] * CIFAR_PIXEL_BYTES
             if (size := os.path.getsize(path)) < least:
@@ -382,7 +399,10 @@ def _idx_dims(path: str, ndim: int) -> tuple[tuple[int, ...] | None, str | None]
     expected = 4 + 4 * ndim + math.prod(dims)
     if (size := os.path.getsize(path)) != expected:
         shape = " x ".join(map(str, dims))
-        return None, f"{path} is {size:,} bytes, but its header ({shape} bytes of data) makes {expected:,}: truncated or padded"
+        return (
+            None,
+            f"{path} is {size:,} bytes, but its header ({shape} bytes of data) makes {expected:,}: truncated or padded",
+        )
     return dims, None
 
 
@@ -395,7 +415,9 @@ def _mnist_problems(root: str) -> list[str]:
         label_dims, problem = _idx_dims(labels, 1)
         problems += [problem] if problem else []
         if image_dims and image_dims[1:] != (MNIST_SIDE, MNIST_SIDE):
-            problems.append(f"{images} holds {image_dims[1]}x{image_dims[2]} images, not MNIST's {MNIST_SIDE}x{MNIST_SIDE}")
+            problems.append(
+                f"{images} holds {image_dims[1]}x{image_dims[2]} images, not MNIST's {MNIST_SIDE}x{MNIST_SIDE}"
+            )
         if image_dims and label_dims and image_dims[0] != label_dims[0]:
             problems.append(f"{images} holds {image_dims[0]:,} images but {labels} {label_dims[0]:,} labels")
     return problems

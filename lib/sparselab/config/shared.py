@@ -14,7 +14,16 @@ from .common import ConfigError, reference
 from .entry_names import remember_entry_names
 from .hparams import Hparams, HparamsError
 
-__all__ = ["SchemaBinding", "SharedConfig", "build_shared", "check_experiment", "parse_experiments", "Experiment", "ExperimentGrid", "typed"]
+__all__ = [
+    "SchemaBinding",
+    "SharedConfig",
+    "build_shared",
+    "check_experiment",
+    "parse_experiments",
+    "Experiment",
+    "ExperimentGrid",
+    "typed",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,8 +127,13 @@ class ExperimentGrid(Generic[E]):
         return {e.dataset for e in self.experiments}
 
 
-def parse_experiments(raw: Mapping[str, Any], study: str, shared: SharedConfig,
-                      experiment: Callable[[Mapping[str, Any], str], T], recipe_keys: Iterable[str] = ()) -> tuple[T, ...]:  # fmt: skip
+def parse_experiments(
+    raw: Mapping[str, Any],
+    study: str,
+    shared: SharedConfig,
+    experiment: Callable[[Mapping[str, Any], str], T],
+    recipe_keys: Iterable[str] = (),
+) -> tuple[T, ...]:
     """A section's ``experiments``, each checked (:func:`check_experiment`: its dataset, model and
     ``recipe_keys`` name defined entries; one per dataset x model), then parsed by
     ``experiment(raw, key)``, where ``key`` (``<study>.experiments[i]``) names it in errors."""
@@ -132,8 +146,9 @@ def parse_experiments(raw: Mapping[str, Any], study: str, shared: SharedConfig,
     return tuple(out)
 
 
-def check_experiment(e: Mapping[str, Any], key: str, shared: SharedConfig, recipe_keys: Iterable[str],
-                      seen: set[tuple[str, str]]) -> None:  # fmt: skip
+def check_experiment(
+    e: Mapping[str, Any], key: str, shared: SharedConfig, recipe_keys: Iterable[str], seen: set[tuple[str, str]]
+) -> None:
     """Dataset, model and recipe names of one experiment exist; one experiment per dataset x model."""
     reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
     reference(e["model"], shared.models, f"{key}.model", "models")
@@ -141,5 +156,7 @@ def check_experiment(e: Mapping[str, Any], key: str, shared: SharedConfig, recip
         if part in e:
             reference(e[part], shared.recipes, f"{key}.{part}", "recipes")
     if (e["dataset"], e["model"]) in seen:
-        raise ConfigError(f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them")
+        raise ConfigError(
+            f"{key}: a second experiment for dataset {e['dataset']!r} and model {e['model']!r}; merge them"
+        )
     seen.add((e["dataset"], e["model"]))

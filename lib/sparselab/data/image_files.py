@@ -61,7 +61,9 @@ def image_files(dataset: Dataset) -> ImageFiles | None:
         if not parts or any(p is None for p in parts) or len({id(p.transform) for p in parts if p}) != 1:
             return None
         listed = [p for p in parts if p is not None]
-        return ImageFiles([f for p in listed for f in p.files], [t for p in listed for t in p.targets], listed[0].transform)
+        return ImageFiles(
+            [f for p in listed for f in p.files], [t for p in listed for t in p.targets], listed[0].transform
+        )
     if getattr(dataset, "target_transform", None) is not None:
         return None
     found = _listed(dataset)

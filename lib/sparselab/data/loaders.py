@@ -165,7 +165,9 @@ class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order = epoch_permutation(self.n, self.order_seed, self.epoch) if self.shuffle else torch.arange(self.n)
         for batch in _batches(order, self.batch_size, self.drop_last):
-            yield [(i, mix_seed(self.aug_seed, self.epoch, i)) for i in _shard(batch, self.rank, self.world_size).tolist()]
+            yield [
+                (i, mix_seed(self.aug_seed, self.epoch, i)) for i in _shard(batch, self.rank, self.world_size).tolist()
+            ]
 
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
@@ -199,9 +201,7 @@ class SamplerLoader:
     ``num_workers`` may be ``"auto"``: resolved here, from this job's CPUs (:mod:`.workers`).
     """
 
-    def __init__(
-        self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int | str, pin_memory: bool
-    ) -> None:
+    def __init__(self, dataset: Dataset, sampler: SeededBatchSampler, num_workers: int | str, pin_memory: bool) -> None:
         self.sampler = sampler
         self.loader = DataLoader(
             PerSampleSeeded(dataset),
@@ -243,8 +243,17 @@ def make_loader(
     an image-folder split is decoded and augmented on that device (:mod:`.device_decode`).
     """
     if isinstance(dataset, (TensorDataset, TensorImages)):
-        return TensorBatchLoader(dataset, batch_size, shuffle=shuffle, seed=order_seed, aug_seed=aug_seed,
-                                 drop_last=drop_last, rank=rank, world_size=world_size, device=device)  # fmt: skip
+        return TensorBatchLoader(
+            dataset,
+            batch_size,
+            shuffle=shuffle,
+            seed=order_seed,
+            aug_seed=aug_seed,
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world_size,
+            device=device,
+        )
     sampler = SeededBatchSampler(
         len(dataset),  # type: ignore[arg-type]
         batch_size,

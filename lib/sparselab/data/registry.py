@@ -65,7 +65,18 @@ _SOURCE_MODULES = {
     "digits_loops": "heldout",
     **{
         name: "transfer"
-        for name in ("aircraft", "birdsnap", "caltech101", "caltech256", "cars", "dtd", "flowers", "food101", "pets", "sun397")
+        for name in (
+            "aircraft",
+            "birdsnap",
+            "caltech101",
+            "caltech256",
+            "cars",
+            "dtd",
+            "flowers",
+            "food101",
+            "pets",
+            "sun397",
+        )
     },
 }
 

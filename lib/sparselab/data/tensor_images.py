@@ -148,8 +148,9 @@ class TensorImages(Dataset):
         t = self.transform
         return augmentation_params(len(self), aug_seed, epoch, t.pad, t.flip) if t.augments else None
 
-    def transform_batch(self, images: torch.Tensor, params: torch.Tensor | None,
-                        stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+    def transform_batch(
+        self, images: torch.Tensor, params: torch.Tensor | None, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """uint8 (B, C, H, W) -> normalised float32, augmented by ``params`` (rows of
         :meth:`augmentation`) when given. ``stats``: :meth:`stats_on` of the batch's device (made
         here otherwise)."""

@@ -102,7 +102,9 @@ class ACDC(Callback):
     ``names`` are the pruned weights, or a function picking them from the trained model (resolved
     when training starts, so a caller need not build the model twice)."""
 
-    def __init__(self, names: Sequence[str] | Callable[[torch.nn.Module], Sequence[str]], sparsity: float, epochs: int) -> None:
+    def __init__(
+        self, names: Sequence[str] | Callable[[torch.nn.Module], Sequence[str]], sparsity: float, epochs: int
+    ) -> None:
         self._resolve = names if callable(names) else None
         self.names = [] if callable(names) else list(names)
         self.sparsity = float(sparsity)

@@ -60,8 +60,14 @@ class DynamicSparsity(Callback):
     """Common part: entry masks, the element-wise mask handed to the engine, the clock and the
     resumable generator. Subclasses implement :meth:`reallocate`."""
 
-    def __init__(self, masks: Mapping[str, torch.Tensor], period: StepSchedule | None, stop_epoch: int | None,
-                 seed: int, granularity: Granularity = "element") -> None:  # fmt: skip
+    def __init__(
+        self,
+        masks: Mapping[str, torch.Tensor],
+        period: StepSchedule | None,
+        stop_epoch: int | None,
+        seed: int,
+        granularity: Granularity = "element",
+    ) -> None:
         self.masks = {n: m.clone() for n, m in masks.items()}
         self.period, self.stop_epoch, self.granularity = period, stop_epoch, granularity
         self.generator = torch.Generator().manual_seed(seed)
@@ -94,8 +100,11 @@ class DynamicSparsity(Callback):
         row["reallocations"] = self.events
 
     def state_dict(self) -> dict[str, Any]:
-        return {"masks": {n: m.clone() for n, m in self.masks.items()}, "generator": self.generator.get_state(),
-                "events": self.events}  # fmt: skip
+        return {
+            "masks": {n: m.clone() for n, m in self.masks.items()},
+            "generator": self.generator.get_state(),
+            "events": self.events,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.masks = {n: m.clone() for n, m in state["masks"].items()}
@@ -114,9 +123,18 @@ class DSR(DynamicSparsity):
     """Dynamic sparse reparameterization: global adaptive threshold H (start 1e-3), ``target``
     (Np) entries pruned per reallocation on average, survivor-proportional regrowth."""
 
-    def __init__(self, masks: Mapping[str, torch.Tensor], period: StepSchedule, stop_epoch: int | None, seed: int,
-                 target: int, threshold: float = 1e-3, tolerance: float = 0.1,
-                 granularity: Granularity = "element", big_new_weights: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        masks: Mapping[str, torch.Tensor],
+        period: StepSchedule,
+        stop_epoch: int | None,
+        seed: int,
+        target: int,
+        threshold: float = 1e-3,
+        tolerance: float = 0.1,
+        granularity: Granularity = "element",
+        big_new_weights: bool = False,
+    ) -> None:
         super().__init__(masks, period, stop_epoch, seed, granularity)
         if target < 1:
             raise ValueError(f"DSR's Np (entries pruned per reallocation) must be >= 1, got {target}")
@@ -126,7 +144,9 @@ class DSR(DynamicSparsity):
         self._pending: dict[str, torch.Tensor] = {}  # DSR's regrown entries of this step (big_new_weights)
 
     def reallocate(self, ctx: TrainContext) -> dict[str, torch.Tensor]:
-        res = dsr_step(self.magnitudes(ctx.model), self.masks, self.threshold, self.target, self.generator, self.tolerance)
+        res = dsr_step(
+            self.magnitudes(ctx.model), self.masks, self.threshold, self.target, self.generator, self.tolerance
+        )
         self.threshold = res.threshold
         self.last_pruned = sum(res.pruned.values())
         if self.big_new_weights:
@@ -162,8 +182,15 @@ class SET(DynamicSparsity):
     """Sparse evolutionary training as run in the DSR code: per tensor, the ``int(f*M) + 1``
     smallest active entries replaced by random ones on DSR's period schedule."""
 
-    def __init__(self, masks: Mapping[str, torch.Tensor], period: StepSchedule, stop_epoch: int | None, seed: int,
-                 fraction: float, granularity: Granularity = "element") -> None:  # fmt: skip
+    def __init__(
+        self,
+        masks: Mapping[str, torch.Tensor],
+        period: StepSchedule,
+        stop_epoch: int | None,
+        seed: int,
+        fraction: float,
+        granularity: Granularity = "element",
+    ) -> None:
         super().__init__(masks, period, stop_epoch, seed, granularity)
         self.fraction = float(fraction)
 
@@ -178,8 +205,15 @@ class DeepR(DynamicSparsity):
     changed since the previous iteration are removed and as many random ones grown in the same
     tensor. Element-wise masks only."""
 
-    def __init__(self, masks: Mapping[str, torch.Tensor], temperature: StepSchedule, stop_epoch: int | None, seed: int,
-                 eta: float = 0.01, l1: float = 1e-5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        masks: Mapping[str, torch.Tensor],
+        temperature: StepSchedule,
+        stop_epoch: int | None,
+        seed: int,
+        eta: float = 0.01,
+        l1: float = 1e-5,
+    ) -> None:
         super().__init__(masks, StepSchedule({0: 1}), stop_epoch, seed, "element")
         self.temperature, self.eta, self.l1 = temperature, float(eta), float(l1)
         self.signs: dict[str, torch.Tensor] = {}

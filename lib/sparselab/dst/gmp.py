@@ -52,9 +52,13 @@ class GradualPruning(Callback):
     def __init__(self, spec: GradualSpec, targets: Mapping[str, float]) -> None:
         self.spec, self.targets, self.events = spec, dict(targets), 0
         r = spec.ramp
-        self.ramp_steps = set() if r is None else set(gradual.ramp_steps(r.start, r.freq, r.end, final_step=r.final_step))
+        self.ramp_steps = (
+            set() if r is None else set(gradual.ramp_steps(r.start, r.freq, r.end, final_step=r.final_step))
+        )
         if r is not None and any(r.initial_sparsity > t for t in self.targets.values()):
-            raise ValueError(f"ramp initial_sparsity {r.initial_sparsity} is above a target {min(self.targets.values())}")
+            raise ValueError(
+                f"ramp initial_sparsity {r.initial_sparsity} is above a target {min(self.targets.values())}"
+            )
 
     def on_train_start(self, ctx: TrainContext) -> None:
         if ctx.mask is not None and ctx.epoch == 0 and 0 in self.ramp_steps:  # a step before any training
@@ -74,8 +78,12 @@ class GradualPruning(Callback):
         as the original skips it)."""
         r = self.spec.ramp
         assert r is not None and ctx.mask is not None
-        levels = {n: gradual.ramp_sparsity(epoch, t, start=r.start, end=r.end, initial_sparsity=r.initial_sparsity,
-                                           degree=r.degree) for n, t in self.targets.items()}  # fmt: skip
+        levels = {
+            n: gradual.ramp_sparsity(
+                epoch, t, start=r.start, end=r.end, initial_sparsity=r.initial_sparsity, degree=r.degree
+            )
+            for n, t in self.targets.items()
+        }
         if not any(levels.values()):
             return
         self.events += 1
@@ -127,15 +135,31 @@ def train_gradual(
     run = RunSetup.from_checkpoint(dense, data, seed)
     ckpt, splits, seeds = run.checkpoint, run.splits, run.seeds
     net = ckpt.model
-    names = sparse_tensors(net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
-                           else list(spec.sparse_layers))  # fmt: skip
+    names = sparse_tensors(
+        net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str) else list(spec.sparse_layers)
+    )
     sizes = {n: dict(net.named_parameters())[n].numel() for n in names}
     targets = layer_sparsities(net, names, spec.target, spec.target_fc)
     if spec.output_layer is not None:
         fc_names = [n for n in names if dict(net.named_parameters())[n].dim() == 2]
-        targets.update(gradual.per_layer_targets({n: sizes[n] for n in fc_names}, spec.target_fc or spec.target,
-                                                 spec.output_layer, spec.output_cap))  # fmt: skip
+        targets.update(
+            gradual.per_layer_targets(
+                {n: sizes[n] for n in fc_names}, spec.target_fc or spec.target, spec.output_layer, spec.output_cap
+            )
+        )
     mask = Mask.ones(net, names)
     hparams = run.hparams("dst_gradual", recipe, gradual=spec_record(spec), parent={"path": str(dense)})
-    return train_and_save(files, net, ckpt.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                          compute=compute, eval_before=True, callbacks=(GradualPruning(spec, targets),))  # fmt: skip
+    return train_and_save(
+        files,
+        net,
+        ckpt.spec,
+        mask,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=seeds,
+        compute=compute,
+        eval_before=True,
+        callbacks=(GradualPruning(spec, targets),),
+    )

@@ -194,9 +194,7 @@ def n_to_prune(fraction: float, active: int) -> int:
 
 
 @torch.no_grad()
-def prune_event(
-    weights: Mapping[str, torch.Tensor], mask: Mask, fraction_by_name: Mapping[str, float]
-) -> Mask:
+def prune_event(weights: Mapping[str, torch.Tensor], mask: Mask, fraction_by_name: Mapping[str, float]) -> Mask:
     """One prune event: per layer, drop the ``int(p·M_l)+1`` smallest-|w| *active* entries.
 
     Ranking is within each layer only (a layer of huge weights still loses its share). Entries

@@ -20,8 +20,17 @@ from torch import Tensor, nn
 
 from ..sparsity.mask import Mask
 
-__all__ = ["PAPER_LAYERS", "Granularity", "sparse_tensors", "layer_sparsities", "initial_masks", "active_count", "mask_shape", "entry_magnitudes",
-           "expand"]  # fmt: skip
+__all__ = [
+    "PAPER_LAYERS",
+    "Granularity",
+    "sparse_tensors",
+    "layer_sparsities",
+    "initial_masks",
+    "active_count",
+    "mask_shape",
+    "entry_magnitudes",
+    "expand",
+]
 
 # Masks may be coarser than their weights: one entry per element, per kernel row or per whole kernel.
 Granularity = Literal["element", "row", "kernel"]
@@ -46,8 +55,10 @@ def expand(mask: Tensor, weight: Tensor) -> Tensor:
 # architecture -> rule picking the paper's sparse weights (module name, module) -> bool
 PAPER_LAYERS = {
     "wrn": lambda name, m: isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and name.startswith("block"),
-    "resnet50": lambda name, m: (isinstance(m, nn.Conv2d) and ".conv" in name and name.startswith("layer"))
-    or (isinstance(m, nn.Linear) and name == "fc"),
+    "resnet50": lambda name, m: (
+        (isinstance(m, nn.Conv2d) and ".conv" in name and name.startswith("layer"))
+        or (isinstance(m, nn.Linear) and name == "fc")
+    ),
     "lenet300_100": lambda name, m: isinstance(m, nn.Linear),
 }
 
@@ -65,8 +76,10 @@ def sparse_tensors(model: nn.Module, arch: str, policy: str | Sequence[str] = "p
         rule = lambda name, m: isinstance(m, (nn.Conv2d, nn.Linear))  # noqa: E731
     elif policy == "paper":
         if arch not in PAPER_LAYERS:
-            raise ValueError(f"no paper sparse-layer set for {arch!r} (known: {', '.join(PAPER_LAYERS)}); "
-                             "use sparse_layers: conv_fc or a list of parameter names")  # fmt: skip
+            raise ValueError(
+                f"no paper sparse-layer set for {arch!r} (known: {', '.join(PAPER_LAYERS)}); "
+                "use sparse_layers: conv_fc or a list of parameter names"
+            )
         rule = PAPER_LAYERS[arch]
     else:
         raise ValueError(f"sparse layer policy must be 'paper', 'conv_fc' or a list of names, got {policy!r}")

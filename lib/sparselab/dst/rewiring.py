@@ -21,9 +21,18 @@ from torch import Tensor
 from .layers import Granularity, entry_magnitudes, expand
 
 __all__ = [
-    "Granularity", "DSRResult", "RewireResult", "entry_magnitudes", "expand", "dsr_step", "next_threshold",
-    "set_step", "deepr_step", "grow_random",
-]  # fmt: skip
+    "Granularity",
+    "DSRResult",
+    "RewireResult",
+    "entry_magnitudes",
+    "expand",
+    "dsr_step",
+    "next_threshold",
+    "set_step",
+    "deepr_step",
+    "grow_random",
+]
+
 
 def _flat_true(x: Tensor) -> Tensor:
     return torch.nonzero(x.reshape(-1)).flatten()
@@ -154,8 +163,9 @@ def _smallest_active(magnitude: Tensor, mask: Tensor, count: int) -> Tensor:
     return out.view_as(mask)
 
 
-def set_step(magnitudes: Mapping[str, Tensor], masks: Mapping[str, Tensor], fraction: float,
-             generator: torch.Generator) -> RewireResult:  # fmt: skip
+def set_step(
+    magnitudes: Mapping[str, Tensor], masks: Mapping[str, Tensor], fraction: float, generator: torch.Generator
+) -> RewireResult:
     """SET as in the DSR code (§2.2): every tensor drops its ``int(fraction·M) + 1`` smallest active
     entries (at least one; never all) and regrows as many at random in the same tensor, not where
     it just pruned."""
@@ -171,8 +181,12 @@ def set_step(magnitudes: Mapping[str, Tensor], masks: Mapping[str, Tensor], frac
     return RewireResult(new, removed)
 
 
-def deepr_step(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], previous_signs: Mapping[str, Tensor],
-               generator: torch.Generator) -> tuple[RewireResult, dict[str, Tensor]]:  # fmt: skip
+def deepr_step(
+    weights: Mapping[str, Tensor],
+    masks: Mapping[str, Tensor],
+    previous_signs: Mapping[str, Tensor],
+    generator: torch.Generator,
+) -> tuple[RewireResult, dict[str, Tensor]]:
     """DeepR's rewiring (§2.1): active connections whose sign changed since the previous call
     (a stored sign of 0, e.g. a new connection, never counts) are removed, and as many random
     inactive ones of the same tensor, not just removed, are switched on. Returns the result and
@@ -181,7 +195,9 @@ def deepr_step(weights: Mapping[str, Tensor], masks: Mapping[str, Tensor], previ
     for n, mask in masks.items():
         w = weights[n].detach()
         if w.shape != mask.shape:
-            raise ValueError(f"DeepR needs element-wise masks: {n} has mask {tuple(mask.shape)}, weight {tuple(w.shape)}")
+            raise ValueError(
+                f"DeepR needs element-wise masks: {n} has mask {tuple(mask.shape)}, weight {tuple(w.shape)}"
+            )
         now = torch.sign(w)
         before = previous_signs.get(n, torch.zeros_like(now)).to(now.device)
         flipped = mask & (before != 0) & (now != before)

@@ -184,7 +184,8 @@ def bank_of(module: nn.Module) -> nn.Parameter:
 
 def is_tied(module: nn.Module) -> bool:
     return parametrize.is_parametrized(module, "weight") and any(
-        isinstance(p, TiedWeight) for p in module.parametrizations.weight  # type: ignore[union-attr]
+        isinstance(p, TiedWeight)
+        for p in module.parametrizations.weight  # type: ignore[union-attr]
     )
 
 

@@ -23,8 +23,16 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_path
 from .hashing import file_sha256
 
-__all__ = ["FORMAT", "MASK_PREFIX", "CheckpointError", "sidecar_path", "write_tensors", "read_tensors", "read_meta",
-           "verify_tensors"]  # fmt: skip
+__all__ = [
+    "FORMAT",
+    "MASK_PREFIX",
+    "CheckpointError",
+    "sidecar_path",
+    "write_tensors",
+    "read_tensors",
+    "read_meta",
+    "verify_tensors",
+]
 
 FORMAT = "sparselab-checkpoint/1"
 MASK_PREFIX = "mask/"
@@ -48,7 +56,9 @@ def write_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> tupl
         return file_sha256(tmp), tmp.stat().st_size
 
 
-def read_tensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def read_tensors(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The state dict and the mask tensors (still under :data:`MASK_PREFIX`) of the tensor file ``path``."""
     tensors = load_file(str(path), device=str(device))
     masks = {k: v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
@@ -76,12 +86,15 @@ def verify_tensors(path: str | Path, meta: dict[str, Any]) -> None:
     path = Path(path)
     digest = meta.get("tensors_sha256")
     if not digest:
-        raise CheckpointError(f"{sidecar_path(path)}: no tensors_sha256, so {path.name} cannot be verified; "
-                              "re-save the checkpoint with sparselab, or skip the check if you trust it "
-                              "(CLI --no-verify, API verify=False)")  # fmt: skip
+        raise CheckpointError(
+            f"{sidecar_path(path)}: no tensors_sha256, so {path.name} cannot be verified; "
+            "re-save the checkpoint with sparselab, or skip the check if you trust it "
+            "(CLI --no-verify, API verify=False)"
+        )
     expected, actual = meta.get("tensors_bytes"), path.stat().st_size
     if expected is not None and actual != int(expected):
-        raise CheckpointError(f"{path}: {actual} bytes, its sidecar says {expected} "
-                              "(truncated or partially copied?); copy it again")  # fmt: skip
+        raise CheckpointError(
+            f"{path}: {actual} bytes, its sidecar says {expected} (truncated or partially copied?); copy it again"
+        )
     if file_sha256(path) != digest:
         raise CheckpointError(f"{path}: tensors do not match the sidecar's SHA-256 (partially copied or edited?)")

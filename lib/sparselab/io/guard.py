@@ -50,9 +50,13 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path], *
     for out in map(Path, outputs):
         for source in inputs:
             if same_file(out, source):
-                raise OutputError(f"{out}: this output is the input {source}; write to another path "
-                                  "(a command never overwrites what it reads)")  # fmt: skip
+                raise OutputError(
+                    f"{out}: this output is the input {source}; write to another path "
+                    "(a command never overwrites what it reads)"
+                )
         results = workflow_results_dir(out)
         if results is not None and not force:
-            raise OutputError(f"{out}: inside the workflow's {results} (Snakemake's outputs, which it would "
-                              "build on without noticing); write elsewhere, or pass --force")  # fmt: skip
+            raise OutputError(
+                f"{out}: inside the workflow's {results} (Snakemake's outputs, which it would "
+                "build on without noticing); write elsewhere, or pass --force"
+            )

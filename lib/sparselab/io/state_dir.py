@@ -61,8 +61,11 @@ def open_state_dir(path: str | Path, key: Mapping[str, Any]) -> Path:
         changed = _changed(old, key)
         if changed:
             if any(path.iterdir()):
-                log.warning("discarding resume state in %s: it was written by a job with another %s",
-                            path, " and ".join(changed))  # fmt: skip
+                log.warning(
+                    "discarding resume state in %s: it was written by a job with another %s",
+                    path,
+                    " and ".join(changed),
+                )
             shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / KEY_FILE, dict(key))

@@ -42,10 +42,7 @@ def normalisation_sup_norm(
         raise ValueError(f"need low <= high, got low={low}, high={high}")
     r = _f32 if float32 else float
     low, high = r(low), r(high)
-    return max(
-        r(max(abs(r(low - r(m))), abs(r(high - r(m)))) / r(s))
-        for m, s in zip(mean, std)
-    )
+    return max(r(max(abs(r(low - r(m))), abs(r(high - r(m)))) / r(s)) for m, s in zip(mean, std))
 
 
 @dataclass(frozen=True)
@@ -112,8 +109,18 @@ def bound_table_rows(
     rows = []
     for arch, depth in archs.items():
         c = BoundConstants(B=B, D=depth, K=K, P=P, d_in=d_in, d_out=d_out, n=n)
-        rows.append({
-            "arch": arch, "D": c.D, "B": c.B, "K": c.K, "P": c.P, "d_in": c.d_in, "d_out": c.d_out, "n": c.n,
-            "bound": theorem31_first_part(c), "sharpened": theorem31_sharpened(c),
-        })  # fmt: skip
+        rows.append(
+            {
+                "arch": arch,
+                "D": c.D,
+                "B": c.B,
+                "K": c.K,
+                "P": c.P,
+                "d_in": c.d_in,
+                "d_out": c.d_out,
+                "n": c.n,
+                "bound": theorem31_first_part(c),
+                "sharpened": theorem31_sharpened(c),
+            }
+        )
     return rows

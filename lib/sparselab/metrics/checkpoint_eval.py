@@ -53,8 +53,14 @@ def evaluate_checkpoint(
             continue
         loader = make_loader(ds, batch_size, shuffle=False, **placement.loader_options())
         m = evaluate(model, loader, placement.device, temperature=temperature, **placement.options())
-        record.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
-                       f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
+        record.update(
+            {
+                f"{name}_loss": m["loss"],
+                f"{name}_top1": m["top1"],
+                f"{name}_top5": m["top5"],
+                f"{name}_mean_per_class": m["mean_per_class"],
+            }
+        )
     model.cpu()
     counts = parameter_counts(model)
     weights = Mask.from_zeros(model, prunable_parameters(model))

@@ -82,8 +82,13 @@ def summarize(loss_sum: torch.Tensor, ranks: torch.Tensor, targets: torch.Tensor
     if n == 0:
         raise ValueError("evaluation loader is empty")
     top1, top5 = topk_counts(ranks)
-    return {"loss": loss_sum.item() / n, "top1": top1 / n, "top5": top5 / n,
-            "mean_per_class": mean_per_class(ranks, targets), "n": n}  # fmt: skip
+    return {
+        "loss": loss_sum.item() / n,
+        "top1": top1 / n,
+        "top5": top5 / n,
+        "mean_per_class": mean_per_class(ranks, targets),
+        "n": n,
+    }
 
 
 def mean_per_class(ranks: torch.Tensor, targets: torch.Tensor) -> float:

@@ -28,9 +28,18 @@ SUPPORTED = (
 
 # Modules computed by the path-norm walker; everything else is an error.
 MODULE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d, nn.Flatten, _DropoutNd, nn.Identity,
-)  # fmt: skip
+    nn.Conv2d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    _DropoutNd,
+    nn.Identity,
+)
 
 # Functions and tensor methods that are edges of weight 1 (sums, concatenations, reshapes) or the
 # ReLU activation itself. Anything that reads sizes returns plain Python values.

@@ -132,9 +132,7 @@ def _avgpool_divisors(m: nn.AvgPool2d, h: int, w: int) -> torch.Tensor:
 
 def _adaptive_sizes(size: int, out: int) -> torch.Tensor:
     """Window lengths of adaptive pooling: [floor(i*size/out), ceil((i+1)*size/out))."""
-    return torch.tensor(
-        [-(-(i + 1) * size // out) - (i * size // out) for i in range(out)], dtype=torch.float64
-    )
+    return torch.tensor([-(-(i + 1) * size // out) - (i * size // out) for i in range(out)], dtype=torch.float64)
 
 
 def _adaptive_out(m: nn.AdaptiveAvgPool2d, h: int, w: int) -> tuple[int, int]:
@@ -185,9 +183,13 @@ class _Semantics:
         if isinstance(m, nn.MaxPool2d):
             return self.max_pool
         kinds: dict[type, Callable[[Any, _Scaled], _Scaled]] = {
-            nn.Conv2d: self.conv, nn.Linear: self.linear, nn.BatchNorm1d: self.batch_norm,
-            nn.BatchNorm2d: self.batch_norm, nn.AvgPool2d: self.avg_pool, nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
-        }  # fmt: skip
+            nn.Conv2d: self.conv,
+            nn.Linear: self.linear,
+            nn.BatchNorm1d: self.batch_norm,
+            nn.BatchNorm2d: self.batch_norm,
+            nn.AvgPool2d: self.avg_pool,
+            nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
+        }
         for kind, fn in kinds.items():
             if isinstance(m, kind):
                 return fn
@@ -302,7 +304,6 @@ class _Folded:
             lo, hi = torch.aminmax(w) if w.numel() else (torch.zeros(()), torch.zeros(()))
             self._max[id(m)] = max(-float(lo), float(hi))  # aminmax: faster than abs().amax()
         return self._max[id(m)]
-
 
 
 class _Exact(_Semantics):
@@ -595,7 +596,15 @@ def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.Pat
 
 
 # Modules whose output is a new tensor (not their input, nor a view of it).
-_FRESH_MODULES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+_FRESH_MODULES = (
+    nn.Conv2d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+)
 
 
 def _disposable(arg: Any, graph: pg.PathGraph) -> bool:

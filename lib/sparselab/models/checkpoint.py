@@ -70,8 +70,10 @@ def save_checkpoint(
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     found = first_non_finite(tensors.items())
     if found is not None:
-        raise DivergenceError(f"{path}: refusing to write non-finite weights: {describe(found)}; "
-                              "the training that produced them diverged (lower its learning rate)")  # fmt: skip
+        raise DivergenceError(
+            f"{path}: refusing to write non-finite weights: {describe(found)}; "
+            "the training that produced them diverged (lower its learning rate)"
+        )
     if mask is not None:
         tensors.update({k: v.cpu().contiguous() for k, v in mask.to_tensors(MASK_PREFIX).items()})
     digest, size = write_tensors(path, tensors)
@@ -118,7 +120,11 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
     if missing or unexpected or misshapen:
         parts = [
             f"{what} ({len(items)}): {_preview(items)}"
-            for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", misshapen))
+            for what, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", misshapen),
+            )
             if items
         ]
         raise CheckpointError(f"{source} does not fit the model: " + " | ".join(parts))

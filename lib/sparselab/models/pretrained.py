@@ -59,7 +59,9 @@ def _resolve(weights: str) -> WeightsEnum:
         return get_weight(weights)
     # get_weight raises ValueError (unknown enum), KeyError (unknown member) or TypeError (a non-class name).
     except (ValueError, KeyError, TypeError) as e:
-        raise PretrainedError(f"unknown torchvision weights {weights!r} ({type(e).__name__}: {e}); {_LIST_HINT}") from None
+        raise PretrainedError(
+            f"unknown torchvision weights {weights!r} ({type(e).__name__}: {e}); {_LIST_HINT}"
+        ) from None
 
 
 def _full_name(w: WeightsEnum) -> str:

@@ -46,7 +46,12 @@ class ArchSpec:
         return dataclasses.replace(self, widths=dict(widths) if widths else None)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"arch": self.arch, "num_classes": self.num_classes, "input_shape": list(self.input_shape), "kwargs": self.kwargs}
+        d = {
+            "arch": self.arch,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "kwargs": self.kwargs,
+        }
         if self.widths:
             d["widths"] = dict(self.widths)
         if self.tied:
@@ -56,5 +61,11 @@ class ArchSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
         widths = d.get("widths")
-        return cls(d["arch"], int(d["num_classes"]), tuple(d["input_shape"]), dict(d.get("kwargs", {})),
-                   {str(k): int(v) for k, v in widths.items()} if widths else None, d.get("tied"))  # fmt: skip
+        return cls(
+            d["arch"],
+            int(d["num_classes"]),
+            tuple(d["input_shape"]),
+            dict(d.get("kwargs", {})),
+            {str(k): int(v) for k, v in widths.items()} if widths else None,
+            d.get("tied"),
+        )

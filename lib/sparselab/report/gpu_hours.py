@@ -66,8 +66,22 @@ def costs(plan: Iterable[tuple[str, dict[str, str]]], base_minutes: float) -> di
 
 def dry_run(repo: Path, configfile: str | Path, executor: str | None = None) -> str:
     """``snakemake -n`` of ``configfile`` in ``repo`` (its output: every job with its resources)."""
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--jobs", "1", "--workflow-profile", "none",
-           "--snakefile", str(repo / "Snakefile"), "--directory", str(repo), "--configfile", str(configfile)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--jobs",
+        "1",
+        "--workflow-profile",
+        "none",
+        "--snakefile",
+        str(repo / "Snakefile"),
+        "--directory",
+        str(repo),
+        "--configfile",
+        str(configfile),
+    ]
     if executor:
         cmd += ["--executor", executor]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
@@ -95,5 +109,7 @@ def table(repo: Path, configfiles: Sequence[str | Path]) -> str:
             total.limit_gpu_hours += c.limit_gpu_hours
             total.expected_gpu_hours += c.expected_gpu_hours
         jobs = total.jobs - per_rule.get("all", RuleCost()).jobs
-        rows.append(f"| `{cf}` | {jobs} | {total.gpu_jobs} | {total.expected_gpu_hours:,.0f} | {total.limit_gpu_hours:,.0f} |")
+        rows.append(
+            f"| `{cf}` | {jobs} | {total.gpu_jobs} | {total.expected_gpu_hours:,.0f} | {total.limit_gpu_hours:,.0f} |"
+        )
     return "\n".join(rows)

@@ -111,8 +111,7 @@ class Mask:
         ]
         if missing or wrong:
             raise ValueError(
-                "mask does not fit the model: "
-                + "; ".join([f"no parameter {n!r}" for n in missing] + wrong)
+                "mask does not fit the model: " + "; ".join([f"no parameter {n!r}" for n in missing] + wrong)
             )
 
     @torch.no_grad()

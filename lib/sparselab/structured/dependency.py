@@ -27,11 +27,29 @@ from torch.nn.modules.dropout import _DropoutNd
 __all__ = ["ChannelGroup", "channel_groups", "is_depthwise"]
 
 # Modules and functions that keep channels one to one (they do not mix channels).
-_PASS_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.MaxPool2d,
-                 nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, _DropoutNd, nn.Identity)  # fmt: skip
-_PASS_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.nn.functional.max_pool2d,
-                   torch.nn.functional.avg_pool2d, torch.nn.functional.adaptive_avg_pool2d,
-                   torch.nn.functional.dropout}  # fmt: skip
+_PASS_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    _DropoutNd,
+    nn.Identity,
+)
+_PASS_FUNCTIONS = {
+    torch.relu,
+    torch.nn.functional.relu,
+    torch.nn.functional.max_pool2d,
+    torch.nn.functional.avg_pool2d,
+    torch.nn.functional.adaptive_avg_pool2d,
+    torch.nn.functional.dropout,
+}
 _PASS_METHODS = {"relu", "relu_", "contiguous"}
 _FLATTEN_FUNCTIONS = {torch.flatten}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}

@@ -31,9 +31,18 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 MEASURES: tuple[str, ...] = (
-    "mag_based", "l1", "bn", "loss_based", "biased_loss", "tfo", "fisher", "nvidia", "grasp", "grad_preserve",
+    "mag_based",
+    "l1",
+    "bn",
+    "loss_based",
+    "biased_loss",
+    "tfo",
+    "fisher",
+    "nvidia",
+    "grasp",
+    "grad_preserve",
     "biased_loss_tracked",
-)  # fmt: skip
+)
 
 _SQUARED_GRAD = frozenset({"fisher", "nvidia"})
 _HESSIAN = frozenset({"grasp", "grad_preserve"})

@@ -80,7 +80,11 @@ def select_filters(
     entries: list[tuple[float, int, int, int]] = []  # (score, group order, filter, rows)
     keep: dict[str, torch.Tensor] = {}
     for order, g in enumerate(groups):
-        live = alive[g.producer].clone() if alive is not None and g.producer in alive else torch.ones(g.width, dtype=torch.bool)
+        live = (
+            alive[g.producer].clone()
+            if alive is not None and g.producer in alive
+            else torch.ones(g.width, dtype=torch.bool)
+        )
         keep[g.producer] = live
         if g.producer in protect:
             continue
@@ -107,8 +111,9 @@ def select_filters(
     return keep
 
 
-def ranking_rows(groups: Sequence[ChannelGroup], alive: Mapping[str, torch.Tensor] | None = None,
-                 protect: Sequence[str] = ()) -> int:  # fmt: skip
+def ranking_rows(
+    groups: Sequence[ChannelGroup], alive: Mapping[str, torch.Tensor] | None = None, protect: Sequence[str] = ()
+) -> int:
     """Rows of the global ranking: alive filters of unprotected groups, times their rows."""
     total = 0
     for g in groups:

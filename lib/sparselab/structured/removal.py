@@ -64,9 +64,20 @@ def _narrow_conv(m: nn.Conv2d, out_idx: torch.Tensor | None, in_idx: torch.Tenso
         w = w[:, in_idx]
     out_ch = w.shape[0]
     in_ch = out_ch if depthwise else w.shape[1] * m.groups
-    new = nn.Conv2d(in_ch, out_ch, m.kernel_size, m.stride, m.padding, m.dilation,  # type: ignore[arg-type]
-                    groups=out_ch if depthwise else m.groups, bias=m.bias is not None,
-                    padding_mode=m.padding_mode, device=w.device, dtype=w.dtype)  # fmt: skip
+    # Conv2d's own attributes are typed tuple[int, ...]; its constructor wants the 2-tuples they are.
+    new = nn.Conv2d(
+        in_ch,
+        out_ch,
+        m.kernel_size,  # type: ignore[arg-type]
+        m.stride,  # type: ignore[arg-type]
+        m.padding,  # type: ignore[arg-type]
+        m.dilation,  # type: ignore[arg-type]
+        groups=out_ch if depthwise else m.groups,
+        bias=m.bias is not None,
+        padding_mode=m.padding_mode,
+        device=w.device,
+        dtype=w.dtype,
+    )
     with torch.no_grad():
         new.weight.copy_(w)
         if m.bias is not None:
@@ -116,7 +127,9 @@ class _Plan:
         self._collect(model, by_producer, keep)
         self.masked_groups = [by_producer[p] for p in self.masked]
 
-    def _collect(self, model: nn.Module, by_producer: Mapping[str, ChannelGroup], keep: Mapping[str, torch.Tensor]) -> None:
+    def _collect(
+        self, model: nn.Module, by_producer: Mapping[str, ChannelGroup], keep: Mapping[str, torch.Tensor]
+    ) -> None:
         out_idx, in_idx, linear_cols, masked = self.out_idx, self.in_idx, self.linear_cols, self.masked
         for producer, k in keep.items():
             g = by_producer[producer]
@@ -175,7 +188,10 @@ def prune_filters(
 
 
 def slice_like_parameters(
-    model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, torch.Tensor], tensors: Mapping[str, torch.Tensor]
+    model: nn.Module,
+    groups: Sequence[ChannelGroup],
+    keep: Mapping[str, torch.Tensor],
+    tensors: Mapping[str, torch.Tensor],
 ) -> dict[str, torch.Tensor]:
     """Per-parameter tensors of ``model`` (optimizer momentum, say), keyed by parameter name, cut
     exactly as :func:`prune_filters` cuts the parameters for the same ``keep``. Tensors of masked

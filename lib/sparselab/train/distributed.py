@@ -55,8 +55,10 @@ def rank_device(device: torch.device) -> torch.device:
     world = World.from_env()
     if device.type == "cuda" and world.distributed and device.index is None:
         if torch.cuda.device_count() < world.size:
-            raise RuntimeError(f"{world.size} training processes but {torch.cuda.device_count()} visible CUDA device(s): "
-                               "lower the config's resources.gpus or make more devices visible")  # fmt: skip
+            raise RuntimeError(
+                f"{world.size} training processes but {torch.cuda.device_count()} visible CUDA device(s): "
+                "lower the config's resources.gpus or make more devices visible"
+            )
         return torch.device("cuda", world.local_rank)
     return device
 
@@ -187,7 +189,11 @@ def _synced(bn: nn.modules.batchnorm._BatchNorm, device: torch.device) -> nn.Mod
         return GlobalBatchNorm(bn)
     sync = nn.SyncBatchNorm(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
     sync.weight, sync.bias = bn.weight, bn.bias
-    sync.running_mean, sync.running_var, sync.num_batches_tracked = bn.running_mean, bn.running_var, bn.num_batches_tracked
+    sync.running_mean, sync.running_var, sync.num_batches_tracked = (
+        bn.running_mean,
+        bn.running_var,
+        bn.num_batches_tracked,
+    )
     sync.train(bn.training)
     return sync
 

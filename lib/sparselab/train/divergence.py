@@ -31,18 +31,30 @@ def epoch_status(losses: torch.Tensor, tensors: Iterable[torch.Tensor]) -> torch
     return torch.stack([first, finite.long() - 1])
 
 
-def raise_if_diverged(status: list[int], *, run: str, epoch: int, first_step: int, steps: int,
-                      named_tensors: Iterable[tuple[str, torch.Tensor]], fix: str) -> None:  # fmt: skip
+def raise_if_diverged(
+    status: list[int],
+    *,
+    run: str,
+    epoch: int,
+    first_step: int,
+    steps: int,
+    named_tensors: Iterable[tuple[str, torch.Tensor]],
+    fix: str,
+) -> None:
     """Raise for a read-back :func:`epoch_status` that reports a non-finite loss or weight;
     ``first_step`` is the global number (1-based) of the epoch's first step, ``steps`` the
     epoch's step count, ``fix`` what the user can do."""
     index, weights_ok = status
     if index != _NONE:
-        raise DivergenceError(f"run {run!r} diverged at epoch {epoch}, step {first_step + index} "
-                              f"(step {index + 1} of {steps} in the epoch): the training loss became NaN or infinite; "
-                              f"nothing of this epoch was saved. {fix}")  # fmt: skip
+        raise DivergenceError(
+            f"run {run!r} diverged at epoch {epoch}, step {first_step + index} "
+            f"(step {index + 1} of {steps} in the epoch): the training loss became NaN or infinite; "
+            f"nothing of this epoch was saved. {fix}"
+        )
     if weights_ok < 0:
         found = first_non_finite(named_tensors)
         which = f"{found[0]}: {found[1]} of {found[2]} entries NaN or infinite" if found else "on another process"
-        raise DivergenceError(f"run {run!r} diverged at epoch {epoch}: weights became non-finite after step "
-                              f"{first_step + steps - 1} ({which}); nothing of this epoch was saved. {fix}")  # fmt: skip
+        raise DivergenceError(
+            f"run {run!r} diverged at epoch {epoch}: weights became non-finite after step "
+            f"{first_step + steps - 1} ({which}); nothing of this epoch was saved. {fix}"
+        )

@@ -51,13 +51,24 @@ log = logging.getLogger("sparselab")
 DIVERGENCE_FIX = "Lower the recipe's optimizer.lr or add schedule.warmup_epochs."
 
 METRIC_COLUMNS = [
-    "epoch", "step", "lr",
-    "train_loss", "train_top1", "train_top5",
-    "train_eval_loss", "train_eval_top1", "train_eval_top5",
-    "val_loss", "val_top1", "val_top5",
-    "test_loss", "test_top1", "test_top5",
-    "epoch_time_s", "eval_time_s",
-]  # fmt: skip
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "train_top1",
+    "train_top5",
+    "train_eval_loss",
+    "train_eval_top1",
+    "train_eval_top5",
+    "val_loss",
+    "val_top1",
+    "val_top5",
+    "test_loss",
+    "test_top1",
+    "test_top5",
+    "epoch_time_s",
+    "eval_time_s",
+]
 
 
 @dataclasses.dataclass
@@ -123,16 +134,24 @@ class _Trainer:
     ) -> None:
         check_unique_names(callbacks)
         if hp.select == "best_val" and splits.val is None:
-            raise ValueError("recipe select: best_val needs a validation split: set the dataset's val_fraction > 0 "
-                             "(the test set is never used to select weights)")  # fmt: skip
+            raise ValueError(
+                "recipe select: best_val needs a validation split: set the dataset's val_fraction > 0 "
+                "(the test set is never used to select weights)"
+            )
         self.hp, self.seeds, self.callbacks, self.fingerprint = hp, seeds, list(callbacks), fingerprint
         self.run_name = run_name
         self.owns_metrics = False  # whether the metrics CSV describes this run (removed if it diverges)
         self.best: dict[str, Any] | None = None
         self.selected_epoch: int | None = None
         # the compiler's determinism flag too where the step may be captured (compiled)
-        self.placement = place(compute, compiled=compute.compile or compute.capture != "none", local=distributed.rank_device)
-        self.device, self.amp, self.channels_last = self.placement.device, self.placement.amp, self.placement.channels_last
+        self.placement = place(
+            compute, compiled=compute.compile or compute.capture != "none", local=distributed.rank_device
+        )
+        self.device, self.amp, self.channels_last = (
+            self.placement.device,
+            self.placement.amp,
+            self.placement.channels_last,
+        )
         self.world = distributed.init_process_group(self.device)
         self.capture = captures(self.device, compute, self.world.distributed)
         self.model = self.placement.model(model)
@@ -178,14 +197,24 @@ class _Trainer:
         self.train_size = dataset_len(splits.train)
         last = hp.batch_size if hp.drop_last else self.train_size - hp.batch_size * (steps - 1)
         if self.world.distributed and min(hp.batch_size, last) < self.world.size:
-            raise ValueError(f"the last training batch has {last} samples for {self.world.size} processes: "
-                             "set the recipe's drop_last: true or use fewer processes")  # fmt: skip
+            raise ValueError(
+                f"the last training batch has {last} samples for {self.world.size} processes: "
+                "set the recipe's drop_last: true or use fewer processes"
+            )
         self.optimizer = build_optimizer(self.model, hp.optimizer)
         if momentum:
             self.set_momentum(momentum)
         self.scheduler = build_scheduler(self.optimizer, hp.schedule, steps, hp.epochs)
-        self.ctx = TrainContext(self.model, self.optimizer, self.scheduler, hp, splits, self.device, steps,
-                               loader_options=self.placement.loader_options())
+        self.ctx = TrainContext(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            hp,
+            splits,
+            self.device,
+            steps,
+            loader_options=self.placement.loader_options(),
+        )
         self.ctx.set_mask(mask.to_device(self.device) if mask is not None else None)
         self.history: list[dict[str, Any]] = []
 
@@ -199,13 +228,18 @@ class _Trainer:
         for name, buf in momentum.items():
             p = params[name]
             if buf.shape != p.shape:
-                raise ValueError(f"momentum buffer of {name} has shape {tuple(buf.shape)}, the parameter {tuple(p.shape)}")
+                raise ValueError(
+                    f"momentum buffer of {name} has shape {tuple(buf.shape)}, the parameter {tuple(p.shape)}"
+                )
             self.optimizer.state[p]["momentum_buffer"] = buf.detach().to(p.device, p.dtype).clone()
 
     def momentum(self) -> dict[str, torch.Tensor]:
         state = self.optimizer.state
-        return {n: state[p]["momentum_buffer"].detach() for n, p in self.model.named_parameters()
-                if state.get(p, {}).get("momentum_buffer") is not None}  # fmt: skip
+        return {
+            n: state[p]["momentum_buffer"].detach()
+            for n, p in self.model.named_parameters()
+            if state.get(p, {}).get("momentum_buffer") is not None
+        }
 
     def state(self) -> TrainState:
         mask = self.ctx.mask
@@ -243,15 +277,25 @@ class _Trainer:
         t0 = time.perf_counter()
         for name, loader in self.eval_loaders.items():
             loss_sum, ranks, targets = predictions(
-                self.eval_forward, DevicePrefetcher(loader, self.device, self.channels_last), self.device,
-                temperature=self.hp.temperature, amp=self.amp, channels_last=self.channels_last,
-            )  # fmt: skip
+                self.eval_forward,
+                DevicePrefetcher(loader, self.device, self.channels_last),
+                self.device,
+                temperature=self.hp.temperature,
+                amp=self.amp,
+                channels_last=self.channels_last,
+            )
             if self.world.distributed:  # every process evaluated a slice of each batch
                 loss_sum = distributed.all_reduce_sum(loss_sum)
                 ranks, targets = distributed.all_gather_cat(ranks), distributed.all_gather_cat(targets)
             m = summarize(loss_sum, ranks, targets)
-            row.update({f"{name}_loss": m["loss"], f"{name}_top1": m["top1"], f"{name}_top5": m["top5"],
-                        f"{name}_mean_per_class": m["mean_per_class"]})  # fmt: skip
+            row.update(
+                {
+                    f"{name}_loss": m["loss"],
+                    f"{name}_top1": m["top1"],
+                    f"{name}_top5": m["top5"],
+                    f"{name}_mean_per_class": m["mean_per_class"],
+                }
+            )
         row["eval_time_s"] = time.perf_counter() - t0
 
     def global_batch(self, index: int) -> int:
@@ -335,8 +379,15 @@ class _Trainer:
         if self.world.distributed:
             status = distributed.all_reduce_min(status)
         first_step = self.ctx.step - len(losses) + 1
-        raise_if_diverged(status.tolist(), run=self.run_name, epoch=epoch, first_step=first_step, steps=len(losses),
-                          named_tensors=self.model.state_dict().items(), fix=DIVERGENCE_FIX)  # fmt: skip
+        raise_if_diverged(
+            status.tolist(),
+            run=self.run_name,
+            epoch=epoch,
+            first_step=first_step,
+            steps=len(losses),
+            named_tensors=self.model.state_dict().items(),
+            fix=DIVERGENCE_FIX,
+        )
 
     def run(
         self,
@@ -399,7 +450,9 @@ class _Trainer:
         if hp.select == "best_val" and self.best is not None:
             self.model.load_state_dict(self.best["model"])
             self.selected_epoch = int(self.best["epoch"])
-            log.info("selected the weights of epoch %d (best val top-1 %.4f)", self.selected_epoch, self.best["val_top1"])
+            log.info(
+                "selected the weights of epoch %d (best val top-1 %.4f)", self.selected_epoch, self.best["val_top1"]
+            )
         if metrics_csv is not None and self.world.main:
             write_metrics_csv(metrics_csv, self.history)
         distributed.barrier()  # every file is written before any process moves on
@@ -463,5 +516,11 @@ def train(
             if metrics_csv is not None and trainer.world.main and trainer.owns_metrics:
                 Path(metrics_csv).unlink(missing_ok=True)  # no record of a run that cannot finish
             raise
-    return TrainResult(model=trainer.model, mask=trainer.ctx.mask, history=trainer.history, resumed_from_epoch=resumed,
-                       selected_epoch=trainer.selected_epoch, momentum=trainer.momentum())  # fmt: skip
+    return TrainResult(
+        model=trainer.model,
+        mask=trainer.ctx.mask,
+        history=trainer.history,
+        resumed_from_epoch=resumed,
+        selected_epoch=trainer.selected_epoch,
+        momentum=trainer.momentum(),
+    )

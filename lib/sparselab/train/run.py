@@ -32,7 +32,17 @@ log = logging.getLogger("sparselab")
 
 
 def _final_metrics(result: TrainResult) -> dict[str, Any]:
-    keys = ("epoch", "test_loss", "test_top1", "test_top5", "val_loss", "val_top1", "val_top5", "train_loss", "train_top1")
+    keys = (
+        "epoch",
+        "test_loss",
+        "test_top1",
+        "test_top5",
+        "val_loss",
+        "val_top1",
+        "val_top5",
+        "train_loss",
+        "train_top1",
+    )
     return {k: result.final.get(k) for k in keys if result.final.get(k) is not None}
 
 
@@ -108,7 +118,12 @@ def train_and_save(
         result.model.cpu(),
         spec,
         mask=result.mask.to_device("cpu") if result.mask is not None else None,
-        meta={"method": hparams["method"], "dataset": data.to_dict(), "hparams": hparams, "metrics": _final_metrics(result)},
+        meta={
+            "method": hparams["method"],
+            "dataset": data.to_dict(),
+            "hparams": hparams,
+            "metrics": _final_metrics(result),
+        },
     )
     (files.state_dir / RESUME_FILE).unlink(missing_ok=True)  # the run is complete: its outputs supersede it
     return result
@@ -129,9 +144,19 @@ def run_training(
     run = RunSetup.fresh(data, model, seed)
     hparams = run.hparams(method, recipe, parent=None)
     return train_and_save(
-        files, run.build(), run.spec, None, hparams, data=data, splits=run.splits, recipe=recipe,
-        seeds=run.seeds, compute=compute, eval_before=False, callbacks=callbacks,
-    )  # fmt: skip
+        files,
+        run.build(),
+        run.spec,
+        None,
+        hparams,
+        data=data,
+        splits=run.splits,
+        recipe=recipe,
+        seeds=run.seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=callbacks,
+    )
 
 
 def run_finetuning(
@@ -149,6 +174,16 @@ def run_finetuning(
     run = RunSetup.from_checkpoint(init_checkpoint, data, seed)
     hparams = run.hparams(method, recipe, parent=run.parent(init_checkpoint))
     return train_and_save(
-        files, run.checkpoint.model, run.spec, run.checkpoint.mask, hparams, data=data, splits=run.splits,
-        recipe=recipe, seeds=run.seeds, compute=compute, eval_before=True, callbacks=callbacks,
-    )  # fmt: skip
+        files,
+        run.checkpoint.model,
+        run.spec,
+        run.checkpoint.mask,
+        hparams,
+        data=data,
+        splits=run.splits,
+        recipe=recipe,
+        seeds=run.seeds,
+        compute=compute,
+        eval_before=True,
+        callbacks=callbacks,
+    )

@@ -27,12 +27,28 @@ def build_seeded(spec: ArchSpec, init_seed: int) -> nn.Module:
         return spec.build()
 
 
-def hparams_record(method: str, seed: int, seeds: SeedHparams, data: DataHparams, model: dict[str, Any],
-                   recipe: TrainHparams, *, recipe_key: str = "train", **extra: Any) -> dict[str, Any]:  # fmt: skip
+def hparams_record(
+    method: str,
+    seed: int,
+    seeds: SeedHparams,
+    data: DataHparams,
+    model: dict[str, Any],
+    recipe: TrainHparams,
+    *,
+    recipe_key: str = "train",
+    **extra: Any,
+) -> dict[str, Any]:
     """The resolved description of a run, in its one key order: method, seed, seeds, data, model,
     the recipe (under ``recipe_key``), then the study's ``extra`` fields in the order given."""
-    return {"method": method, "seed": seed, "seeds": seeds.to_dict(), "data": data.to_dict(), "model": model,
-            recipe_key: recipe.to_dict(), **extra}  # fmt: skip
+    return {
+        "method": method,
+        "seed": seed,
+        "seeds": seeds.to_dict(),
+        "data": data.to_dict(),
+        "model": model,
+        recipe_key: recipe.to_dict(),
+        **extra,
+    }
 
 
 def model_record(spec: ArchSpec) -> dict[str, Any]:
@@ -101,4 +117,6 @@ class RunSetup:
     def hparams(self, method: str, recipe: TrainHparams, *, recipe_key: str = "train", **extra: Any) -> dict[str, Any]:
         """This run's hparams record (:func:`hparams_record`)."""
         assert self.model is not None, "RunSetup.hparams needs an architecture"
-        return hparams_record(method, self.seed, self.seeds, self.data, self.model, recipe, recipe_key=recipe_key, **extra)
+        return hparams_record(
+            method, self.seed, self.seeds, self.data, self.model, recipe, recipe_key=recipe_key, **extra
+        )

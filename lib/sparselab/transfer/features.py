@@ -30,8 +30,9 @@ def _last_linear(model: nn.Module) -> nn.Linear:
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     placement: Any = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def extract_features(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], placement: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(features, labels)`` of every sample, in loader order: the input of the last Linear layer,
     in eval mode (the model's train/eval state is restored), as float32 on the CPU.
 
@@ -64,7 +65,9 @@ def save_features(path: str | Path, features: torch.Tensor, labels: torch.Tensor
     """Features and labels (safetensors) with a JSON sidecar describing where they come from."""
     with atomic_path(path) as tmp:
         save_file({"features": features.contiguous(), "labels": labels.contiguous()}, str(tmp))
-    atomic_write_json(Path(path).with_suffix(".json"), {**meta, "samples": int(labels.numel()), "dim": int(features.shape[1])})
+    atomic_write_json(
+        Path(path).with_suffix(".json"), {**meta, "samples": int(labels.numel()), "dim": int(features.shape[1])}
+    )
 
 
 def load_features(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:

@@ -35,11 +35,15 @@ def head_name(model: nn.Module) -> str:
     return names[-1]
 
 
-def downstream_model(upstream: str | Path, num_classes: int, seed: int) -> tuple[nn.Module, Mask | None, ArchSpec, dict[str, Any]]:
+def downstream_model(
+    upstream: str | Path, num_classes: int, seed: int
+) -> tuple[nn.Module, Mask | None, ArchSpec, dict[str, Any]]:
     """The upstream network with a new dense head of ``num_classes`` outputs; returns the model,
     the backbone mask (the head's entries dropped), the new spec and the upstream's sparsity."""
     ckpt = load_checkpoint(upstream)
-    spec = ArchSpec(ckpt.spec.arch, num_classes, ckpt.spec.input_shape, dict(ckpt.spec.kwargs), ckpt.spec.widths, ckpt.spec.tied)
+    spec = ArchSpec(
+        ckpt.spec.arch, num_classes, ckpt.spec.input_shape, dict(ckpt.spec.kwargs), ckpt.spec.widths, ckpt.spec.tied
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.build()  # the new head keeps its default init
@@ -47,8 +51,10 @@ def downstream_model(upstream: str | Path, num_classes: int, seed: int) -> tuple
     order = [n for n, _ in model.named_modules()]
     ours, theirs = model.state_dict(), ckpt.model.state_dict()
     if set(ours) != set(theirs):
-        raise ValueError(f"{upstream}: the upstream's tensors differ from its architecture's: "
-                         f"missing {sorted(set(ours) - set(theirs))}, unexpected {sorted(set(theirs) - set(ours))}")  # fmt: skip
+        raise ValueError(
+            f"{upstream}: the upstream's tensors differ from its architecture's: "
+            f"missing {sorted(set(ours) - set(theirs))}, unexpected {sorted(set(theirs) - set(ours))}"
+        )
     # tensors whose shape follows the number of classes: the head, and what comes after it (a
     # BatchNorm on the logits, as in DSR's LeNet); they keep their fresh initialisation
     new = {k for k in ours if ours[k].shape != theirs[k].shape}
@@ -62,9 +68,13 @@ def downstream_model(upstream: str | Path, num_classes: int, seed: int) -> tuple
     if ckpt.mask is not None:
         kept = {n: m for n, m in ckpt.mask.items() if n not in new}
         mask = Mask(kept) if kept else None
-    report = {"upstream": str(upstream), "upstream_sparsity": ckpt.mask.sparsity if ckpt.mask is not None else 0.0,
-              "backbone_sparsity": mask.sparsity if mask is not None else 0.0, "head": head,
-              "new_tensors": sorted(new)}  # fmt: skip
+    report = {
+        "upstream": str(upstream),
+        "upstream_sparsity": ckpt.mask.sparsity if ckpt.mask is not None else 0.0,
+        "backbone_sparsity": mask.sparsity if mask is not None else 0.0,
+        "head": head,
+        "new_tensors": sorted(new),
+    }
     return model, mask, spec, report
 
 
@@ -82,11 +92,25 @@ def run_full_finetuning(
     splits, seeds = run.splits, run.seeds
     model, mask, spec, report = downstream_model(upstream, splits.info.num_classes, seeds.init)
     if tuple(spec.input_shape) != tuple(splits.info.input_shape):
-        raise ValueError(f"{upstream}: the upstream takes inputs {tuple(spec.input_shape)}, the downstream data "
-                         f"{tuple(splits.info.input_shape)}; resize the downstream images (image_size)")  # fmt: skip
+        raise ValueError(
+            f"{upstream}: the upstream takes inputs {tuple(spec.input_shape)}, the downstream data "
+            f"{tuple(splits.info.input_shape)}; resize the downstream images (image_size)"
+        )
     hparams = run.with_spec(spec).hparams("transfer_full", recipe, transfer=report)
-    result = train_and_save(files, model, spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                            compute=compute, eval_before=False, callbacks=())  # fmt: skip
+    result = train_and_save(
+        files,
+        model,
+        spec,
+        mask,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=(),
+    )
     if mask is not None:  # the upstream sparsity must have survived exactly
         final = Mask.from_zeros(result.model, mask.names())
         if final.sparsity + 1e-12 < mask.sparsity:

@@ -147,7 +147,9 @@ def _find_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], lis
     trail: list[str] = []
     while not _is_state_dict(obj):
         if not isinstance(obj, Mapping):
-            raise TransferImportError(f"{path}: holds a {type(obj).__name__} at {'/'.join(trail) or 'top level'}, not a state dict")
+            raise TransferImportError(
+                f"{path}: holds a {type(obj).__name__} at {'/'.join(trail) or 'top level'}, not a state dict"
+            )
         inner = next((k for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
         if inner is None:
             non_tensor = sorted(str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor))
@@ -287,8 +289,12 @@ def import_checkpoint(
     counters_filled = [k for k in own if k not in tensors and k.endswith(_BN_COUNTER)]
     unexpected = [shown(t, s) for t, srcs in tensors.items() if t not in own for s, _ in srcs]
     unexpected += [shown(t, s) + " [mask]" for t, srcs in masks.items() if t not in own for s, _ in srcs]
-    duplicated = [f"{t} <- {', '.join(s for s, _ in srcs)}" for t, srcs in tensors.items() if t in own and len(srcs) > 1]
-    duplicated += [f"{t} [mask] <- {', '.join(s for s, _ in srcs)}" for t, srcs in masks.items() if t in own and len(srcs) > 1]
+    duplicated = [
+        f"{t} <- {', '.join(s for s, _ in srcs)}" for t, srcs in tensors.items() if t in own and len(srcs) > 1
+    ]
+    duplicated += [
+        f"{t} [mask] <- {', '.join(s for s, _ in srcs)}" for t, srcs in masks.items() if t in own and len(srcs) > 1
+    ]
 
     loaded: dict[str, torch.Tensor] = {}
     misshapen: list[str] = []
@@ -326,8 +332,10 @@ def import_checkpoint(
                 "STR layout whose sparsity is stored as zeros in the weights, not how thresholds parametrise the "
                 "weights, so applying them is not implemented; convert the file to zeros-in-weights first"
             )
-        if layout != "rigl" and any(m.startswith("conv1.") or m.startswith("bn1.") for m in missing) and any(
-            u.startswith("initial_conv.") for u in unexpected
+        if (
+            layout != "rigl"
+            and any(m.startswith("conv1.") or m.startswith("bn1.") for m in missing)
+            and any(u.startswith("initial_conv.") for u in unexpected)
         ):
             hints.append("the stem is named initial_conv.*: this looks like a RigL (TF-layout) file, use kind='rigl'")
         parts = [
@@ -354,7 +362,9 @@ def import_checkpoint(
     for k in counters_filled:
         loaded[k] = torch.zeros_like(own[k])
     if counters_filled:
-        notes.append(f"{len(counters_filled)} BatchNorm num_batches_tracked counters absent from the file, set to 0 (not used in eval)")
+        notes.append(
+            f"{len(counters_filled)} BatchNorm num_batches_tracked counters absent from the file, set to 0 (not used in eval)"
+        )
 
     # ---- dtype, wrapped masks
     converted = sorted(k for k, v in loaded.items() if v.dtype != own[k].dtype)
@@ -367,7 +377,9 @@ def import_checkpoint(
             continue
         leaked = int(((loaded[target] != 0) & ~keep).sum())
         if leaked:
-            notes.append(f"{target}: {leaked} non-zero weights outside the wrapped mask were zeroed (wrapped layers apply the mask in forward)")
+            notes.append(
+                f"{target}: {leaked} non-zero weights outside the wrapped mask were zeroed (wrapped layers apply the mask in forward)"
+            )
         loaded[target] = loaded[target] * keep.to(loaded[target].dtype)
     model.load_state_dict(loaded, strict=True)
     model.eval()

@@ -43,8 +43,9 @@ def _check_head(head: nn.Linear, prefix: str) -> None:
     found = first_non_finite(head.named_parameters())
     if found is not None:
         name, bad, total = found
-        raise DivergenceError(f"{prefix}: weights became non-finite ({name}: {bad} of {total} entries NaN or infinite). "
-                              f"{_LINEAR_FIX}")  # fmt: skip
+        raise DivergenceError(
+            f"{prefix}: weights became non-finite ({name}: {bad} of {total} entries NaN or infinite). {_LINEAR_FIX}"
+        )
 
 
 def train_linear_head(
@@ -86,17 +87,26 @@ def train_linear_head(
             opt.step()
             value = float(loss.detach())  # read every step anyway (CPU features): checking it is free
             if not math.isfinite(value):
-                raise DivergenceError(f"linear head {run_name!r} diverged at epoch {epoch + 1}, step {epoch * steps + step + 1} "
-                                      f"(step {step + 1} of {steps} in the epoch): the loss became {value}. {_LINEAR_FIX}")  # fmt: skip
+                raise DivergenceError(
+                    f"linear head {run_name!r} diverged at epoch {epoch + 1}, step {epoch * steps + step + 1} "
+                    f"(step {step + 1} of {steps} in the epoch): the loss became {value}. {_LINEAR_FIX}"
+                )
             total += value * idx.numel()
             seen += idx.numel()
         _check_head(head, f"linear head {run_name!r} diverged at epoch {epoch + 1}")
         with torch.no_grad():
             logits = head(test[0])
             top1, per_class = _accuracy(logits, test[1], num_classes)
-            history.append({"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
-                            "test_loss": float(F.cross_entropy(logits, test[1])), "test_top1": top1,
-                            "test_mean_per_class": per_class})  # fmt: skip
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "lr": rate,
+                    "train_loss": total / seen,
+                    "test_loss": float(F.cross_entropy(logits, test[1])),
+                    "test_top1": top1,
+                    "test_mean_per_class": per_class,
+                }
+            )
     return head, history
 
 
@@ -134,4 +144,8 @@ def logistic_regression(
         head.bias.sub_((head.weight * mean).sum(1))
         logits = head(test[0])
     top1, per_class = _accuracy(logits, test[1], num_classes)
-    return head, {"test_top1": top1, "test_mean_per_class": per_class, "test_loss": float(F.cross_entropy(logits, test[1]))}
+    return head, {
+        "test_top1": top1,
+        "test_mean_per_class": per_class,
+        "test_loss": float(F.cross_entropy(logits, test[1])),
+    }

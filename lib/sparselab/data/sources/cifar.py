@@ -66,9 +66,13 @@ class _RestrictedLoading:
     meta: dict[str, str]
 
     def __init__(
-        self, root: str, train: bool = True, transform: Callable | None = None,
-        target_transform: Callable | None = None, verify_md5: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        root: str,
+        train: bool = True,
+        transform: Callable | None = None,
+        target_transform: Callable | None = None,
+        verify_md5: bool = False,
+    ) -> None:
         VisionDataset.__init__(self, root, transform=transform, target_transform=target_transform)
         self.train = train
         if verify_md5:
@@ -107,7 +111,9 @@ class _RestrictedLoading:
                 f"(refused, nothing ran: the file is tampered with or foreign); {self._redownload()}"
             ) from None
         except Exception as e:  # not a pickle, truncated, ...: pickle raises many types
-            raise CifarFileError(f"{path} is not a readable CIFAR file ({type(e).__name__}: {e}); {self._redownload()}") from None
+            raise CifarFileError(
+                f"{path} is not a readable CIFAR file ({type(e).__name__}: {e}); {self._redownload()}"
+            ) from None
         if not isinstance(entry, dict):
             raise CifarFileError(f"{path} holds a {type(entry).__name__}, not a CIFAR dict; {self._redownload()}")
         return entry
@@ -141,7 +147,10 @@ class RestrictedCIFAR100(_RestrictedLoading, CIFAR100):
     release = "CIFAR100"
 
 
-_CLASSES: dict[str, type[RestrictedCIFAR10] | type[RestrictedCIFAR100]] = {"cifar10": RestrictedCIFAR10, "cifar100": RestrictedCIFAR100}
+_CLASSES: dict[str, type[RestrictedCIFAR10] | type[RestrictedCIFAR100]] = {
+    "cifar10": RestrictedCIFAR10,
+    "cifar100": RestrictedCIFAR100,
+}
 
 
 def cifar_stats(source: str, normalize: str = "dataset") -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -164,7 +173,9 @@ def cifar_transforms(source: str, augment: bool, normalize: str = "dataset") -> 
     return train_tf, eval_tf
 
 
-def cifar_tensor_transforms(source: str, augment: bool, normalize: str = "dataset") -> tuple[ImageTransform, ImageTransform]:
+def cifar_tensor_transforms(
+    source: str, augment: bool, normalize: str = "dataset"
+) -> tuple[ImageTransform, ImageTransform]:
     """(train, eval) batched transforms of uint8 (3, 32, 32) images: the map of :func:`cifar_transforms`."""
     mean, std = cifar_stats(source, normalize)
     eval_tf = ImageTransform(mean=mean, std=std)
@@ -186,7 +197,9 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
     cls = _CLASSES[hp.source]
     mean, std = cifar_stats(hp.source, hp.normalize)
     side = int(hp.image_size) if hp.image_size else SIZE
-    info = DatasetInfo(name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std)
+    info = DatasetInfo(
+        name=hp.source, num_classes=NUM_CLASSES[hp.source], input_shape=(3, side, side), mean=mean, std=std
+    )
     if hp.image_size:  # the transfer study's preprocessing: upsampled to image_size, per PIL image
         size = int(hp.image_size)
         resize = hp.resize_size or max(size, round(size * 256 / 224))
@@ -203,7 +216,9 @@ def build_cifar(hp: DataHparams) -> SourceSplits:
         batch_train_tf, batch_eval_tf = cifar_tensor_transforms(hp.source, hp.augment, hp.normalize)
         train_images = _tensor_images(train, batch_train_tf)  # train_eval shares its store (one device copy)
         train_eval = train_images if not hp.augment else train_images.with_transform(batch_eval_tf)
-        return SourceSplits(info=info, train=train_images, train_eval=train_eval, test=_tensor_images(test, batch_eval_tf))
+        return SourceSplits(
+            info=info, train=train_images, train_eval=train_eval, test=_tensor_images(test, batch_eval_tf)
+        )
     train_files_eval = copy.copy(train)  # shares the loaded arrays; only the transform differs
     train_files_eval.transform = eval_tf
     return SourceSplits(info=info, train=train, train_eval=train_files_eval, test=test)

@@ -112,7 +112,12 @@ def build_heldout(hp: DataHparams) -> SourceSplits:
     train_idx, test_idx = per_class_train_split(y, per_class, hp.split_seed)
     x = _transform(x, size, channels)
     train = TensorDataset(x[train_idx], y[train_idx])
-    info = DatasetInfo(name=hp.source, num_classes=classes, input_shape=(channels, size, size),
-                       mean=(MEAN,) * channels, std=(STD,) * channels)  # fmt: skip
+    info = DatasetInfo(
+        name=hp.source,
+        num_classes=classes,
+        input_shape=(channels, size, size),
+        mean=(MEAN,) * channels,
+        std=(STD,) * channels,
+    )
     # No augmentation: train and train_eval are the same tensors.
     return SourceSplits(info=info, train=train, train_eval=train, test=TensorDataset(x[test_idx], y[test_idx]))

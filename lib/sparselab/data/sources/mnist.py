@@ -38,13 +38,16 @@ def mnist_images(root: str, train: bool, transform: ImageTransform) -> TensorIma
 
 @register_source("mnist")
 def build_mnist(hp: DataHparams) -> SourceSplits:
-    check_dataset_root(hp.source, hp.root, key=source_root_key(hp.source, hp.root), verify_checksums=hp.verify_checksums)
+    check_dataset_root(
+        hp.source, hp.root, key=source_root_key(hp.source, hp.root), verify_checksums=hp.verify_checksums
+    )
     assert hp.root is not None  # checked above
     root = os.path.expanduser(hp.root)
     size = hp.image_size or NATIVE_SIZE
     channels = hp.channels or 1
-    transform = ImageTransform(mean=(MEAN,) * channels, std=(STD,) * channels,
-                               size=size if size != NATIVE_SIZE else None, channels=channels)  # fmt: skip
+    transform = ImageTransform(
+        mean=(MEAN,) * channels, std=(STD,) * channels, size=size if size != NATIVE_SIZE else None, channels=channels
+    )
     train = mnist_images(root, True, transform)
     info = DatasetInfo(
         name=hp.source,

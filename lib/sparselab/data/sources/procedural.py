@@ -68,7 +68,9 @@ def _finish(hi: torch.Tensor, size: int, noise: float, g: torch.Generator) -> to
     return (img + noise * torch.randn(img.shape, generator=g)).clamp(0.0, 1.0)
 
 
-def render_shapes(per_class: int, size: int, generator: torch.Generator, noise: float = 0.08) -> tuple[torch.Tensor, torch.Tensor]:
+def render_shapes(
+    per_class: int, size: int, generator: torch.Generator, noise: float = 0.08
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_class`` images of every shape, (N, 1, size, size) in [0, 1], and their labels."""
     x, y = _grid(size)
     images, labels = [], []
@@ -82,7 +84,9 @@ def render_shapes(per_class: int, size: int, generator: torch.Generator, noise: 
     return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
 
 
-def render_gratings(per_class: int, size: int, generator: torch.Generator, noise: float = 0.08) -> tuple[torch.Tensor, torch.Tensor]:
+def render_gratings(
+    per_class: int, size: int, generator: torch.Generator, noise: float = 0.08
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gratings at ``_ORIENTATIONS`` orientations (the label), random frequency and phase."""
     x, y = _grid(size)
     images, labels = [], []
@@ -115,6 +119,11 @@ def build_procedural(hp: DataHparams) -> SourceSplits:
     norm = lambda t: ((t - mean) / std).expand(-1, channels, -1, -1).contiguous()  # noqa: E731
     train = TensorDataset(norm(train_x), train_y)
     test = TensorDataset(norm(test_x), test_y)
-    info = DatasetInfo(name=hp.source, num_classes=classes, input_shape=(channels, size, size),
-                       mean=(mean,) * channels, std=(std,) * channels)  # fmt: skip
+    info = DatasetInfo(
+        name=hp.source,
+        num_classes=classes,
+        input_shape=(channels, size, size),
+        mean=(mean,) * channels,
+        std=(std,) * channels,
+    )
     return SourceSplits(info=info, train=train, train_eval=train, test=test)

@@ -77,9 +77,17 @@ SUN397_PARTITION = "01"
 
 # Class counts of the real datasets (the paper's Table; the fakes in the tests have fewer).
 PAPER_NUM_CLASSES = {
-    "aircraft": 100, "birdsnap": 500, "caltech101": 101, "caltech256": 257, "cars": 196, "dtd": 47,
-    "flowers": 102, "food101": 101, "pets": 37, "sun397": 397,
-}  # fmt: skip
+    "aircraft": 100,
+    "birdsnap": 500,
+    "caltech101": 101,
+    "caltech256": 257,
+    "cars": 196,
+    "dtd": 47,
+    "flowers": 102,
+    "food101": 101,
+    "pets": 37,
+    "sun397": 397,
+}
 # Per-dataset (mean, std) of the paper's full-finetuning path (notes §2); not used by default.
 DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "aircraft": ((0.4892, 0.5159, 0.5356), (0.2275, 0.2200, 0.2476)),
@@ -112,9 +120,13 @@ def transfer_stats(source: str, normalize: str) -> tuple[tuple[float, ...], tupl
 
 
 def transfer_transforms(
-    size: int = CROP_SIZE, resize: int = RESIZE_SIZE, augment: bool = True, interpolation: str = "bilinear",
-    mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD,
-) -> tuple[v2.Compose, v2.Compose]:  # fmt: skip
+    size: int = CROP_SIZE,
+    resize: int = RESIZE_SIZE,
+    augment: bool = True,
+    interpolation: str = "bilinear",
+    mean: tuple[float, ...] = MEAN,
+    std: tuple[float, ...] = STD,
+) -> tuple[v2.Compose, v2.Compose]:
     """(train, eval) transforms: PIL image -> normalised float tensor (3, size, size)."""
     interp = _INTERPOLATION[interpolation]
     tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std), v2.ToPureTensor()]
@@ -330,7 +342,9 @@ def _image_sizes(hp: DataHparams) -> tuple[int, int]:
 
 def build_transfer(hp: DataHparams) -> SourceSplits:
     key = source_root_key(hp.source, hp.root)
-    check_dataset_root(hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums)  # cheap: files, folders, headers
+    check_dataset_root(
+        hp.source, hp.root, key=key, verify_checksums=hp.verify_checksums
+    )  # cheap: files, folders, headers
     assert hp.root is not None  # checked above
     size, resize = _image_sizes(hp)
     root = os.path.expanduser(hp.root)

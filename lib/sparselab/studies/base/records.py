@@ -27,7 +27,9 @@ def flat_row(keys: Mapping[str, Any], summary: Mapping[str, Any], *, flatten: It
     return {**row, **keys}
 
 
-def records_frame(rows: Sequence[Mapping[str, Any]], *, first: Sequence[str] = (), columns: Sequence[str] | None = None) -> pd.DataFrame:
+def records_frame(
+    rows: Sequence[Mapping[str, Any]], *, first: Sequence[str] = (), columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The rows as one table, ``first`` columns first (the rest in order of appearance);
     ``columns``: the header of a table without rows."""
     df = pd.DataFrame([dict(r) for r in rows], columns=list(columns) if columns is not None and not rows else None)
@@ -40,7 +42,12 @@ def write_frame(frame: pd.DataFrame, out_csv: str | Path) -> pd.DataFrame:
     return frame
 
 
-def write_records(rows: Sequence[Mapping[str, Any]], out_csv: str | Path, *, first: Sequence[str] = (),
-                  columns: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
+def write_records(
+    rows: Sequence[Mapping[str, Any]],
+    out_csv: str | Path,
+    *,
+    first: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """:func:`records_frame` of ``rows`` written to ``out_csv`` (:func:`write_frame`)."""
     return write_frame(records_frame(rows, first=first, columns=columns), out_csv)

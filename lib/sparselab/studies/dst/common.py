@@ -29,6 +29,8 @@ def run_summary(result: TrainResult, model: nn.Module, spec: ArchSpec) -> dict[s
         **final_metrics(final, ("epoch", "test_top1", "test_loss", "val_top1")),
         "learnable_parameters": learnable_parameters(model, mask),
         "dense_parameters": sum(p.numel() for p in dense.parameters()),
-        "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask)) if mask else 1.0,
+        "sparse_tensor_density": (sum(int(mask[n].sum()) for n in mask) / sum(mask[n].numel() for n in mask))
+        if mask
+        else 1.0,
         "layer_density": densities,
-    }  # fmt: skip
+    }

@@ -55,7 +55,9 @@ class DstExperiment:
     def gradual(self) -> GradualHparams:
         """The gradual block (:func:`parse` checks it is there when the gradual method is)."""
         if self.options.gradual is None:
-            raise ConfigError(f"dst {self.dataset}/{self.model}: the gradual method needs gradual: {{recipe, dense_recipe, ...}}")
+            raise ConfigError(
+                f"dst {self.dataset}/{self.model}: the gradual method needs gradual: {{recipe, dense_recipe, ...}}"
+            )
         return self.options.gradual
 
 
@@ -86,7 +88,6 @@ class DstConfig(ExperimentGrid[DstExperiment]):
         return out
 
 
-
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
     section = typed(DstSection, {k: v for k, v in raw.items() if k != "experiments"}, "dst")
     if not section.enabled:
@@ -104,12 +105,22 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
                 reference(getattr(options.gradual, part), shared.recipes, f"{key}.gradual.{part}", "recipes")
         arch = shared.models[e["model"]].arch
         if options.sparse_layers == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
-            raise ConfigError(f"{key}.sparse_layers: the paper's sparse-layer set is defined for wrn, resnet50 and "
-                              f"lenet300_100, not {arch!r}; give conv_fc or a list of parameter names")  # fmt: skip
+            raise ConfigError(
+                f"{key}.sparse_layers: the paper's sparse-layer set is defined for wrn, resnet50 and "
+                f"lenet300_100, not {arch!r}; give conv_fc or a list of parameter names"
+            )
         return DstExperiment(
-            e["dataset"], e["model"], e["recipe"], e.get("long_recipe", e["recipe"]), e.get("deepr_recipe", e["recipe"]),
-            tuple(e["methods"]), tuple(float(s) for s in e["sparsities"]), tuple(e["seeds"]), options, params,
-        )  # fmt: skip
+            e["dataset"],
+            e["model"],
+            e["recipe"],
+            e.get("long_recipe", e["recipe"]),
+            e.get("deepr_recipe", e["recipe"]),
+            tuple(e["methods"]),
+            tuple(float(s) for s in e["sparsities"]),
+            tuple(e["seeds"]),
+            options,
+            params,
+        )
 
     experiments = parse_experiments(raw, "dst", shared, experiment, ("recipe", "long_recipe", "deepr_recipe"))
     return DstConfig(title=section.title, experiments=experiments)

@@ -43,7 +43,15 @@ def gradual_spec(sparsity: float, options: DstOptions) -> GradualSpec:
     if g is None:
         raise ValueError("the gradual method needs the experiment's gradual block")
     return GradualSpec(
-        target=float(sparsity), target_fc=options.sparsity_fc, sparse_layers=options.layers, start=g.start,
-        freq=g.freq, iterations=g.iterations, schedule=g.schedule, by=g.by, output_layer=g.output_layer,
-        output_cap=g.output_cap, ramp=None,
-    )  # fmt: skip
+        target=float(sparsity),
+        target_fc=options.sparsity_fc,
+        sparse_layers=options.layers,
+        start=g.start,
+        freq=g.freq,
+        iterations=g.iterations,
+        schedule=g.schedule,
+        by=g.by,
+        output_layer=g.output_layer,
+        output_cap=g.output_cap,
+        ramp=None,
+    )

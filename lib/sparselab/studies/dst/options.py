@@ -80,7 +80,9 @@ class DstOptions(Hparams):
     sparse_layers: Literal["paper", "conv_fc"] | list[str] = "paper"
     sparsity_fc: float | None = None
     granularity: Literal["element", "row", "kernel"] = "element"
-    period: dict[EpochKey, int] = dataclasses.field(default_factory=lambda: {"0": 100, "25": 200, "80": 400, "140": 800})
+    period: dict[EpochKey, int] = dataclasses.field(
+        default_factory=lambda: {"0": 100, "25": 200, "80": 400, "140": 800}
+    )
     stop_epoch: int | None = None
     np_target: int = 20_000
     threshold: float = 1e-3

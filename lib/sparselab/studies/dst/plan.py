@@ -13,7 +13,13 @@ SUMMARY = "results/dst/summary"
 
 
 def _keys(run: DstRun) -> dict[str, Any]:
-    return {"dataset": run.dataset, "model": run.model, "method": run.method, "sparsity": run.sparsity, "seed": run.seed}
+    return {
+        "dataset": run.dataset,
+        "model": run.model,
+        "method": run.method,
+        "sparsity": run.sparsity,
+        "seed": run.seed,
+    }
 
 
 def run_dir(run: DstRun) -> str:
@@ -53,5 +59,9 @@ class Plan(StudyPlan[DstConfig, DstExperiment]):
         if self.cfg is None or not self.cfg.runs():
             return []
         names = ["records.csv", "table_accuracy.csv", "table_accuracy.md", "layer_density.csv"]
-        names += [f"{fig}.{ext}" for fig in ("figure_accuracy_vs_parameters", "figure_layer_density") for ext in ("pdf", "png")]
+        names += [
+            f"{fig}.{ext}"
+            for fig in ("figure_accuracy_vs_parameters", "figure_layer_density")
+            for ext in ("pdf", "png")
+        ]
         return [f"{SUMMARY}/{name}" for name in names]

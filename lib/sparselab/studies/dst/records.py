@@ -20,7 +20,9 @@ __all__ = ["KEYS", "write_records"]
 KEYS = ("dataset", "model", "method", "sparsity", "seed")
 
 
-def write_records(runs: Sequence[tuple[Mapping[str, Any], str]], records_csv: str | Path, densities_csv: str | Path) -> None:
+def write_records(
+    runs: Sequence[tuple[Mapping[str, Any], str]], records_csv: str | Path, densities_csv: str | Path
+) -> None:
     rows, layers = [], []
     for keys, path in runs:
         summary = json.loads(Path(path).read_text())

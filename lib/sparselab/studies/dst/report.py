@@ -53,22 +53,35 @@ def _percent(fraction: float) -> str:
 def accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of test top-1 (%) and learnable parameters per method x sparsity."""
     df = records.assign(test_top1=100 * records["test_top1"])
-    agg = df.groupby(["dataset", "model", "method", "sparsity"], sort=False).agg(
-        seeds=("seed", "nunique"), test_top1_mean=("test_top1", "mean"), test_top1_std=("test_top1", "std"),
-        parameters=("learnable_parameters", "mean"),
-    ).reset_index()  # fmt: skip
+    agg = (
+        df.groupby(["dataset", "model", "method", "sparsity"], sort=False)
+        .agg(
+            seeds=("seed", "nunique"),
+            test_top1_mean=("test_top1", "mean"),
+            test_top1_std=("test_top1", "std"),
+            parameters=("learnable_parameters", "mean"),
+        )
+        .reset_index()
+    )
     agg["_m"] = agg["method"].map({m: i for i, m in enumerate(_order(list(agg["method"])))})
     agg = agg.sort_values(["dataset", "model", "_m", "sparsity"], kind="stable").drop(columns="_m")
     return agg.fillna({"test_top1_std": 0.0}).reset_index(drop=True)
 
 
 def accuracy_table_markdown(table: pd.DataFrame) -> str:
-    rows = pd.DataFrame({
-        "dataset": table["dataset"], "model": table["model"], "method": table["method"],
-        "sparsity (%)": ["—" if m in ("dense",) else _percent(s) for m, s in zip(table["method"], table["sparsity"])],
-        "seeds": table["seeds"], "learnable parameters": [f"{p:,.0f}" for p in table["parameters"]],
-        "test top-1 (%)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "dataset": table["dataset"],
+            "model": table["model"],
+            "method": table["method"],
+            "sparsity (%)": [
+                "—" if m in ("dense",) else _percent(s) for m, s in zip(table["method"], table["sparsity"])
+            ],
+            "seeds": table["seeds"],
+            "learnable parameters": [f"{p:,.0f}" for p in table["parameters"]],
+            "test top-1 (%)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
+        }
+    )
     return rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 4) + "\n"
 
 
@@ -77,11 +90,23 @@ def accuracy_vs_parameters(records: pd.DataFrame, title: str = "") -> sns.FacetG
     per method (``dense`` included: one point), mean ± std over seeds, a panel per dataset x model."""
     df = records.assign(test_top1=100 * records["test_top1"], panel=records["dataset"] + " · " + records["model"])
     order = _order(list(df["method"]))
-    grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.4, aspect=1.3, sharex=False,
-                         sharey=False)  # fmt: skip
-    grid.map_dataframe(sns.lineplot, x="learnable_parameters", y="test_top1", hue="method", hue_order=order,
-                       palette=method_colours(order), style="method", style_order=order, markers=True, dashes=False,
-                       errorbar="sd", err_style="bars")  # fmt: skip
+    grid = sns.FacetGrid(
+        df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.4, aspect=1.3, sharex=False, sharey=False
+    )
+    grid.map_dataframe(
+        sns.lineplot,
+        x="learnable_parameters",
+        y="test_top1",
+        hue="method",
+        hue_order=order,
+        palette=method_colours(order),
+        style="method",
+        style_order=order,
+        markers=True,
+        dashes=False,
+        errorbar="sd",
+        err_style="bars",
+    )
     for ax in grid.axes.flat:
         log_axis(ax, "x")
     grid.set_axis_labels("learnable parameters (log scale)", "test top-1 (%)")
@@ -109,8 +134,20 @@ def layer_density_figure(densities: pd.DataFrame, title: str = "") -> plt.Figure
         sub = df[(df["dataset"] == dataset) & (df["model"] == model) & (df["sparsity"] == sparsity)]
         layers = list(sub.sort_values("layer_index")["layer_name"].drop_duplicates())
         here = [m for m in order if (sub["method"] == m).any()]
-        sns.barplot(data=sub, x="layer_name", y="density_pct", hue="method", order=layers, hue_order=here,
-                    palette=colours, errorbar="sd", capsize=0.1, err_kws={"linewidth": 0.8}, ax=ax, legend=False)  # fmt: skip
+        sns.barplot(
+            data=sub,
+            x="layer_name",
+            y="density_pct",
+            hue="method",
+            order=layers,
+            hue_order=here,
+            palette=colours,
+            errorbar="sd",
+            capsize=0.1,
+            err_kws={"linewidth": 0.8},
+            ax=ax,
+            legend=False,
+        )
         ax.axhline(100 * (1 - float(sparsity)), color="0.3", lw=1.0, ls="--", zorder=0)
         ax.set_title(f"{dataset} · {model} · sparsity {_percent(sparsity)}%")
         ax.set_xlabel("")
@@ -118,7 +155,7 @@ def layer_density_figure(densities: pd.DataFrame, title: str = "") -> plt.Figure
         if len(layers) > 6:
             ax.tick_params(axis="x", labelrotation=90)
         sns.despine(ax=ax)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         fig.delaxes(ax)
     handles: list[Artist] = [Patch(facecolor=colours[m], label=m) for m in order]
     handles.append(Line2D([], [], color="0.3", lw=1.0, ls="--", label="all sparse tensors\n(100 − sparsity)"))
@@ -129,9 +166,18 @@ def layer_density_figure(densities: pd.DataFrame, title: str = "") -> plt.Figure
     return fig
 
 
-def write_report(records_csv: str | Path, densities_csv: str | Path, *, table_csv: str | Path, table_md: str | Path,
-                 figure_pdf: str | Path, figure_png: str | Path, density_pdf: str | Path, density_png: str | Path,
-                 title: str = "") -> None:  # fmt: skip
+def write_report(
+    records_csv: str | Path,
+    densities_csv: str | Path,
+    *,
+    table_csv: str | Path,
+    table_md: str | Path,
+    figure_pdf: str | Path,
+    figure_png: str | Path,
+    density_pdf: str | Path,
+    density_png: str | Path,
+    title: str = "",
+) -> None:
     records = pd.read_csv(records_csv)
     table = accuracy_table(records)
     atomic_write_text(table_csv, table.to_csv(index=False))

@@ -70,8 +70,16 @@ class DSTSpec:
 def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
     period = StepSchedule(spec.period)
     if spec.method == "dsr":
-        return DSR(masks, period, spec.stop_epoch, seed, spec.np_target, spec.threshold, granularity=spec.granularity,
-                   big_new_weights=spec.big_new_weights)  # fmt: skip
+        return DSR(
+            masks,
+            period,
+            spec.stop_epoch,
+            seed,
+            spec.np_target,
+            spec.threshold,
+            granularity=spec.granularity,
+            big_new_weights=spec.big_new_weights,
+        )
     if spec.method == "set":
         return SET(masks, period, spec.stop_epoch, seed, spec.set_fraction, spec.granularity)
     if spec.method == "deepr":
@@ -97,8 +105,9 @@ def run_sparse_training(
     net = run.build()
     callbacks: tuple[Callback, ...] = ()
     if spec.method != "dense":
-        names = sparse_tensors(net, model.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str)
-                               else list(spec.sparse_layers))  # fmt: skip
+        names = sparse_tensors(
+            net, model.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str) else list(spec.sparse_layers)
+        )
         mask_seed = seeds.init ^ 0x6D61736B  # masks and tying: their own stream of the replicate
         if spec.method == "tied":
             modules = [n.rsplit(".", 1)[0] for n in names]
@@ -111,8 +120,20 @@ def run_sparse_training(
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
     hparams = run.hparams(f"dst_{spec.method}", recipe, dst=spec_record(spec))
-    result = train_and_save(files, net, arch, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds,
-                            compute=compute, eval_before=False, callbacks=callbacks)  # fmt: skip
+    result = train_and_save(
+        files,
+        net,
+        arch,
+        None,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=callbacks,
+    )
     write_summary(summary_json, {"method": spec.method}, run_summary(result, result.model, arch))
     return result
 
@@ -121,8 +142,14 @@ def _int_keys(d: Mapping[Any, Any]) -> dict[int, Any]:
     return {int(k): v for k, v in d.items()}
 
 
-def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
-                     sparse_layers: str | Sequence[str] = "paper", sparsity_fc: float | None = None) -> int:  # fmt: skip
+def sparse_learnable(
+    model: ModelHparams,
+    num_classes: int,
+    input_shape: Sequence[int],
+    sparsity: float,
+    sparse_layers: str | Sequence[str] = "paper",
+    sparsity_fc: float | None = None,
+) -> int:
     """Learnable parameters of the sparse network at ``sparsity`` (dense tensors in full)."""
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     names = sparse_tensors(net, model.arch, sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers))
@@ -135,8 +162,9 @@ def sparse_learnable(model: ModelHparams, num_classes: int, input_shape: Sequenc
 _WIDTH_KEYS = ("widen_factor", "width", "hidden")
 
 
-def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int], budget: int,
-                key: str = "auto") -> dict[str, Any]:  # fmt: skip
+def thin_kwargs(
+    model: ModelHparams, num_classes: int, input_shape: Sequence[int], budget: int, key: str = "auto"
+) -> dict[str, Any]:
     """The model's kwargs with its width knob scaled so that the dense network has about ``budget``
     parameters (bisection on the scale; ``hidden`` lists are scaled element-wise)."""
     defaults = arch_kwargs(model.arch)
@@ -156,7 +184,9 @@ def thin_kwargs(model: ModelHparams, num_classes: int, input_shape: Sequence[int
         return {**model.kwargs, key: value}
 
     def count(f: float) -> int:
-        return sum(p.numel() for p in build_model(model.arch, num_classes, tuple(input_shape), **scaled(f)).parameters())
+        return sum(
+            p.numel() for p in build_model(model.arch, num_classes, tuple(input_shape), **scaled(f)).parameters()
+        )
 
     lo, hi = 1e-3, 1.0
     while count(hi) < budget:
@@ -176,12 +206,21 @@ def spec_from_options(method: str, sparsity: float, options: DstOptions, active_
         fraction = float({float(k): v for k, v in options.set_fraction.items()}[float(sparsity)])
     return DSTSpec(
         method=method if method != "thin_dense" else "dense",  # type: ignore[arg-type]
-        sparsity=float(sparsity), sparsity_fc=options.sparsity_fc, sparse_layers=options.layers,
-        granularity=options.granularity, period=_int_keys(options.period), stop_epoch=options.stop_epoch,
-        np_target=options.np_target, threshold=options.threshold, big_new_weights=options.big_new_weights,
-        set_fraction=fraction, deepr_eta=options.deepr.eta, deepr_l1=options.deepr.l1,
-        l1=float(options.l1.get(method, 0.0)), deepr_temperature=_int_keys(options.deepr.temperature),
-    )  # fmt: skip
+        sparsity=float(sparsity),
+        sparsity_fc=options.sparsity_fc,
+        sparse_layers=options.layers,
+        granularity=options.granularity,
+        period=_int_keys(options.period),
+        stop_epoch=options.stop_epoch,
+        np_target=options.np_target,
+        threshold=options.threshold,
+        big_new_weights=options.big_new_weights,
+        set_fraction=fraction,
+        deepr_eta=options.deepr.eta,
+        deepr_l1=options.deepr.l1,
+        l1=float(options.l1.get(method, 0.0)),
+        deepr_temperature=_int_keys(options.deepr.temperature),
+    )
 
 
 def dense_spec() -> DSTSpec:
@@ -191,8 +230,9 @@ def dense_spec() -> DSTSpec:
     return spec_from_options("dense", 0.9, DstOptions(stop_epoch=190, set_fraction={0.9: 0.138}))
 
 
-def _active_entries(model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float,
-                    options: DstOptions) -> int:  # fmt: skip
+def _active_entries(
+    model: ModelHparams, num_classes: int, input_shape: Sequence[int], sparsity: float, options: DstOptions
+) -> int:
     net = build_model(model.arch, num_classes, tuple(input_shape), **model.kwargs)
     layers = options.layers
     names = sparse_tensors(net, model.arch, layers if isinstance(layers, str) else list(layers))
@@ -220,8 +260,9 @@ def run_configured(
         info = build_splits(data).info
         thin = options.thin
         if thin.widths == "auto":
-            budget = sparse_learnable(model, info.num_classes, info.input_shape, sparsity, options.layers,
-                                      options.sparsity_fc)  # fmt: skip
+            budget = sparse_learnable(
+                model, info.num_classes, info.input_shape, sparsity, options.layers, options.sparsity_fc
+            )
             kwargs = thin_kwargs(model, info.num_classes, info.input_shape, budget, thin.key)
         else:  # the key is named (ThinHparams.validate)
             kwargs = {**model.kwargs, thin.key: {float(k): v for k, v in thin.widths.items()}[float(sparsity)]}
@@ -235,6 +276,7 @@ def run_configured(
             info = build_splits(data).info
             active = _active_entries(model, info.num_classes, info.input_shape, sparsity, options)
         spec = spec_from_options(method, sparsity, options, active)
-    result = run_sparse_training(files, summary_json, data=data, model=model, recipe=recipe, spec=spec, seed=seed,
-                                 compute=compute)  # fmt: skip
+    result = run_sparse_training(
+        files, summary_json, data=data, model=model, recipe=recipe, spec=spec, seed=seed, compute=compute
+    )
     return result

@@ -53,14 +53,27 @@ class GradflowConfig(ExperimentGrid[GradflowExperiment]):
     study = "gradflow"
 
     def runs(self) -> list[GradflowRun]:
-        return [GradflowRun(e.dataset, e.model, m, t, s) for e in self.experiments
-                for m in e.measures for t in e.targets for s in e.seeds]  # fmt: skip
-
+        return [
+            GradflowRun(e.dataset, e.model, m, t, s)
+            for e in self.experiments
+            for m in e.measures
+            for t in e.targets
+            for s in e.seeds
+        ]
 
 
 # An experiment's keys that are not options: what runs (the grid) rather than how each run prunes.
-_EXPERIMENT_KEYS = {"dataset", "model", "round_recipe", "final_recipe", "dense_recipe", "measures", "targets", "rounds",
-                    "seeds"}  # fmt: skip
+_EXPERIMENT_KEYS = {
+    "dataset",
+    "model",
+    "round_recipe",
+    "final_recipe",
+    "dense_recipe",
+    "measures",
+    "targets",
+    "rounds",
+    "seeds",
+}
 # Every option of the section is typed, with the schema's defaults (tests/test_study_configs.py).
 SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (GradflowConfig, (), {"enabled"}),
@@ -77,9 +90,19 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> GradflowConfig | None
             raise ConfigError(f"{key}.round_recipe: {e['round_recipe']!r} trains 0 epochs; a round needs >= 1")
         options = typed(GradflowOptions, {k: v for k, v in e.items() if k not in _EXPERIMENT_KEYS}, key)
         return GradflowExperiment(
-            e["dataset"], e["model"], e["round_recipe"], e["final_recipe"], e.get("dense_recipe"),
-            tuple(e["measures"]), tuple(float(t) for t in e["targets"]), int(e["rounds"]), tuple(e["seeds"]), options,
-        )  # fmt: skip
+            e["dataset"],
+            e["model"],
+            e["round_recipe"],
+            e["final_recipe"],
+            e.get("dense_recipe"),
+            tuple(e["measures"]),
+            tuple(float(t) for t in e["targets"]),
+            int(e["rounds"]),
+            tuple(e["seeds"]),
+            options,
+        )
 
-    experiments = parse_experiments(raw, "gradflow", shared, experiment, ("round_recipe", "final_recipe", "dense_recipe"))
+    experiments = parse_experiments(
+        raw, "gradflow", shared, experiment, ("round_recipe", "final_recipe", "dense_recipe")
+    )
     return GradflowConfig(title=str(raw.get("title", GradflowConfig.title)), experiments=experiments)

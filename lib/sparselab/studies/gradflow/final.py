@@ -25,6 +25,9 @@ def run_final_training(
 ) -> dict[str, Any]:
     """Train the pruned checkpoint with the final recipe (masks enforced; epoch 0 of the metrics
     is the accuracy right after the last round) and write its summary."""
-    result = run_finetuning(files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute,
-                            method="gradflow_final")  # fmt: skip
-    return write_summary(summary_json, summarize(files.checkpoint, result.final), {"selected_epoch": result.selected_epoch})
+    result = run_finetuning(
+        files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute, method="gradflow_final"
+    )
+    return write_summary(
+        summary_json, summarize(files.checkpoint, result.final), {"selected_epoch": result.selected_epoch}
+    )

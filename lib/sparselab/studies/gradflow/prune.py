@@ -115,8 +115,13 @@ class _Tracker(Callback):
             self.tracker._scores[name] = s.to(device=current.device, dtype=current.dtype)
 
 
-def kendall_tau_to_magnitude(scores: dict[str, torch.Tensor], model: nn.Module, groups: Sequence[ChannelGroup],
-                             alive: dict[str, torch.Tensor], protect: Sequence[str] = ()) -> float:  # fmt: skip
+def kendall_tau_to_magnitude(
+    scores: dict[str, torch.Tensor],
+    model: nn.Module,
+    groups: Sequence[ChannelGroup],
+    alive: dict[str, torch.Tensor],
+    protect: Sequence[str] = (),
+) -> float:
     """Kendall's tau-b between a measure's scores and the filters' L2 norms, over all alive filters
     that the global ranking sees (NaN when either is constant)."""
     from scipy.stats import kendalltau  # lazy: about 2 s to import, for one statistic per round
@@ -146,30 +151,53 @@ def _alive(groups: Sequence[ChannelGroup], mask: Mask | None) -> dict[str, torch
     return out
 
 
-def _importance_batches(splits: DatasetSplits, prune: PruneSpec, seed: int,
-                        device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+def _importance_batches(
+    splits: DatasetSplits, prune: PruneSpec, seed: int, device: torch.device
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The first ``importance_batches`` minibatches of a fresh shuffled, augmented train loader."""
-    loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
-                         order_seed=mix_seed(seed, 1), aug_seed=mix_seed(seed, 2), device=device)  # fmt: skip
+    loader = make_loader(
+        splits.train,
+        prune.importance_batch_size,
+        shuffle=True,
+        order_seed=mix_seed(seed, 1),
+        aug_seed=mix_seed(seed, 2),
+        device=device,
+    )
     loader.set_epoch(0)
     return list(itertools.islice(iter(loader), prune.importance_batches))
 
 
 def _grasp_loader(splits: DatasetSplits, prune: PruneSpec, seed: int, device: torch.device) -> Any:
-    loader = make_loader(splits.train, prune.importance_batch_size, shuffle=True,
-                         order_seed=mix_seed(seed, 3), aug_seed=mix_seed(seed, 4), device=device)  # fmt: skip
+    loader = make_loader(
+        splits.train,
+        prune.importance_batch_size,
+        shuffle=True,
+        order_seed=mix_seed(seed, 3),
+        aug_seed=mix_seed(seed, 4),
+        device=device,
+    )
     loader.set_epoch(0)
     return loader
 
 
-def _scores(model: nn.Module, prune: PruneSpec, splits: DatasetSplits, recipe: TrainHparams, seed: int,
-            init: nn.Module | None, tracker: ImportanceTracker | None) -> dict[str, torch.Tensor]:  # fmt: skip
+def _scores(
+    model: nn.Module,
+    prune: PruneSpec,
+    splits: DatasetSplits,
+    recipe: TrainHparams,
+    seed: int,
+    init: nn.Module | None,
+    tracker: ImportanceTracker | None,
+) -> dict[str, torch.Tensor]:
     options: dict[str, Any] = {"temperature": recipe.temperature}
     device = next(model.parameters()).device  # the batches are made where the model is
     if prune.measure in ("grasp", "grad_preserve"):
         data: Any = _grasp_loader(splits, prune, seed, device)
-        options |= {"grasp_temperature": prune.grasp_temperature, "grasp_samples": prune.importance_samples,
-                    "num_classes": splits.info.num_classes}  # fmt: skip
+        options |= {
+            "grasp_temperature": prune.grasp_temperature,
+            "grasp_samples": prune.importance_samples,
+            "num_classes": splits.info.num_classes,
+        }
     elif prune.measure in ("mag_based", "l1", "bn"):
         data = None
     elif prune.measure == "biased_loss_tracked":
@@ -195,10 +223,23 @@ def _evaluate(model: nn.Module, splits: DatasetSplits, recipe: TrainHparams, pla
 
 
 _ROUND_FIELDS = (
-    "round", "epochs_trained", "rows", "rows_target", "train_loss", "train_top1", "test_top1_before", "val_top1_before",
-    "test_top1_after", "val_top1_after", "params", "params_alive", "flops", "flops_alive", "kendall_tau_magnitude",
+    "round",
+    "epochs_trained",
+    "rows",
+    "rows_target",
+    "train_loss",
+    "train_top1",
+    "test_top1_before",
+    "val_top1_before",
+    "test_top1_after",
+    "val_top1_after",
+    "params",
+    "params_alive",
+    "flops",
+    "flops_alive",
+    "kendall_tau_magnitude",
     "widths",
-)  # fmt: skip
+)
 
 
 def _write_rounds(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -237,7 +278,9 @@ def _load_momentum(path: Path) -> dict[str, torch.Tensor] | None:
 
 def _save(path: Path, model: nn.Module, spec: ArchSpec, mask: Mask | None, meta: dict[str, Any]) -> None:
     """Checkpoint a CPU copy (the model stays on its device)."""
-    save_checkpoint(path, copy.deepcopy(model).cpu(), spec, mask=mask.to_device("cpu") if mask is not None else None, meta=meta)
+    save_checkpoint(
+        path, copy.deepcopy(model).cpu(), spec, mask=mask.to_device("cpu") if mask is not None else None, meta=meta
+    )
 
 
 def run_prune_rounds(
@@ -267,8 +310,10 @@ def run_prune_rounds(
     dense_groups = channel_groups(net, shape)
     unknown = sorted(set(prune.protect) - {g.producer for g in dense_groups})
     if unknown:
-        raise ValueError(f"protect names {unknown}, which are not prunable convs of {model.arch}; "
-                         f"prunable: {', '.join(g.producer for g in dense_groups)}")  # fmt: skip
+        raise ValueError(
+            f"protect names {unknown}, which are not prunable convs of {model.arch}; "
+            f"prunable: {', '.join(g.producer for g in dense_groups)}"
+        )
     minimum = minimum_widths(dense_groups, prune.min_fraction)
     rows_0 = ranking_rows(dense_groups, protect=prune.protect)
     mask: Mask | None = None
@@ -288,21 +333,39 @@ def run_prune_rounds(
     net = placement.model(net)
     if start == 1 and prune.warmup_epochs > 1:
         warm = dataclasses.replace(recipe, epochs=prune.warmup_epochs - 1)
-        result = train(net, splits, warm, seeds=seeds, compute=compute, state_dir=state / "warmup",
-                       fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}",
-                       run_name=f"{files.checkpoint.parent} (warm-up)")  # fmt: skip
+        result = train(
+            net,
+            splits,
+            warm,
+            seeds=seeds,
+            compute=compute,
+            state_dir=state / "warmup",
+            fingerprint=f"gradflow-warmup-{seed}-{warm.fingerprint()}",
+            run_name=f"{files.checkpoint.parent} (warm-up)",
+        )
         net = result.model
     tracker = ImportanceTracker(net, alpha=prune.alpha) if prune.measure == "biased_loss_tracked" else None
     momentum = _load_momentum(state / f"momentum{start - 1}.safetensors") if prune.preserve_momentum else None
     for k in range(start, prune.rounds + 1):
-        round_seeds = dataclasses.replace(seeds, data_order=mix_seed(seeds.data_order, k),
-                                          augmentation=mix_seed(seeds.augmentation, k))  # fmt: skip
+        round_seeds = dataclasses.replace(
+            seeds, data_order=mix_seed(seeds.data_order, k), augmentation=mix_seed(seeds.augmentation, k)
+        )
         if tracker is not None:
             tracker = ImportanceTracker(net, alpha=prune.alpha)  # zeros, the current widths
         callbacks = (_Tracker(tracker, prune.track_batches),) if tracker is not None else ()
-        result = train(net, splits, recipe, seeds=round_seeds, compute=compute, mask=mask, callbacks=callbacks,
-                       state_dir=state / f"train{k}", fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}",
-                       momentum=momentum, run_name=f"{files.checkpoint.parent} (round {k})")  # fmt: skip
+        result = train(
+            net,
+            splits,
+            recipe,
+            seeds=round_seeds,
+            compute=compute,
+            mask=mask,
+            callbacks=callbacks,
+            state_dir=state / f"train{k}",
+            fingerprint=f"gradflow-round{k}-{seed}-{recipe.fingerprint()}",
+            momentum=momentum,
+            run_name=f"{files.checkpoint.parent} (round {k})",
+        )
         net = result.model
         shutil.rmtree(state / f"train{k}", ignore_errors=True)
         before = _evaluate(net, splits, recipe, placement)
@@ -322,33 +385,66 @@ def run_prune_rounds(
         after = _evaluate(net, splits, recipe, placement)
         cost = complexity(net, shape, mask)
         new_groups = channel_groups(net, shape)
-        records.append({
-            "round": k, "epochs_trained": result.final.get("epoch"), "rows": ranking_rows(new_groups, _alive(new_groups, mask), prune.protect),
-            "rows_target": rows_target, "train_loss": result.final.get("train_loss"), "train_top1": result.final.get("train_top1"),
-            "test_top1_before": before.get("test_top1"), "val_top1_before": before.get("val_top1"),
-            "test_top1_after": after.get("test_top1"), "val_top1_after": after.get("val_top1"),
-            "params": cost.params, "params_alive": cost.params_alive, "flops": cost.flops, "flops_alive": cost.flops_alive,
-            "kendall_tau_magnitude": tau,
-            "widths": " ".join(str(int(_alive(new_groups, mask)[g.producer].sum())) for g in new_groups),
-        })  # fmt: skip
-        log.info("gradflow round %d/%d (%s): rows %d -> %d, test top-1 %.4f -> %.4f, tau %.3f", k, prune.rounds,
-                 prune.measure, rows_now, records[-1]["rows"], before.get("test_top1", math.nan),
-                 after.get("test_top1", math.nan), tau)  # fmt: skip
+        records.append(
+            {
+                "round": k,
+                "epochs_trained": result.final.get("epoch"),
+                "rows": ranking_rows(new_groups, _alive(new_groups, mask), prune.protect),
+                "rows_target": rows_target,
+                "train_loss": result.final.get("train_loss"),
+                "train_top1": result.final.get("train_top1"),
+                "test_top1_before": before.get("test_top1"),
+                "val_top1_before": before.get("val_top1"),
+                "test_top1_after": after.get("test_top1"),
+                "val_top1_after": after.get("val_top1"),
+                "params": cost.params,
+                "params_alive": cost.params_alive,
+                "flops": cost.flops,
+                "flops_alive": cost.flops_alive,
+                "kendall_tau_magnitude": tau,
+                "widths": " ".join(str(int(_alive(new_groups, mask)[g.producer].sum())) for g in new_groups),
+            }
+        )
+        log.info(
+            "gradflow round %d/%d (%s): rows %d -> %d, test top-1 %.4f -> %.4f, tau %.3f",
+            k,
+            prune.rounds,
+            prune.measure,
+            rows_now,
+            records[-1]["rows"],
+            before.get("test_top1", math.nan),
+            after.get("test_top1", math.nan),
+            tau,
+        )
         _save(state / f"round{k}.safetensors", net, spec.with_widths(widths(net, new_groups)), mask, {"round": k})
         if init is not None:
-            _save(state / f"init{k}.safetensors", init, spec.with_widths(widths(init, channel_groups(init, shape))), None, {})
+            _save(
+                state / f"init{k}.safetensors",
+                init,
+                spec.with_widths(widths(init, channel_groups(init, shape))),
+                None,
+                {},
+            )
         if momentum is not None:
             _save_momentum(state / f"momentum{k}.safetensors", momentum)
         _write_rounds(state / "rounds.csv", records)
         shutil.rmtree(state / "warmup", ignore_errors=True)
-        olds = [*state.glob("round*.safetensors"), *state.glob("init*.safetensors"), *state.glob("momentum*.safetensors")]
+        olds = [
+            *state.glob("round*.safetensors"),
+            *state.glob("init*.safetensors"),
+            *state.glob("momentum*.safetensors"),
+        ]
         for old in olds:  # the last finished round's only
             if old.stem not in (f"round{k}", f"init{k}", f"momentum{k}"):
                 old.unlink()
                 old.with_suffix(".json").unlink(missing_ok=True)
     final_groups = channel_groups(net, shape)
-    meta = {"method": hparams["method"], "dataset": data.to_dict(), "hparams": hparams,
-            "metrics": {k: v for k, v in records[-1].items() if k != "widths"} if records else {}}  # fmt: skip
+    meta = {
+        "method": hparams["method"],
+        "dataset": data.to_dict(),
+        "hparams": hparams,
+        "metrics": {k: v for k, v in records[-1].items() if k != "widths"} if records else {},
+    }
     _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
     _write_rounds(files.rounds_csv, records)
     atomic_write_json(files.hparams_json, hparams)  # last: a diverged round leaves no output (DivergenceError)

@@ -23,8 +23,9 @@ def records_from(summaries: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]
     return records_frame([flat_row(keys, summary) for keys, summary in summaries], first=KEYS)
 
 
-def write_records(runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]],
-                  records_csv: str | Path) -> None:  # fmt: skip
+def write_records(
+    runs: Sequence[tuple[dict[str, Any], str]], dense: Sequence[tuple[dict[str, Any], str]], records_csv: str | Path
+) -> None:
     """records.csv: the final summary of every run, and a summary of every dense baseline
     checkpoint (``measure = dense``), one row each (sparselab.studies.gradflow.report reads it)."""
     rows = [(keys, json.loads(Path(path).read_text())) for keys, path in runs]

@@ -55,13 +55,21 @@ def final_table(records: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"records lack columns {sorted(missing)}")
     df = records.assign(test_top1=100 * records["test_top1"], mflops_alive=records["flops_alive"] / 1e6)
-    agg = df.groupby(_GROUP, sort=False).agg(
-        seeds=("seed", "nunique"),
-        test_top1_mean=("test_top1", "mean"), test_top1_std=("test_top1", "std"),
-        params_alive_mean=("params_alive", "mean"), params_alive_std=("params_alive", "std"),
-        mflops_alive_mean=("mflops_alive", "mean"), mflops_alive_std=("mflops_alive", "std"),
-        compression_mean=("compression", "mean"), compression_std=("compression", "std"),
-    ).reset_index()  # fmt: skip
+    agg = (
+        df.groupby(_GROUP, sort=False)
+        .agg(
+            seeds=("seed", "nunique"),
+            test_top1_mean=("test_top1", "mean"),
+            test_top1_std=("test_top1", "std"),
+            params_alive_mean=("params_alive", "mean"),
+            params_alive_std=("params_alive", "std"),
+            mflops_alive_mean=("mflops_alive", "mean"),
+            mflops_alive_std=("mflops_alive", "std"),
+            compression_mean=("compression", "mean"),
+            compression_std=("compression", "std"),
+        )
+        .reset_index()
+    )
     agg["_dense"] = agg["measure"] != "dense"
     agg = agg.sort_values(["dataset", "model", "_dense", "target", "measure"], kind="stable").drop(columns="_dense")
     return agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index(drop=True)
@@ -83,35 +91,72 @@ TABLE_NOTE = (
 def final_table_markdown(table: pd.DataFrame) -> str:
     """The table for people: target in % of filters next to compression by parameters, and a note
     saying how the two differ."""
-    rows = pd.DataFrame({
-        "dataset": table["dataset"], "model": table["model"],
-        TARGET_HEADER: ["—" if m == "dense" else f"{round(100 * t, 6):g}" for m, t in zip(table["measure"], table["target"])],
-        "measure": table["measure"], "seeds": table["seeds"],
-        "test top-1 (%)": [_pm(m, s, 2) for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
-        "alive params": [f"{m:,.0f} ± {s:,.0f}" for m, s in zip(table["params_alive_mean"], table["params_alive_std"])],
-        "alive MFLOPs": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
-        COMPRESSION_HEADER: [_pm(m, s, 2) for m, s in zip(table["compression_mean"], table["compression_std"])],
-    })  # fmt: skip
-    md = rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 2 + ["right"] + ["left"] + ["right"] * 5)
+    rows = pd.DataFrame(
+        {
+            "dataset": table["dataset"],
+            "model": table["model"],
+            TARGET_HEADER: [
+                "—" if m == "dense" else f"{round(100 * t, 6):g}" for m, t in zip(table["measure"], table["target"])
+            ],
+            "measure": table["measure"],
+            "seeds": table["seeds"],
+            "test top-1 (%)": [_pm(m, s, 2) for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
+            "alive params": [
+                f"{m:,.0f} ± {s:,.0f}" for m, s in zip(table["params_alive_mean"], table["params_alive_std"])
+            ],
+            "alive MFLOPs": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
+            COMPRESSION_HEADER: [_pm(m, s, 2) for m, s in zip(table["compression_mean"], table["compression_std"])],
+        }
+    )
+    md = rows.to_markdown(
+        index=False, disable_numparse=True, colalign=["left"] * 2 + ["right"] + ["left"] + ["right"] * 5
+    )
     return md + "\n\n" + TABLE_NOTE + "\n"
 
 
-def rounds_figure(rounds: pd.DataFrame, value: str, ylabel: str, title: str = "", after: str | None = None,
-                  dense: pd.DataFrame | None = None) -> sns.FacetGrid:  # fmt: skip
+def rounds_figure(
+    rounds: pd.DataFrame,
+    value: str,
+    ylabel: str,
+    title: str = "",
+    after: str | None = None,
+    dense: pd.DataFrame | None = None,
+) -> sns.FacetGrid:
     """``value`` per round (mean over seeds, band = std), a line per measure, a panel per
     dataset x model x target; ``after`` adds the same measure right after pruning, dashed;
     ``dense`` (dataset, model, value) draws each panel's dense baseline, dotted grey. The legend
     names the line styles and the baseline too."""
     df = rounds.copy()
-    df["panel"] = df["dataset"] + " · " + df["model"] + " · " + df["target"].map(lambda t: f"{float(t):.0%} of filters pruned")
+    df["panel"] = (
+        df["dataset"] + " · " + df["model"] + " · " + df["target"].map(lambda t: f"{float(t):.0%} of filters pruned")
+    )
     measures = list(dict.fromkeys(df["measure"]))
     palette = dict(zip(measures, sns.color_palette("tab10" if len(measures) <= 10 else "tab20", len(measures))))
     grid = sns.FacetGrid(df, col="panel", col_wrap=min(3, df["panel"].nunique()), height=3.2, aspect=1.25, sharey=False)
-    grid.map_dataframe(sns.lineplot, x="round", y=value, hue="measure", hue_order=measures, palette=palette,
-                       errorbar="sd", marker="o", markersize=3)  # fmt: skip
+    grid.map_dataframe(
+        sns.lineplot,
+        x="round",
+        y=value,
+        hue="measure",
+        hue_order=measures,
+        palette=palette,
+        errorbar="sd",
+        marker="o",
+        markersize=3,
+    )
     if after is not None:
-        grid.map_dataframe(sns.lineplot, x="round", y=after, hue="measure", hue_order=measures, palette=palette,
-                           errorbar=None, linestyle="--", linewidth=0.8, legend=False)  # fmt: skip
+        grid.map_dataframe(
+            sns.lineplot,
+            x="round",
+            y=after,
+            hue="measure",
+            hue_order=measures,
+            palette=palette,
+            errorbar=None,
+            linestyle="--",
+            linewidth=0.8,
+            legend=False,
+        )
         add_to_legend(grid, "after the round's training", Line2D([], [], color="0.2", lw=1.5, marker="o", ms=3))
         add_to_legend(grid, "right after pruning", Line2D([], [], color="0.2", lw=0.8, ls="--"))
     for panel, ax in grid.axes_dict.items():
@@ -148,14 +193,24 @@ def write_report(
     atomic_write_text(table_csv, table.to_csv(index=False))
     atomic_write_text(table_md, (f"# {title}\n\n" if title else "") + final_table_markdown(table))
     rounds = load_rounds(rounds_paths)
-    percent = rounds.assign(test_top1_before=100 * rounds["test_top1_before"], test_top1_after=100 * rounds["test_top1_after"])
+    percent = rounds.assign(
+        test_top1_before=100 * rounds["test_top1_before"], test_top1_after=100 * rounds["test_top1_after"]
+    )
     dense = records[records["measure"] == "dense"]
-    grid = rounds_figure(percent, "test_top1_before", "test top-1 (%)", title, after="test_top1_after",
-                         dense=dense.assign(value=100 * dense["test_top1"]))  # fmt: skip
+    grid = rounds_figure(
+        percent,
+        "test_top1_before",
+        "test top-1 (%)",
+        title,
+        after="test_top1_after",
+        dense=dense.assign(value=100 * dense["test_top1"]),
+    )
     save_figure(grid.figure, rounds_pdf, rounds_png)
     plt.close(grid.figure)
     tau = rounds.dropna(subset=["kendall_tau_magnitude"])
-    grid = rounds_figure(tau if len(tau) else rounds, "kendall_tau_magnitude", "Kendall τ to the magnitude ranking", title)
+    grid = rounds_figure(
+        tau if len(tau) else rounds, "kendall_tau_magnitude", "Kendall τ to the magnitude ranking", title
+    )
     for ax in grid.axes.flat:
         ax.axhline(0.0, color="0.6", linewidth=0.6)
         ax.set_ylim(-1.05, 1.05)

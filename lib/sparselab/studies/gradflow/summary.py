@@ -28,8 +28,9 @@ def summarize(checkpoint: str | Path, history_final: dict[str, Any] | None = Non
     return {
         **{k: metrics.get(k) for k in ("epoch", "test_top1", "test_loss", "val_top1", "train_top1") if k in metrics},
         **cost.to_dict(),
-        "dense_params": dense["params"], "dense_flops": dense["flops"],
+        "dense_params": dense["params"],
+        "dense_flops": dense["flops"],
         "compression": cost.compression(dense["params"]),
         "flops_reduction": dense["flops"] / cost.flops_alive if cost.flops_alive else math.inf,
         "widths": ckpt.spec.widths or {},
-    }  # fmt: skip
+    }

@@ -72,12 +72,12 @@ class OneshotConfig(ExperimentGrid[OneshotExperiment]):
         return runs
 
 
-
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> OneshotConfig | None:
     """The typed section (None when disabled); one-shot is on unless ``enabled: false``."""
     options = typed(OneshotOptions, {k: v for k, v in raw.items() if k != "experiments"}, "oneshot")
     if not options.enabled:
         return None
-    experiments = parse_experiments(raw, "oneshot", shared, lambda e, key: typed(OneshotExperiment, e, key),
-                                    ("train_recipe", "finetune_recipe"))  # fmt: skip
+    experiments = parse_experiments(
+        raw, "oneshot", shared, lambda e, key: typed(OneshotExperiment, e, key), ("train_recipe", "finetune_recipe")
+    )
     return OneshotConfig(title=options.title, experiments=experiments)

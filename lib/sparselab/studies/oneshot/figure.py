@@ -28,12 +28,21 @@ def accuracy_figure(records: pd.DataFrame, *, title: str = "") -> sns.FacetGrid:
     ).dropna(subset=["top1"])
     long["panel"] = long["dataset"] + " / " + long["model"]
     long["sparsity_pct"] = 100 * long["sparsity"]
-    grid = sns.FacetGrid(long, col="panel", col_wrap=min(3, long["panel"].nunique()), height=3.2, aspect=1.2, sharey=False)
+    grid = sns.FacetGrid(
+        long, col="panel", col_wrap=min(3, long["panel"].nunique()), height=3.2, aspect=1.2, sharey=False
+    )
     grid.map_dataframe(
-        sns.lineplot, x="sparsity_pct", y="top1", hue="scope", style="stage", markers=True,
-        dashes={"after finetuning": "", "after pruning": (4, 2)}, style_order=["after finetuning", "after pruning"],
-        hue_order=list(dict.fromkeys(long["scope"])), errorbar="sd",
-    )  # fmt: skip
+        sns.lineplot,
+        x="sparsity_pct",
+        y="top1",
+        hue="scope",
+        style="stage",
+        markers=True,
+        dashes={"after finetuning": "", "after pruning": (4, 2)},
+        style_order=["after finetuning", "after pruning"],
+        hue_order=list(dict.fromkeys(long["scope"])),
+        errorbar="sd",
+    )
     for panel, ax in grid.axes_dict.items():
         dataset, model = panel.split(" / ", 1)
         base = dense[(dense["dataset"] == dataset) & (dense["model"] == model)]["test_top1"]

@@ -21,8 +21,14 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
         return self.epochs(self.experiment(wildcards).finetune_recipe)
 
     def labels(self, wildcards: Any) -> dict[str, Any]:
-        return {"study": "oneshot", "dataset": wildcards.dataset, "model": wildcards.model, "scope": wildcards.scope,
-                "sparsity": float(wildcards.sparsity), "seed": int(wildcards.seed)}  # fmt: skip
+        return {
+            "study": "oneshot",
+            "dataset": wildcards.dataset,
+            "model": wildcards.model,
+            "scope": wildcards.scope,
+            "sparsity": float(wildcards.sparsity),
+            "seed": int(wildcards.seed),
+        }
 
     def dense_checkpoint(self, wildcards: Any) -> str:
         """The dense model a one-shot run prunes: trained with the experiment's train recipe."""
@@ -38,8 +44,13 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
 
     def evaluations(self, wildcards: Any = None) -> list[str]:
         runs = self.cfg.runs() if self.cfg is not None else []
-        return [str(Path(RUN.format(dataset=r.dataset, model=r.model, scope=r.scope, sparsity=r.sparsity_str,
-                                    seed=r.seed)) / "eval.json") for r in runs]  # fmt: skip
+        return [
+            str(
+                Path(RUN.format(dataset=r.dataset, model=r.model, scope=r.scope, sparsity=r.sparsity_str, seed=r.seed))
+                / "eval.json"
+            )
+            for r in runs
+        ]
 
     def targets(self) -> list[str]:
         if self.cfg is None or not self.cfg.runs():

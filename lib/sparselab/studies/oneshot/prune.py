@@ -64,5 +64,11 @@ def prune_and_finetune(
     """
     prune_checkpoint(dense, pruned_out, sparsity=sparsity, scope=scope)
     return run_finetuning(
-        files, init_checkpoint=pruned_out, data=data, recipe=recipe, seed=seed, compute=compute, method=f"oneshot_{scope}"
+        files,
+        init_checkpoint=pruned_out,
+        data=data,
+        recipe=recipe,
+        seed=seed,
+        compute=compute,
+        method=f"oneshot_{scope}",
     )

@@ -51,8 +51,12 @@ def to_markdown(summary: pd.DataFrame) -> str:
             "target sparsity (%)": summary["sparsity"].map(lambda s: f"{round(100 * s, 6):g}"),
             "weight sparsity (%)": summary["weight_sparsity_mean"].map(lambda s: f"{100 * s:.2f}"),
             "nonzero params": summary["params_nonzero_mean"].map(lambda s: f"{s:,.0f}"),
-            "top-1 after pruning (%)": [pm(m, s) for m, s in zip(_col(summary, "start_test_top1_mean"), _col(summary, "start_test_top1_std"))],
-            "top-1 after finetuning (%)": [pm(m, s) for m, s in zip(summary["test_top1_mean"], summary["test_top1_std"])],
+            "top-1 after pruning (%)": [
+                pm(m, s) for m, s in zip(_col(summary, "start_test_top1_mean"), _col(summary, "start_test_top1_std"))
+            ],
+            "top-1 after finetuning (%)": [
+                pm(m, s) for m, s in zip(summary["test_top1_mean"], summary["test_top1_std"])
+            ],
             "seeds": summary["n_seeds"],
         }
     )

@@ -8,7 +8,6 @@ and an extra train accuracy in eval mode on non-augmented data, and no state cor
 path-norm computation.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -28,6 +27,7 @@ from .options import AnalysisSpec
 
 log = logging.getLogger("sparselab")
 
+
 def norm_column(q: float, convention: str = "exact", log10: bool = False) -> str:
     """CSV column of a path-norm: ``L1``, ``log10_L2``, ``gbrg24_L4``, ``gbrg24_log10_L4``..."""
     name = f"{'log10_' if log10 else ''}L{q:g}"
@@ -41,8 +41,13 @@ def analysis_subset(dataset: torch.utils.data.Dataset, samples: int | None, seed
     return take(dataset, subset_indices(n, samples / n, seed)[:samples])
 
 
-def analyse(model: nn.Module, loader: Iterable, input_shape: Sequence[int], spec: AnalysisSpec,
-            device: torch.device | None = None) -> dict[str, float]:  # fmt: skip
+def analyse(
+    model: nn.Module,
+    loader: Iterable,
+    input_shape: Sequence[int],
+    spec: AnalysisSpec,
+    device: torch.device | None = None,
+) -> dict[str, float]:
     """Path-norms for every q and convention, margin quantiles, eval top-1 and loss: one row."""
     row: dict[str, float] = {}
     for convention in spec.conventions:

@@ -36,13 +36,24 @@ def write_pretrained_report(
     quantiles = pn.margin_table(records)
     pn.write_table(quantiles, *table5, pn.margin_markdown(quantiles))
     arrays = {r["name"]: load_file(str(m))["margins"] for r, m in zip(records, margins)}
-    fig = pn.margin_histograms(arrays, title=f"{title}: train margins" if title else "", train_top1={r["name"]: r["train_top1"] for r in records})
+    fig = pn.margin_histograms(
+        arrays,
+        title=f"{title}: train margins" if title else "",
+        train_top1={r["name"]: r["train_top1"] for r in records},
+    )
     pn.save_figure(fig, *figure)
     plt.close(fig)
 
 
-def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[Any, float], out_csv: str | Path,
-                     pdf: str | Path, png: str | Path, title: str = "", gap: str = "running") -> None:  # fmt: skip
+def write_imp_figure(
+    runs: Sequence[Sequence[Any]],
+    sparsity_by_round: Mapping[Any, float],
+    out_csv: str | Path,
+    pdf: str | Path,
+    png: str | Path,
+    title: str = "",
+    gap: str = "running",
+) -> None:
     """Figure 4 from ``[round, seed, metrics.csv]`` triples (the first seed is plotted, every
     seed's last epoch goes to the CSV, with both gaps); ``gap`` is the plotted one (``pathnorm.gap``)."""
     frame = pn.load_runs({(int(r), int(s)): p for r, s, p in runs}, ("round", "seed"))
@@ -54,8 +65,14 @@ def write_imp_figure(runs: Sequence[Sequence[Any]], sparsity_by_round: Mapping[A
     plt.close(fig)
 
 
-def write_subsets_figure(runs: Sequence[Sequence[Any]], out_csv: str | Path, pdf: str | Path, png: str | Path,
-                         title: str = "", gap: str = "running") -> None:  # fmt: skip
+def write_subsets_figure(
+    runs: Sequence[Sequence[Any]],
+    out_csv: str | Path,
+    pdf: str | Path,
+    png: str | Path,
+    title: str = "",
+    gap: str = "running",
+) -> None:
     """Figure 5 from ``[fraction, seed, metrics.csv]`` triples, averaged over seeds (the CSV has
     both gaps; ``gap`` is the plotted one, ``pathnorm.gap``)."""
     frame = pn.load_runs({(float(f), int(s)): p for f, s, p in runs}, ("fraction", "seed"))

@@ -12,7 +12,15 @@ from ...config.hparams import Hparams, HparamsError
 from ...config.shared import SchemaBinding, SharedConfig, typed
 from .options import CONVENTIONS, QS, AnalysisHparams, BoundSetting, Convention, PretrainedOptions
 
-__all__ = ["SCHEMA_BINDINGS", "ImpStudy", "PathnormConfig", "PathnormOptions", "PretrainedModel", "SubsetStudy", "parse"]
+__all__ = [
+    "SCHEMA_BINDINGS",
+    "ImpStudy",
+    "PathnormConfig",
+    "PathnormOptions",
+    "PretrainedModel",
+    "SubsetStudy",
+    "parse",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,15 +143,18 @@ class PathnormConfig:
 
     def pretrained_spec(self, entry: PretrainedModel) -> dict[str, Any]:
         """The rule param ``options`` of one pretrained model (a :class:`~.options.PretrainedSpec`)."""
-        return {"weights": entry.weights, "qs": list(self.qs), "conventions": list(self.conventions),
-                **as_stated(self.pretrained_options, self.pretrained_keys)}  # fmt: skip
+        return {
+            "weights": entry.weights,
+            "qs": list(self.qs),
+            "conventions": list(self.conventions),
+            **as_stated(self.pretrained_options, self.pretrained_keys),
+        }
 
     def used_datasets(self) -> set[str]:
         used = {s.dataset for s in (self.imp, self.subsets) if s is not None}
         if self.pretrained and self.pretrained_dataset is not None:
             used.add(self.pretrained_dataset)
         return used
-
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> PathnormConfig | None:

@@ -66,7 +66,9 @@ def imp_mask(
             per_layer = {n: target([n], conv_fraction) for n in body}
             masks.update(magnitude_mask(model, per_layer, "layerwise", body, current).items())
     if last is not None:
-        masks.update(magnitude_mask(model, {last: target([last], linear_fraction)}, "layerwise", [last], current).items())
+        masks.update(
+            magnitude_mask(model, {last: target([last], linear_fraction)}, "layerwise", [last], current).items()
+        )
     return Mask(masks)
 
 
@@ -88,17 +90,28 @@ def run_imp_dense(
         raise ValueError(f"rewind_epoch {rewind_epoch} must be in [1, epochs={recipe.epochs})")
     run = RunSetup.fresh(data, model, seed)
     seeds, splits, spec = run.seeds, run.splits, run.spec
-    hparams = run.hparams("imp_round0", recipe, imp={"round": 0, "rewind_epoch": rewind_epoch},
-                          analysis=dataclasses.asdict(analysis))  # fmt: skip
+    hparams = run.hparams(
+        "imp_round0", recipe, imp={"round": 0, "rewind_epoch": rewind_epoch}, analysis=dataclasses.asdict(analysis)
+    )
     net = run.build()
     # The snapshot lives beside the resume state (Snakemake deletes the declared outputs of a
     # killed job; a resumed run past the rewind epoch could not write it again).
     snapshot = files.state_dir / "rewind.pt"
     result = train_and_save(
-        files, net, spec, None, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute,
-        eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        files,
+        net,
+        spec,
+        None,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
         snapshots={rewind_epoch: snapshot},
-    )  # fmt: skip
+    )
     if not snapshot.exists():
         raise RuntimeError(f"the rewind state after epoch {rewind_epoch} was not written to {snapshot}")
     with atomic_path(rewind_state) as tmp:
@@ -129,15 +142,33 @@ def run_imp_round(
     state = TrainState.load(rewind_state)
     net = prev.model  # architecture and buffers; the rewind state overwrites every tensor
     hparams = run.hparams(
-        f"imp_{scope}", recipe,
-        imp={"round": round_index, "rewind_epoch": state.epoch, "conv_fraction": conv_fraction,
-             "linear_fraction": linear_fraction, "scope": scope, "sparsity": mask.sparsity},
+        f"imp_{scope}",
+        recipe,
+        imp={
+            "round": round_index,
+            "rewind_epoch": state.epoch,
+            "conv_fraction": conv_fraction,
+            "linear_fraction": linear_fraction,
+            "scope": scope,
+            "sparsity": mask.sparsity,
+        },
         parent=run.parent(previous),
         rewind={"path": str(rewind_state), "epoch": state.epoch},
         analysis=dataclasses.asdict(analysis),
-    )  # fmt: skip
+    )
     log.info("IMP round %d: sparsity %.4f, rewinding to epoch %d", round_index, mask.sparsity, state.epoch)
     return train_and_save(
-        files, net, prev.spec, mask, hparams, data=data, splits=splits, recipe=recipe, seeds=seeds, compute=compute,
-        eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),), initial_state=state,
-    )  # fmt: skip
+        files,
+        net,
+        prev.spec,
+        mask,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        initial_state=state,
+    )

@@ -13,8 +13,16 @@ from typing import Literal
 
 from ...config.hparams import Hparams, HparamsError
 
-__all__ = ["CONVENTIONS", "QS", "AnalysisHparams", "AnalysisSpec", "BoundSetting", "Convention", "PretrainedOptions",
-           "PretrainedSpec"]  # fmt: skip
+__all__ = [
+    "CONVENTIONS",
+    "QS",
+    "AnalysisHparams",
+    "AnalysisSpec",
+    "BoundSetting",
+    "Convention",
+    "PretrainedOptions",
+    "PretrainedSpec",
+]
 
 Convention = Literal["exact", "gbrg24"]
 QS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)

@@ -38,7 +38,9 @@ class Plan(StudyPlan[PathnormConfig, Any]):
         the local hub cache (checked by the job, never downloaded)."""
         entry = self.pretrained_entry(wildcards)
         dataset = self.config.pretrained_dataset
-        if entry.model is None or entry.recipe is None or dataset is None:  # torchvision weights (parse checks the rest)
+        if (
+            entry.model is None or entry.recipe is None or dataset is None
+        ):  # torchvision weights (parse checks the rest)
             return {}
         return {"checkpoint": self.dense_model(dataset, entry.model, entry.recipe, entry.seed)}
 
@@ -46,13 +48,19 @@ class Plan(StudyPlan[PathnormConfig, Any]):
         if self.cfg is None:
             return []
         pn = self.cfg
-        return [str(Path(PRETRAINED_RUN.format(dataset=pn.pretrained_dataset, name=p.name)) / kind) for p in pn.pretrained]
+        return [
+            str(Path(PRETRAINED_RUN.format(dataset=pn.pretrained_dataset, name=p.name)) / kind) for p in pn.pretrained
+        ]
 
     def imp_params(self, wildcards: Any = None) -> dict[str, Any]:
         imp = self.config.imp
         assert imp is not None
-        return {"rewind_epoch": imp.rewind_epoch, "conv_fraction": imp.conv_fraction,
-                "linear_fraction": imp.linear_fraction, "scope": imp.scope}  # fmt: skip
+        return {
+            "rewind_epoch": imp.rewind_epoch,
+            "conv_fraction": imp.conv_fraction,
+            "linear_fraction": imp.linear_fraction,
+            "scope": imp.scope,
+        }
 
     def imp_round_sparsities(self, wildcards: Any = None) -> dict[int, float]:
         """Nominal body sparsity of each round (the figure's legend)."""
@@ -62,7 +70,9 @@ class Plan(StudyPlan[PathnormConfig, Any]):
 
     @staticmethod
     def imp_previous_round(wildcards: Any) -> str:
-        return str(Path(IMP_RUN.format(**{**dict(wildcards.items()), "round": int(wildcards.round) - 1})) / "model.safetensors")
+        return str(
+            Path(IMP_RUN.format(**{**dict(wildcards.items()), "round": int(wildcards.round) - 1})) / "model.safetensors"
+        )
 
     @staticmethod
     def imp_rewind_state(wildcards: Any) -> str:
@@ -72,18 +82,29 @@ class Plan(StudyPlan[PathnormConfig, Any]):
         imp = self.config.imp
         assert imp is not None
         return {
-            (r, seed): str(Path(IMP_RUN.format(dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r)) / "metrics.csv")
-            for seed in imp.seeds for r in range(imp.rounds + 1)
-        }  # fmt: skip
+            (r, seed): str(
+                Path(IMP_RUN.format(dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r))
+                / "metrics.csv"
+            )
+            for seed in imp.seeds
+            for r in range(imp.rounds + 1)
+        }
 
     def subset_metrics(self, wildcards: Any = None) -> dict[tuple[float, int], str]:
         sub = self.config.subsets
         assert sub is not None
         return {
-            (f, seed): str(Path(SUBSET_RUN.format(dataset=sub.dataset, model=sub.model, recipe=sub.recipe,
-                                                  fraction=format_sparsity(f), seed=seed)) / "metrics.csv")
-            for f in sub.fractions for seed in sub.seeds
-        }  # fmt: skip
+            (f, seed): str(
+                Path(
+                    SUBSET_RUN.format(
+                        dataset=sub.dataset, model=sub.model, recipe=sub.recipe, fraction=format_sparsity(f), seed=seed
+                    )
+                )
+                / "metrics.csv"
+            )
+            for f in sub.fractions
+            for seed in sub.seeds
+        }
 
     def imp_metric_paths(self, wildcards: Any = None) -> list[str]:
         return list(self.imp_metrics().values())
@@ -107,7 +128,9 @@ class Plan(StudyPlan[PathnormConfig, Any]):
         if pn.bound:
             out += [f"{SUMMARY}/table2_bound.{ext}" for ext in ("csv", "md")]
         if pn.pretrained:
-            out += [f"{SUMMARY}/{name}.{ext}" for name in ("table3_pathnorms", "table5_margins") for ext in ("csv", "md")]
+            out += [
+                f"{SUMMARY}/{name}.{ext}" for name in ("table3_pathnorms", "table5_margins") for ext in ("csv", "md")
+            ]
             out += [f"{SUMMARY}/figure3_margins.{ext}" for ext in ("pdf", "png")]
         if pn.imp is not None:
             out += [f"{SUMMARY}/figure4_imp.{ext}" for ext in ("csv", "pdf", "png")]

@@ -3,7 +3,6 @@ both conventions, of a checkpoint of ours or of published torchvision weights (n
 No training code: these jobs rerun only when the analysis, the data or the models change.
 """
 
-
 from __future__ import annotations
 
 import time
@@ -57,7 +56,9 @@ def analyse_pretrained(
     else:
         ckpt = load_checkpoint(checkpoint)  # type: ignore[arg-type]
         model, spec, source = ckpt.model, ckpt.spec, f"checkpoint:{checkpoint}"
-    check_finite(model.state_dict().items(), str(checkpoint or source), "the path-norm is undefined (the training diverged)")
+    check_finite(
+        model.state_dict().items(), str(checkpoint or source), "the path-norm is undefined (the training diverged)"
+    )
     splits = build_splits(data)
     check_fits(spec, splits.info, source)
     placement = place(compute or ComputeHparams())

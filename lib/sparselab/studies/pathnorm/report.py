@@ -76,9 +76,12 @@ __all__ = [
 MARGIN_QUANTILES: tuple[str, ...] = ("margin_q0", "margin_q1_3", "margin_q1_2", "margin_q2_3", "margin_q1")
 """The p-quantiles of the train margins for p = e, (2e+1)/3, (e+1)/2, (e+2)/3, 1 (e = train top-1 error)."""
 _QUANTILE_HEADERS = {
-    "margin_q0": "q(e)", "margin_q1_3": "q((2e+1)/3)", "margin_q1_2": "q((e+1)/2)",
-    "margin_q2_3": "q((e+2)/3)", "margin_q1": "max",
-}  # fmt: skip
+    "margin_q0": "q(e)",
+    "margin_q1_3": "q((2e+1)/3)",
+    "margin_q1_2": "q((e+1)/2)",
+    "margin_q2_3": "q((e+2)/3)",
+    "margin_q1": "max",
+}
 CONVENTIONS = ("exact", "gbrg24")
 PAPER_FIRST = ("gbrg24", "exact")  # the order of the figures' path-norm rows: the paper's numbers first
 GAPS = ("running", "eval")
@@ -238,7 +241,7 @@ def _log10_mean(logs: pd.Series) -> float:
 
 
 def fraction_label(fraction: float) -> str:
-    """"1/8" when ``fraction`` is 1/2**k (k >= 1), "1" for 1, else the decimal (``:g``)."""
+    """ "1/8" when ``fraction`` is 1/2**k (k >= 1), "1" for 1, else the decimal (``:g``)."""
     f = float(fraction)
     if f > 0:
         k = round(-math.log2(f))
@@ -295,8 +298,9 @@ def _pathnorm_panel(df: pd.DataFrame, q: float, convention: str) -> tuple[Panel,
     logs = _pathnorm_values(df, q, convention)
     as_log10 = bool((logs.abs() > _LOG10_SAFE).any())
     name = f"L{q:g} path-norm ({convention}{', as the paper' if convention == 'gbrg24' else ''})"
-    panel = Panel(value_column(q, convention), f"log10 {name}" if as_log10 else name,
-                  "log10" if as_log10 else "log", convention)  # fmt: skip
+    panel = Panel(
+        value_column(q, convention), f"log10 {name}" if as_log10 else name, "log10" if as_log10 else "log", convention
+    )
     return panel, logs if as_log10 else np.power(10.0, logs)
 
 
@@ -311,8 +315,15 @@ def _gap_panels(gap: str, names: Sequence[str]) -> list[Panel]:
     return [panels[n] for n in names]
 
 
-def _plot_frame(df: pd.DataFrame, keys: Sequence[str], q_panels: Sequence[float], conventions: Sequence[str] | None,
-                gap: str, gap_names: Sequence[str], pathnorms_first: bool) -> tuple[pd.DataFrame, list[Panel]]:  # fmt: skip
+def _plot_frame(
+    df: pd.DataFrame,
+    keys: Sequence[str],
+    q_panels: Sequence[float],
+    conventions: Sequence[str] | None,
+    gap: str,
+    gap_names: Sequence[str],
+    pathnorms_first: bool,
+) -> tuple[pd.DataFrame, list[Panel]]:
     """Long frame (keys, epoch, panel, value) of every panel's values, NaN dropped, in panel order."""
     data = add_gaps(df, gap)
     if conventions is None:
@@ -345,8 +356,15 @@ def imp_frame(
     those logged, the paper's gbrg24 first), then the top-1 generalisation gap, the train top-1 of
     ``gap`` (default ``running``, the paper's) and the test top-1 (%).
     """
-    frame, panels = _plot_frame(df, [round_col], qs_panels, conventions, gap,
-                                ("top1_gap_pct", "train_top1_pct", "test_top1_pct"), pathnorms_first=True)  # fmt: skip
+    frame, panels = _plot_frame(
+        df,
+        [round_col],
+        qs_panels,
+        conventions,
+        gap,
+        ("top1_gap_pct", "train_top1_pct", "test_top1_pct"),
+        pathnorms_first=True,
+    )
     frame = frame.groupby([round_col, "epoch", "panel"], as_index=False, sort=False)["value"].mean()
     order = {p.name: i for i, p in enumerate(panels)}
     frame = frame.sort_values([round_col, "epoch"], kind="stable")
@@ -367,8 +385,9 @@ def subsets_frame(
     ``seed_col``, epoch, panel, value) and its panels in drawing order: the top-1 and
     cross-entropy gaps with the train measure ``gap`` (default ``running``, the paper's), then the
     L^q path-norm in each of ``conventions`` (default: those logged, the paper's gbrg24 first)."""
-    return _plot_frame(df, [fraction_col, seed_col], (q,), conventions, gap, ("top1_gap_pct", "ce_gap"),
-                       pathnorms_first=False)  # fmt: skip
+    return _plot_frame(
+        df, [fraction_col, seed_col], (q,), conventions, gap, ("top1_gap_pct", "ce_gap"), pathnorms_first=False
+    )
 
 
 def _panel_grid(fig: plt.Figure, rows: Sequence[Sequence[Panel]], ncols: int) -> list[tuple[plt.Axes, Panel]]:
@@ -477,7 +496,7 @@ def imp_figure(
 
 
 def _round_label(r: Any, sparsity_by_round: Mapping[int, float]) -> str:
-    """"3 (48.8%)": the round and its sparsity, "0 (dense)" for the dense one, or just the round
+    """ "3 (48.8%)": the round and its sparsity, "0 (dense)" for the dense one, or just the round
     when its sparsity is not given."""
     s = sparsity_by_round.get(r)
     if s is None and _is_int_like(r):
@@ -520,7 +539,9 @@ def subsets_figure(
     fractions = sorted(pd.unique(df[fraction_col]))
     if not fractions:
         raise ValueError("no subset runs to plot")
-    frame, panels = subsets_frame(df, q=q, conventions=conventions, gap=gap, fraction_col=fraction_col, seed_col=seed_col)
+    frame, panels = subsets_frame(
+        df, q=q, conventions=conventions, gap=gap, fraction_col=fraction_col, seed_col=seed_col
+    )
     colours = dict(zip(fractions, sns.color_palette("flare", n_colors=len(fractions))))
     ncols = 2 if len(panels) == 4 else len(panels)
     rows = [panels[i : i + ncols] for i in range(0, len(panels), ncols)]
@@ -533,9 +554,16 @@ def subsets_figure(
             if line.empty:
                 continue
             sns.lineplot(
-                data=line, x="epoch", y="value", ax=ax, color=colours[f], label=fraction_label(f),
-                estimator="mean", errorbar=("pi", 100), lw=1.4,
-            )  # fmt: skip
+                data=line,
+                x="epoch",
+                y="value",
+                ax=ax,
+                color=colours[f],
+                label=fraction_label(f),
+                estimator="mean",
+                errorbar=("pi", 100),
+                lw=1.4,
+            )
         _drop_legend(ax)
         _finish_panel(ax, panel)
     placed[0][0].legend(title="fraction of train set", fontsize=8, title_fontsize=8)
@@ -598,7 +626,9 @@ def _pathnorm_log10(entry: Mapping[str, Any]) -> float:
         if value is None:
             return float("nan")
         value = float(value)
-        return math.log10(value) if value > 0 and math.isfinite(value) else (float("-inf") if value == 0 else float("nan"))
+        return (
+            math.log10(value) if value > 0 and math.isfinite(value) else (float("-inf") if value == 0 else float("nan"))
+        )
     return float(log10)
 
 
@@ -694,7 +724,9 @@ def _int(v: Any) -> str:
     return "" if v is None or pd.isna(v) else f"{int(v):,d}"
 
 
-def frame_markdown(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]], headers: Mapping[str, str] | None = None) -> str:
+def frame_markdown(
+    frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]], headers: Mapping[str, str] | None = None
+) -> str:
     """A Markdown table of ``frame``'s columns in ``formats`` (column -> formatter), in that order.
 
     Same conventions as :func:`sparselab.studies.oneshot.report.to_markdown` (which is specific to the
@@ -736,17 +768,34 @@ def bound_markdown(table: pd.DataFrame) -> str:
     return frame_markdown(table, formats, {"bound": "bound (Thm 3.1)", "sharpened": "sharpened"})
 
 
-def summary_markdown(summary: pd.DataFrame, key_names: Sequence[str], qs: Sequence[float] = (1, 2, 4), convention: str = "exact") -> str:
+def summary_markdown(
+    summary: pd.DataFrame, key_names: Sequence[str], qs: Sequence[float] = (1, 2, 4), convention: str = "exact"
+) -> str:
     """An :func:`epoch_summary` in Markdown: keys, epoch, accuracies/gaps fixed, path-norms scientific."""
     formats: dict[str, Callable[[Any], str]] = {}
     for k in key_names:
         if k in summary.columns:
-            formats[k] = fraction_label if k == "fraction" else (lambda v: f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v))
-    for c, fmt in [("n_runs", _int), ("epoch", _fixed(0)), ("train_top1_pct", _fixed(2)), ("test_top1_pct", _fixed(2)),
-                   ("top1_gap_pct", _fixed(2)), ("ce_gap", _fixed(3))]:  # fmt: skip
+            formats[k] = (
+                fraction_label
+                if k == "fraction"
+                else (lambda v: f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v))
+            )
+    for c, fmt in [
+        ("n_runs", _int),
+        ("epoch", _fixed(0)),
+        ("train_top1_pct", _fixed(2)),
+        ("test_top1_pct", _fixed(2)),
+        ("top1_gap_pct", _fixed(2)),
+        ("ce_gap", _fixed(3)),
+    ]:
         if c in summary.columns:
             formats[c] = fmt
-    headers = {"train_top1_pct": "train top-1 (%)", "test_top1_pct": "test top-1 (%)", "top1_gap_pct": "top-1 gap (%)", "ce_gap": "CE gap"}
+    headers = {
+        "train_top1_pct": "train top-1 (%)",
+        "test_top1_pct": "test top-1 (%)",
+        "top1_gap_pct": "top-1 gap (%)",
+        "ce_gap": "CE gap",
+    }
     for q in qs:
         c = log10_column(q, convention)
         if c in summary.columns:

@@ -30,9 +30,23 @@ def run_subset(
     data = dataclasses.replace(data, subset_fraction=fraction, subset_seed=seed)
     run = RunSetup.fresh(data, model, seed)
     splits = run.splits
-    hparams = run.hparams("dense_subset", recipe, subset={"fraction": fraction, "train_samples": dataset_len(splits.train)},
-                          analysis=dataclasses.asdict(analysis))  # fmt: skip
+    hparams = run.hparams(
+        "dense_subset",
+        recipe,
+        subset={"fraction": fraction, "train_samples": dataset_len(splits.train)},
+        analysis=dataclasses.asdict(analysis),
+    )
     return train_and_save(
-        files, run.build(), run.spec, None, hparams, data=data, splits=splits, recipe=recipe,
-        seeds=run.seeds, compute=compute, eval_before=False, callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
-    )  # fmt: skip
+        files,
+        run.build(),
+        run.spec,
+        None,
+        hparams,
+        data=data,
+        splits=splits,
+        recipe=recipe,
+        seeds=run.seeds,
+        compute=compute,
+        eval_before=False,
+        callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+    )

@@ -30,9 +30,12 @@ def run_acdc(
     ``sparse_layers``; the final model is the sparse one of the last epoch."""
     layers = sparse_layers if isinstance(sparse_layers, str) else list(sparse_layers)
     callback = ACDC(lambda net: sparse_tensors(net, model.arch, layers), sparsity, recipe.epochs)
-    result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="acdc",
-                          callbacks=(callback,))  # fmt: skip
+    result = run_training(
+        files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="acdc", callbacks=(callback,)
+    )
     if result.mask is None or abs(result.mask.sparsity - sparsity) > 1.0 / result.mask.numel + 1e-9:
-        raise RuntimeError(f"AC/DC did not end in a sparse phase at {sparsity} (mask: {result.mask and result.mask.sparsity})")
+        raise RuntimeError(
+            f"AC/DC did not end in a sparse phase at {sparsity} (mask: {result.mask and result.mask.sparsity})"
+        )
     write_summary(summary_json, upstream_summary(result, "acdc", sparsity))
     return result

@@ -27,10 +27,18 @@ from .options import (
     GmpUpstreams,
     LinearProtocol,
     ScratchBaseline,
-    SectionOptions,  # fmt: skip
+    SectionOptions,
 )
 
-__all__ = ["NORMALIZE_CHOICE", "RESERVED_NAMES", "SCHEMA_BINDINGS", "Upstream", "TransferExperiment", "TransferConfig", "parse"]
+__all__ = [
+    "NORMALIZE_CHOICE",
+    "RESERVED_NAMES",
+    "SCHEMA_BINDINGS",
+    "Upstream",
+    "TransferExperiment",
+    "TransferConfig",
+    "parse",
+]
 
 # Upstream names the workflow's paths use for its own purposes.
 RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
@@ -42,13 +50,17 @@ NORMALIZE_CHOICE = frozenset({*TRANSFER_SOURCES, "cifar10", "cifar100"})
 _EXPERIMENT = ("properties", "experiments", "items")
 SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (SectionOptions, (), {"experiments"}),
-    (ExperimentOptions, _EXPERIMENT, {"dataset", "model", "downstream", "gmp", "acdc", "checkpoints", "linear", "full", "scratch"}),
+    (
+        ExperimentOptions,
+        _EXPERIMENT,
+        {"dataset", "model", "downstream", "gmp", "acdc", "checkpoints", "linear", "full", "scratch"},
+    ),
     (GmpUpstreams, (*_EXPERIMENT, "properties", "gmp"), set()),
     (AcdcUpstreams, (*_EXPERIMENT, "properties", "acdc"), set()),
     (LinearProtocol, (*_EXPERIMENT, "properties", "linear"), set()),
     (FullFinetuning, (*_EXPERIMENT, "properties", "full"), set()),
     (ScratchBaseline, (*_EXPERIMENT, "properties", "scratch"), set()),
-)  # fmt: skip
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +117,9 @@ class TransferExperiment:
         found = self._upstream_index.get((name, sparsity))
         if found is not None:
             return found
-        raise KeyError(f"transfer experiment {self.dataset}/{self.model} has no upstream {name!r} at sparsity {sparsity}")
+        raise KeyError(
+            f"transfer experiment {self.dataset}/{self.model} has no upstream {name!r} at sparsity {sparsity}"
+        )
 
     def full_lr(self, dataset: str) -> float | None:
         """The full-finetuning lr for one downstream dataset (None: the recipe's)."""
@@ -126,27 +140,39 @@ class TransferConfig(ExperimentGrid[TransferExperiment]):
         for i, exp in enumerate(self.experiments):
             for up in exp.checkpoints:
                 if up.kind == "import" and not Path(str(up.path)).expanduser().is_file():
-                    problems.append(f"transfer.experiments[{i}].checkpoints ({up.name}): {up.path} does not exist; put the "
-                                    f"{up.import_kind} checkpoint there or correct the path")  # fmt: skip
+                    problems.append(
+                        f"transfer.experiments[{i}].checkpoints ({up.name}): {up.path} does not exist; put the "
+                        f"{up.import_kind} checkpoint there or correct the path"
+                    )
         return problems
 
 
 def _checkpoint(entry: Mapping[str, Any], key: str, taken: set[tuple[str, str]]) -> Upstream:
     name = entry["name"]
     if name in RESERVED_NAMES:
-        raise ConfigError(f"{key}.name: {name!r} is reserved for the workflow's own paths "
-                          f"({', '.join(sorted(RESERVED_NAMES))}); choose another name")  # fmt: skip
-    up = Upstream(name, float(entry["sparsity"]), "import" if entry.get("import") else "checkpoint", str(entry["path"]),
-                  entry.get("import"), dict(entry.get("data", {})), int(entry.get("num_classes", 1000)))  # fmt: skip
+        raise ConfigError(
+            f"{key}.name: {name!r} is reserved for the workflow's own paths "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name"
+        )
+    up = Upstream(
+        name,
+        float(entry["sparsity"]),
+        "import" if entry.get("import") else "checkpoint",
+        str(entry["path"]),
+        entry.get("import"),
+        dict(entry.get("data", {})),
+        int(entry.get("num_classes", 1000)),
+    )
     if (name, up.sparsity_str) in taken:
-        raise ConfigError(f"{key}: a second checkpoint named {name!r} at sparsity {up.sparsity}; names and sparsities "
-                          "identify upstreams in paths, make them unique")  # fmt: skip
+        raise ConfigError(
+            f"{key}: a second checkpoint named {name!r} at sparsity {up.sparsity}; names and sparsities "
+            "identify upstreams in paths, make them unique"
+        )
     taken.add((name, up.sparsity_str))
     return up
 
 
 H = TypeVar("H", bound=Hparams)
-
 
 
 def _part(cls: type[H], e: Mapping[str, Any], part: str, key: str) -> H | None:
@@ -156,8 +182,10 @@ def _part(cls: type[H], e: Mapping[str, Any], part: str, key: str) -> H | None:
 def _check_gmp(gmp: GmpUpstreams, key: str, shared: SharedConfig) -> None:
     epochs = shared.recipes[gmp.recipe].epochs
     if epochs < gmp.last_step:
-        raise ConfigError(f"{key}.recipe: the last pruning step comes after {gmp.last_step} epochs of training, "
-                          f"recipe {gmp.recipe!r} trains {epochs} epochs; lengthen it or prune earlier")  # fmt: skip
+        raise ConfigError(
+            f"{key}.recipe: the last pruning step comes after {gmp.last_step} epochs of training, "
+            f"recipe {gmp.recipe!r} trains {epochs} epochs; lengthen it or prune earlier"
+        )
 
 
 def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> TransferExperiment:
@@ -178,8 +206,9 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
     if acdc is not None:
         epochs = shared.recipes[acdc.recipe].epochs
         if epochs < 10:
-            raise ConfigError(f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, "
-                              f"recipe {acdc.recipe!r} has {epochs}")  # fmt: skip
+            raise ConfigError(
+                f"{key}.acdc.recipe: AC/DC needs at least 10 epochs for its phases, recipe {acdc.recipe!r} has {epochs}"
+            )
     if gmp is not None:
         _check_gmp(gmp, f"{key}.gmp", shared)
     for i, name in enumerate(e["downstream"]):
@@ -188,27 +217,45 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
         if name not in e["downstream"]:
             raise ConfigError(f"{key}.full.lr.{name}: {name!r} is not one of this experiment's downstream datasets")
     taken: set[tuple[str, str]] = set()
-    checkpoints = tuple(_checkpoint(c, f"{key}.checkpoints[{i}]", taken) for i, c in enumerate(e.get("checkpoints", [])))
+    checkpoints = tuple(
+        _checkpoint(c, f"{key}.checkpoints[{i}]", taken) for i, c in enumerate(e.get("checkpoints", []))
+    )
     for i, up in enumerate(checkpoints):
         for name in e["downstream"] if up.data else ():
             try:
                 DataHparams.from_dict({**shared.datasets[name].to_dict(), **dict(up.data)}, path=f"datasets.{name}")
             except HparamsError as exc:
-                raise ConfigError(f"{key}.checkpoints[{i}].data: applied to downstream dataset {name!r}: {exc}") from None
+                raise ConfigError(
+                    f"{key}.checkpoints[{i}].data: applied to downstream dataset {name!r}: {exc}"
+                ) from None
     upstream_data = shared.datasets[e["dataset"]]
     for i, name in enumerate(e["downstream"]):
         down = shared.datasets[name]
-        if down.source in HELDOUT_SOURCES and (down.split_seed, down.test_fraction) != (upstream_data.split_seed, upstream_data.test_fraction):
-            raise ConfigError(f"{key}.downstream[{i}]: {name!r} is built from the digits images the upstream never "
-                              f"saw, which needs the upstream dataset's split_seed and test_fraction "
-                              f"({upstream_data.split_seed}, {upstream_data.test_fraction}); it has "
-                              f"({down.split_seed}, {down.test_fraction})")  # fmt: skip
+        if down.source in HELDOUT_SOURCES and (down.split_seed, down.test_fraction) != (
+            upstream_data.split_seed,
+            upstream_data.test_fraction,
+        ):
+            raise ConfigError(
+                f"{key}.downstream[{i}]: {name!r} is built from the digits images the upstream never "
+                f"saw, which needs the upstream dataset's split_seed and test_fraction "
+                f"({upstream_data.split_seed}, {upstream_data.test_fraction}); it has "
+                f"({down.split_seed}, {down.test_fraction})"
+            )
     layers = opts.sparse_layers
     return TransferExperiment(
-        dataset=e["dataset"], model=e["model"], seed=opts.seed, dense_recipe=opts.dense_recipe, gmp=gmp, acdc=acdc,
-        sparse_layers=layers if isinstance(layers, str) else tuple(layers), checkpoints=checkpoints,
-        downstream=tuple(e["downstream"]), linear=linear, full=full, scratch=scratch,
-    )  # fmt: skip
+        dataset=e["dataset"],
+        model=e["model"],
+        seed=opts.seed,
+        dense_recipe=opts.dense_recipe,
+        gmp=gmp,
+        acdc=acdc,
+        sparse_layers=layers if isinstance(layers, str) else tuple(layers),
+        checkpoints=checkpoints,
+        downstream=tuple(e["downstream"]),
+        linear=linear,
+        full=full,
+        scratch=scratch,
+    )
 
 
 def parse(raw: Mapping[str, Any], shared: SharedConfig) -> TransferConfig | None:

@@ -28,12 +28,19 @@ def run_feature_extraction(
     ckpt = load_checkpoint(upstream)
     splits = build_splits(data)
     if tuple(ckpt.spec.input_shape) != tuple(splits.info.input_shape):
-        raise ValueError(f"{upstream}: the upstream takes inputs {tuple(ckpt.spec.input_shape)}, {data.source} gives "
-                         f"{tuple(splits.info.input_shape)}; set the downstream dataset's image_size/channels")  # fmt: skip
+        raise ValueError(
+            f"{upstream}: the upstream takes inputs {tuple(ckpt.spec.input_shape)}, {data.source} gives "
+            f"{tuple(splits.info.input_shape)}; set the downstream dataset's image_size/channels"
+        )
     placement = place(compute)
     model = placement.model(ckpt.model)
-    meta = {"upstream": str(upstream), "upstream_sha256": file_sha256(upstream), "source": data.source,
-            "num_classes": splits.info.num_classes, "backbone_sparsity": backbone_sparsity(ckpt.model)}  # fmt: skip
+    meta = {
+        "upstream": str(upstream),
+        "upstream_sha256": file_sha256(upstream),
+        "source": data.source,
+        "num_classes": splits.info.num_classes,
+        "backbone_sparsity": backbone_sparsity(ckpt.model),
+    }
     for split, ds, out in (("train", splits.train_eval, train_out), ("test", splits.test, test_out)):
         loader = make_loader(ds, batch_size, shuffle=False, **placement.loader_options())
         features, labels = extract_features(model, loader, placement)

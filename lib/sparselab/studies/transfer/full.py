@@ -29,5 +29,13 @@ def run_full(
     if lr is not None:
         recipe = dataclasses.replace(recipe, optimizer=dataclasses.replace(recipe.optimizer, lr=float(lr)))
     result = run_full_finetuning(files, upstream=upstream, data=data, recipe=recipe, seed=seed, compute=compute)
-    return write_summary(summary_json, {"mode": "full", "lr": recipe.optimizer.lr, "epochs": recipe.epochs,
-                                        "backbone_sparsity": backbone_sparsity(result.model)}, test_metrics(result))  # fmt: skip
+    return write_summary(
+        summary_json,
+        {
+            "mode": "full",
+            "lr": recipe.optimizer.lr,
+            "epochs": recipe.epochs,
+            "backbone_sparsity": backbone_sparsity(result.model),
+        },
+        test_metrics(result),
+    )

@@ -34,20 +34,41 @@ def run_linear(
     for seed in options.seeds:
         if options.solver == "lbfgs":
             torch.manual_seed(seed)
-            _, final = logistic_regression((xtr, ytr), (xte, yte), classes, l2=options.l2, max_iter=options.max_iter,
-                                           run_name=f"{run}, seed {seed}")  # fmt: skip
+            _, final = logistic_regression(
+                (xtr, ytr),
+                (xte, yte),
+                classes,
+                l2=options.l2,
+                max_iter=options.max_iter,
+                run_name=f"{run}, seed {seed}",
+            )
             rows = [{"epoch": 1, **final}]
         else:
-            _, rows = train_linear_head((xtr, ytr), (xte, yte), classes, epochs=options.epochs, lr=options.lr,
-                                        momentum=options.momentum, weight_decay=options.weight_decay,
-                                        batch_size=options.batch_size, decay_after=tuple(options.decay_after),
-                                        seed=int(seed), run_name=f"{run}, seed {seed}")  # fmt: skip
+            _, rows = train_linear_head(
+                (xtr, ytr),
+                (xte, yte),
+                classes,
+                epochs=options.epochs,
+                lr=options.lr,
+                momentum=options.momentum,
+                weight_decay=options.weight_decay,
+                batch_size=options.batch_size,
+                decay_after=tuple(options.decay_after),
+                seed=int(seed),
+                run_name=f"{run}, seed {seed}",
+            )
             final = rows[-1]
         history += [{"seed": seed, **r} for r in rows]
         per_seed[str(seed)] = {"top1": final["test_top1"], "mean_per_class": final["test_mean_per_class"]}
-    summary = {"solver": options.solver, "dim": int(xtr.shape[1]), "train_samples": int(ytr.numel()),
-               "test_samples": int(yte.numel()), "backbone_sparsity": meta.get("backbone_sparsity"),
-               "upstream": meta.get("upstream"), "seeds": per_seed}  # fmt: skip
+    summary = {
+        "solver": options.solver,
+        "dim": int(xtr.shape[1]),
+        "train_samples": int(ytr.numel()),
+        "test_samples": int(yte.numel()),
+        "backbone_sparsity": meta.get("backbone_sparsity"),
+        "upstream": meta.get("upstream"),
+        "seeds": per_seed,
+    }
     columns = list(dict.fromkeys(k for r in history for k in r))
     with atomic_path(history_csv) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

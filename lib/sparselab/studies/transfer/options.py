@@ -14,8 +14,15 @@ from typing import Any, Literal
 from ...config.bundles import GmpRamp, StudySection
 from ...config.hparams import Hparams, HparamsError
 
-__all__ = ["SectionOptions", "ExperimentOptions", "GmpUpstreams", "AcdcUpstreams", "LinearProtocol", "FullFinetuning",
-           "ScratchBaseline"]  # fmt: skip
+__all__ = [
+    "SectionOptions",
+    "ExperimentOptions",
+    "GmpUpstreams",
+    "AcdcUpstreams",
+    "LinearProtocol",
+    "FullFinetuning",
+    "ScratchBaseline",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +53,10 @@ class GmpUpstreams(GmpRamp):
     def validate(self, path: str) -> None:
         super().validate(path)
         if self.initial_sparsity > min(self.sparsities):
-            raise HparamsError(f"{path}.initial_sparsity: {self.initial_sparsity} is above the sparsity {min(self.sparsities)}; "
-                               "the ramp only prunes, so it must start at or below every target")  # fmt: skip
+            raise HparamsError(
+                f"{path}.initial_sparsity: {self.initial_sparsity} is above the sparsity {min(self.sparsities)}; "
+                "the ramp only prunes, so it must start at or below every target"
+            )
 
     def ramp(self) -> GmpRamp:
         return GmpRamp(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GmpRamp)})

@@ -15,8 +15,14 @@ SUMMARY = "results/transfer/summary"
 
 
 def _keys(exp: TransferExperiment, up: Upstream, mode: str, dataset: str) -> dict[str, Any]:
-    return {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": up.name, "sparsity": up.sparsity,
-            "mode": mode, "dataset": dataset}  # fmt: skip
+    return {
+        "upstream_dataset": exp.dataset,
+        "model": exp.model,
+        "upstream": up.name,
+        "sparsity": up.sparsity,
+        "mode": mode,
+        "dataset": dataset,
+    }
 
 
 class Plan(StudyPlan[TransferConfig, TransferExperiment]):
@@ -116,10 +122,22 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
                     run = f"{root}/{up.name}/s{up.sparsity_str}"
                     out.append([_keys(exp, up, "linear", dataset), f"{run}/linear/{dataset}/summary.json"])
                     for seed in exp.full.seeds if exp.full else ():
-                        out.append([{**_keys(exp, up, "full", dataset), "seed": seed}, f"{run}/full/{dataset}/seed{seed}/summary.json"])
+                        out.append(
+                            [
+                                {**_keys(exp, up, "full", dataset), "seed": seed},
+                                f"{run}/full/{dataset}/seed{seed}/summary.json",
+                            ]
+                        )
                 for seed in exp.scratch.seeds if exp.scratch else ():
-                    keys = {"upstream_dataset": exp.dataset, "model": exp.model, "upstream": "scratch", "sparsity": 0.0,
-                            "mode": "scratch", "dataset": dataset, "seed": seed}  # fmt: skip
+                    keys = {
+                        "upstream_dataset": exp.dataset,
+                        "model": exp.model,
+                        "upstream": "scratch",
+                        "sparsity": 0.0,
+                        "mode": "scratch",
+                        "dataset": dataset,
+                        "seed": seed,
+                    }
                     out.append([keys, f"{root}/scratch/{dataset}/seed{seed}/summary.json"])
         return out
 

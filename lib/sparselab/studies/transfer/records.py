@@ -18,8 +18,18 @@ from ..base.records import records_frame, write_frame
 
 __all__ = ["COLUMNS", "KEYS", "check_records", "read_records", "records_from_summaries", "write_records"]
 
-COLUMNS = ("upstream_dataset", "model", "upstream", "sparsity", "measured_sparsity", "mode", "dataset", "seed", "top1",
-           "mean_per_class")  # fmt: skip
+COLUMNS = (
+    "upstream_dataset",
+    "model",
+    "upstream",
+    "sparsity",
+    "measured_sparsity",
+    "mode",
+    "dataset",
+    "seed",
+    "top1",
+    "mean_per_class",
+)
 KEYS = ("upstream_dataset", "model", "upstream", "sparsity", "mode", "dataset", "seed")  # one run
 SORT = ("model", "mode", "upstream", "sparsity", "dataset", "seed", "upstream_dataset")
 MODES = ("linear", "full")  # transfer modes, in display order
@@ -35,11 +45,24 @@ def records_from_summaries(runs: Sequence[tuple[Mapping[str, Any], str | Path]])
         measured = summary.get("backbone_sparsity")
         if keys["mode"] == "linear":
             for seed, m in summary["seeds"].items():
-                rows.append({**keys, "seed": int(seed), "top1": m["top1"], "mean_per_class": m["mean_per_class"],
-                             "measured_sparsity": measured})  # fmt: skip
+                rows.append(
+                    {
+                        **keys,
+                        "seed": int(seed),
+                        "top1": m["top1"],
+                        "mean_per_class": m["mean_per_class"],
+                        "measured_sparsity": measured,
+                    }
+                )
         else:
-            rows.append({**keys, "top1": summary["top1"], "mean_per_class": summary["mean_per_class"],
-                         "measured_sparsity": measured})  # fmt: skip
+            rows.append(
+                {
+                    **keys,
+                    "top1": summary["top1"],
+                    "mean_per_class": summary["mean_per_class"],
+                    "measured_sparsity": measured,
+                }
+            )
     return rows
 
 
@@ -53,8 +76,10 @@ def check_records(records: pd.DataFrame) -> None:
     mismatch = records[(records["mode"] == SCRATCH) != (records["upstream"] == SCRATCH)]
     if len(mismatch):
         row = mismatch.iloc[0]
-        raise ValueError(f"transfer records: mode {row['mode']!r} with upstream {row['upstream']!r}: "
-                         "mode scratch goes with upstream scratch and only with it")  # fmt: skip
+        raise ValueError(
+            f"transfer records: mode {row['mode']!r} with upstream {row['upstream']!r}: "
+            "mode scratch goes with upstream scratch and only with it"
+        )
     if (records["dataset"] == MEAN).any():
         raise ValueError(f"transfer records: a downstream dataset may not be called {MEAN!r} (the dataset average)")
     for metric in ("top1", "mean_per_class"):
@@ -77,7 +102,8 @@ def write_records(rows: Sequence[Mapping[str, Any]], records_csv: str | Path) ->
 
 
 def read_records(records_csv: str | Path) -> pd.DataFrame:
-    records = pd.read_csv(records_csv, dtype={"upstream_dataset": str, "model": str, "upstream": str, "mode": str,
-                                              "dataset": str})  # fmt: skip
+    records = pd.read_csv(
+        records_csv, dtype={"upstream_dataset": str, "model": str, "upstream": str, "mode": str, "dataset": str}
+    )
     check_records(records)
     return records

@@ -35,16 +35,34 @@ from ...report.figures import save_figure  # also selects the headless Agg backe
 from .records import COLUMNS, MEAN, MODES, SCRATCH, check_records, read_records, write_records
 
 __all__ = [
-    "COLUMNS", "OUTPUTS", "headline_markdown", "headline_table", "read_records", "transfer_figure",
-    "transfer_table", "transfer_table_markdown", "upstream_label", "write_records", "write_report",
-]  # fmt: skip
+    "COLUMNS",
+    "OUTPUTS",
+    "headline_markdown",
+    "headline_table",
+    "read_records",
+    "transfer_figure",
+    "transfer_table",
+    "transfer_table_markdown",
+    "upstream_label",
+    "write_records",
+    "write_report",
+]
 
 GROUP = ["upstream_dataset", "model", "mode", "upstream", "sparsity"]  # one row of the pivots
 EXPERIMENT = ["upstream_dataset", "model"]
 SCRATCH_LABEL = "scratch (no upstream)"
 OUTPUTS = ("table", "table_md", "headline", "headline_md", "figure_pdf", "figure_png")
-TABLE_COLUMNS = [*GROUP, "dataset", "n_datasets", "n_seeds", "top1_mean", "top1_std", "mpc_mean", "mpc_std",
-                 "measured_sparsity"]  # fmt: skip
+TABLE_COLUMNS = [
+    *GROUP,
+    "dataset",
+    "n_datasets",
+    "n_seeds",
+    "top1_mean",
+    "top1_std",
+    "mpc_mean",
+    "mpc_std",
+    "measured_sparsity",
+]
 _MODE_TITLE = {"linear": "linear finetuning", "full": "full finetuning", SCRATCH: "from scratch only"}
 
 
@@ -109,28 +127,42 @@ def transfer_table(records: pd.DataFrame) -> pd.DataFrame:
     check_records(records)
     if records.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
-    df = records.assign(top1=100 * records["top1"].astype(float),
-                        mean_per_class=100 * pd.to_numeric(records["mean_per_class"], errors="coerce"),
-                        measured_sparsity=pd.to_numeric(records["measured_sparsity"], errors="coerce"))  # fmt: skip
+    df = records.assign(
+        top1=100 * records["top1"].astype(float),
+        mean_per_class=100 * pd.to_numeric(records["mean_per_class"], errors="coerce"),
+        measured_sparsity=pd.to_numeric(records["measured_sparsity"], errors="coerce"),
+    )
     g = df.groupby([*GROUP, "dataset"], sort=False)
-    per = pd.concat({
-        "n_seeds": g["seed"].nunique(),
-        "top1_mean": g["top1"].mean(), "top1_std": g["top1"].std(ddof=0),
-        "mpc_mean": g["mean_per_class"].mean(), "mpc_std": g["mean_per_class"].std(ddof=0),
-        "measured_sparsity": g["measured_sparsity"].mean(),
-    }, axis=1).reset_index()  # fmt: skip
+    per = pd.concat(
+        {
+            "n_seeds": g["seed"].nunique(),
+            "top1_mean": g["top1"].mean(),
+            "top1_std": g["top1"].std(ddof=0),
+            "mpc_mean": g["mean_per_class"].mean(),
+            "mpc_std": g["mean_per_class"].std(ddof=0),
+            "measured_sparsity": g["measured_sparsity"].mean(),
+        },
+        axis=1,
+    ).reset_index()
     per["n_datasets"] = 1
     means = []
     for key, runs in df.groupby(GROUP, sort=False):
         rows = per[(per[GROUP] == pd.Series(key, index=GROUP)).all(axis=1)]
         top1_std, n_seeds = _seed_std(runs, "top1")
         mpc_std, _ = _seed_std(runs, "mean_per_class")
-        means.append({
-            **dict(zip(GROUP, key)), "dataset": MEAN, "n_datasets": len(rows), "n_seeds": n_seeds,
-            "top1_mean": rows["top1_mean"].mean(skipna=False), "top1_std": top1_std,
-            "mpc_mean": rows["mpc_mean"].mean(skipna=False), "mpc_std": mpc_std,
-            "measured_sparsity": rows["measured_sparsity"].mean(),
-        })  # fmt: skip
+        means.append(
+            {
+                **dict(zip(GROUP, key)),
+                "dataset": MEAN,
+                "n_datasets": len(rows),
+                "n_seeds": n_seeds,
+                "top1_mean": rows["top1_mean"].mean(skipna=False),
+                "top1_std": top1_std,
+                "mpc_mean": rows["mpc_mean"].mean(skipna=False),
+                "mpc_std": mpc_std,
+                "measured_sparsity": rows["measured_sparsity"].mean(),
+            }
+        )
     table = pd.concat([per, pd.DataFrame(means)], ignore_index=True)[TABLE_COLUMNS]
     return _sort_table(table)
 
@@ -164,9 +196,14 @@ def _pivot(rows: pd.DataFrame, datasets: list[str]) -> tuple[pd.DataFrame, bool]
         mean = sub[sub["dataset"] == MEAN].iloc[0]
         star = "*" if mean["n_datasets"] < len(datasets) else ""
         partial |= bool(star)
-        out.append({"upstream": upstream_label(upstream, sparsity),
-                    "seeds": _seeds(sub.loc[sub["dataset"] != MEAN, "n_seeds"]),
-                    **cells, MEAN: _cell(mean["top1_mean"], mean["top1_std"]) + star})  # fmt: skip
+        out.append(
+            {
+                "upstream": upstream_label(upstream, sparsity),
+                "seeds": _seeds(sub.loc[sub["dataset"] != MEAN, "n_seeds"]),
+                **cells,
+                MEAN: _cell(mean["top1_mean"], mean["top1_std"]) + star,
+            }
+        )
     return pd.DataFrame(out, columns=["upstream", "seeds", *datasets, MEAN]), partial
 
 
@@ -186,7 +223,9 @@ def transfer_table_markdown(table: pd.DataFrame, title: str = "") -> str:
             datasets = _datasets(pd.concat([rows["dataset"], scratch["dataset"]]))
             view, partial = _pivot(pd.concat([rows, scratch]), datasets)
             parts.append(f"### {_MODE_TITLE[mode]}: test top-1 (%), mean ± std over seeds\n")
-            md = view.to_markdown(index=False, disable_numparse=True, colalign=["left", "right"] + ["right"] * (len(datasets) + 1))
+            md = view.to_markdown(
+                index=False, disable_numparse=True, colalign=["left", "right"] + ["right"] * (len(datasets) + 1)
+            )
             parts.append(md + "\n")
             if partial:
                 parts.append("\\* mean over fewer datasets than the columns (missing cells).\n")
@@ -213,16 +252,29 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
         ups = exp.loc[exp["mode"] != SCRATCH, ["upstream", "sparsity"]].drop_duplicates()
         ups = sorted(ups.itertuples(index=False), key=lambda u: upstream_rank(u.upstream, u.sparsity))
         for u in ups:
-            row: dict[str, Any] = {"upstream_dataset": up_data, "model": model, "upstream": u.upstream,
-                                   "sparsity": u.sparsity, "label": upstream_label(u.upstream, u.sparsity)}  # fmt: skip
+            row: dict[str, Any] = {
+                "upstream_dataset": up_data,
+                "model": model,
+                "upstream": u.upstream,
+                "sparsity": u.sparsity,
+                "label": upstream_label(u.upstream, u.sparsity),
+            }
             for mode in MODES:
                 key = (mode, u.upstream, u.sparsity)
                 if key not in means.index:
-                    row.update({f"{mode}_mean": np.nan, f"{mode}_std": np.nan, f"{mode}_n_seeds": 0,
-                                f"beats_scratch_{mode}": np.nan})  # fmt: skip
+                    row.update(
+                        {
+                            f"{mode}_mean": np.nan,
+                            f"{mode}_std": np.nan,
+                            f"{mode}_n_seeds": 0,
+                            f"beats_scratch_{mode}": np.nan,
+                        }
+                    )
                     continue
                 m = means.loc[key]
-                row.update({f"{mode}_mean": m["top1_mean"], f"{mode}_std": m["top1_std"], f"{mode}_n_seeds": m["n_seeds"]})
+                row.update(
+                    {f"{mode}_mean": m["top1_mean"], f"{mode}_std": m["top1_std"], f"{mode}_n_seeds": m["n_seeds"]}
+                )
                 mine = per[(per["mode"] == mode) & (per["upstream"] == u.upstream) & (per["sparsity"] == u.sparsity)]
                 mine = mine.set_index("dataset")["top1_mean"]
                 common = mine.index.intersection(scratch.index)
@@ -232,10 +284,22 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
         baseline = exp[(exp["mode"] == SCRATCH) & (exp["dataset"] == MEAN)]
         if len(baseline):
             s = baseline.iloc[0]
-            row = {"upstream_dataset": up_data, "model": model, "upstream": SCRATCH, "sparsity": 0.0, "label": SCRATCH_LABEL}
+            row = {
+                "upstream_dataset": up_data,
+                "model": model,
+                "upstream": SCRATCH,
+                "sparsity": 0.0,
+                "label": SCRATCH_LABEL,
+            }
             for mode in MODES:
-                row.update({f"{mode}_mean": s["top1_mean"], f"{mode}_std": s["top1_std"], f"{mode}_n_seeds": s["n_seeds"],
-                            f"beats_scratch_{mode}": np.nan})  # fmt: skip
+                row.update(
+                    {
+                        f"{mode}_mean": s["top1_mean"],
+                        f"{mode}_std": s["top1_std"],
+                        f"{mode}_n_seeds": s["n_seeds"],
+                        f"beats_scratch_{mode}": np.nan,
+                    }
+                )
             out.append(row)
     frame = pd.DataFrame(out, columns=cols)
     for mode in MODES:
@@ -265,8 +329,10 @@ def headline_markdown(headline: pd.DataFrame, title: str = "") -> str:
                 view[f"{mode} > scratch"] = exp[f"beats_scratch_{mode}"].map(_yes)
         frame = pd.DataFrame(view)
         parts.append(f"## {model} (upstream: {up_data}): mean test top-1 over downstream datasets\n")
-        parts.append(frame.to_markdown(index=False, disable_numparse=True,
-                                       colalign=["left"] + ["right"] * (frame.shape[1] - 1)) + "\n")  # fmt: skip
+        parts.append(
+            frame.to_markdown(index=False, disable_numparse=True, colalign=["left"] + ["right"] * (frame.shape[1] - 1))
+            + "\n"
+        )
     return "\n".join(parts)
 
 
@@ -305,8 +371,9 @@ def transfer_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
     pad = max(5.0, 0.05 * (hi - lo))
     several = len({u for u, _ in experiments}) > 1
 
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.0 * len(columns), 2.6 * len(rows)), squeeze=False,
-                             sharex=True)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(rows), len(columns), figsize=(3.0 * len(columns), 2.6 * len(rows)), squeeze=False, sharex=True
+    )
     handles: dict[str, Any] = {}
     for i, (up_data, model, mode) in enumerate(rows):
         exp = table[(table["upstream_dataset"] == up_data) & (table["model"] == model)]
@@ -320,19 +387,37 @@ def transfer_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
                 d = dense.iloc[0]
                 handles["dense"] = ax.axhline(d["top1_mean"], color="black", lw=1.3, ls="-", label="dense")
                 if pd.notna(d["top1_std"]) and d["top1_std"] > 0:
-                    ax.axhspan(d["top1_mean"] - d["top1_std"], d["top1_mean"] + d["top1_std"], color="black", alpha=0.08, lw=0)
+                    ax.axhspan(
+                        d["top1_mean"] - d["top1_std"], d["top1_mean"] + d["top1_std"], color="black", alpha=0.08, lw=0
+                    )
             for method in methods:
                 pts = here[here["upstream"] == method].sort_values("sparsity")
                 if pts.empty:
                     continue
-                bars = ax.errorbar(100 * pts["sparsity"].astype(float), pts["top1_mean"], yerr=pts["top1_std"].fillna(0.0),
-                                   color=palette[method], marker=markers[method], ms=5, lw=1.4, capsize=2.5,
-                                   label=method)  # fmt: skip
+                bars = ax.errorbar(
+                    100 * pts["sparsity"].astype(float),
+                    pts["top1_mean"],
+                    yerr=pts["top1_std"].fillna(0.0),
+                    color=palette[method],
+                    marker=markers[method],
+                    ms=5,
+                    lw=1.4,
+                    capsize=2.5,
+                    label=method,
+                )
                 handles.setdefault(method, bars)
                 if dataset == MEAN:  # a mean over fewer datasets than the row's: hollow marker
                     partial = pts[pts["n_datasets"] < n_datasets[mode]]
-                    ax.plot(100 * partial["sparsity"].astype(float), partial["top1_mean"], ls="none",
-                            marker=markers[method], ms=5, mfc="white", mec=palette[method], zorder=3)  # fmt: skip
+                    ax.plot(
+                        100 * partial["sparsity"].astype(float),
+                        partial["top1_mean"],
+                        ls="none",
+                        marker=markers[method],
+                        ms=5,
+                        mfc="white",
+                        mec=palette[method],
+                        zorder=3,
+                    )
             scratch = panel[panel["mode"] == SCRATCH]
             if len(scratch):
                 handles[SCRATCH] = ax.axhline(scratch.iloc[0]["top1_mean"], color="0.5", lw=1.3, ls="--", label=SCRATCH)
@@ -348,8 +433,14 @@ def transfer_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
             if i == len(rows) - 1:
                 ax.set_xlabel("sparsity (%)")
     order = [k for k in ["dense", *methods, SCRATCH] if k in handles]
-    fig.legend([handles[k] for k in order], order, loc="center left", bbox_to_anchor=(1.0, 0.5), title="upstream",
-               frameon=False)  # fmt: skip
+    fig.legend(
+        [handles[k] for k in order],
+        order,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        title="upstream",
+        frameon=False,
+    )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -23,5 +23,6 @@ def run_scratch(
 ) -> dict[str, Any]:
     """The baseline: the upstream's architecture trained from scratch on the downstream data."""
     result = run_training(files, data=data, model=model, recipe=recipe, seed=seed, compute=compute, method="scratch")
-    return write_summary(summary_json, {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0},
-                         test_metrics(result))  # fmt: skip
+    return write_summary(
+        summary_json, {"mode": "scratch", "epochs": recipe.epochs, "backbone_sparsity": 0.0}, test_metrics(result)
+    )

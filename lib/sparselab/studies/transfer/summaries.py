@@ -16,6 +16,11 @@ def test_metrics(result: TrainResult) -> dict[str, float]:
 
 def upstream_summary(result: TrainResult, method: str, target: float) -> dict[str, Any]:
     final = result.final
-    return {"method": method, "target_sparsity": target, "sparsity": result.mask.sparsity if result.mask is not None else 0.0,
-            "weight_sparsity": backbone_sparsity(result.model), "test_top1": final.get("test_top1"),
-            "epochs": int(final.get("epoch", 0))}  # fmt: skip
+    return {
+        "method": method,
+        "target_sparsity": target,
+        "sparsity": result.mask.sparsity if result.mask is not None else 0.0,
+        "weight_sparsity": backbone_sparsity(result.model),
+        "test_top1": final.get("test_top1"),
+        "epochs": int(final.get("epoch", 0)),
+    }
