@@ -1,5 +1,6 @@
 # Two commands matter: `make run` (install, run the default pipeline, build the report) and
-# `make test` (install, run the whole test suite). Both create .venv on first use.
+# `make test` (install, run the whole test suite). Both create .venv on first use. `make lint`
+# checks style, layers and types.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,9 +25,14 @@ run: install
 test: install
 	$(BIN)/pytest
 
+# Style and structure: Snakemake's linter, the layers of lib/sparselab ([tool.importlinter] in
+# pyproject.toml), ruff's lint and format, mypy on lib/. CI runs it before the tests.
 lint: install
 	$(BIN)/snakemake --lint
-	$(BIN)/lint-imports  # the layers of lib/sparselab ([tool.importlinter] in pyproject.toml)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check lib tests workflow_scripts bench
+	$(BIN)/ruff format --check lib tests workflow_scripts bench
+	$(BIN)/mypy
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules | grep -A20 -E "^Job stats|Nothing to be done"
