@@ -70,14 +70,14 @@ def run_timed(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def in_process(configs: list[str]) -> None:
-    """Worker of part 2 (a fresh interpreter): plans every config with ``sparselab.plan`` (what
+    """Worker of part 2 (a fresh interpreter): plans every config with ``sparselab.dryrun`` (what
     ``python -m sparselab plan`` runs), prints timings as JSON."""
     out = sys.stdout
     t0 = time.perf_counter()
     sys.path.insert(0, str(REPO / "lib"))
     import snakemake.cli  # noqa: F401  (timed as the imports)
 
-    from sparselab.plan import dry_runs
+    from sparselab.dryrun import dry_runs
 
     result = {"import_s": time.perf_counter() - t0, "configs": []}
     c = time.process_time()
