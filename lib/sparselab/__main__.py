@@ -29,10 +29,10 @@ import yaml
 
 from .config.code_deps import code_version
 from .divergence import DivergenceError, check_finite
+from .dryrun import dry_runs, job_stats
 from .io.guard import check_outputs
 from .io.state_dir import close_state_dir, open_state_dir, state_key
 from .jobs import setup_logging
-from .dryrun import dry_runs, job_stats
 from .report.gpu_hours import table
 from .workflow import build_workflow_config, validate_schema
 
