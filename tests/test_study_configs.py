@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -57,3 +60,15 @@ def test_schema_and_typed_options_have_the_same_keys_and_defaults(study, cls, po
             assert prop["default"] == value, (
                 f"{study} {cls.__name__}.{name}: schema {prop['default']!r}, class {value!r}"
             )
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_types_its_options_and_plans_without_snakemake(study):
+    """Each study states its options in typed classes bound to the schema, and its plan is plain
+    Python that parses without torch or pandas (the Snakefile imports it at parse time)."""
+    module = importlib.import_module(f"sparselab.studies.{study}.config")
+    assert getattr(module, "SCHEMA_BINDINGS", ()), f"{study}: no SCHEMA_BINDINGS in its config module"
+    code = f"import sys, sparselab.studies.{study}.plan; assert not {{'torch', 'pandas'}} & set(sys.modules), sys.modules.keys()"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "lib")}
+    )
