@@ -36,3 +36,16 @@ def test_readme_job_count_is_the_default_plan(tmp_path) -> None:
     total = int(re.search(r"^total\s+(\d+)$", out, flags=re.M).group(1))
     readme = " ".join((REPO / "README.md").read_text().split())
     assert f"the default run ({total} jobs)" in readme
+
+
+def test_every_report_caption_a_rule_names_exists() -> None:
+    """`snakemake --report` loads each caption file only after the whole run; a missing one fails
+    the report of a finished run, so check every rule's caption path here."""
+    captions = [
+        (smk.name, m.group(1))
+        for smk in sorted((REPO / "rules").glob("*.smk"))
+        for m in re.finditer(r'caption="([^"]+)"', smk.read_text())
+    ]
+    assert len(captions) >= 15
+    missing = [(rules, path) for rules, path in captions if not (REPO / "rules" / path).resolve().is_file()]
+    assert not missing, f"caption files that do not exist: {missing}"
