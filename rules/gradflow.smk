@@ -99,7 +99,7 @@ rule gradflow_report:
         rounds_pdf="results/gradflow/summary/figure_rounds.pdf",
         rounds_png=report(
             "results/gradflow/summary/figure_rounds.png",
-            caption="../report/GRADFLOW.rounds.rst",
+            caption="../report/gradflow_rounds.rst",
             category="Gradient-flow pruning",
             labels={"artefact": "accuracy per round"},
         ),
