@@ -133,7 +133,7 @@ def train_gradual(
     """Gradual pruning of a dense checkpoint (``recipe.epochs`` should be
     :func:`sparselab.dst.gradual.total_epochs` of the schedule)."""
     run = RunSetup.from_checkpoint(dense, data, seed)
-    ckpt, splits, seeds = run.checkpoint, run.splits, run.seeds
+    ckpt = run.checkpoint
     net = ckpt.model
     names = sparse_tensors(
         net, ckpt.spec.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str) else list(spec.sparse_layers)
@@ -151,14 +151,11 @@ def train_gradual(
     hparams = run.hparams("dst_gradual", recipe, gradual=spec_record(spec), parent={"path": str(dense)})
     return train_and_save(
         files,
+        run,
         net,
-        ckpt.spec,
         mask,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=seeds,
         compute=compute,
         eval_before=True,
         callbacks=(GradualPruning(spec, targets),),

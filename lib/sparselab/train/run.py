@@ -15,12 +15,10 @@ from typing import Any
 
 from torch import nn
 
-from ..config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
+from ..config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ..config.hparams import fingerprint_of
-from ..data import DatasetSplits
 from ..io.atomic import atomic_write_json
 from ..models.checkpoint import save_checkpoint
-from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from .callbacks import Callback
 from .engine import TrainResult, train
@@ -71,22 +69,20 @@ class RunFiles:
 
 def train_and_save(
     files: RunFiles,
+    run: RunSetup,
     model: nn.Module,
-    spec: ArchSpec,
     mask: Mask | None,
     hparams: dict[str, Any],
     *,
-    data: DataHparams,
-    splits: DatasetSplits,
     recipe: TrainHparams,
-    seeds: SeedHparams,
     compute: ComputeHparams,
     eval_before: bool,
     callbacks: tuple[Callback, ...],
     initial_state: TrainState | None = None,
     snapshots: Mapping[int, str | Path] | None = None,
 ) -> TrainResult:
-    """Train (resumably) and save checkpoint, metrics and hparams; ``initial_state`` rewinds to a
+    """Train (resumably) and save checkpoint, metrics and hparams; ``run`` gives the data, splits,
+    replicate seeds and the architecture saved with the checkpoint; ``initial_state`` rewinds to a
     saved state, ``snapshots`` saves the state after given epochs (see :func:`..engine.train`).
 
     hparams.json and the checkpoint are written once training has ended: a run that diverges raises
@@ -94,9 +90,9 @@ def train_and_save(
     outputs (the engine removes its metrics CSV)."""
     result = train(
         model,
-        splits,
+        run.splits,
         recipe,
-        seeds=seeds,
+        seeds=run.seeds,
         compute=compute,
         mask=mask,
         callbacks=callbacks,
@@ -116,11 +112,11 @@ def train_and_save(
     save_checkpoint(
         files.checkpoint,
         result.model.cpu(),
-        spec,
+        run.spec,
         mask=result.mask.to_device("cpu") if result.mask is not None else None,
         meta={
             "method": hparams["method"],
-            "dataset": data.to_dict(),
+            "dataset": run.data.to_dict(),
             "hparams": hparams,
             "metrics": _final_metrics(result),
         },
@@ -145,14 +141,11 @@ def run_training(
     hparams = run.hparams(method, recipe, parent=None)
     return train_and_save(
         files,
+        run,
         run.build(),
-        run.spec,
         None,
         hparams,
-        data=data,
-        splits=run.splits,
         recipe=recipe,
-        seeds=run.seeds,
         compute=compute,
         eval_before=False,
         callbacks=callbacks,
@@ -175,14 +168,11 @@ def run_finetuning(
     hparams = run.hparams(method, recipe, parent=run.parent(init_checkpoint))
     return train_and_save(
         files,
+        run,
         run.checkpoint.model,
-        run.spec,
         run.checkpoint.mask,
         hparams,
-        data=data,
-        splits=run.splits,
         recipe=recipe,
-        seeds=run.seeds,
         compute=compute,
         eval_before=True,
         callbacks=callbacks,

@@ -99,14 +99,11 @@ def run_full_finetuning(
     hparams = run.with_spec(spec).hparams("transfer_full", recipe, transfer=report)
     result = train_and_save(
         files,
+        run.with_spec(spec),
         model,
-        spec,
         mask,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=seeds,
         compute=compute,
         eval_before=False,
         callbacks=(),

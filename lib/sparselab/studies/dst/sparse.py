@@ -101,7 +101,7 @@ def run_sparse_training(
     """Train one method from scratch (see the module docstring) and write its summary."""
     spec.validate()
     run = RunSetup.fresh(data, model, seed)
-    seeds, splits, arch = run.seeds, run.splits, run.spec
+    seeds, arch = run.seeds, run.spec
     net = run.build()
     callbacks: tuple[Callback, ...] = ()
     if spec.method != "dense":
@@ -122,14 +122,11 @@ def run_sparse_training(
     hparams = run.hparams(f"dst_{spec.method}", recipe, dst=spec_record(spec))
     result = train_and_save(
         files,
+        run.with_spec(arch),
         net,
-        arch,
         None,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=seeds,
         compute=compute,
         eval_before=False,
         callbacks=callbacks,

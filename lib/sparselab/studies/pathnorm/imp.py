@@ -89,7 +89,7 @@ def run_imp_dense(
     if not 1 <= rewind_epoch < recipe.epochs:
         raise ValueError(f"rewind_epoch {rewind_epoch} must be in [1, epochs={recipe.epochs})")
     run = RunSetup.fresh(data, model, seed)
-    seeds, splits, spec = run.seeds, run.splits, run.spec
+    splits = run.splits
     hparams = run.hparams(
         "imp_round0", recipe, imp={"round": 0, "rewind_epoch": rewind_epoch}, analysis=dataclasses.asdict(analysis)
     )
@@ -99,14 +99,11 @@ def run_imp_dense(
     snapshot = files.state_dir / "rewind.pt"
     result = train_and_save(
         files,
+        run,
         net,
-        spec,
         None,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=seeds,
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
@@ -137,7 +134,7 @@ def run_imp_round(
 ) -> TrainResult:
     """IMP round r >= 1: prune the previous round's final weights, rewind, retrain to the end."""
     run = RunSetup.from_checkpoint(previous, data, seed)
-    prev, splits, seeds = run.checkpoint, run.splits, run.seeds
+    prev, splits = run.checkpoint, run.splits
     mask = imp_mask(prev.model, prev.mask, conv_fraction=conv_fraction, linear_fraction=linear_fraction, scope=scope)
     state = TrainState.load(rewind_state)
     net = prev.model  # architecture and buffers; the rewind state overwrites every tensor
@@ -159,14 +156,11 @@ def run_imp_round(
     log.info("IMP round %d: sparsity %.4f, rewinding to epoch %d", round_index, mask.sparsity, state.epoch)
     return train_and_save(
         files,
+        run,
         net,
-        prev.spec,
         mask,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=seeds,
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),

@@ -38,14 +38,11 @@ def run_subset(
     )
     return train_and_save(
         files,
+        run,
         run.build(),
-        run.spec,
         None,
         hparams,
-        data=data,
-        splits=splits,
         recipe=recipe,
-        seeds=run.seeds,
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
