@@ -15,6 +15,7 @@ from collections.abc import Callable
 from torch.utils.data import Dataset
 
 from ..config import DataHparams
+from ..config.bundles import TRANSFER_SOURCES
 from .splits import dataset_len, holdout_indices, subset_indices, take
 
 
@@ -63,21 +64,7 @@ _SOURCE_MODULES = {
     "gratings": "procedural",
     "digits_clutter": "heldout",
     "digits_loops": "heldout",
-    **{
-        name: "transfer"
-        for name in (
-            "aircraft",
-            "birdsnap",
-            "caltech101",
-            "caltech256",
-            "cars",
-            "dtd",
-            "flowers",
-            "food101",
-            "pets",
-            "sun397",
-        )
-    },
+    **{name: "transfer" for name in TRANSFER_SOURCES},
 }
 
 
