@@ -131,3 +131,17 @@ def test_deepr_removes_exactly_the_sign_crossing_connections() -> None:
     assert not (res.masks["w"] & flipped).any()  # removed, and not regrown in place
     assert int(res.masks["w"].sum()) == int(mask.sum())  # as many regrown in the same tensor
     assert torch.equal(signs["w"][res.masks["w"] & mask], torch.sign(w)[res.masks["w"] & mask])
+
+
+def test_regrowth_shares_round_halves_to_even_as_the_original() -> None:
+    """K = 5 regrown over survivors 3, 1, 4: K*R/sum R = 1.875, 0.625, 2.5. The original rounds with
+    np.round (halves to even): 2, 1, 2, which already sums to K; rounding halves up gives 2, 1, 3
+    and then takes one back from a random layer."""
+    from sparselab.dst.rewiring import _shares
+
+    for seed in range(5):  # no remainder, so the random layer never matters
+        got = _shares(5, {"a": 3, "b": 1, "c": 4}, torch.Generator().manual_seed(seed))
+        assert got == {"a": 2, "b": 1, "c": 2}
+    # Halves of equal layers: both round to even (2, 2 and 4, 4), the random layer gives one back.
+    assert sorted(_shares(3, {"a": 1, "b": 1}, torch.Generator()).values()) == [1, 2]
+    assert sorted(_shares(7, {"a": 1, "b": 1}, torch.Generator()).values()) == [3, 4]
