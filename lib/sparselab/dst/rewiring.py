@@ -12,7 +12,6 @@ row or per whole kernel of a conv; :func:`.layers.entry_magnitudes` reduces a we
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 
 import torch
@@ -84,13 +83,14 @@ def _prune_below(magnitude: Tensor, mask: Tensor, threshold: float) -> Tensor:
 
 
 def _shares(total: int, weights: Mapping[str, int], generator: torch.Generator) -> dict[str, int]:
-    """``total`` split in proportion to ``weights``, rounded half up; the rounding remainder goes
-    to one uniformly random entry (clamped at zero)."""
+    """``total`` split in proportion to ``weights``, each share ``total * w / sum(w)`` rounded as the
+    original's ``np.round`` (halves to even); the rounding remainder goes to one uniformly random
+    entry (clamped at zero)."""
     names = list(weights)
     norm = sum(weights.values())
     if norm <= 0:
         return {n: 0 for n in names}
-    shares = {n: int(math.floor(total * weights[n] / norm + 0.5)) for n in names}
+    shares = {n: round(total * weights[n] / norm) for n in names}  # Python's round: halves to even
     rest = total - sum(shares.values())
     if rest:
         lucky = names[int(torch.randint(len(names), (1,), generator=generator))]
