@@ -145,3 +145,31 @@ def test_regrowth_shares_round_halves_to_even_as_the_original() -> None:
     # Halves of equal layers: both round to even (2, 2 and 4, 4), the random layer gives one back.
     assert sorted(_shares(3, {"a": 1, "b": 1}, torch.Generator()).values()) == [1, 2]
     assert sorted(_shares(7, {"a": 1, "b": 1}, torch.Generator()).values()) == [3, 4]
+
+
+def test_per_layer_regrowth_gives_each_tensor_back_what_it_lost() -> None:
+    """Only a[0] falls below H: per layer, a regrows one entry among its free positions 3-5 (never
+    the one just pruned) and b stays exactly as it was; the proportional split would hand the one
+    regrown entry to a random tensor (survivors 2 and 2: shares 0.5 and 0.5 round to 0 and 0)."""
+    masks = {"a": torch.tensor([1, 1, 1, 0, 0, 0], dtype=torch.bool), "b": torch.tensor([1, 1, 0, 0], dtype=torch.bool)}
+    mags = {"a": torch.tensor([5e-4, 0.5, 0.6, 0.0, 0.0, 0.0]), "b": torch.tensor([0.7, 0.8, 0.0, 0.0])}
+    for seed in range(8):
+        res = dsr_step(mags, masks, 1e-3, target=1, generator=torch.Generator().manual_seed(seed), regrowth="per_layer")
+        assert res.pruned == {"a": 1, "b": 0} and res.grown == {"a": 1, "b": 0}
+        assert torch.equal(res.masks["b"], masks["b"])
+        assert res.masks["a"][:3].tolist() == [False, True, True] and int(res.masks["a"][3:].sum()) == 1
+    moved = {
+        n
+        for seed in range(20)
+        for n, g in dsr_step(mags, masks, 1e-3, target=1, generator=torch.Generator().manual_seed(seed)).grown.items()
+        if g
+    }
+    assert moved == {"a", "b"}  # proportional: the one regrown entry lands in either tensor
+
+
+def test_per_layer_regrowth_refuses_a_tensor_without_room() -> None:
+    masks = {"full": torch.ones(3, dtype=torch.bool), "b": torch.tensor([1, 0], dtype=torch.bool)}
+    mags = {"full": torch.tensor([5e-4, 0.5, 0.6]), "b": torch.tensor([0.7, 0.0])}
+    with pytest.raises(ValueError, match="full"):
+        dsr_step(mags, masks, 1e-3, target=1, generator=torch.Generator(), regrowth="per_layer")
+    dsr_step(mags, masks, 1e-3, target=1, generator=torch.Generator())  # proportional: b has room

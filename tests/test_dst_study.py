@@ -122,3 +122,12 @@ def test_gradual_pruning_by_one_global_threshold_reaches_the_total_target(tmp_pa
     assert active == round(0.2 * sum(SIZES.values()))  # the total is exact; layers differ (one threshold)
     densities = [int(ckpt.mask[n].sum()) / k for n, k in SIZES.items()]
     assert max(densities) - min(densities) > 0.01
+
+
+def test_the_dsr_regrowth_option_reaches_the_callback() -> None:
+    from sparselab.studies.dst.sparse import _callback
+
+    spec = spec_from_options("dsr", 0.9, DstOptions(dsr_regrowth="per_layer"))
+    masks = {"w": torch.ones(4, dtype=torch.bool)}
+    assert spec.dsr_regrowth == "per_layer" and _callback(spec, masks, 0).regrowth == "per_layer"
+    assert spec_from_options("dsr", 0.9, DstOptions()).dsr_regrowth == "proportional"

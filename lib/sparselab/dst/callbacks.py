@@ -23,7 +23,7 @@ from torch import nn
 
 from ..train.callbacks import Callback, TrainContext
 from .layers import to_mask
-from .rewiring import Granularity, deepr_step, dsr_step, entry_magnitudes, expand, set_step
+from .rewiring import Granularity, Regrowth, deepr_step, dsr_step, entry_magnitudes, expand, set_step
 
 __all__ = ["StepSchedule", "DynamicSparsity", "DSR", "SET", "DeepR", "StaticSparse", "layer_densities"]
 
@@ -121,7 +121,8 @@ class StaticSparse(DynamicSparsity):
 
 class DSR(DynamicSparsity):
     """Dynamic sparse reparameterization: global adaptive threshold H (start 1e-3), ``target``
-    (Np) entries pruned per reallocation on average, survivor-proportional regrowth."""
+    (Np) entries pruned per reallocation on average, survivor-proportional regrowth (or, with
+    ``regrowth="per_layer"``, each tensor regrows what it lost)."""
 
     def __init__(
         self,
@@ -134,8 +135,10 @@ class DSR(DynamicSparsity):
         tolerance: float = 0.1,
         granularity: Granularity = "element",
         big_new_weights: bool = False,
+        regrowth: Regrowth = "proportional",
     ) -> None:
         super().__init__(masks, period, stop_epoch, seed, granularity)
+        self.regrowth = regrowth
         if target < 1:
             raise ValueError(f"DSR's Np (entries pruned per reallocation) must be >= 1, got {target}")
         self.target, self.threshold, self.tolerance = int(target), float(threshold), float(tolerance)
@@ -145,7 +148,13 @@ class DSR(DynamicSparsity):
 
     def reallocate(self, ctx: TrainContext) -> dict[str, torch.Tensor]:
         res = dsr_step(
-            self.magnitudes(ctx.model), self.masks, self.threshold, self.target, self.generator, self.tolerance
+            self.magnitudes(ctx.model),
+            self.masks,
+            self.threshold,
+            self.target,
+            self.generator,
+            self.tolerance,
+            regrowth=self.regrowth,
         )
         self.threshold = res.threshold
         self.last_pruned = sum(res.pruned.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -82,6 +83,10 @@ def _prune_below(magnitude: Tensor, mask: Tensor, threshold: float) -> Tensor:
     return cut
 
 
+# How DSR splits the regrowth: across the tensors by survivors (the paper) or what each lost.
+Regrowth = Literal["proportional", "per_layer"]
+
+
 def _shares(total: int, weights: Mapping[str, int], generator: torch.Generator) -> dict[str, int]:
     """``total`` split in proportion to ``weights``, each share ``total * w / sum(w)`` rounded as the
     original's ``np.round`` (halves to even); the rounding remainder goes to one uniformly random
@@ -105,13 +110,17 @@ def dsr_step(
     target: int,
     generator: torch.Generator,
     tolerance: float = 0.1,
+    regrowth: Regrowth = "proportional",
 ) -> DSRResult:
     """One DSR reallocation (Algorithm 1): prune every active entry below the global threshold
-    H, regrow as many across the sparse tensors in proportion to their survivors, at random
-    positions that were not pruned in this step, and adapt H for the next step.
+    H, regrow as many, at random positions that were not pruned in this step, and adapt H for the
+    next step.
 
-    The number of active entries is conserved exactly: shares that a tensor has no room for are
-    split again among the others until all are placed.
+    ``regrowth``: ``proportional`` (the paper's runs, the reference's ``--rewire-scaling``) splits
+    the regrowth across the sparse tensors in proportion to their survivors; shares that a tensor
+    has no room for are split again among the others until all are placed. ``per_layer`` (the
+    reference without that flag): each tensor regrows exactly what it lost. Either way the number
+    of active entries is conserved exactly (per tensor too with ``per_layer``).
     """
     pruned_pos = {n: _prune_below(magnitudes[n], masks[n], threshold) for n in masks}
     after = {n: masks[n] & ~pruned_pos[n] for n in masks}
@@ -124,6 +133,15 @@ def dsr_step(
             f"DSR cannot regrow {to_place} entries: only {sum(room.values())} inactive positions were not just pruned "
             "(the sparse tensors are too dense for this Np)"
         )
+    if regrowth == "per_layer":
+        short = [n for n in masks if pruned[n] > room[n]]
+        if short:
+            raise ValueError(
+                f"DSR (per-layer regrowth) cannot regrow {short[0]}'s {pruned[short[0]]} entries: only "
+                f"{room[short[0]]} of its inactive positions were not just pruned (the tensor is too dense)"
+            )
+        new = {n: grow_random(after[n], pruned[n], pruned_pos[n], generator) for n in masks}
+        return DSRResult(new, pruned, dict(pruned), next_threshold(threshold, to_place, target, tolerance))
     grown = {n: 0 for n in masks}
     while to_place > 0:
         open_layers = {n: survivors[n] for n in masks if room[n] - grown[n] > 0}

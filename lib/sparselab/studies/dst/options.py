@@ -87,6 +87,7 @@ class DstOptions(Hparams):
     np_target: int = 20_000
     threshold: float = 1e-3
     big_new_weights: bool = False
+    dsr_regrowth: Literal["proportional", "per_layer"] = "proportional"
     set_fraction: Literal["auto"] | dict[float, float] = "auto"
     deepr: DeepRHparams = dataclasses.field(default_factory=DeepRHparams)
     thin: ThinHparams = dataclasses.field(default_factory=ThinHparams)

@@ -21,6 +21,7 @@ from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
 from ...dst.layers import active_count, initial_masks, layer_sparsities, sparse_tensors
 from ...dst.penalties import L1Penalty
+from ...dst.rewiring import Regrowth
 from ...dst.tied import tie_weights
 from ...models import arch_kwargs, build_model
 from ...train.callbacks import Callback
@@ -51,6 +52,7 @@ class DSTSpec:
     np_target: int  # DSR: entries pruned per reallocation (Np)
     threshold: float  # DSR: initial H
     big_new_weights: bool  # DSR: regrown weights drawn from N(0, He fan-out / 1/sqrt(fan_in)) instead of 0
+    dsr_regrowth: Regrowth  # DSR: proportional to survivors (the paper) or per layer (what each lost)
     set_fraction: float  # SET: fraction rewired per tensor and event
     deepr_eta: float
     deepr_l1: float
@@ -79,6 +81,7 @@ def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callb
             spec.threshold,
             granularity=spec.granularity,
             big_new_weights=spec.big_new_weights,
+            regrowth=spec.dsr_regrowth,
         )
     if spec.method == "set":
         return SET(masks, period, spec.stop_epoch, seed, spec.set_fraction, spec.granularity)
@@ -212,6 +215,7 @@ def spec_from_options(method: str, sparsity: float, options: DstOptions, active_
         np_target=options.np_target,
         threshold=options.threshold,
         big_new_weights=options.big_new_weights,
+        dsr_regrowth=options.dsr_regrowth,
         set_fraction=fraction,
         deepr_eta=options.deepr.eta,
         deepr_l1=options.deepr.l1,
