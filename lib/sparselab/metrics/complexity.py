@@ -7,6 +7,10 @@ is given too). Filters that can only be masked (a ResNet's residual-stream produ
 counts them as the original code did; ``flops_alive`` leaves out their dead output rows, what a
 kernel that skips zero filters would cost. The compression ratio is by parameters, dense over
 alive (never by file size, which the original used and which counts masked filters as present).
+
+``flops_nm`` counts what N:M kernels execute: a Linear layer whose mask is N:M along its inputs
+costs N/M of its dense FLOPs (2:4: half, what ``torch.sparse.to_sparse_semi_structured`` runs);
+convolutions count dense whatever their masks, since no kernel executes them sparsely.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..sparsity.mask import Mask
+from ..sparsity.nm import is_nm
 
-__all__ = ["Complexity", "complexity", "count_flops"]
+__all__ = ["Complexity", "complexity", "count_flops", "flops_nm"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,3 +100,30 @@ def complexity(model: nn.Module, input_shape: Sequence[int], mask: Mask | None =
     flops = count_flops(model, input_shape)
     dead = _dead_conv_flops(model, input_shape, mask) if mask is not None else 0
     return Complexity(params=params, params_alive=params - masked_out, flops=flops, flops_alive=flops - dead)
+
+
+def flops_nm(model: nn.Module, input_shape: Sequence[int], mask: Mask, n: int = 2, m: int = 4) -> int:
+    """FLOPs of one forward pass (batch 1) where the Linear layers whose mask is N:M run at N/M of
+    their dense cost; everything else (convolutions included, N:M or not) counts dense."""
+    sparse_linears = {
+        name: mod
+        for name, mod in model.named_modules()
+        if isinstance(mod, nn.Linear) and f"{name}.weight" in mask and is_nm(mask[f"{name}.weight"], n, m)
+    }
+    rows: dict[str, int] = {}
+    hooks = [
+        mod.register_forward_hook(
+            lambda mod, inp, _out, name=name: rows.__setitem__(name, inp[0].numel() // mod.in_features)
+        )
+        for name, mod in sparse_linears.items()
+    ]
+    try:
+        flops = count_flops(model, input_shape)
+    finally:
+        for h in hooks:
+            h.remove()
+    saved = 0
+    for name, mod in sparse_linears.items():
+        dense = 2 * rows[name] * mod.in_features * mod.out_features
+        saved += dense - dense * n // m
+    return flops - saved

@@ -1,5 +1,5 @@
 """Unstructured sparsity: the Mask object (:mod:`.mask`) and magnitude pruning layerwise and global
-(:mod:`.magnitude`). Plain tensors over a module's parameters: no architecture, no training loop
+(:mod:`.magnitude`), N:M masks by magnitude (:mod:`.nm`). Plain tensors over a module's parameters: no architecture, no training loop
 (the sparse training methods that change masks while training live in :mod:`sparselab.dst`).
 
 Nothing is imported here: loading a masked checkpoint needs :mod:`.mask` only, so a job's code
