@@ -55,6 +55,11 @@ class Callback:
     def on_train_start(self, ctx: TrainContext) -> None:
         pass
 
+    def on_after_backward(self, ctx: TrainContext) -> None:
+        """Right after backward (and DDP's gradient averaging), before the engine zeroes the gradients
+        of masked entries: ``p.grad`` is the dense gradient here (RigL's and SNFS's growth scores).
+        Read only; changes belong in :meth:`on_before_step`."""
+
     def on_before_step(self, ctx: TrainContext) -> None:
         """After backward, before the optimizer step: gradients may be changed here (DeepR's noise)."""
 

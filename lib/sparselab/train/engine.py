@@ -338,6 +338,8 @@ class _Trainer:
             else:
                 loss = F.cross_entropy(logits, y, label_smoothing=hp.label_smoothing)
             loss.backward()
+            for c in self.callbacks:
+                c.on_after_backward(ctx)  # dense gradients, before the mask zeroes them
             if ctx.bound_mask is not None:
                 ctx.bound_mask.mask_gradients()
             for c in self.callbacks:
