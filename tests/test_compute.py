@@ -43,6 +43,7 @@ ALLOWED = {
     "data/tensor_images.py": "images held on the device the loader asks for",
     "data/device_decode.py": "decodes image bytes on the device its caller (the engine's Placement) gives",
     "train/prefetch.py": "copies batches to the device its caller (the engine's Placement) gives",
+    "models/semi_structured.py": "asks which 2:4 kernels the model's own device offers; converts in place, never moves",
 }
 
 
