@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+from test_dst_training import lenet, masks_for  # the same tiny network and initial masks
 
 from sparselab.config import ComputeHparams, DataHparams, SeedHparams, TrainHparams
 from sparselab.data import build_splits
@@ -14,7 +15,6 @@ from sparselab.dst.densities import erk_densities, layer_densities_for, sparsiti
 from sparselab.dst.growth import cosine_fraction, rigl_step, snfs_step, split_counts
 from sparselab.dst.layers import initial_masks, sparse_tensors
 from sparselab.dst.rigl import SNFS, RigL
-from sparselab.models import build_model
 from sparselab.train.callbacks import Callback
 from sparselab.train.engine import train
 
@@ -28,15 +28,6 @@ RECIPE = TrainHparams.from_dict(
         "schedule": {"kind": "constant"},
     }
 )
-
-
-def lenet():  # type: ignore[no-untyped-def]
-    torch.manual_seed(0)
-    return build_model("lenet300_100", 10, (1, 8, 8), hidden=[64, 32], batch_norm=True)
-
-
-def masks_for(model, sparsity: float = 0.9):  # type: ignore[no-untyped-def]
-    return initial_masks(model, sparse_tensors(model, "lenet300_100"), sparsity, torch.Generator().manual_seed(0))
 
 
 def bools(*flags: int) -> torch.Tensor:

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from .rewiring import smallest_active
+
 __all__ = ["GrowthResult", "cosine_fraction", "drop_and_grow", "rigl_step", "snfs_step", "split_counts"]
 
 
@@ -62,8 +64,7 @@ def drop_and_grow(
     active = torch.nonzero(flat).flatten()
     if not 0 <= drop <= active.numel():
         raise ValueError(f"cannot drop {drop} of {active.numel()} active entries")
-    dropped = torch.zeros_like(flat)
-    dropped[active[_order(magnitude.reshape(-1)[active], descending=False)[:drop]]] = True
+    dropped = smallest_active(magnitude, mask, drop).reshape(-1)
     kept = flat & ~dropped
     free = torch.nonzero(~kept).flatten()
     if not 0 <= grow <= free.numel():

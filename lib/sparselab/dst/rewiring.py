@@ -169,7 +169,7 @@ class RewireResult:
     removed: dict[str, int]  # per tensor; as many were regrown in the same tensor
 
 
-def _smallest_active(magnitude: Tensor, mask: Tensor, count: int) -> Tensor:
+def smallest_active(magnitude: Tensor, mask: Tensor, count: int) -> Tensor:
     """The ``count`` smallest-magnitude active entries (ties: lower flat index first)."""
     idx = _flat_true(mask)
     if count <= 0 or idx.numel() == 0:
@@ -193,7 +193,7 @@ def set_step(
     for n, mask in masks.items():
         active = int(mask.sum())
         count = min(int(fraction * active) + 1, max(active - 1, 0))
-        cut = _smallest_active(magnitudes[n], mask, count)
+        cut = smallest_active(magnitudes[n], mask, count)
         new[n] = grow_random(mask & ~cut, count, cut, generator)
         removed[n] = count
     return RewireResult(new, removed)
