@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from sparselab.metrics.complexity import complexity, count_flops
+from sparselab.metrics.complexity import complexity, count_flops, flops_sparse, theoretical_speedup
 from sparselab.models import build_model
+from sparselab.sparsity.mask import Mask
 from sparselab.structured.dependency import channel_groups
 from sparselab.structured.removal import prune_filters
 
@@ -55,3 +56,24 @@ def test_masked_residual_filters_are_counted_as_computed_and_left_out_as_alive()
     assert c.flops_alive == c.flops - 2 * 2 * 9 * 8 * 8
     assert c.flops < dense.flops
     assert c.compression(dense.params) == pytest.approx(dense.params / c.params_alive)
+
+
+def test_sparse_flops_skip_each_zero_weight_at_every_output_position() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    conv_mask = torch.ones(8, 3, 3, 3, dtype=torch.bool)
+    conv_mask[0, 0, 0, :] = False  # 3 zero weights, each used at 6*6 output positions
+    linear_mask = torch.ones(5, 288, dtype=torch.bool)
+    linear_mask[2, :10] = False  # 10 zero weights, used once (batch 1)
+    mask = Mask({"0.weight": conv_mask, "3.weight": linear_mask})
+    dense = count_flops(model, (3, 6, 6))
+    assert flops_sparse(model, (3, 6, 6), None) == dense
+    assert flops_sparse(model, (3, 6, 6), mask) == dense - 2 * 3 * 36 - 2 * 10
+    assert theoretical_speedup(dense, dense // 4) == pytest.approx(4.0, rel=1e-3)
+    with pytest.raises(ValueError, match="positive"):
+        theoretical_speedup(dense, 0)
+
+
+def test_sparse_flops_of_a_half_pruned_mlp_halve_its_matmuls() -> None:
+    model = nn.Sequential(nn.Linear(16, 8, bias=False), nn.ReLU(), nn.Linear(8, 4, bias=False))
+    mask = Mask({n: torch.arange(p.numel()).reshape(p.shape) % 2 == 0 for n, p in model.named_parameters()})
+    assert flops_sparse(model, (16,), mask) * 2 == count_flops(model, (16,))

@@ -205,3 +205,28 @@ def test_resume_is_bitwise(tmp_path, method: str) -> None:  # type: ignore[no-un
     assert all(torch.equal(whole_cb.masks[n], resumed_cb.masks[n]) for n in whole_cb.masks)
     if method == "snfs":
         assert all(torch.equal(whole_cb.buffers[n], resumed_cb.buffers[n]) for n in whole_cb.buffers)
+
+
+# ============================================================================ from a config block
+def test_growth_sparsity_builds_erk_masks_and_resolves_epoch_and_stop_fraction() -> None:
+    from sparselab.config.bundles import GrowthHparams, SnfsHparams
+    from sparselab.dst.rigl import growth_sparsity
+
+    model = lenet()
+    names = sparse_tensors(model, "lenet300_100", "conv_fc")
+    hp = GrowthHparams(delta_t=2, stop=0.5, dense_first=True)
+    cb = growth_sparsity("rigl", model, names, 0.9, hp, torch.Generator().manual_seed(0))
+    assert isinstance(cb, RigL) and names[0] not in cb.masks  # the dense first layer has no mask
+    expected = sparsities(layer_densities_for(model, names, 0.1, "erk", dense_first=True))
+    params = dict(model.named_parameters())
+    for n, m in cb.masks.items():
+        assert int(m.sum()) == int((1 - expected[n]) * params[n].numel() + 0.1)
+    result = train(model, build_splits(DATA), RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(cb,))
+    assert (cb.delta_t, cb.stop_step) == (2, 6) and cb.events == 2  # 12 steps: updates at 2 and 4
+    assert result.history[-1]["dropped_total"] == cb.dropped_total > 0
+
+    snfs = growth_sparsity("snfs", lenet(), names, 0.9, SnfsHparams(densities="uniform"), torch.Generator())
+    train(lenet(), build_splits(DATA), RECIPE, seeds=SeedHparams(), compute=COMPUTE, callbacks=(snfs,))
+    assert isinstance(snfs, SNFS) and (snfs.delta_t, snfs.stop_step) == (6, 12) and snfs.events == 1  # after epoch 1
+    with pytest.raises(ValueError, match="not both"):
+        RigL(masks_for(lenet()), 2, 10, stop_fraction=0.5)

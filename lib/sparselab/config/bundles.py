@@ -328,3 +328,37 @@ class StudySection(Hparams):
 
     enabled: bool = True
     title: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GrowthHparams(Hparams):
+    """Drop-and-grow sparse training (RigL, SNFS: ``sparselab.dst.rigl``): when masks change, how
+    much, and how the density is spread over layers. The defaults are RigL's (Evci et al. 2020):
+    an update every 100 steps until 75% of the run, initial drop fraction 0.3, ERK densities."""
+
+    delta_t: int | Literal["epoch"] = 100  # steps between mask updates; "epoch": after every epoch
+    stop: float = 0.75  # no update from this fraction of the run's optimizer steps on
+    alpha: float = 0.3  # the drop fraction at step 0, decayed with a cosine to 0 at ``stop``
+    densities: Literal["uniform", "erk"] = "erk"  # per-layer densities at the global one
+    dense_first: bool = False  # the first sparse tensor dense, outside the budget (RigL's ImageNet recipe)
+    erk_power: float = 1.0  # ERK's scale exponent (1: the paper)
+
+    def validate(self, path: str) -> None:
+        if self.delta_t != "epoch" and not (isinstance(self.delta_t, int) and self.delta_t >= 1):
+            raise HparamsError(f"{path}.delta_t: {self.delta_t!r} must be a positive number of steps or 'epoch'")
+        if not 0.0 < self.stop <= 1.0:
+            raise HparamsError(f"{path}.stop: {self.stop} must be in (0, 1] (a fraction of the run's steps)")
+        if not 0.0 <= self.alpha < 1.0:
+            raise HparamsError(f"{path}.alpha: {self.alpha} must be in [0, 1)")
+        if not self.erk_power > 0:
+            raise HparamsError(f"{path}.erk_power: {self.erk_power} must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SnfsHparams(GrowthHparams):
+    """Sparse momentum's defaults (Dettmers & Zettlemoyer 2019, sparse_learning): an update after
+    every epoch, prune rate 0.5 decayed with a cosine over the whole run."""
+
+    delta_t: int | Literal["epoch"] = "epoch"
+    stop: float = 1.0
+    alpha: float = 0.5

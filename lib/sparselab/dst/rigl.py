@@ -2,7 +2,10 @@
 
 Clock: ``ctx.step`` counts optimizer steps. A mask update follows the optimizer step of every step
 ``t`` with ``t % delta_t == 0`` and ``0 < t < stop_step``; the drop fraction (RigL) or prune rate
-(SNFS) at ``t`` is :func:`.growth.cosine_fraction` ``(t, alpha, stop_step)``. The update sees the
+(SNFS) at ``t`` is :func:`.growth.cosine_fraction` ``(t, alpha, stop_step)``. ``delta_t="epoch"``
+(SNFS's default: after every epoch) and ``stop_fraction`` (RigL: 0.75 of the run) are resolved
+against the run's steps when training starts; :func:`growth_sparsity` builds either callback from a
+config block (:class:`~sparselab.config.bundles.GrowthHparams`). The update sees the
 weights after that step's optimizer update (magnitudes) and the growth signal of that step.
 
 Dense gradient (RigL): the engine keeps inactive weights at exactly 0 (the mask is enforced after
@@ -28,17 +31,20 @@ only at update steps (the masks are chosen on the CPU).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
+from ..config.bundles import GrowthHparams
 from ..train.callbacks import TrainContext
 from .callbacks import DynamicSparsity
+from .densities import layer_densities_for, sparsities
 from .growth import GrowthResult, cosine_fraction, rigl_step, snfs_step
-from .layers import Granularity, entry_magnitudes, expand, to_mask
+from .layers import Granularity, entry_magnitudes, expand, initial_masks, to_mask
 
-__all__ = ["GrowthSparsity", "RigL", "SNFS"]
+__all__ = ["GrowthSparsity", "RigL", "SNFS", "growth_sparsity"]
 
 
 class GrowthSparsity(DynamicSparsity):
@@ -47,18 +53,35 @@ class GrowthSparsity(DynamicSparsity):
     def __init__(
         self,
         masks: Mapping[str, torch.Tensor],
-        delta_t: int,
-        stop_step: int,
+        delta_t: int | Literal["epoch"],
+        stop_step: int | None,
         alpha: float,
         granularity: Granularity = "element",
+        *,
+        stop_fraction: float | None = None,
     ) -> None:
         super().__init__(masks, None, None, 0, granularity)
-        if delta_t < 1 or stop_step < 1:
+        if (stop_step is None) == (stop_fraction is None):
+            raise ValueError("give the last update as stop_step (steps) or stop_fraction (of the run), not both")
+        if (delta_t != "epoch" and delta_t < 1) or (stop_step is not None and stop_step < 1):
             raise ValueError(f"delta_t and stop_step must be >= 1, got {delta_t} and {stop_step}")
+        if stop_fraction is not None and not 0.0 < stop_fraction <= 1.0:
+            raise ValueError(f"stop_fraction must be in (0, 1], got {stop_fraction}")
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"the initial drop fraction alpha must be in [0, 1), got {alpha}")
-        self.delta_t, self.stop_step, self.alpha = int(delta_t), int(stop_step), float(alpha)
+        self.alpha = float(alpha)
+        # "epoch" and stop_fraction are resolved against the run's length in on_train_start
+        self._delta_t, self._stop_fraction = delta_t, stop_fraction
+        self.delta_t = int(delta_t) if delta_t != "epoch" else 0
+        self.stop_step = int(stop_step) if stop_step is not None else 0
         self.dropped_total = 0  # entries dropped over all updates (those grown again at once included)
+
+    def on_train_start(self, ctx: TrainContext) -> None:
+        super().on_train_start(ctx)
+        if self._delta_t == "epoch":
+            self.delta_t = ctx.steps_per_epoch
+        if self._stop_fraction is not None:
+            self.stop_step = max(1, round(self._stop_fraction * ctx.hparams.epochs * ctx.steps_per_epoch))
 
     @property
     def last_update(self) -> int:
@@ -115,12 +138,14 @@ class RigL(GrowthSparsity):
     def __init__(
         self,
         masks: Mapping[str, torch.Tensor],
-        delta_t: int,
-        stop_step: int,
+        delta_t: int | Literal["epoch"],
+        stop_step: int | None,
         alpha: float = 0.3,
         granularity: Granularity = "element",
+        *,
+        stop_fraction: float | None = None,
     ) -> None:
-        super().__init__(masks, delta_t, stop_step, alpha, granularity)
+        super().__init__(masks, delta_t, stop_step, alpha, granularity, stop_fraction=stop_fraction)
         self._grads: dict[str, torch.Tensor] = {}
 
     def on_after_backward(self, ctx: TrainContext) -> None:
@@ -147,12 +172,14 @@ class SNFS(GrowthSparsity):
     def __init__(
         self,
         masks: Mapping[str, torch.Tensor],
-        delta_t: int,
-        stop_step: int,
+        delta_t: int | Literal["epoch"],
+        stop_step: int | None,
         alpha: float = 0.5,
         granularity: Granularity = "element",
+        *,
+        stop_fraction: float | None = None,
     ) -> None:
-        super().__init__(masks, delta_t, stop_step, alpha, granularity)
+        super().__init__(masks, delta_t, stop_step, alpha, granularity, stop_fraction=stop_fraction)
         self.buffers: dict[str, torch.Tensor] = {}
         self._groups: dict[int, dict[str, Any]] = {}
 
@@ -201,3 +228,24 @@ class SNFS(GrowthSparsity):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.buffers = {n: b.clone() for n, b in state["buffers"].items()}
+
+
+def growth_sparsity(
+    method: Literal["rigl", "snfs"],
+    model: nn.Module,
+    names: Sequence[str],
+    sparsity: float,
+    hparams: GrowthHparams,
+    generator: torch.Generator,
+    granularity: Granularity = "element",
+) -> GrowthSparsity:
+    """A RigL or SNFS callback over the named weights of ``model`` at global ``sparsity``: per-layer
+    densities by ``hparams.densities`` (tensors that come out dense are left out: nothing to drop or
+    grow), random initial masks drawn from ``generator``, and the hparams' schedule."""
+    densities = layer_densities_for(
+        model, list(names), 1.0 - sparsity, hparams.densities, hparams.dense_first, hparams.erk_power
+    )
+    sparse = {n: d for n, d in densities.items() if d < 1.0}
+    masks = initial_masks(model, list(sparse), sparsities(sparse), generator, granularity)
+    cls = {"rigl": RigL, "snfs": SNFS}[method]
+    return cls(masks, hparams.delta_t, None, hparams.alpha, granularity, stop_fraction=hparams.stop)

@@ -8,6 +8,11 @@ counts them as the original code did; ``flops_alive`` leaves out their dead outp
 kernel that skips zero filters would cost. The compression ratio is by parameters, dense over
 alive (never by file size, which the original used and which counts masked filters as present).
 
+``flops_sparse`` is ShrinkBench's theoretical count (Blalock et al., MLSys 2020): every Linear and
+Conv2d weight a mask holds at zero saves its multiply-adds at every output position, as if a kernel
+skipped each zero weight; ``theoretical_speedup`` is dense FLOPs over that. No dense-hardware kernel
+realises it for unstructured masks: measured latency (``bench/speedup.py``) is the honest column.
+
 ``flops_nm`` counts what N:M kernels execute: a Linear layer whose mask is N:M along its inputs
 costs N/M of its dense FLOPs (2:4: half, what ``torch.sparse.to_sparse_semi_structured`` runs);
 convolutions count dense whatever their masks, since no kernel executes them sparsely.
@@ -25,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..sparsity.mask import Mask
 from ..sparsity.nm import is_nm
 
-__all__ = ["Complexity", "complexity", "count_flops", "flops_nm"]
+__all__ = ["Complexity", "complexity", "count_flops", "flops_nm", "flops_sparse", "theoretical_speedup"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,3 +132,51 @@ def flops_nm(model: nn.Module, input_shape: Sequence[int], mask: Mask, n: int = 
         dense = 2 * rows[name] * mod.in_features * mod.out_features
         saved += dense - dense * n // m
     return flops - saved
+
+
+def _positions(model: nn.Module, input_shape: Sequence[int], names: Sequence[str]) -> dict[str, int]:
+    """Output positions per input row of the named Linear/Conv2d modules in one batch-1 forward
+    pass: a conv's output H·W, a Linear's rows (leading dims of its input)."""
+    positions: dict[str, int] = {}
+
+    def hook(name: str, mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        if isinstance(mod, nn.Linear):
+            positions[name] = inp[0].numel() // mod.in_features
+        else:
+            positions[name] = out.shape[-2] * out.shape[-1]
+
+    hooks = [
+        model.get_submodule(n).register_forward_hook(lambda mod, inp, out, n=n: hook(n, mod, inp, out)) for n in names
+    ]
+    try:
+        count_flops(model, input_shape)
+    finally:
+        for h in hooks:
+            h.remove()
+    return positions
+
+
+def flops_sparse(model: nn.Module, input_shape: Sequence[int], mask: Mask | None) -> int:
+    """FLOPs of one forward pass (batch 1) with every masked-out Linear/Conv2d weight skipped:
+    2 FLOPs per zero weight and output position fewer than :func:`count_flops` (module docstring)."""
+    flops = count_flops(model, input_shape)
+    if mask is None:
+        return flops
+    zeros: dict[str, int] = {}
+    for name, mod in model.named_modules():
+        key = f"{name}.weight"
+        if isinstance(mod, (nn.Linear, nn.Conv2d)) and key in mask:
+            dead = int((~mask[key]).sum())
+            if dead:
+                zeros[name] = dead
+    if not zeros:
+        return flops
+    positions = _positions(model, input_shape, list(zeros))
+    return flops - sum(2 * dead * positions[n] for n, dead in zeros.items())
+
+
+def theoretical_speedup(dense_flops: int, flops: int) -> float:
+    """Dense FLOPs over remaining FLOPs (ShrinkBench's theoretical speed-up; 1.0 = none)."""
+    if flops <= 0:
+        raise ValueError(f"remaining FLOPs must be positive, got {flops}")
+    return dense_flops / flops
