@@ -230,3 +230,14 @@ def test_growth_sparsity_builds_erk_masks_and_resolves_epoch_and_stop_fraction()
     assert isinstance(snfs, SNFS) and (snfs.delta_t, snfs.stop_step) == (6, 12) and snfs.events == 1  # after epoch 1
     with pytest.raises(ValueError, match="not both"):
         RigL(masks_for(lenet()), 2, 10, stop_fraction=0.5)
+
+
+def test_snfs_defaults_are_sparse_learnings() -> None:
+    """sparse_learning's Masking.init ('enforce_density_per_layer') gives every layer the global
+    density: SNFS's defaults are uniform densities, an update after every epoch, prune rate 0.5
+    decayed over the whole run; RigL's are ERK, every 100 steps until 75% of the run, 0.3."""
+    from sparselab.config.bundles import GrowthHparams, SnfsHparams
+
+    snfs, rigl = SnfsHparams(), GrowthHparams()
+    assert (snfs.densities, snfs.delta_t, snfs.stop, snfs.alpha) == ("uniform", "epoch", 1.0, 0.5)
+    assert (rigl.densities, rigl.delta_t, rigl.stop, rigl.alpha) == ("erk", 100, 0.75, 0.3)
