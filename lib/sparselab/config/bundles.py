@@ -357,8 +357,10 @@ class GrowthHparams(Hparams):
 @dataclasses.dataclass(frozen=True)
 class SnfsHparams(GrowthHparams):
     """Sparse momentum's defaults (Dettmers & Zettlemoyer 2019, sparse_learning): an update after
-    every epoch, prune rate 0.5 decayed with a cosine over the whole run."""
+    every epoch, prune rate 0.5 decayed with a cosine over the whole run, every layer at the global
+    density (sparse_learning's ``enforce_density_per_layer``)."""
 
     delta_t: int | Literal["epoch"] = "epoch"
     stop: float = 1.0
     alpha: float = 0.5
+    densities: Literal["uniform", "erk"] = "uniform"
