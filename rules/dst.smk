@@ -13,7 +13,7 @@ rule dst_train:
         hparams="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/hparams.json",
         summary="results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}/summary.json",
     wildcard_constraints:
-        method="dsr|set|deepr|static|tied|thin_dense|dense",
+        method="dsr|set|deepr|rigl|snfs|static|tied|thin_dense|dense",
     params:
         code=code_version("dst_train.py"),
         data=dataset_params,

@@ -140,3 +140,51 @@ def test_option_errors_name_their_key_at_parse_time(change: dict[str, Any], mess
             experiment[key] = value
     with pytest.raises(ConfigError, match=message):
         plan_of(config)
+
+
+GROWTH = copy.deepcopy(CONFIG)
+GROWTH["dst"]["experiments"][0].update(
+    methods=["dsr", "rigl", "snfs", "dense", "gradual"], rigl={"delta_t": 5}, snfs={"alpha": 0.4}
+)
+
+
+def test_rigl_and_snfs_runs_are_planned_and_only_their_jobs_read_their_blocks() -> None:
+    plan = plan_of(GROWTH)
+    paths = set(plan.summary_paths())
+    assert {f"results/dst/digits/lenet/{m}/s0.9/seed1/summary.json" for m in ("rigl", "snfs")} <= paths
+    assert len(paths) == 4 * 2 * 2 + 2
+    rigl, snfs = plan.options(run("rigl")), plan.options(run("snfs"))
+    assert "snfs" not in rigl and "rigl" not in snfs
+    assert rigl["rigl"] == {
+        "delta_t": 5,
+        "stop": 0.75,
+        "alpha": 0.3,
+        "densities": "erk",
+        "dense_first": False,
+        "erk_power": 1.0,
+    }
+    options = DstOptions.from_dict(snfs)  # what the job does: the schema's defaults and the class's agree
+    assert (options.snfs.alpha, options.snfs.delta_t, options.snfs.densities) == (0.4, "epoch", "uniform")
+    assert plan.method_recipe(run("rigl")) == plan.shared.recipes["train"].to_dict()  # the experiment's recipe
+    # the other jobs' params are exactly what they were without the blocks (no rerun)
+    before = plan_of({**CONFIG})
+    for method in ("dsr", "dense"):
+        assert plan.options(run(method)) == before.options(run(method))
+    gradual = types.SimpleNamespace(dataset="digits", model="lenet", sparsity="0.9", seed="0")
+    assert plan.options(gradual) == before.options(gradual)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sparsity_fc": 0.5}, r"dst.experiments\[0\].sparsity_fc: rigl and snfs spread the density"),
+        ({"rigl": {"alpha": 1.5}}, "alpha"),
+        ({"snfs": {"delta_t": 0}}, "delta_t"),
+        ({"rigl": {"period": 3}}, "period"),
+    ],
+)
+def test_rigl_and_snfs_option_errors_name_their_key(change: dict[str, Any], message: str) -> None:
+    config = copy.deepcopy(GROWTH)
+    config["dst"]["experiments"][0].update(change)
+    with pytest.raises(ConfigError, match=message):
+        plan_of(config)

@@ -6,9 +6,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from ...config.bundles import GrowthHparams, SnfsHparams
 from ...config.common import ConfigError, format_sparsity, reference
 from ...config.shared import ExperimentGrid, SchemaBinding, SharedConfig, parse_experiments, typed
-from .options import DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
+from .options import GROWTH_METHODS, DeepRHparams, DstOptions, DstSection, GradualHparams, ThinHparams
 
 # The grid of an experiment; every other key is an option (:class:`DstOptions`).
 GRID = ("dataset", "model", "recipe", "long_recipe", "deepr_recipe", "methods", "sparsities", "seeds")
@@ -18,6 +19,8 @@ SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (DstOptions, _EXPERIMENT, set(GRID)),
     (DeepRHparams, (*_EXPERIMENT, "properties", "deepr"), set()),
     (ThinHparams, (*_EXPERIMENT, "properties", "thin"), set()),
+    (GrowthHparams, (*_EXPERIMENT, "properties", "rigl"), set()),
+    (SnfsHparams, (*_EXPERIMENT, "properties", "snfs"), set()),
     (GradualHparams, (*_EXPERIMENT, "properties", "gradual"), set()),
 )
 
@@ -28,7 +31,7 @@ class DstExperiment:
 
     dataset: str
     model: str
-    recipe: str  # dsr, set, tied, dense
+    recipe: str  # dsr, set, rigl, snfs, tied, dense
     long_recipe: str  # static and thin dense (the paper trains them longer)
     deepr_recipe: str  # DeepR (the paper: no weight decay, an L1 term instead)
     methods: tuple[str, ...]
@@ -103,6 +106,12 @@ def parse(raw: Mapping[str, Any], shared: SharedConfig) -> DstConfig | None:
                 raise ConfigError(f"{key}.gradual: the gradual method needs gradual: {{recipe, dense_recipe, ...}}")
             for part in ("recipe", "dense_recipe"):
                 reference(getattr(options.gradual, part), shared.recipes, f"{key}.gradual.{part}", "recipes")
+        growth = [m for m in GROWTH_METHODS if m in e["methods"]]
+        if growth and options.sparsity_fc is not None:
+            raise ConfigError(
+                f"{key}.sparsity_fc: {' and '.join(growth)} spread the density over layers by "
+                f"{'/'.join(f'{m}.densities' for m in growth)} (uniform or erk); remove sparsity_fc or {', '.join(growth)}"
+            )
         arch = shared.models[e["model"]].arch
         if options.sparse_layers == "paper" and arch not in ("wrn", "resnet50", "lenet300_100"):
             raise ConfigError(

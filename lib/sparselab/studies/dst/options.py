@@ -14,10 +14,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ...config.bundles import StudySection
+from ...config.bundles import GrowthHparams, SnfsHparams, StudySection
 from ...config.hparams import Hparams, HparamsError
 
-__all__ = ["DeepRHparams", "DstOptions", "DstSection", "GradualHparams", "ThinHparams"]
+__all__ = ["GROWTH_METHODS", "DeepRHparams", "DstOptions", "DstSection", "GradualHparams", "ThinHparams"]
+
+# Drop-and-grow methods: their initial masks and schedule come from their own block (``rigl``,
+# ``snfs``: :class:`~sparselab.config.bundles.GrowthHparams`), not from the DSR clock (``period``,
+# ``stop_epoch``) nor ``sparsity_fc``.
+GROWTH_METHODS = ("rigl", "snfs")
 
 # Schedules are keyed by 0-based epoch: YAML gives int keys, the schema's defaults string keys (JSON
 # object keys); the jobs convert both to int.
@@ -73,7 +78,8 @@ class GradualHparams(Hparams):
 @dataclasses.dataclass(frozen=True)
 class DstOptions(Hparams):
     """Everything of one ``dst`` experiment but its grid: how sparse tensors are chosen and rewired,
-    per-method recipes and L1 terms, and the DeepR, thin dense and gradual blocks."""
+    per-method recipes and L1 terms, and the DeepR, RigL, SNFS, thin dense and gradual blocks. The
+    ``rigl`` and ``snfs`` defaults are their papers' (stated in ``config.bundles``)."""
 
     method_recipes: dict[str, str] = dataclasses.field(default_factory=dict)
     l1: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -90,6 +96,8 @@ class DstOptions(Hparams):
     dsr_regrowth: Literal["proportional", "per_layer"] = "proportional"
     set_fraction: Literal["auto"] | dict[float, float] = "auto"
     deepr: DeepRHparams = dataclasses.field(default_factory=DeepRHparams)
+    rigl: GrowthHparams = dataclasses.field(default_factory=GrowthHparams)
+    snfs: SnfsHparams = dataclasses.field(default_factory=SnfsHparams)
     thin: ThinHparams = dataclasses.field(default_factory=ThinHparams)
     gradual: GradualHparams | None = None  # required by the gradual method
 

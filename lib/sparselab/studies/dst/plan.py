@@ -7,6 +7,7 @@ from typing import Any
 
 from ..base.plan import StudyPlan
 from .config import DstConfig, DstExperiment, DstRun
+from .options import GROWTH_METHODS
 
 RUN = "results/dst/{dataset}/{model}/{method}/s{sparsity}/seed{seed}"
 SUMMARY = "results/dst/summary"
@@ -40,8 +41,11 @@ class Plan(StudyPlan[DstConfig, DstExperiment]):
         return self.epochs(self.experiment(wildcards).gradual.recipe)
 
     def options(self, wildcards: Any) -> dict[str, Any]:
-        """The experiment's options as configured (the jobs read them as :class:`.options.DstOptions`)."""
-        return dict(self.experiment(wildcards).option_params)
+        """The experiment's options as configured (the jobs read them as :class:`.options.DstOptions`),
+        the ``rigl`` / ``snfs`` blocks only for that method's jobs: an edit of one reruns only its runs."""
+        method = getattr(wildcards, "method", "gradual")  # dst_gradual has no method wildcard
+        params = self.experiment(wildcards).option_params
+        return {k: v for k, v in params.items() if k not in GROWTH_METHODS or k == method}
 
     def dense_checkpoint(self, wildcards: Any) -> str:
         g = self.experiment(wildcards).gradual

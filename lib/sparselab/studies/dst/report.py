@@ -5,12 +5,15 @@ Inputs: ``records.csv`` and ``layer_density.csv``, written from every run's ``su
 
 * **Accuracy vs parameters** (the paper's main figure): test top-1 against learnable parameters
   (log axis), one line per method, mean ± std over seeds, a panel per dataset x model.
-* **Accuracy table**: test top-1 (%) per method x sparsity (%), mean ± std over seeds, with parameters.
+* **Accuracy table**: test top-1 (%) per method x sparsity (%), mean ± std over seeds, with
+  learnable (alive) parameters, FLOPs of one forward pass with masked weights skipped, ShrinkBench's
+  theoretical speed-up over the dense network, and the entries RigL/SNFS dropped over the run.
 * **Per-layer density**: the density (%) every sparse tensor ends with, a bar per method side by side
   for each named layer (methods that keep each layer's density, as static, SET and DeepR, would hide
   each other as lines), a panel per dataset x model x sparsity.
 
-Every method has one colour in both figures.
+Every method has one colour in both figures (fixed by ``COLOUR_SLOTS``: adding a method never
+recolours the others).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from .records import KEYS, write_records
 
 __all__ = ["KEYS", "accuracy_table", "accuracy_table_markdown", "write_records", "write_report"]
 
-METHOD_ORDER = ("dense", "thin_dense", "static", "tied", "deepr", "set", "dsr", "gradual")
+METHOD_ORDER = ("dense", "thin_dense", "static", "tied", "deepr", "set", "dsr", "snfs", "rigl", "gradual")
+# tab10 slots: the methods before RigL and SNFS keep the colours they always had
+COLOUR_SLOTS = ("dense", "thin_dense", "static", "tied", "deepr", "set", "dsr", "gradual", "snfs", "rigl")
 
 
 def _order(methods: Sequence[str]) -> list[str]:
@@ -39,10 +44,10 @@ def _order(methods: Sequence[str]) -> list[str]:
 
 
 def method_colours(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """A fixed colour per method (by its place in ``METHOD_ORDER``), the same in every figure."""
+    """A fixed colour per method (by its place in ``COLOUR_SLOTS``), the same in every figure."""
     colours = sns.color_palette("tab10", 10)
-    extra = sorted(set(methods) - set(METHOD_ORDER))
-    slot = {m: i for i, m in enumerate([*METHOD_ORDER, *extra])}
+    extra = sorted(set(methods) - set(COLOUR_SLOTS))
+    slot = {m: i for i, m in enumerate([*COLOUR_SLOTS, *extra])}
     return {m: colours[slot[m] % len(colours)] for m in _order(methods)}
 
 
@@ -50,9 +55,20 @@ def _percent(fraction: float) -> str:
     return f"{round(100 * float(fraction), 6):g}"
 
 
+# records column -> table column (mean over seeds); absent columns (records of summaries written
+# before they existed, or dropped_total for the methods that do not drop and grow) come out empty
+COST_COLUMNS = {
+    "flops_sparse": "flops",
+    "theoretical_speedup": "speedup",
+    "dropped_total": "dropped",
+}
+
+
 def accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of test top-1 (%) and learnable parameters per method x sparsity."""
+    """Mean and std over seeds of test top-1 (%), and the mean learnable parameters, FLOPs (masked
+    weights skipped), theoretical speed-up and entries dropped per method x sparsity."""
     df = records.assign(test_top1=100 * records["test_top1"])
+    df = df.assign(**{c: pd.Series(float("nan"), index=df.index) for c in COST_COLUMNS if c not in df})
     agg = (
         df.groupby(["dataset", "model", "method", "sparsity"], sort=False)
         .agg(
@@ -60,6 +76,7 @@ def accuracy_table(records: pd.DataFrame) -> pd.DataFrame:
             test_top1_mean=("test_top1", "mean"),
             test_top1_std=("test_top1", "std"),
             parameters=("learnable_parameters", "mean"),
+            **{out: (col, "mean") for col, out in COST_COLUMNS.items()},
         )
         .reset_index()
     )
@@ -79,10 +96,17 @@ def accuracy_table_markdown(table: pd.DataFrame) -> str:
             ],
             "seeds": table["seeds"],
             "learnable parameters": [f"{p:,.0f}" for p in table["parameters"]],
+            "FLOPs (sparse)": [_number(f, "{:,.0f}") for f in table["flops"]],
+            "theoretical speed-up": [_number(x, "{:.2f}×") for x in table["speedup"]],
+            "dropped (total)": [_number(d, "{:,.0f}") for d in table["dropped"]],
             "test top-1 (%)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
         }
     )
-    return rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 4) + "\n"
+    return rows.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 7) + "\n"
+
+
+def _number(value: float, fmt: str) -> str:
+    return "—" if pd.isna(value) else fmt.format(value)
 
 
 def accuracy_vs_parameters(records: pd.DataFrame, title: str = "") -> sns.FacetGrid:

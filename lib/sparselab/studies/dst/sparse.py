@@ -1,9 +1,15 @@
 """Dynamic sparse training from scratch (Mostafa & Wang, ICML 2019): one run of one method.
 
-Methods (:func:`run_sparse_training`): ``dsr``, ``set``, ``deepr``, ``static`` (fixed random
-masks), ``tied`` (HashedNet-style shared banks) and ``dense`` (full or thin, by the model's width
-knob). Every run writes the engine's checkpoint (masks as explicit tensors; tied layers rebuilt
-from the sidecar), metrics and hparams, plus ``summary.json`` (:func:`.common.run_summary`).
+Methods (:func:`run_sparse_training`): ``dsr``, ``set``, ``deepr``, ``rigl``, ``snfs``, ``static``
+(fixed random masks), ``tied`` (HashedNet-style shared banks) and ``dense`` (full or thin, by the
+model's width knob). Every run writes the engine's checkpoint (masks as explicit tensors; tied
+layers rebuilt from the sidecar), metrics and hparams, plus ``summary.json``
+(:func:`.common.run_summary`: accuracy, parameters, FLOPs and theoretical speed-up, layer densities).
+
+RigL and SNFS (:func:`sparselab.dst.rigl.growth_sparsity`) take their initial masks from their
+block's layer densities (ERK or uniform at the run's sparsity over the sparse tensors; tensors ERK
+makes dense get no mask) rather than from ``sparsity_fc``, and their clock from ``delta_t`` and
+``stop`` rather than ``period`` and ``stop_epoch``.
 """
 
 from __future__ import annotations
@@ -16,25 +22,28 @@ from typing import Any, Literal
 import torch
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
+from ...config.bundles import GrowthHparams
 from ...config.hparams import spec_record
 from ...data import build_splits
 from ...dst.callbacks import DSR, SET, DeepR, StaticSparse, StepSchedule
 from ...dst.layers import active_count, initial_masks, layer_sparsities, sparse_tensors
 from ...dst.penalties import L1Penalty
 from ...dst.rewiring import Regrowth
+from ...dst.rigl import growth_sparsity
 from ...dst.tied import tie_weights
 from ...models import arch_kwargs, build_model
+from ...models.spec import ArchSpec
 from ...train.callbacks import Callback
 from ...train.engine import TrainResult
 from ...train.run import RunFiles, train_and_save
 from ..base.setup import RunSetup
 from ..base.summary import write_summary
 from .common import run_summary
-from .options import DstOptions
+from .options import GROWTH_METHODS, DstOptions
 
 __all__ = ["METHODS", "DSTSpec", "dense_spec", "spec_from_options", "run_sparse_training", "run_configured"]
 
-METHODS = ("dsr", "set", "deepr", "static", "tied", "dense")
+METHODS = ("dsr", "set", "deepr", "rigl", "snfs", "static", "tied", "dense")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +51,7 @@ class DSTSpec:
     """How the sparse tensors of one run are chosen and rewired: built from an experiment's
     :class:`.options.DstOptions` (:func:`spec_from_options`), which state the defaults."""
 
-    method: Literal["dsr", "set", "deepr", "static", "tied", "dense"]
+    method: Literal["dsr", "set", "deepr", "rigl", "snfs", "static", "tied", "dense"]
     sparsity: float  # of the sparse conv tensors (and of Linear ones unless sparsity_fc is set)
     sparsity_fc: float | None
     sparse_layers: str | tuple[str, ...]
@@ -58,6 +67,7 @@ class DSTSpec:
     deepr_l1: float
     deepr_temperature: Mapping[int, float]
     l1: float  # an L1 term c * sum|w| over the sparse tensors (DeepR has its own: deepr_l1)
+    growth: GrowthHparams | None = None  # RigL / SNFS: schedule and layer densities (their block)
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -67,6 +77,18 @@ class DSTSpec:
                 raise ValueError(f"{name} must be in [0, 1), got {s}")
         if self.method == "deepr" and self.granularity != "element":
             raise ValueError("DeepR rewires single connections: granularity must be 'element'")
+        if (self.method in GROWTH_METHODS) != (self.growth is not None):
+            raise ValueError(f"{self.method}: the growth block is for rigl and snfs, and they need it")
+        if self.method in GROWTH_METHODS and self.sparsity_fc is not None:
+            raise ValueError(f"{self.method} spreads the density by its densities key: sparsity_fc must be None")
+
+    def record(self) -> dict[str, Any]:
+        """What ``hparams.json`` records: every field, the growth block only for RigL and SNFS (the
+        other methods' records stay as they were before it existed)."""
+        out = spec_record(self)
+        if self.growth is None:
+            del out["growth"]
+        return out
 
 
 def _callback(spec: DSTSpec, masks: dict[str, torch.Tensor], seed: int) -> Callback:
@@ -100,13 +122,17 @@ def run_sparse_training(
     spec: DSTSpec,
     seed: int,
     compute: ComputeHparams,
+    reference_model: ModelHparams | None = None,
 ) -> TrainResult:
-    """Train one method from scratch (see the module docstring) and write its summary."""
+    """Train one method from scratch (see the module docstring) and write its summary, whose speed-up
+    is over the dense FLOPs of ``reference_model`` (default ``model``; thin dense: the full width)."""
     spec.validate()
     run = RunSetup.fresh(data, model, seed)
     seeds, arch = run.seeds, run.spec
     net = run.build()
     callbacks: tuple[Callback, ...] = ()
+    names: list[str] | None = None
+    initial: dict[str, float] = {}
     if spec.method != "dense":
         names = sparse_tensors(
             net, model.arch, spec.sparse_layers if isinstance(spec.sparse_layers, str) else list(spec.sparse_layers)
@@ -117,12 +143,26 @@ def run_sparse_training(
             arch = dataclasses.replace(arch, tied={"modules": modules, "sparsity": spec.sparsity, "seed": mask_seed})
             tie_weights(net, modules, spec.sparsity, mask_seed)
         else:
-            sparsity = layer_sparsities(net, names, spec.sparsity, spec.sparsity_fc)
-            masks = initial_masks(net, names, sparsity, torch.Generator().manual_seed(mask_seed), spec.granularity)
-            callbacks = (_callback(spec, masks, mask_seed),)
+            generator = torch.Generator().manual_seed(mask_seed)
+            if spec.growth is not None:  # RigL / SNFS: masks at their layer densities
+                growth = growth_sparsity(
+                    spec.method,  # type: ignore[arg-type]  # validate(): rigl or snfs
+                    net,
+                    names,
+                    spec.sparsity,
+                    spec.growth,
+                    generator,
+                    spec.granularity,
+                )
+                initial = {n: float(growth.masks[n].float().mean()) if n in growth.masks else 1.0 for n in names}
+                callbacks = (growth,)
+            else:
+                sparsity = layer_sparsities(net, names, spec.sparsity, spec.sparsity_fc)
+                masks = initial_masks(net, names, sparsity, generator, spec.granularity)
+                callbacks = (_callback(spec, masks, mask_seed),)
             if spec.l1 and spec.method != "deepr":
                 callbacks += (L1Penalty(names, spec.l1),)
-    hparams = run.hparams(f"dst_{spec.method}", recipe, dst=spec_record(spec))
+    hparams = run.hparams(f"dst_{spec.method}", recipe, dst=spec.record())
     result = train_and_save(
         files,
         run.with_spec(arch),
@@ -134,7 +174,10 @@ def run_sparse_training(
         eval_before=False,
         callbacks=callbacks,
     )
-    write_summary(summary_json, {"method": spec.method}, run_summary(result, result.model, arch))
+    reference = ArchSpec(arch.arch, arch.num_classes, arch.input_shape, dict((reference_model or model).kwargs))
+    summary = run_summary(result, result.model, arch, reference, sparse_names=names if initial else None)
+    extra = {"initial_layer_density": initial} if initial else {}
+    write_summary(summary_json, {"method": spec.method}, summary, extra)
     return result
 
 
@@ -221,6 +264,7 @@ def spec_from_options(method: str, sparsity: float, options: DstOptions, active_
         deepr_l1=options.deepr.l1,
         l1=float(options.l1.get(method, 0.0)),
         deepr_temperature=_int_keys(options.deepr.temperature),
+        growth=options.rigl if method == "rigl" else options.snfs if method == "snfs" else None,
     )
 
 
@@ -257,6 +301,7 @@ def run_configured(
 ) -> TrainResult:
     """One run of a ``dst`` experiment: the method's spec (and, for thin dense, the width matched
     to the sparse network's learnable parameters at ``sparsity``) from the experiment's options."""
+    reference = model
     if method == "thin_dense":
         info = build_splits(data).info
         thin = options.thin
@@ -277,7 +322,14 @@ def run_configured(
             info = build_splits(data).info
             active = _active_entries(model, info.num_classes, info.input_shape, sparsity, options)
         spec = spec_from_options(method, sparsity, options, active)
-    result = run_sparse_training(
-        files, summary_json, data=data, model=model, recipe=recipe, spec=spec, seed=seed, compute=compute
+    return run_sparse_training(
+        files,
+        summary_json,
+        data=data,
+        model=model,
+        recipe=recipe,
+        spec=spec,
+        seed=seed,
+        compute=compute,
+        reference_model=reference,
     )
-    return result
