@@ -11,7 +11,7 @@ from sparselab.config import ModelHparams
 from sparselab.studies.dst.sparse import sparse_learnable, thin_kwargs
 
 pytestmark = pytest.mark.workflow
-METHODS = ["dsr", "set", "deepr", "static", "tied", "thin_dense", "dense", "gradual"]
+METHODS = ["dsr", "set", "deepr", "rigl", "snfs", "static", "tied", "thin_dense", "dense", "gradual"]
 
 
 def dst_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
@@ -37,6 +37,8 @@ def dst_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
                     "seeds": [0, 1],
                     "period": {0: 4},
                     "np_target": 20,
+                    "rigl": {"delta_t": 4},
+                    "snfs": {"delta_t": 4},
                     "gradual": {"recipe": "prune", "dense_recipe": "train", "start": 0, "freq": 1, "iterations": 2},
                     **experiment,
                 }
@@ -54,8 +56,15 @@ def test_every_method_runs_end_to_end_and_appears_in_the_table_and_figures(tmp_p
     params = dict(zip(table["method"], table["parameters"]))
     assert params["dense"] > params["thin_dense"] and params["dense"] > 5 * params["static"]
     assert params["static"] == params["dsr"] == params["set"] == params["deepr"]  # same budget, conserved
+    assert params["snfs"] == params["static"] and abs(params["rigl"] - params["static"]) <= 3  # ERK rounds per layer
+    speedup = dict(zip(table["method"], table["speedup"]))
+    assert speedup["dense"] == speedup["tied"] == 1.0 and speedup["static"] > 5 and speedup["thin_dense"] > 1
+    dropped = dict(zip(table["method"], table["dropped"]))
+    assert dropped["rigl"] > 0 and dropped["snfs"] > 0 and pd.isna(dropped["dsr"])
+    md = (summary / "table_accuracy.md").read_text()
+    assert "theoretical speed-up" in md and "| rigl " in md
     densities = pd.read_csv(summary / "layer_density.csv")
-    assert set(densities["method"]) == {"dsr", "set", "deepr", "static", "gradual"}
+    assert set(densities["method"]) == {"dsr", "set", "deepr", "rigl", "snfs", "static", "gradual"}
     for name in ("figure_accuracy_vs_parameters", "figure_layer_density"):
         assert (summary / f"{name}.png").stat().st_size > 10_000 and (summary / f"{name}.pdf").exists()
     again = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"))
@@ -83,8 +92,8 @@ def test_paper_config_plans_every_job(tmp_path) -> None:  # type: ignore[no-unty
     from test_workflow import planned_jobs
 
     plan = planned_jobs(run_snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / "mostafa19.yaml")).stdout)
-    # WRN: 5 seeds x (6 methods x 5 sparsities + dense); ImageNet: 6 x 2 + dense; MNIST: 5 x (3 x 6 + dense)
-    assert plan["dst_train"] == 5 * 31 + 13 + 5 * 19
+    # WRN: 5 seeds x (8 methods x 5 sparsities + dense); ImageNet: 8 x 2 + dense; MNIST: 5 x (5 x 6 + dense)
+    assert plan["dst_train"] == 5 * 41 + 17 + 5 * 31
     assert plan["dst_gradual"] == 5 * 5 + 2 + 5 * 6 and plan["train_dense"] == 5 + 1 + 5
     assert plan["dst_records"] == plan["dst_report"] == 1
 
