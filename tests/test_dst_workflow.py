@@ -74,7 +74,7 @@ def test_every_method_runs_end_to_end_and_appears_in_the_table_and_figures(tmp_p
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"methods": ["dsr", "rigl"]}, "dst.experiments[0].methods[1]"),
+        ({"methods": ["dsr", "mest"]}, "dst.experiments[0].methods[1]"),
         ({"methods": ["gradual"], "gradual": None}, "dst.experiments[0].gradual"),
         ({"recipe": "nope"}, "dst.experiments[0].recipe"),
     ],
