@@ -21,8 +21,9 @@ at never-active entries, which would make momentum growth meaningless. SNFS ther
 own buffer per sparse tensor with the optimizer's recursion over the *dense* gradient,
 ``b <- mu·b + (1 - dampening)·(g + wd·w)`` (``mu``, ``dampening``, ``wd`` from the tensor's param
 group), as sparse_learning's optimizer sees it (it masks weights, not gradients); after every
-mask update the buffer is zeroed at the inactive entries (sparse_learning's ``reset_momentum``). It
-is part of the resume state.
+mask update the buffer is zeroed at the inactive entries (where sparse_learning's ``reset_momentum``
+runs; it fills them with the active entries' mean momentum instead: ``docs/dst.md``). It is part of
+the resume state.
 
 Grown entries start at 0 (they were inactive, so held at 0) and with zero optimizer momentum; an
 entry dropped and grown again in the same update stays active with its value. Host syncs happen
