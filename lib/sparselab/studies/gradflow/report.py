@@ -100,7 +100,7 @@ TABLE_NOTE = (
     "exceeds 1 / (1 − target) when a removed filter also takes the next layer's input channels with it. "
     "*theoretical speed-up*: dense FLOPs over alive FLOPs (one forward pass; ShrinkBench's definition). "
     "*measured speed-up*: inference time of the dense architecture over that of the physically narrowed "
-    "network, both timed in the run's final job on its device (median over interleaved repeats, eval mode; "
+    "network, both timed in the run's final job on its device (ratio of median times over interleaved repeats, eval mode; "
     "masked residual filters still cost their full width there), at batch size 64 and 1; *latency*: the "
     "narrowed network's milliseconds per batch of 64. Dense rows are the reference (1×)."
 )
