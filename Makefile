@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/pathnorm.py
 	$(BIN)/python bench/gradflow.py
+	$(BIN)/python bench/speedup.py
 	$(BIN)/python bench/dst.py
 	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/augment.py

@@ -71,6 +71,7 @@ EDITS: dict[str, set[str]] = {
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
     "metrics/bound.py": {"pathnorm_bound"},
     "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records", "dst_train", "dst_gradual"},
+    "metrics/latency.py": {"gradflow_final"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
     "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
     # dst and sparsity mechanisms

@@ -11,6 +11,7 @@ from conftest import DEVICE
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.models.checkpoint import load_checkpoint
+from sparselab.models.spec import ArchSpec
 from sparselab.studies.gradflow import prune as gradflow
 from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds
 
@@ -284,3 +285,37 @@ def test_warm_up_trains_one_epoch_less_than_asked_before_round_one(
     )
     assert epochs == [2, 1, 1]  # the original: warmup_epochs - 1, since every round trains an epoch anyway
     assert not (tmp_path / ".state" / "warmup").exists()
+
+
+# ============================================================================ measured speed-up
+def test_the_final_summary_times_the_narrowed_network_against_the_dense_architecture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """measured_speedup pairs the checkpoint's narrowed network with a dense model of the same
+    architecture (its widths dropped) on the job's device, at each batch size, on inputs of the
+    checkpoint's input shape; the summary's keys carry the batch size."""
+    from sparselab.metrics import latency
+    from sparselab.studies.gradflow import final
+
+    f = files(tmp_path)
+    run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=1), seed=0, compute=COMPUTE)
+    ckpt = load_checkpoint(f.checkpoint)
+    seen = []
+
+    def spy(dense, pruned, x, **kw):  # type: ignore[no-untyped-def]
+        seen.append((sum(p.numel() for p in dense.parameters()), sum(p.numel() for p in pruned.parameters()), x))
+        return latency.paired_latency(dense, pruned, x, repeats=3, warmup=1, min_sample_s=0.0, **kw)
+
+    monkeypatch.setattr(final, "paired_latency", spy)
+    out = final.measured_speedup(f.checkpoint, COMPUTE, batch_sizes=(5, 1))
+    dense_params = sum(p.numel() for p in ArchSpec("cifar_resnet20", 10, (3, 8, 8), {"width": 2}).build().parameters())
+    assert [(d, p) for d, p, _ in seen] == [(dense_params, sum(p.numel() for p in ckpt.model.parameters()))] * 2
+    assert seen[0][1] < dense_params  # the checkpoint is physically narrowed
+    assert [tuple(x.shape) for _, _, x in seen] == [(5, 3, 8, 8), (1, 3, 8, 8)]
+    assert all(x.device.type == DEVICE for _, _, x in seen)
+    assert set(out) == {
+        f"latency_b{b}_{k}" for b in (5, 1) for k in ("dense_ms", "pruned_ms", "speedup", "threads", "device")
+    }
+    assert (
+        out["latency_b5_dense_ms"] > 0 and out["latency_b1_speedup"] > 0 and out["latency_b5_device"].startswith(DEVICE)
+    )

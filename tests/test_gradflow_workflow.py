@@ -153,12 +153,35 @@ def test_final_table_means_and_stds_over_seeds_with_dense_rows_first() -> None:
                     "params_alive": params,
                     "flops_alive": 2e6,
                     "compression": 1000 / params,
+                    "theoretical_speedup": 1.0 if measure == "dense" else 2.0 + seed,
+                    # the final job measures pruned runs only; dense rows are the reference
+                    **{
+                        k: None if measure == "dense" else v
+                        for k, v in {
+                            "latency_b64_pruned_ms": 3.0 + seed,
+                            "latency_b64_dense_ms": 6.0,
+                            "latency_b64_speedup": 1.5 + seed,
+                            "latency_b1_speedup": 1.25,
+                        }.items()
+                    },
                 }
             )
     table = final_table(pd.DataFrame(rows))
     assert list(table["measure"]) == ["dense", "grasp"]
-    g = table.iloc[1]
+    d, g = table.iloc[0], table.iloc[1]
     assert g["test_top1_mean"] == pytest.approx(85.0) and g["test_top1_std"] == pytest.approx(7.0710678, rel=1e-6)
     assert g["params_alive_mean"] == 450 and g["mflops_alive_mean"] == pytest.approx(2.0)
+    assert g["theoretical_speedup_mean"] == 2.5 and d["theoretical_speedup_mean"] == 1.0
+    assert g["latency_b64_speedup_mean"] == 2.0 and g["latency_b64_speedup_std"] == pytest.approx(0.7071068)
+    assert g["latency_b1_speedup_std"] == 0.0 and pd.isna(d["latency_b64_speedup_mean"])
     md = final_table_markdown(table)
     assert "85.00 ± 7.07" in md and " — |" in md and "filters pruned (%)" in md and " 50 |" in md
+    cells = {line.split("|")[4].strip(): [c.strip() for c in line.split("|")[-5:-1]] for line in md.splitlines()[2:4]}
+    assert cells["grasp"] == ["2.50 ± 0.71", "3.50 ± 0.71", "2.00 ± 0.71", "1.25 ± 0.00"]
+    assert cells["dense"] == ["1.00 ± 0.00", "—", "—", "—"]
+    assert "measured speed-up b64 (×)" in md and "theoretical speed-up (×)" in md
+
+
+def test_final_table_names_the_columns_it_lacks() -> None:
+    with pytest.raises(ValueError, match="latency_b1_speedup"):
+        final_table(pd.DataFrame([{"dataset": "d", "test_top1": 0.5}]))

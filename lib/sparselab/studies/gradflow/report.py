@@ -5,9 +5,12 @@ parameters and FLOPs of every model x dataset x measure x target x seed, plus ``
 "dense"`` rows for the dense baselines) and the per-round ``rounds.csv`` of every pruning phase.
 Only pandas, numpy, seaborn and matplotlib are imported here (no torch).
 
-* **Final table**: mean ± std over seeds of test top-1 (%), alive parameters, alive FLOPs (M) and
-  the compression by parameters (dense / alive), per dataset, model, target (the share of filters
-  pruned, in % in the Markdown; a fraction in the CSV, as in ``records.csv``) and measure.
+* **Final table**: mean ± std over seeds of test top-1 (%), alive parameters, alive FLOPs (M),
+  the compression by parameters (dense / alive), the theoretical speed-up (dense / alive FLOPs) and
+  the measured inference speed-up of the narrowed network over the dense architecture at batch
+  sizes 64 and 1 (paired timings in the final job, on its device: :mod:`.final`), per dataset,
+  model, target (the share of filters pruned, in % in the Markdown; a fraction in the CSV, as in
+  ``records.csv``) and measure. Dense rows are the reference (1×) and have no measured columns.
 * **Accuracy per round**: test top-1 (%) after each round's training (before pruning), one line per
   measure, a panel per dataset x model; dashed lines show the accuracy right after pruning, a dotted
   grey line the dense baseline's final accuracy.
@@ -51,7 +54,8 @@ def load_rounds(paths: Mapping[tuple[Any, ...], str | Path]) -> pd.DataFrame:
 
 def final_table(records: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per dataset, model, target and measure (dense rows first)."""
-    missing = {"test_top1", "params_alive", "flops_alive", "compression", *KEYS} - set(records.columns)
+    needed = {"test_top1", "params_alive", "flops_alive", "compression", "theoretical_speedup", *LATENCY, *KEYS}
+    missing = needed - set(records.columns)
     if missing:
         raise ValueError(f"records lack columns {sorted(missing)}")
     df = records.assign(test_top1=100 * records["test_top1"], mflops_alive=records["flops_alive"] / 1e6)
@@ -67,24 +71,38 @@ def final_table(records: pd.DataFrame) -> pd.DataFrame:
             mflops_alive_std=("mflops_alive", "std"),
             compression_mean=("compression", "mean"),
             compression_std=("compression", "std"),
+            theoretical_speedup_mean=("theoretical_speedup", "mean"),
+            theoretical_speedup_std=("theoretical_speedup", "std"),
+            **{f"{c}_{stat}": (c, stat) for c in LATENCY for stat in ("mean", "std")},
         )
         .reset_index()
     )
     agg["_dense"] = agg["measure"] != "dense"
     agg = agg.sort_values(["dataset", "model", "_dense", "target", "measure"], kind="stable").drop(columns="_dense")
-    return agg.fillna({c: 0.0 for c in agg.columns if c.endswith("_std")}).reset_index(drop=True)
+    # a std over one seed is 0; dense rows (no latency measured: they are the reference) stay empty
+    stds = [c for c in agg.columns if c.endswith("_std") and not c.startswith("latency_")]
+    return agg.fillna({c: 0.0 for c in stds}).reset_index(drop=True)
 
 
 def _pm(mean: float, std: float, digits: int) -> str:
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
 
 
+# Measured per run by the final job (sparselab.studies.gradflow.final.measured_speedup).
+LATENCY = ("latency_b64_pruned_ms", "latency_b64_dense_ms", "latency_b64_speedup", "latency_b1_speedup")
 TARGET_HEADER = "target: filters pruned (%)"
 COMPRESSION_HEADER = "compression (×): dense / alive params"
 TABLE_NOTE = (
     "*target*: the share of the network's prunable filters removed by the last round (so the filter count "
     "shrinks to 100 − target %). *compression*: the dense model's parameters over the alive ones; it "
-    "exceeds 1 / (1 − target) when a removed filter also takes the next layer's input channels with it."
+    "exceeds 1 / (1 − target) when a removed filter also takes the next layer's input channels with it. "
+    "*theoretical speed-up*: dense FLOPs over alive FLOPs (one forward pass; ShrinkBench's definition). "
+    "*measured speed-up*: inference time of the dense architecture over that of the physically narrowed "
+    "network, both timed in the run's final job on its device (ratio of median times over interleaved repeats, eval mode; "
+    "masked residual filters still cost their full width there), at batch size 64 and 1; *latency*: the "
+    "narrowed network's milliseconds per batch of 64. Dense rows are the reference (1×)."
 )
 
 
@@ -106,10 +124,22 @@ def final_table_markdown(table: pd.DataFrame) -> str:
             ],
             "alive MFLOPs": [_pm(m, s, 3) for m, s in zip(table["mflops_alive_mean"], table["mflops_alive_std"])],
             COMPRESSION_HEADER: [_pm(m, s, 2) for m, s in zip(table["compression_mean"], table["compression_std"])],
+            "theoretical speed-up (×)": [
+                _pm(m, s, 2) for m, s in zip(table["theoretical_speedup_mean"], table["theoretical_speedup_std"])
+            ],
+            "latency b64 (ms)": [
+                _pm(m, s, 2) for m, s in zip(table["latency_b64_pruned_ms_mean"], table["latency_b64_pruned_ms_std"])
+            ],
+            "measured speed-up b64 (×)": [
+                _pm(m, s, 2) for m, s in zip(table["latency_b64_speedup_mean"], table["latency_b64_speedup_std"])
+            ],
+            "measured speed-up b1 (×)": [
+                _pm(m, s, 2) for m, s in zip(table["latency_b1_speedup_mean"], table["latency_b1_speedup_std"])
+            ],
         }
     )
     md = rows.to_markdown(
-        index=False, disable_numparse=True, colalign=["left"] * 2 + ["right"] + ["left"] + ["right"] * 5
+        index=False, disable_numparse=True, colalign=["left"] * 2 + ["right"] + ["left"] + ["right"] * 9
     )
     return md + "\n\n" + TABLE_NOTE + "\n"
 
