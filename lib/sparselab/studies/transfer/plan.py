@@ -1,6 +1,6 @@
 """The transfer study's plan: upstreams (dense, GMP, AC/DC, RigL, imported or any checkpoint by path),
 features cached once per upstream x downstream dataset, linear heads, full finetuning and the
-from-scratch baseline; then records, tables and the figure."""
+from-scratch baseline; then records, what each upstream costs, tables and the figure."""
 
 from __future__ import annotations
 
@@ -148,9 +148,27 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
     def summary_paths(self, wildcards: Any = None) -> list[str]:
         return [path for _, path in self.summaries()]
 
+    def upstream_list(self, wildcards: Any = None) -> list[list[Any]]:
+        """[keys, checkpoint] of every upstream of every experiment (the upstream table's rows)."""
+        out: list[list[Any]] = []
+        for exp in self.cfg.experiments if self.cfg is not None else ():
+            for up in exp.upstreams():
+                keys = {
+                    "upstream_dataset": exp.dataset,
+                    "model": exp.model,
+                    "upstream": up.name,
+                    "sparsity": up.sparsity,
+                }
+                out.append([keys, self.checkpoint_of(exp, up)])
+        return out
+
+    def upstream_paths(self, wildcards: Any = None) -> list[str]:
+        return list(dict.fromkeys(path for _, path in self.upstream_list()))
+
     def targets(self) -> list[str]:
         if self.cfg is None or not self.summaries():
             return []
         names = ["records.csv", "table_transfer.csv", "table_transfer.md", "table_headline.csv", "table_headline.md"]
+        names += ["upstreams.csv", "table_upstreams.csv", "table_upstreams.md"]
         names += [f"figure_transfer.{ext}" for ext in ("pdf", "png")]
         return [f"{SUMMARY}/{name}" for name in names]
