@@ -1,7 +1,8 @@
-# Sparse transfer (Iofinova et al., CVPR 2022): upstreams (GMP of the dense model, AC/DC from
-# scratch, imported checkpoints), features cached once per upstream x downstream dataset, linear
+# Sparse transfer (Iofinova et al., CVPR 2022): upstreams (GMP of the dense model, AC/DC and RigL
+# from scratch, imported checkpoints), features cached once per upstream x downstream dataset, linear
 # heads on them, full finetuning with the backbone masks kept, the from-scratch baseline, then the
-# records, the tables and the accuracy-vs-sparsity figure. Dense upstreams come from rules/train.smk.
+# records, each upstream's parameters and FLOPs, the tables and the accuracy-vs-sparsity figure.
+# Dense upstreams come from rules/train.smk.
 
 TRANSFER = PLANS["transfer"]
 
@@ -70,6 +71,39 @@ rule transfer_acdc:
         "../envs/torch.yaml"
     script:
         "../workflow_scripts/transfer_acdc.py"
+
+
+rule transfer_rigl:
+    output:
+        model="results/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}/model.safetensors",
+        sidecar="results/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}/model.json",
+        metrics="results/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}/metrics.csv",
+        hparams="results/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}/hparams.json",
+        summary="results/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}/summary.json",
+    params:
+        code=code_version("transfer_rigl.py"),
+        data=TRANSFER.upstream_data,
+        model=model_params,
+        recipe=TRANSFER.part_recipe("rigl"),
+        options=TRANSFER.rigl_options,
+        layers=TRANSFER.sparse_layers,
+        seed=TRANSFER.upstream_seed,
+        state_dir=resume_dir,
+    log:
+        "logs/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}.log",
+    benchmark:
+        "benchmarks/transfer/{updataset}/{model}/upstream/rigl/s{sparsity}.tsv"
+    threads: TRAIN_THREADS
+    priority: 10
+    resources:
+        runtime=runtime(TRANSFER.part_epochs("rigl"), TRANSFER.part_dataset("rigl")),
+        mem_mb=TRANSFER.mem_mb,
+        gpu=TRAIN_GPUS,
+        cpus_per_task=TRAIN_THREADS,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_rigl.py"
 
 
 rule transfer_import:
@@ -226,9 +260,29 @@ rule transfer_records:
         "../workflow_scripts/transfer_records.py"
 
 
+rule transfer_upstreams:
+    input:
+        checkpoints=TRANSFER.upstream_paths,
+    output:
+        upstreams="results/transfer/summary/upstreams.csv",
+    params:
+        code=code_version("transfer_upstreams.py"),
+        upstreams=TRANSFER.upstream_list,
+    log:
+        "logs/transfer/upstreams.log",
+    threads: 1
+    resources:
+        runtime=lambda wildcards, attempt: 10 * attempt,  # a forward pass per checkpoint
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/transfer_upstreams.py"
+
+
 rule transfer_report:
     input:
         records="results/transfer/summary/records.csv",
+        upstreams="results/transfer/summary/upstreams.csv",
     output:
         table=report(
             "results/transfer/summary/table_transfer.csv",
@@ -244,6 +298,13 @@ rule transfer_report:
             labels={"artefact": "mean over datasets"},
         ),
         headline_md="results/transfer/summary/table_headline.md",
+        upstream_table=report(
+            "results/transfer/summary/table_upstreams.csv",
+            caption="../report/transfer_upstreams.rst",
+            category="Sparse transfer",
+            labels={"artefact": "upstreams: parameters, FLOPs, theoretical speed-up"},
+        ),
+        upstream_table_md="results/transfer/summary/table_upstreams.md",
         figure_pdf="results/transfer/summary/figure_transfer.pdf",
         figure_png=report(
             "results/transfer/summary/figure_transfer.png",

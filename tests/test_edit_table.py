@@ -29,13 +29,15 @@ TRAINING = {
     "dst_gradual",
     "transfer_gmp",
     "transfer_acdc",
+    "transfer_rigl",
     "transfer_full",
     "transfer_scratch",
 }
 # Jobs that read a dataset (training, evaluation, path-norm analysis, feature extraction) ...
 DATA = TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"}
-# ... and jobs that build a model from a checkpoint or an architecture (records of dense baselines, imports).
-MODELS = DATA | {"gradflow_records", "transfer_import"}
+# ... and jobs that build a model from a checkpoint or an architecture (records of dense baselines,
+# imports, the transfer upstreams' parameters and FLOPs).
+MODELS = DATA | {"gradflow_records", "transfer_import", "transfer_upstreams"}
 FIGURES = {
     "oneshot_figure",
     "dst_report",
@@ -70,17 +72,24 @@ EDITS: dict[str, set[str]] = {
     "metrics/pathnorm.py": PATHNORM_ANALYSIS,
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
     "metrics/bound.py": {"pathnorm_bound"},
-    "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records", "dst_train", "dst_gradual"},
+    "metrics/complexity.py": {
+        "gradflow_prune",
+        "gradflow_final",
+        "gradflow_records",
+        "dst_train",
+        "dst_gradual",
+        "transfer_upstreams",
+    },
     "metrics/latency.py": {"gradflow_final"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
     "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
     # dst and sparsity mechanisms
-    "dst/rewiring.py": {"dst_train"},
-    "dst/callbacks.py": {"dst_train"},
+    "dst/rewiring.py": {"dst_train", "transfer_rigl"},  # RigL drops with rewiring's selection
+    "dst/callbacks.py": {"dst_train", "transfer_rigl"},
     "dst/gradual.py": {"dst_gradual", "transfer_gmp"},
     "dst/gmp.py": {"dst_gradual", "transfer_gmp"},
     "dst/penalties.py": {"dst_train"},
-    "dst/layers.py": {"dst_train", "dst_gradual", "transfer_acdc", "transfer_gmp"},
+    "dst/layers.py": {"dst_train", "dst_gradual", "transfer_acdc", "transfer_gmp", "transfer_rigl"},
     "dst/tied.py": MODELS,  # a build hook of the model registry: loading a tied model
     "dst/acdc.py": {"transfer_acdc"},
     "sparsity/magnitude.py": {
@@ -129,7 +138,10 @@ EDITS: dict[str, set[str]] = {
     "studies/transfer/acdc.py": {"transfer_acdc"},
     "studies/transfer/gmp.py": {"transfer_gmp"},
     "studies/transfer/linear.py": {"transfer_linear"},
-    "studies/transfer/options.py": {"transfer_linear"},  # the linear protocol's typed options
+    "studies/transfer/rigl.py": {"transfer_rigl"},
+    "studies/transfer/upstreams.py": {"transfer_upstreams"},
+    # the linear protocol's and RigL's typed options
+    "studies/transfer/options.py": {"transfer_linear", "transfer_rigl"},
     "studies/transfer/features.py": {"transfer_features"},
     # data and models: every job that reads data / builds a model, never a table or figure
     "data/sources/cifar.py": DATA,
@@ -156,6 +168,7 @@ EDITS: dict[str, set[str]] = {
         "pathnorm_imp_dense",
         "pathnorm_imp_round",
         "pathnorm_subset",
+        "transfer_rigl",
     },
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job
@@ -166,6 +179,7 @@ EDITS: dict[str, set[str]] = {
         "gradflow_records",
         "transfer_records",
         "transfer_report",
+        "transfer_upstreams",
         "pathnorm_imp_figure",
         "pathnorm_subsets_figure",
         "pathnorm_pretrained_report",
@@ -178,6 +192,7 @@ EDITS: dict[str, set[str]] = {
         "pathnorm_pretrained",
         "transfer_gmp",
         "transfer_acdc",
+        "transfer_rigl",
         "transfer_full",
         "transfer_linear",
         "transfer_scratch",

@@ -217,3 +217,66 @@ def test_memory_follows_the_dataset_the_job_reads() -> None:
     p = plan(config())
     assert p.mem_mb(wc(upstream="gmp", sparsity="0.8")) == p.shared.mem_mb("digits")
     assert p.mem_mb(wc(upstream="gmp", sparsity="0.8", dataset="loops")) == p.shared.mem_mb("loops")
+
+
+RIGL = {"recipe": "acdc", "sparsities": [0.9], "delta_t": 20}
+
+
+def test_rigl_upstreams_are_named_by_their_densities_and_trained_in_the_pipeline() -> None:
+    p = plan(config(rigl=RIGL))
+    exp = p.cfg.experiments[0]
+    assert [(u.name, u.sparsity, u.kind) for u in exp.upstreams() if u.kind == "rigl"] == [("rigl_erk", 0.9, "rigl")]
+    w = wc(upstream="rigl_erk", sparsity="0.9", dataset="loops", seed="0")
+    assert p.upstream_checkpoint(w) == f"{ROOT}/upstream/rigl/s0.9/model.safetensors"
+    assert f"{ROOT}/rigl_erk/s0.9/linear/loops/summary.json" in p.summary_paths()
+    assert f"{ROOT}/rigl_erk/s0.9/full/clutter/seed1/summary.json" in p.summary_paths()
+    assert p.part_recipe("rigl")(w) == p.shared.recipes["acdc"].to_dict()
+    assert p.part_epochs("rigl")(w) == 10 and p.part_dataset("rigl")(w) == "digits"
+    assert p.mem_mb(wc(upstream="rigl_erk", sparsity="0.9")) == p.shared.mem_mb("digits")
+    uniform = plan(config(rigl={**RIGL, "densities": "uniform", "sparsities": [0.8, 0.95]})).cfg.experiments[0]
+    assert [u.name for u in uniform.upstreams() if u.kind == "rigl"] == ["rigl_uniform"] * 2
+    assert plan(config()).rigl_options(w) == {}
+
+
+def test_rigl_options_are_recipe_sparsities_then_growth_hparams_with_rigls_defaults() -> None:
+    with_schema, without = plan(config(rigl=RIGL)), plan(config(rigl=RIGL), schema=False)
+    w = wc(upstream="rigl_erk", sparsity="0.9")
+    options = with_schema.rigl_options(w)
+    assert options == without.rigl_options(w)
+    assert options == {
+        "recipe": "acdc",
+        "sparsities": [0.9],
+        "delta_t": 20,
+        "stop": 0.75,
+        "alpha": 0.3,
+        "densities": "erk",
+        "dense_first": False,
+        "erk_power": 1.0,
+    }
+    assert list(options)[:2] == ["recipe", "sparsities"]
+
+
+@pytest.mark.parametrize(
+    ("rigl", "schema", "message"),
+    [
+        ({"recipe": "acdc", "sparsities": [0.9], "dt": 3}, False, r"experiments\[0\]\.rigl.*unknown key.*'dt'"),
+        ({"recipe": "nope", "sparsities": [0.9]}, False, r"experiments\[0\]\.rigl\.recipe.*'nope'"),
+        ({**RIGL, "densities": "random"}, False, r"experiments\[0\]\.rigl\.densities"),
+        ({**RIGL, "alpha": 1.0}, False, r"experiments\[0\]\.rigl\.alpha: 1\.0 must be in \[0, 1\)"),
+        ({**RIGL, "delta_t": 0}, False, r"experiments\[0\]\.rigl\.delta_t: 0 must be a positive number"),
+        ({**RIGL, "delta_t": "epochs"}, True, r"delta_t"),
+        ({"recipe": "acdc"}, True, r"sparsities"),
+    ],
+)
+def test_bad_rigl_blocks_name_their_key(rigl: dict, schema: bool, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plan(config(rigl=rigl), schema=schema)
+
+
+def test_rigl_dense_first_needs_a_second_sparse_layer_and_its_names_are_reserved() -> None:
+    with pytest.raises(ConfigError, match=r"rigl\.dense_first: .*leaves RigL no sparse tensor"):
+        plan(config(rigl={**RIGL, "dense_first": True}, sparse_layers=["fc1.weight"]))
+    plan(config(rigl={**RIGL, "dense_first": True}, sparse_layers=["fc1.weight", "fc2.weight"]))
+    clash = {"name": "rigl_erk", "sparsity": 0.9, "path": "x.safetensors"}
+    with pytest.raises(ConfigError, match=r"checkpoints\[0\]\.name: 'rigl_erk' is reserved"):
+        plan(config(checkpoints=[clash]))

@@ -1,5 +1,5 @@
-"""The sparse-transfer study as Snakemake rules: a tiny study end to end (dense, GMP, AC/DC and a
-checkpoint of another study as upstreams; linear, full and scratch), config errors naming their key,
+"""The sparse-transfer study as Snakemake rules: a tiny study end to end (dense, GMP, AC/DC, RigL and
+a checkpoint of another study as upstreams; linear, full and scratch; the upstream table), config errors naming their key,
 a missing imported checkpoint stopping a real run before any job, and the paper plan."""
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def transfer_config(**experiment) -> dict:  # type: ignore[no-untyped-def]
                     "dense_recipe": "dense",
                     "gmp": {"recipe": "gmp", "sparsities": [0.8], "start": 0, "freq": 1, "end": 2},
                     "acdc": {"recipe": "acdc", "sparsities": [0.8]},
+                    "rigl": {"recipe": "acdc", "sparsities": [0.8], "delta_t": 10},
                     "checkpoints": [
                         {
                             "name": "oneshot",
@@ -75,13 +76,15 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
     run_snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "config.yaml"), timeout=900)
     root = tmp_path / "results" / "transfer"
     records = pd.read_csv(root / "summary" / "records.csv")
-    # 4 upstreams x (2 linear seeds + 1 full seed) + 1 scratch run
-    assert len(records) == 4 * 3 + 1
-    assert set(records["upstream"]) == {"dense", "gmp", "acdc", "oneshot", "scratch"}
+    # 5 upstreams x (2 linear seeds + 1 full seed) + 1 scratch run
+    assert len(records) == 5 * 3 + 1
+    assert set(records["upstream"]) == {"dense", "gmp", "acdc", "rigl_erk", "oneshot", "scratch"}
     # the upstreams are as sparse as asked (global conv_fc threshold: the whole network)
     for method in ("gmp", "acdc"):
         summary = json.loads((root / "digits" / "lenet" / "upstream" / method / "s0.8" / "summary.json").read_text())
         assert summary["sparsity"] == pytest.approx(0.8, abs=1e-3)
+    rigl = json.loads((root / "digits" / "lenet" / "upstream" / "rigl" / "s0.8" / "summary.json").read_text())
+    assert rigl["mask_updates"] > 0 and rigl["sparse_layers_sparsity"] == pytest.approx(0.8, abs=1e-2)
     # full finetuning keeps the backbone sparsity the features were extracted with
     measured = records.groupby(["upstream", "dataset", "mode"])["measured_sparsity"].first().unstack("mode")
     sparse = measured.drop(index=["scratch", "dense"], level=0)
@@ -99,6 +102,11 @@ def test_tiny_study_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def
     headline = (root / "summary" / "table_headline.md").read_text()
     assert "scratch" in headline and "gmp 80%" in headline
     assert (root / "summary" / "figure_transfer.png").stat().st_size > 10_000
+    ups = pd.read_csv(root / "summary" / "table_upstreams.csv").set_index("label")
+    assert list(ups.index) == ["dense", "gmp 80%", "acdc 80%", "rigl_erk 80%", "oneshot 90%"]
+    assert ups.loc["dense", "theoretical_speedup"] == 1.0 and (ups["params"] == ups.loc["dense", "params"]).all()
+    assert (ups.drop(index="dense")["theoretical_speedup"] > 2).all()  # 80-90% of the matmuls skipped
+    assert "rigl_erk 80%" in (root / "summary" / "table_upstreams.md").read_text()
     again = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "config.yaml"))
     assert "Nothing to be done" in again.stdout
 
@@ -163,4 +171,5 @@ def test_paper_config_plans_every_job(tmp_path) -> None:  # type: ignore[no-unty
     assert plan["train_dense"] == 1
     assert plan["transfer_features"] == plan["transfer_linear"] == upstreams * 12
     assert plan["transfer_full"] == upstreams * 12 * 3 and "transfer_scratch" not in plan
-    assert plan["transfer_records"] == plan["transfer_report"] == 1
+    assert plan["transfer_records"] == plan["transfer_report"] == plan["transfer_upstreams"] == 1
+    assert "transfer_rigl" not in plan  # the paper's RigL upstreams are the published checkpoints

@@ -9,4 +9,4 @@ from sparselab.studies.transfer.report import write_report  # noqa: E402
 
 smk = snakemake  # noqa: F821
 with snakemake_job(smk):
-    write_report(smk.input.records, dict(smk.output.items()), smk.params.title)
+    write_report(smk.input.records, dict(smk.output.items()), smk.params.title, smk.input.upstreams)

@@ -1,7 +1,7 @@
 """The transfer study's configuration (Iofinova et al. 2022): upstreams, downstream tasks, protocols.
 
 One experiment is one upstream dataset x architecture. Its upstreams are the dense model (trained by
-``rules/train.smk``), GMP and AC/DC runs at the configured sparsities, and any other checkpoint by
+``rules/train.smk``), GMP, AC/DC and RigL runs at the configured sparsities, and any other checkpoint by
 path: one the DAG makes (an IMP round, a DSR run, ...) or an external file imported into our format
 (torchvision, "common format", RigL, STR). Each upstream is transferred to every downstream dataset
 by linear finetuning (features cached once per upstream x dataset, one head per seed) and by full
@@ -26,6 +26,7 @@ from .options import (
     FullFinetuning,
     GmpUpstreams,
     LinearProtocol,
+    RiglUpstreams,
     ScratchBaseline,
     SectionOptions,
 )
@@ -40,8 +41,10 @@ __all__ = [
     "parse",
 ]
 
-# Upstream names the workflow's paths use for its own purposes.
-RESERVED_NAMES = frozenset({"dense", "gmp", "acdc", "scratch", "upstream", "imported", "summary"})
+# Upstream names the workflow's paths use for its own purposes (RigL's: rigl_<densities>).
+RESERVED_NAMES = frozenset(
+    {"dense", "gmp", "acdc", "rigl_erk", "rigl_uniform", "scratch", "upstream", "imported", "summary"}
+)
 # Sources whose normalisation the linear protocol chooses (the rest have one fixed normalisation).
 NORMALIZE_CHOICE = frozenset({*TRANSFER_SOURCES, "cifar10", "cifar100"})
 
@@ -53,10 +56,11 @@ SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
     (
         ExperimentOptions,
         _EXPERIMENT,
-        {"dataset", "model", "downstream", "gmp", "acdc", "checkpoints", "linear", "full", "scratch"},
+        {"dataset", "model", "downstream", "gmp", "acdc", "rigl", "checkpoints", "linear", "full", "scratch"},
     ),
     (GmpUpstreams, (*_EXPERIMENT, "properties", "gmp"), set()),
     (AcdcUpstreams, (*_EXPERIMENT, "properties", "acdc"), set()),
+    (RiglUpstreams, (*_EXPERIMENT, "properties", "rigl"), set()),
     (LinearProtocol, (*_EXPERIMENT, "properties", "linear"), set()),
     (FullFinetuning, (*_EXPERIMENT, "properties", "full"), set()),
     (ScratchBaseline, (*_EXPERIMENT, "properties", "scratch"), set()),
@@ -67,9 +71,9 @@ SCHEMA_BINDINGS: tuple[SchemaBinding, ...] = (
 class Upstream:
     """One upstream model: ``kind`` says which rule makes its checkpoint."""
 
-    name: str  # the path component: dense, gmp, acdc, or a checkpoint entry's name
+    name: str  # the path component: dense, gmp, acdc, rigl_erk / rigl_uniform, or a checkpoint entry's name
     sparsity: float  # nominal (the measured one is in every record)
-    kind: str  # dense | gmp | acdc | checkpoint | import
+    kind: str  # dense | gmp | acdc | rigl | checkpoint | import
     path: str | None = None  # checkpoint: our format; import: the external file
     import_kind: str | None = None  # torchvision | common | rigl | str
     data: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # downstream data overrides (RigL: bicubic)
@@ -84,11 +88,12 @@ class Upstream:
 class TransferExperiment:
     dataset: str  # the upstream dataset
     model: str  # the upstream architecture (a models: entry)
-    seed: int  # of the dense upstream and of the GMP / AC/DC runs
+    seed: int  # of the dense upstream and of the GMP / AC/DC / RigL runs
     dense_recipe: str | None
     gmp: GmpUpstreams | None
     acdc: AcdcUpstreams | None
-    sparse_layers: str | tuple[str, ...]  # the tensors GMP and AC/DC prune (one global threshold)
+    rigl: RiglUpstreams | None
+    sparse_layers: str | tuple[str, ...]  # the tensors GMP and AC/DC prune (one global threshold), RigL's sparse ones
     checkpoints: tuple[Upstream, ...]
     downstream: tuple[str, ...]
     linear: LinearProtocol
@@ -103,6 +108,8 @@ class TransferExperiment:
             spec = getattr(self, method)
             if spec is not None:
                 out += [Upstream(method, float(s), method) for s in spec.sparsities]
+        if self.rigl is not None:
+            out += [Upstream(self.rigl.name, float(s), "rigl") for s in self.rigl.sparsities]
         return out + list(self.checkpoints)
 
     @functools.cached_property
@@ -193,12 +200,13 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
     opts = typed(ExperimentOptions, {k: v for k, v in e.items() if k in names}, key)
     linear = typed(LinearProtocol, e.get("linear"), f"{key}.linear")
     gmp, acdc = _part(GmpUpstreams, e, "gmp", key), _part(AcdcUpstreams, e, "acdc", key)
+    rigl = _part(RiglUpstreams, e, "rigl", key)
     full, scratch = _part(FullFinetuning, e, "full", key), _part(ScratchBaseline, e, "scratch", key)
     reference(e["dataset"], shared.datasets, f"{key}.dataset", "datasets")
     reference(e["model"], shared.models, f"{key}.model", "models")
     if opts.dense_recipe is not None:
         reference(opts.dense_recipe, shared.recipes, f"{key}.dense_recipe", "recipes")
-    for part, spec in (("gmp", gmp), ("acdc", acdc), ("full", full), ("scratch", scratch)):
+    for part, spec in (("gmp", gmp), ("acdc", acdc), ("rigl", rigl), ("full", full), ("scratch", scratch)):
         if spec is not None:
             reference(spec.recipe, shared.recipes, f"{key}.{part}.recipe", "recipes")
     if gmp is not None and opts.dense_recipe is None:
@@ -211,6 +219,12 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
             )
     if gmp is not None:
         _check_gmp(gmp, f"{key}.gmp", shared)
+    if rigl is not None and rigl.dense_first and not isinstance(opts.sparse_layers, str):
+        if len(opts.sparse_layers) < 2:
+            raise ConfigError(
+                f"{key}.rigl.dense_first: it keeps the first of sparse_layers dense, which leaves RigL no "
+                "sparse tensor; list more sparse_layers or set dense_first: false"
+            )
     for i, name in enumerate(e["downstream"]):
         reference(name, shared.datasets, f"{key}.downstream[{i}]", "datasets")
     for name in full.lr if full is not None else ():
@@ -249,6 +263,7 @@ def _experiment(e: Mapping[str, Any], key: str, shared: SharedConfig) -> Transfe
         dense_recipe=opts.dense_recipe,
         gmp=gmp,
         acdc=acdc,
+        rigl=rigl,
         sparse_layers=layers if isinstance(layers, str) else tuple(layers),
         checkpoints=checkpoints,
         downstream=tuple(e["downstream"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from ...config.bundles import GmpRamp, StudySection
+from ...config.bundles import GmpRamp, GrowthHparams, StudySection
 from ...config.hparams import Hparams, HparamsError
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "ExperimentOptions",
     "GmpUpstreams",
     "AcdcUpstreams",
+    "RiglUpstreams",
     "LinearProtocol",
     "FullFinetuning",
     "ScratchBaseline",
@@ -36,9 +37,10 @@ class SectionOptions(StudySection):
 class ExperimentOptions(Hparams):
     """An experiment's scalar keys (its dataset, model, upstreams and protocols are parsed apart)."""
 
-    seed: int = 0  # of the dense upstream and of the GMP / AC/DC runs
+    seed: int = 0  # of the dense upstream and of the GMP / AC/DC / RigL runs
     dense_recipe: str | None = None  # the dense upstream (rules/train.smk); None: none
-    # the tensors GMP and AC/DC prune under one global threshold: every conv and Linear weight, or names
+    # the tensors GMP and AC/DC prune under one global threshold (RigL: its sparse tensors): every
+    # conv and Linear weight, or names
     sparse_layers: Literal["conv_fc"] | list[str] = "conv_fc"
 
 
@@ -72,6 +74,27 @@ class AcdcUpstreams(Hparams):
 
     recipe: str
     sparsities: list[float]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RiglUpstreams(GrowthHparams):
+    """RigL from scratch at each of ``sparsities`` over the recipe's steps: the drop-and-grow
+    schedule and layer densities (:class:`GrowthHparams`, RigL's defaults) and the run's recipe."""
+
+    recipe: str
+    sparsities: list[float]
+
+    @property
+    def name(self) -> str:
+        """The upstream's name in paths, tables and figures: ``rigl_erk`` or ``rigl_uniform``."""
+        return f"rigl_{self.densities}"
+
+    def growth(self) -> GrowthHparams:
+        return GrowthHparams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(GrowthHparams)})
+
+    def options(self) -> dict[str, Any]:
+        """The RigL rule's ``options`` param: recipe and sparsities first, then the growth keys."""
+        return {"recipe": self.recipe, "sparsities": list(self.sparsities), **self.growth().to_dict()}
 
 
 @dataclasses.dataclass(frozen=True)

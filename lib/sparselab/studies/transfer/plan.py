@@ -1,6 +1,6 @@
-"""The transfer study's plan: upstreams (dense, GMP, AC/DC, imported or any checkpoint by path),
+"""The transfer study's plan: upstreams (dense, GMP, AC/DC, RigL, imported or any checkpoint by path),
 features cached once per upstream x downstream dataset, linear heads, full finetuning and the
-from-scratch baseline; then records, tables and the figure."""
+from-scratch baseline; then records, what each upstream costs, tables and the figure."""
 
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
         return self.experiment(wildcards).upstream(wildcards.upstream, wildcards.sparsity)
 
     def checkpoint_of(self, exp: TransferExperiment, up: Upstream) -> str:
-        """Where an upstream's checkpoint comes from: rules/train.smk (dense), the GMP / AC/DC / import
+        """Where an upstream's checkpoint comes from: rules/train.smk (dense), the GMP / AC/DC / RigL / import
         rules of rules/transfer.smk, or the configured path (another study's output, or any file)."""
         root = ROOT.format(updataset=exp.dataset, model=exp.model)
         if up.kind == "dense":
             assert exp.dense_recipe is not None
             return self.dense_model(exp.dataset, exp.model, exp.dense_recipe, exp.seed)
-        if up.kind in ("gmp", "acdc"):
+        if up.kind in ("gmp", "acdc", "rigl"):
             return f"{root}/upstream/{up.kind}/s{up.sparsity_str}/model.safetensors"
         if up.kind == "import":
             return f"{root}/upstream/imported/{up.name}/s{up.sparsity_str}/model.safetensors"
@@ -70,15 +70,15 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
         return data
 
     def part_recipe(self, part: str) -> Callable[[Any], dict[str, Any]]:
-        """The recipe of one part (gmp, acdc, full, scratch) of the experiment, for a rule's params."""
+        """The recipe of one part (gmp, acdc, rigl, full, scratch) of the experiment, for a rule's params."""
         return lambda wildcards: self.recipe(getattr(self.experiment(wildcards), part).recipe)
 
     def part_epochs(self, part: str) -> Callable[[Any], int]:
         return lambda wildcards: self.epochs(getattr(self.experiment(wildcards), part).recipe)
 
     def part_dataset(self, part: str) -> Callable[[Any], str]:
-        """The dataset a part's jobs train on: the upstream's for GMP and AC/DC, else the downstream."""
-        if part in ("gmp", "acdc"):
+        """The dataset a part's jobs train on: the upstream's for GMP, AC/DC and RigL, else the downstream."""
+        if part in ("gmp", "acdc", "rigl"):
             return lambda wildcards: self.experiment(wildcards).dataset
         return lambda wildcards: wildcards.dataset
 
@@ -95,6 +95,10 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
         gmp = self.experiment(wildcards).gmp
         return {} if gmp is None else gmp.options()
 
+    def rigl_options(self, wildcards: Any) -> dict[str, Any]:
+        rigl = self.experiment(wildcards).rigl
+        return {} if rigl is None else rigl.options()
+
     def sparse_layers(self, wildcards: Any) -> str | tuple[str, ...]:
         return self.experiment(wildcards).sparse_layers
 
@@ -108,7 +112,7 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
         return self.experiment(wildcards).full_lr(wildcards.dataset)
 
     def mem_mb(self, wildcards: Any) -> int:
-        """Memory of the data the job reads: the downstream dataset's, or the upstream's for GMP / AC/DC."""
+        """Memory of the data the job reads: the downstream dataset's, or the upstream's for GMP / AC/DC / RigL."""
         dataset = dict(wildcards.items()).get("dataset") or self.experiment(wildcards).dataset
         return self.shared.mem_mb(dataset)
 
@@ -144,9 +148,27 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
     def summary_paths(self, wildcards: Any = None) -> list[str]:
         return [path for _, path in self.summaries()]
 
+    def upstream_list(self, wildcards: Any = None) -> list[list[Any]]:
+        """[keys, checkpoint] of every upstream of every experiment (the upstream table's rows)."""
+        out: list[list[Any]] = []
+        for exp in self.cfg.experiments if self.cfg is not None else ():
+            for up in exp.upstreams():
+                keys = {
+                    "upstream_dataset": exp.dataset,
+                    "model": exp.model,
+                    "upstream": up.name,
+                    "sparsity": up.sparsity,
+                }
+                out.append([keys, self.checkpoint_of(exp, up)])
+        return out
+
+    def upstream_paths(self, wildcards: Any = None) -> list[str]:
+        return list(dict.fromkeys(path for _, path in self.upstream_list()))
+
     def targets(self) -> list[str]:
         if self.cfg is None or not self.summaries():
             return []
         names = ["records.csv", "table_transfer.csv", "table_transfer.md", "table_headline.csv", "table_headline.md"]
+        names += ["upstreams.csv", "table_upstreams.csv", "table_upstreams.md"]
         names += [f"figure_transfer.{ext}" for ext in ("pdf", "png")]
         return [f"{SUMMARY}/{name}" for name in names]

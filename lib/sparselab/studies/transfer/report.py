@@ -1,7 +1,8 @@
 """Tables and figure of the sparse-transfer study (Iofinova et al., CVPR 2022).
 
 Input: ``records.csv`` (:func:`write_records`), one row per finished downstream run: the upstream
-(``dense``, ``gmp``, ``acdc``, a checkpoint's name, or ``scratch`` for the from-scratch baseline)
+(``dense``, ``gmp``, ``acdc``, ``rigl_erk`` / ``rigl_uniform``, a checkpoint's name, or ``scratch``
+for the from-scratch baseline)
 at its nominal and measured sparsity, the transfer ``mode`` (``linear`` | ``full`` | ``scratch``),
 the downstream dataset, the seed and the test top-1 and mean-per-class accuracies (fractions).
 Only pandas, seaborn and matplotlib are imported here (no torch).
@@ -14,6 +15,8 @@ dataset average, counting only the seeds present for every dataset of the row (N
 * **Table** (long CSV + Markdown pivots): per upstream x mode x downstream dataset, plus the mean.
 * **Headline**: the dataset average per upstream, linear next to full, and whether it beats
   training from scratch on the same datasets.
+* **Upstreams** (from ``upstreams.csv``, :mod:`.upstreams`): per upstream its measured sparsity,
+  parameters (all and alive), dense and sparse FLOPs and ShrinkBench's theoretical speed-up.
 * **Figure**: top-1 against sparsity, a row per model x mode and a column per downstream dataset
   (plus the mean); dense and scratch are horizontal lines. Several models share one figure
   (more rows), so the report has one file per artefact.
@@ -44,6 +47,8 @@ __all__ = [
     "transfer_table",
     "transfer_table_markdown",
     "upstream_label",
+    "upstream_table",
+    "upstream_table_markdown",
     "write_records",
     "write_report",
 ]
@@ -51,7 +56,28 @@ __all__ = [
 GROUP = ["upstream_dataset", "model", "mode", "upstream", "sparsity"]  # one row of the pivots
 EXPERIMENT = ["upstream_dataset", "model"]
 SCRATCH_LABEL = "scratch (no upstream)"
-OUTPUTS = ("table", "table_md", "headline", "headline_md", "figure_pdf", "figure_png")
+OUTPUTS = (
+    "table",
+    "table_md",
+    "headline",
+    "headline_md",
+    "upstream_table",
+    "upstream_table_md",
+    "figure_pdf",
+    "figure_png",
+)
+UPSTREAM_TABLE_COLUMNS = [
+    *EXPERIMENT,
+    "upstream",
+    "sparsity",
+    "label",
+    "measured_sparsity",
+    "params",
+    "params_alive",
+    "flops",
+    "flops_sparse",
+    "theoretical_speedup",
+]
 TABLE_COLUMNS = [
     *GROUP,
     "dataset",
@@ -70,11 +96,12 @@ _MODE_TITLE = {"linear": "linear finetuning", "full": "full finetuning", SCRATCH
 
 
 def upstream_rank(upstream: str, sparsity: float) -> tuple[int, str, float]:
-    """Row order: dense, gmp and acdc by sparsity, other upstreams by name then sparsity, scratch."""
-    fixed = {"dense": 0, "gmp": 1, "acdc": 2, SCRATCH: 4}
+    """Row order: dense, gmp, acdc and rigl (erk, uniform) by sparsity, other upstreams by name then
+    sparsity, scratch."""
+    fixed = {"dense": 0, "gmp": 1, "acdc": 2, "rigl_erk": 3, "rigl_uniform": 4, SCRATCH: 6}
     if upstream in fixed:
         return fixed[upstream], "", float(sparsity)
-    return 3, upstream, float(sparsity)
+    return 5, upstream, float(sparsity)
 
 
 def _percent(sparsity: float) -> str:
@@ -336,6 +363,62 @@ def headline_markdown(headline: pd.DataFrame, title: str = "") -> str:
     return "\n".join(parts)
 
 
+# ---------------------------------------------------------------------------------------------- upstreams
+
+
+def upstream_table(upstreams: pd.DataFrame) -> pd.DataFrame:
+    """One row per upstream (``upstreams.csv``) in the tables' order, with its label: measured
+    sparsity, parameters (all, alive), dense and sparse FLOPs and the theoretical speed-up."""
+    if upstreams.empty:
+        return pd.DataFrame(columns=UPSTREAM_TABLE_COLUMNS)
+    frame = upstreams.assign(label=[upstream_label(u, s) for u, s in zip(upstreams["upstream"], upstreams["sparsity"])])
+    key = [
+        (d, m, *upstream_rank(u, s)) for d, m, u, s in zip(*(frame[c] for c in [*EXPERIMENT, "upstream", "sparsity"]))
+    ]
+    order = sorted(range(len(frame)), key=lambda i: key[i])
+    return frame.iloc[order][UPSTREAM_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _count(n: float) -> str:
+    """A count with an SI prefix and 3 significant digits: 25.6M, 4.11G, 812."""
+    for value, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= value:
+            return f"{n / value:.3g}{prefix}"
+    return f"{n:.3g}"
+
+
+def upstream_table_markdown(table: pd.DataFrame, title: str = "") -> str:
+    """Per model: each upstream's measured sparsity, parameters, FLOPs and theoretical speed-up."""
+    parts = [f"# {title}\n"] if title else []
+    if table.empty:
+        return "\n".join([*parts, "No upstreams.\n"])
+    for up_data, model in _experiments(table):
+        exp = table[(table["upstream_dataset"] == up_data) & (table["model"] == model)]
+        view = pd.DataFrame(
+            {
+                "upstream": exp["label"],
+                "sparsity (%)": [f"{100 * float(s):.1f}" for s in exp["measured_sparsity"]],
+                "params": exp["params"].map(_count),
+                "alive": exp["params_alive"].map(_count),
+                "FLOPs": exp["flops"].map(_count),
+                "sparse FLOPs": exp["flops_sparse"].map(_count),
+                "speed-up": [f"{float(x):.2f}×" for x in exp["theoretical_speedup"]],
+            }
+        )
+        parts.append(f"## {model} (upstream: {up_data}): size and theoretical cost of each upstream\n")
+        parts.append(
+            view.to_markdown(index=False, disable_numparse=True, colalign=["left"] + ["right"] * (view.shape[1] - 1))
+            + "\n"
+        )
+    parts.append(
+        "Measured sparsity: zeros among the conv and Linear weights before the classifier. Parameters and FLOPs: "
+        "the upstream network with its own classifier, one forward pass at batch 1 (a multiply-add counts 2); "
+        "alive and sparse FLOPs leave out what its mask holds at zero; speed-up: FLOPs over sparse FLOPs "
+        "(ShrinkBench's theoretical speed-up, which no dense kernel realises).\n"
+    )
+    return "\n".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------- figure
 
 
@@ -450,16 +533,32 @@ def transfer_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def write_report(records_csv: str | Path, out: Mapping[str, str | Path], title: str = "") -> dict[str, pd.DataFrame]:
+def write_report(
+    records_csv: str | Path,
+    out: Mapping[str, str | Path],
+    title: str = "",
+    upstreams_csv: str | Path | None = None,
+) -> dict[str, pd.DataFrame]:
     """Write the artefacts named in ``out`` (any of ``OUTPUTS``): ``table`` / ``table_md``,
-    ``headline`` / ``headline_md`` and ``figure_pdf`` + ``figure_png`` (both or neither)."""
+    ``headline`` / ``headline_md``, ``upstream_table`` / ``upstream_table_md`` (from
+    ``upstreams_csv``) and ``figure_pdf`` + ``figure_png`` (both or neither)."""
     unknown = set(out) - set(OUTPUTS)
     if unknown:
         raise ValueError(f"write_report: unknown outputs {sorted(unknown)} (known: {', '.join(OUTPUTS)})")
     if ("figure_pdf" in out) != ("figure_png" in out):
         raise ValueError("write_report: give figure_pdf and figure_png together")
+    if {"upstream_table", "upstream_table_md"} & set(out) and upstreams_csv is None:
+        raise ValueError("write_report: the upstream table needs upstreams_csv (the transfer_upstreams rule's output)")
     table = transfer_table(read_records(records_csv))
     headline = headline_table(table)
+    frames = {"table": table, "headline": headline}
+    if upstreams_csv is not None:
+        ups = upstream_table(pd.read_csv(upstreams_csv, dtype={"upstream_dataset": str, "model": str, "upstream": str}))
+        frames["upstreams"] = ups
+        if "upstream_table" in out:
+            atomic_write_text(out["upstream_table"], ups.to_csv(index=False))
+        if "upstream_table_md" in out:
+            atomic_write_text(out["upstream_table_md"], upstream_table_markdown(ups, title))
     if "table" in out:
         atomic_write_text(out["table"], table.to_csv(index=False))
     if "table_md" in out:
@@ -472,4 +571,4 @@ def write_report(records_csv: str | Path, out: Mapping[str, str | Path], title: 
         fig = transfer_figure(table, title)
         save_figure(fig, out["figure_pdf"], out["figure_png"])
         plt.close(fig)
-    return {"table": table, "headline": headline}
+    return frames
