@@ -92,6 +92,9 @@ EDITS: dict[str, set[str]] = {
     "dst/layers.py": {"dst_train", "dst_gradual", "transfer_acdc", "transfer_gmp", "transfer_rigl"},
     "dst/tied.py": MODELS,  # a build hook of the model registry: loading a tied model
     "dst/acdc.py": {"transfer_acdc"},
+    "dst/rigl.py": {"dst_train", "transfer_rigl"},
+    "dst/growth.py": {"dst_train", "transfer_rigl"},
+    "dst/densities.py": {"dst_train", "transfer_rigl"},
     "sparsity/magnitude.py": {
         "prune_finetune_oneshot",
         "pathnorm_imp_dense",
