@@ -20,6 +20,8 @@ from sparselab.config.code_deps import code_dependencies
 TRAINING = {
     "train_dense",
     "prune_finetune_oneshot",
+    "prune_finetune_oneshot_nm",
+    "srste_oneshot",
     "pathnorm_imp_dense",
     "pathnorm_imp_round",
     "pathnorm_subset",
@@ -53,7 +55,7 @@ ALL = set()  # filled in from the rules: job infrastructure and config types rea
 EDITS: dict[str, set[str]] = {
     # report: plotting never retrains; records apart from figures
     "report/figures.py": FIGURES,
-    "studies/oneshot/report.py": {"oneshot_table"},
+    "studies/oneshot/report.py": {"oneshot_table", "oneshot_nm_table"},
     "studies/oneshot/figure.py": {"oneshot_figure"},
     "studies/oneshot/records.py": {"oneshot_records"},
     "studies/transfer/report.py": {"transfer_report"},
@@ -70,7 +72,7 @@ EDITS: dict[str, set[str]] = {
     "metrics/pathnorm.py": PATHNORM_ANALYSIS,
     "metrics/margin_stats.py": PATHNORM_ANALYSIS,
     "metrics/bound.py": {"pathnorm_bound"},
-    "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records"},
+    "metrics/complexity.py": {"gradflow_prune", "gradflow_final", "gradflow_records", "evaluate_oneshot"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
     "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
     # dst and sparsity mechanisms
@@ -97,6 +99,7 @@ EDITS: dict[str, set[str]] = {
     "transfer/full.py": {"transfer_full"},
     # studies: each job module only its own rule
     "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
+    "studies/oneshot/nm.py": {"prune_finetune_oneshot_nm", "srste_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
     "studies/gradflow/options.py": {"gradflow_prune"},
     "studies/gradflow/final.py": {"gradflow_final"},
@@ -155,6 +158,8 @@ EDITS: dict[str, set[str]] = {
         "pathnorm_imp_dense",
         "pathnorm_imp_round",
         "pathnorm_subset",
+        "prune_finetune_oneshot_nm",
+        "srste_oneshot",
     },
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job
