@@ -253,3 +253,18 @@ def test_nm_table_compares_dense_unstructured_and_nm_at_the_nm_sparsity(tmp_path
     assert "| 2:4 one-shot" in md and "| 2:4 SR-STE" in md and "| unstructured global" in md
     assert "92.00 ± 2.83" in md and "FLOPs (2:4 kernels)" in md and "| none" in md
     assert NM_NOTE in md and "no semi-structured kernel in PyTorch" in md and "bench/speedup.py" in md
+
+
+def test_the_oneshot_table_gains_alive_params_flops_and_theoretical_speedup() -> None:
+    from sparselab.studies.oneshot.report import accuracy_vs_sparsity, to_markdown
+
+    md = to_markdown(accuracy_vs_sparsity(_records().assign(params_nonzero=50)))
+    header = md.splitlines()[0]
+    assert "alive params" in header and "FLOPs" in header and "theoretical speed-up" in header
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in md.splitlines()[2:]]
+    global90 = next(dict(zip(header.split("|")[1:-1], r)) for r in rows if r[2] == "global" and r[3] == "90")
+    assert [global90[k] for k in global90 if k.strip() in ("alive params", "FLOPs", "theoretical speed-up")] == [
+        "55",
+        "1,000",
+        "10.00×",
+    ]
