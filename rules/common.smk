@@ -39,7 +39,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     model=r"[A-Za-z0-9][A-Za-z0-9_-]*",
     recipe=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    scope=r"dense|layerwise|global",
+    scope=r"dense|layerwise|global|nm_oneshot|nm_srste",
     pruned_scope=r"layerwise|global",
     sparsity=r"[0-9]+(\.[0-9]+)?(e-[0-9]+)?",  # format_sparsity: 0, 0.9, 1e-05
     seed=r"[0-9]+",

@@ -20,6 +20,8 @@ from sparselab.config.code_deps import code_dependencies
 TRAINING = {
     "train_dense",
     "prune_finetune_oneshot",
+    "prune_finetune_oneshot_nm",
+    "srste_oneshot",
     "pathnorm_imp_dense",
     "pathnorm_imp_round",
     "pathnorm_subset",
@@ -55,7 +57,7 @@ ALL = set()  # filled in from the rules: job infrastructure and config types rea
 EDITS: dict[str, set[str]] = {
     # report: plotting never retrains; records apart from figures
     "report/figures.py": FIGURES,
-    "studies/oneshot/report.py": {"oneshot_table"},
+    "studies/oneshot/report.py": {"oneshot_table", "oneshot_nm_table"},
     "studies/oneshot/figure.py": {"oneshot_figure"},
     "studies/oneshot/records.py": {"oneshot_records"},
     "studies/transfer/report.py": {"transfer_report"},
@@ -79,6 +81,7 @@ EDITS: dict[str, set[str]] = {
         "dst_train",
         "dst_gradual",
         "transfer_upstreams",
+        "evaluate_oneshot",
     },
     "metrics/latency.py": {"gradflow_final"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
@@ -110,6 +113,7 @@ EDITS: dict[str, set[str]] = {
     "transfer/full.py": {"transfer_full"},
     # studies: each job module only its own rule
     "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
+    "studies/oneshot/nm.py": {"prune_finetune_oneshot_nm", "srste_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
     "studies/gradflow/options.py": {"gradflow_prune"},
     "studies/gradflow/final.py": {"gradflow_final"},
@@ -172,6 +176,8 @@ EDITS: dict[str, set[str]] = {
         "pathnorm_imp_round",
         "pathnorm_subset",
         "transfer_rigl",
+        "prune_finetune_oneshot_nm",
+        "srste_oneshot",
     },
     # one records writer (pandas only): the records jobs, the reports that read the records modules'
     # keys, and the path-norm artefacts that write their CSVs with it; never a training job

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from torch import nn
 
 from ..compute import place
 from ..config import ComputeHparams, DataHparams
@@ -14,6 +16,32 @@ from ..io.atomic import atomic_write_json
 from ..models.checkpoint import check_fits, load_checkpoint, parameter_counts
 from ..sparsity.mask import Mask, prunable_parameters
 from .classification import evaluate
+from .complexity import complexity, flops_nm, flops_sparse, theoretical_speedup
+
+
+def nm_pattern(meta: Mapping[str, Any]) -> tuple[int, int]:
+    """The N:M pattern a checkpoint was made for (its ``nm`` record, in the sidecar or its hparams),
+    else 2:4, the one pattern PyTorch's semi-structured kernels run."""
+    nm = meta.get("nm") or (meta.get("hparams") or {}).get("nm") or {}
+    return int(nm.get("n", 2)), int(nm.get("m", 4))
+
+
+def complexity_record(
+    model: nn.Module, input_shape: Sequence[int], mask: Mask | None, n: int, m: int
+) -> dict[str, Any]:
+    """Alive parameters and FLOPs of one batch-1 forward pass: as computed (dense), with every masked
+    weight skipped (ShrinkBench's theoretical count and speed-up), and as N:M kernels run them
+    (Linear layers whose mask is N:M at N/M, everything else dense)."""
+    cost = complexity(model, input_shape, mask)
+    sparse = flops_sparse(model, input_shape, mask)
+    return {
+        "params_alive": cost.params_alive,
+        "flops": cost.flops,
+        "flops_sparse": sparse,
+        "theoretical_speedup": theoretical_speedup(cost.flops, sparse),
+        "nm_pattern": f"{n}:{m}",
+        "flops_nm": flops_nm(model, input_shape, mask if mask is not None else Mask({}), n, m),
+    }
 
 
 def evaluate_checkpoint(
@@ -27,7 +55,8 @@ def evaluate_checkpoint(
     batch_size: int = 512,
     verify: bool = True,
 ) -> dict[str, Any]:
-    """Test (and val, if held out) loss/top-1/top-5, sparsity and parameter counts of a checkpoint.
+    """Test (and val, if held out) loss/top-1/top-5, sparsity, parameter counts and complexity
+    (:func:`complexity_record`, with the checkpoint's N:M pattern: :func:`nm_pattern`) of a checkpoint.
 
     ``labels`` (study, model, scope, sparsity, seed...) are copied into the record so tables can be
     built from records alone. With ``history_csv`` (the run's per-epoch metrics), its first row is
@@ -71,6 +100,10 @@ def evaluate_checkpoint(
         weight_sparsity=weights.sparsity,  # zeros among Conv2d/Linear weights
         layer_sparsity={n: v["sparsity"] for n, v in weights.report()["layers"].items()},
     )
+    record.update(complexity_record(model, ckpt.spec.input_shape, ckpt.mask, *nm_pattern(ckpt.meta)))
+    nm = (ckpt.meta.get("hparams") or {}).get("nm")
+    if nm is not None:  # an N:M run: the prunable weights it left dense (input size not a multiple of M)
+        record["nm_dense_layers"] = " ".join(nm.get("dense_layers", []))
     if history_csv is not None:
         with open(history_csv, newline="") as f:
             start = next(csv.DictReader(f))

@@ -1,13 +1,15 @@
-"""The one-shot study's plan: dense model -> pruned + finetuned per scope x sparsity -> evaluation
-of every checkpoint (the dense one as scope ``dense``) -> records, table and figure."""
+"""The one-shot study's plan: dense model -> pruned + finetuned per scope x sparsity (and N:M:
+pruned once + finetuned, or SR-STE) -> evaluation of every checkpoint (the dense one as scope
+``dense``) -> records, tables and figure."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from ...config.common import format_sparsity
 from ..base.plan import StudyPlan
-from .config import OneshotConfig, OneshotExperiment
+from .config import NM_SCOPES, NmHparams, OneshotConfig, OneshotExperiment
 
 RUN = "results/oneshot/{dataset}/{model}/{scope}/s{sparsity}/seed{seed}"
 SUMMARY = "results/oneshot/summary"
@@ -21,7 +23,7 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
         return self.epochs(self.experiment(wildcards).finetune_recipe)
 
     def labels(self, wildcards: Any) -> dict[str, Any]:
-        return {
+        labels = {
             "study": "oneshot",
             "dataset": wildcards.dataset,
             "model": wildcards.model,
@@ -29,6 +31,37 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
             "sparsity": float(wildcards.sparsity),
             "seed": int(wildcards.seed),
         }
+        if wildcards.scope in NM_SCOPES.values():  # only N:M runs carry it: other labels keep their repr
+            nm = self.nm(wildcards)
+            labels["nm"] = f"{nm.n}:{nm.m}"
+        return labels
+
+    def nm(self, wildcards: Any) -> NmHparams:
+        nm = self.experiment(wildcards).nm
+        if nm is None:
+            raise ValueError(f"oneshot {wildcards.dataset}/{wildcards.model}: no nm block, so no N:M runs")
+        if wildcards.sparsity != format_sparsity(nm.sparsity):
+            raise ValueError(
+                f"oneshot {wildcards.dataset}/{wildcards.model}: N:M {nm.n}:{nm.m} runs live under "
+                f"s{format_sparsity(nm.sparsity)}, not s{wildcards.sparsity}"
+            )
+        return nm
+
+    def nm_pattern(self, wildcards: Any) -> dict[str, int]:
+        """The N:M one-shot job's param: the pattern only (an SR-STE option never reruns it)."""
+        nm = self.nm(wildcards)
+        return {"n": nm.n, "m": nm.m}
+
+    def srste_options(self, wildcards: Any) -> dict[str, Any]:
+        """The SR-STE job's param: the pattern, decay and period (the recipe is its own param)."""
+        nm = self.nm(wildcards)
+        return {"n": nm.n, "m": nm.m, "decay": nm.srste.decay, "period": nm.srste.period}
+
+    def srste_recipe(self, wildcards: Any) -> dict[str, Any]:
+        return self.recipe(self.experiment(wildcards).srste_recipe)
+
+    def srste_epochs(self, wildcards: Any) -> int:
+        return self.epochs(self.experiment(wildcards).srste_recipe)
 
     def dense_checkpoint(self, wildcards: Any) -> str:
         """The dense model a one-shot run prunes: trained with the experiment's train recipe."""
@@ -56,4 +89,6 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
         if self.cfg is None or not self.cfg.runs():
             return []
         names = ["records.csv"] + [f"accuracy_vs_sparsity.{ext}" for ext in ("csv", "md", "pdf", "png")]
+        if self.cfg.has_nm():
+            names += [f"nm_vs_unstructured.{ext}" for ext in ("csv", "md")]
         return [str(Path(SUMMARY) / name) for name in names]
