@@ -233,7 +233,8 @@ def _records() -> pd.DataFrame:
         ):
             rows.append(
                 common
-                | {"scope": scope, "sparsity": s, "test_top1": top1, "nm": nm, "flops_nm": flops_nm}
+                | {"scope": scope, "sparsity": s, "test_top1": top1, "test_loss": 1.5 - top1, "nm": nm}
+                | {"flops_nm": flops_nm}
                 | {"weight_sparsity": s, "params_alive": 100 - 50 * s, "theoretical_speedup": speed}
                 | {"flops_sparse": 1000 / speed, "nm_dense_layers": "" if nm else None}
             )
@@ -251,7 +252,7 @@ def test_nm_table_compares_dense_unstructured_and_nm_at_the_nm_sparsity(tmp_path
     assert list(table["flops_nm_mean"]) == [1000, 1000, 1000, 500, 500]
     md = nm_to_markdown(table)
     assert "| 2:4 one-shot" in md and "| 2:4 SR-STE" in md and "| unstructured global" in md
-    assert "92.00 ± 2.83" in md and "FLOPs (2:4 kernels)" in md and "| none" in md
+    assert "92.00 ± 2.83" in md and "0.5800 ± 0.0283" in md and "FLOPs (2:4 kernels)" in md and "| none" in md
     assert NM_NOTE in md and "no semi-structured kernel in PyTorch" in md and "bench/speedup.py" in md
 
 

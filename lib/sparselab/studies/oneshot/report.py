@@ -132,7 +132,7 @@ def nm_table(records: pd.DataFrame) -> pd.DataFrame:
     chosen = pd.concat(parts, ignore_index=True)
     text = {c: _col(chosen, c).astype(object).where(_col(chosen, c).notna(), "") for c in ("nm", "nm_dense_layers")}
     chosen = chosen.assign(**text)
-    metrics = ["test_top1", "weight_sparsity", "params_alive", "params_total", *COMPLEXITY[1:]]
+    metrics = ["test_top1", "test_loss", "weight_sparsity", "params_alive", "params_total", *COMPLEXITY[1:]]
     out = summarise(chosen, ["dataset", "model", "scope", "sparsity", "nm", "nm_dense_layers"], metrics)
     order = {scope: i for i, scope in enumerate(NM_ROWS)}
     out = out.sort_values(
@@ -150,6 +150,10 @@ def nm_to_markdown(table: pd.DataFrame) -> str:
             "model": table["model"],
             "method": [NM_ROWS[s].format(nm=nm or pattern) for s, nm in zip(table["scope"], table["nm"])],
             "test top-1 (%)": [pm(m, s) for m, s in zip(table["test_top1_mean"], table["test_top1_std"])],
+            # top-1 moves in steps of one test image; the loss tells runs apart that tie on it
+            "test loss": [
+                pm(m, s, scale=1.0, digits=4) for m, s in zip(table["test_loss_mean"], table["test_loss_std"])
+            ],
             "seeds": table["n_seeds"],
             "weight sparsity (%)": table["weight_sparsity_mean"].map(lambda s: f"{100 * s:.2f}"),
             "alive params": table["params_alive_mean"].map(_count),
@@ -162,7 +166,7 @@ def nm_to_markdown(table: pd.DataFrame) -> str:
             ],
         }
     )
-    body = view.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 7 + ["left"])
+    body = view.to_markdown(index=False, disable_numparse=True, colalign=["left"] * 3 + ["right"] * 8 + ["left"])
     return body + "\n\n" + NM_NOTE + "\n"
 
 
