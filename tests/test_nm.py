@@ -161,6 +161,27 @@ def test_srste_period_and_resume_state() -> None:
     assert torch.equal(resumed.masks["weight"], cb.masks["weight"]) and resumed.updates == 1
 
 
+def test_gradual_ramp_fades_pruned_weights_linearly_to_exact_nm() -> None:
+    layer = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -2.0, 3.0, 0.5]]))
+    cb, ctx = SRSTE(["weight"], 2, 4, decay=0.0, period=None, ramp=0.5), _ctx(layer)
+    ctx.hparams.epochs, ctx.steps_per_epoch = 2, 4  # 8 steps: the ramp ends after step 4
+    cb.on_train_start(ctx)  # type: ignore[arg-type]
+    assert cb.ramp_steps == 4 and torch.equal(layer.weight.detach(), torch.tensor([[1.0, -2.0, 3.0, 0.5]]))
+    x = torch.zeros(1, 4)  # no gradient: only the fading moves the shown weights
+    for step, beta in ((1, 0.75), (2, 0.5), (3, 0.25), (4, 0.0), (5, 0.0)):
+        _sgd_step(cb, ctx, layer, x, lr=1.0)
+        assert cb.beta(step) == beta
+        assert torch.allclose(layer.weight.detach(), torch.tensor([[beta * 1.0, -2.0, 3.0, beta * 0.5]]))
+    assert torch.equal(cb.dense["weight"], torch.tensor([[1.0, -2.0, 3.0, 0.5]]))  # W itself never faded
+    row: dict[str, float] = {}
+    cb.on_epoch_end(ctx, row)  # type: ignore[arg-type]
+    assert row["srste_beta"] == 0.0 and is_nm(layer.weight, 2, 4)
+    with pytest.raises(ValueError, match="ramp"):
+        SRSTE(["weight"], ramp=1.5)
+
+
 def test_srste_refuses_an_engine_mask_and_best_val_with_a_changing_mask() -> None:
     layer = nn.Linear(4, 1, bias=False)
     ctx = _ctx(layer)

@@ -75,7 +75,9 @@ def test_plan_adds_the_nm_runs_their_params_and_the_nm_table() -> None:
     w = wildcards(dataset="digits", model="lenet", scope="nm_srste", sparsity="0.5", seed="0")
     assert p.labels(w)["nm"] == "2:4" and p.labels(w)["scope"] == "nm_srste"
     assert p.nm_pattern(w) == {"n": 2, "m": 4}
-    assert p.srste_options(w) == {"n": 2, "m": 4, "decay": 0.0, "period": 5}
+    assert p.srste_options(w) == {"n": 2, "m": 4, "decay": 0.0, "period": 5}  # no ramp key unless set
+    gradual = plan(nm_config(srste={"ramp": 0.5}))
+    assert gradual.srste_options(w) == {"n": 2, "m": 4, "decay": 2e-4, "period": 1, "ramp": 0.5}
     assert p.srste_recipe(w)["epochs"] == 3 and p.srste_epochs(w) == 3
     assert "nm" not in p.labels(wildcards(dataset="digits", model="lenet", scope="global", sparsity="0.5", seed="0"))
     with pytest.raises(ValueError, match="live under s0.5, not s0.75"):
@@ -95,6 +97,12 @@ def test_plan_adds_the_nm_runs_their_params_and_the_nm_table() -> None:
         ),
         ({"methods": ["oneshot"]}, {"select": "best_val"}, None),  # no SR-STE: any recipe
         ({"srste": {"period": None}}, {"select": "best_val"}, None),  # a fixed mask: best_val is fine
+        (
+            {"srste": {"period": None, "ramp": 0.5}},
+            {"select": "best_val"},
+            r"oneshot.experiments\[0\].finetune_recipe: gradual SR-STE \(ramp 0.5\) needs a recipe with select: last",
+        ),
+        ({"srste": {"ramp": 1.5}}, {}, r"oneshot.experiments\[0\].nm.srste.ramp: 1.5 is greater than the maximum of 1"),
     ],
 )
 def test_bad_nm_options_give_one_line_naming_the_key(nm, recipes, message) -> None:

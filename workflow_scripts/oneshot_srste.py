@@ -1,4 +1,5 @@
-"""Rule srste_oneshot: train a dense checkpoint to N:M with SR-STE (the mask re-selected from the dense weights)."""
+"""Rule srste_oneshot: train a dense checkpoint to N:M with SR-STE (the mask re-selected from the dense weights,
+optionally faded in gradually)."""
 
 import sys
 
@@ -19,6 +20,7 @@ with snakemake_job(smk) as compute:
         m=int(options["m"]),
         decay=float(options["decay"]),
         period=None if options["period"] is None else int(options["period"]),
+        ramp=float(options.get("ramp", 0.0)),
         data=DataHparams.from_dict(smk.params.data),
         recipe=TrainHparams.from_dict(smk.params.recipe),
         seed=int(smk.wildcards.seed),

@@ -15,6 +15,14 @@ saved checkpoints the model is exactly N:M; at the end the last mask becomes the
 :class:`~sparselab.sparsity.mask.Mask`, so the result carries it and everything downstream
 (finetuning, checkpoints, mask operations) enforces it as any mask.
 
+**Gradual** (``ramp > 0``, the decaying pruning mask of Kao et al., "Training recipes for N:M
+structured sparsity with decaying pruning mask", 2022): for the first ``ramp`` of the run's optimizer
+steps the forward pass sees ``W * (E + beta·(1 - E))`` with ``beta = 1 - t / T_ramp`` falling
+linearly from 1 (dense) to 0 (exactly N:M), so the network moves to N:M gradually instead of
+losing half its weights at step 0; the regulariser and the mask re-selection work as above. During
+the ramp, epoch-end evaluations and checkpoints see the partly faded weights; from ``T_ramp`` on the
+model is exactly N:M.
+
 The engine itself must not enforce a mask on these weights while SR-STE trains (it would zero
 their straight-through gradients); the callback refuses to start under one.
 """
@@ -35,17 +43,28 @@ __all__ = ["SRSTE"]
 
 class SRSTE(Callback):
     """SR-STE N:M training of ``names`` (``decay`` is the paper's lambda_W, 2e-4 for its ResNets;
-    ``decay=0`` is the plain straight-through estimator)."""
+    ``decay=0`` is the plain straight-through estimator; ``ramp`` the fraction of the run over
+    which pruned weights fade out, 0: pruned from the first step)."""
 
     def __init__(
-        self, names: Sequence[str], n: int = 2, m: int = 4, decay: float = 2e-4, period: int | None = 1
+        self,
+        names: Sequence[str],
+        n: int = 2,
+        m: int = 4,
+        decay: float = 2e-4,
+        period: int | None = 1,
+        ramp: float = 0.0,
     ) -> None:
+        if not 0.0 <= ramp <= 1.0:
+            raise ValueError(f"SR-STE ramp {ramp} must be a fraction of the run's steps in [0, 1]")
         if period is not None and (not isinstance(period, int) or period < 1):
             raise ValueError(f"SR-STE period {period!r} must be a positive number of steps, or None (fixed mask)")
         if decay < 0:
             raise ValueError(f"SR-STE decay {decay} must be >= 0")
         self.names, self.n, self.m = list(names), int(n), int(m)
-        self.decay, self.period = float(decay), period
+        self.decay, self.period, self.ramp = float(decay), period, float(ramp)
+        self.ramp_steps = 0  # resolved against the run's length at train start
+        self._beta = 0.0  # the weight pruned entries keep in the forward pass
         self.dense: dict[str, torch.Tensor] = {}
         self.masks: dict[str, torch.Tensor] = {}
         self.updates = 0  # mask re-selections done (after the initial one)
@@ -57,10 +76,16 @@ class SRSTE(Callback):
     def _select(self) -> None:
         self.masks = {k: nm_mask_tensor(w, self.n, self.m, name=k) for k, w in self.dense.items()}
 
+    def beta(self, step: int) -> float:
+        """The weight of pruned entries after ``step`` optimizer steps (1 - step / T_ramp, at least 0)."""
+        return max(0.0, 1.0 - step / self.ramp_steps) if self.ramp_steps else 0.0
+
     @torch.no_grad()
     def _show_masked(self, ctx: TrainContext) -> None:
+        beta = self.beta(ctx.step)
         for k, p in self._params(ctx).items():
-            p.copy_(self.dense[k] * self.masks[k].to(p.dtype))
+            keep = self.masks[k].to(p.dtype)
+            p.copy_(self.dense[k] * (keep if beta == 0.0 else keep + beta * (1.0 - keep)))
 
     def on_train_start(self, ctx: TrainContext) -> None:
         enforced = [k for k in self.names if ctx.mask is not None and k in ctx.mask]
@@ -69,11 +94,12 @@ class SRSTE(Callback):
                 f"SR-STE trains {enforced} from dense weights, but the engine enforces a mask on them "
                 "(it would zero their straight-through gradients): start it without a mask on these weights"
             )
-        if self.period is not None and ctx.hparams.select == "best_val":
+        if (self.period is not None or self.ramp) and ctx.hparams.select == "best_val":
             raise ValueError(
                 "SR-STE with a changing mask (period set) needs select: last; the best epoch's weights "
                 "may belong to an earlier mask than the one the run ends with"
             )
+        self.ramp_steps = round(self.ramp * ctx.hparams.epochs * ctx.steps_per_epoch) if self.ramp else 0
         if not self.dense:  # a fresh run (a resumed one restored its dense weights and masks)
             self.dense = {k: p.detach().clone() for k, p in self._params(ctx).items()}
             self._select()
@@ -98,6 +124,7 @@ class SRSTE(Callback):
 
     def on_epoch_end(self, ctx: TrainContext, row: dict[str, Any]) -> None:
         row["srste_mask_updates"] = self.updates
+        row["srste_beta"] = self.beta(ctx.step)
 
     def on_train_end(self, ctx: TrainContext) -> None:
         """The last mask becomes the engine's: the result carries it and later training enforces it."""

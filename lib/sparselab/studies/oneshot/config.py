@@ -31,17 +31,23 @@ class SrsteHparams(Hparams):
     """SR-STE (Zhou et al., ICLR 2021) from the dense model: ``decay`` is the sparse-refined
     regulariser lambda_W (0: plain STE), the mask is re-selected from the dense weights every
     ``period`` steps (null: the initial mask stays), trained with ``recipe`` (null: the
-    experiment's finetune recipe)."""
+    experiment's finetune recipe). ``ramp`` > 0 makes it gradual: pruned weights fade out linearly
+    over that fraction of the run (Kao et al. 2022's decaying mask) instead of vanishing at step 0."""
 
     decay: float = 2e-4
     period: int | None = 1
     recipe: str | None = None
+    ramp: float = 0.0
 
     def validate(self, path: str) -> None:
         if self.decay < 0:
             raise HparamsError(f"{path}.decay: {self.decay} must be >= 0 (0 is the plain straight-through estimator)")
         if self.period is not None and self.period < 1:
             raise HparamsError(f"{path}.period: {self.period} must be a positive number of steps, or null (fixed mask)")
+        if not 0.0 <= self.ramp <= 1.0:
+            raise HparamsError(
+                f"{path}.ramp: {self.ramp} must be a fraction of the run's steps in [0, 1] (0: no fading)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,9 +159,15 @@ def _experiment(raw: Mapping[str, Any], key: str, shared: SharedConfig) -> Onesh
         return e
     where = f"{key}.nm.srste.recipe" if e.nm.srste.recipe else f"{key}.finetune_recipe"
     reference(e.srste_recipe, shared.recipes, where, "recipes")
-    if e.nm.srste.period is not None and shared.recipes[e.srste_recipe].select != "last":
+    select = shared.recipes[e.srste_recipe].select
+    if e.nm.srste.period is not None and select != "last":
         raise ConfigError(
             f"{where}: SR-STE with a changing mask needs a recipe with select: last (recipe "
-            f"{e.srste_recipe!r} selects {shared.recipes[e.srste_recipe].select}); or set {key}.nm.srste.period: null"
+            f"{e.srste_recipe!r} selects {select}); or set {key}.nm.srste.period: null"
+        )
+    if e.nm.srste.ramp and select != "last":
+        raise ConfigError(
+            f"{where}: gradual SR-STE (ramp {e.nm.srste.ramp}) needs a recipe with select: last (recipe "
+            f"{e.srste_recipe!r} selects {select}: an epoch inside the ramp is not yet N:M); or set {key}.nm.srste.ramp: 0"
         )
     return e

@@ -4,8 +4,8 @@ of M; :func:`~sparselab.sparsity.nm.nm_eligible_parameters`), the other weights 
 - ``nm_oneshot``: the dense model pruned once to N:M by magnitude (the pruned checkpoint is saved),
   then finetuned with the mask enforced every step, as the unstructured one-shot runs are;
 - ``nm_srste``: SR-STE from the dense model (:class:`~sparselab.dst.nm.SRSTE`): the engine starts
-  without a mask, the callback re-selects the N:M mask from the dense weights, and its last mask
-  becomes the checkpoint's.
+  without a mask, the callback re-selects the N:M mask from the dense weights (with ``ramp`` > 0
+  fading the pruned weights out gradually), and its last mask becomes the checkpoint's.
 
 Both record ``nm`` (the pattern, the N:M layers and those left dense) in their hparams, and both
 check the checkpoint they wrote: its mask and weights N:M on every listed layer after a save/load
@@ -154,6 +154,7 @@ def train_srste(
     m: int,
     decay: float,
     period: int | None,
+    ramp: float = 0.0,
     data: DataHparams,
     recipe: TrainHparams,
     seed: int,
@@ -173,8 +174,8 @@ def train_srste(
         recipe=recipe,
         seed=seed,
         compute=compute,
-        callbacks=lambda layers: (SRSTE(layers, n=n, m=m, decay=decay, period=period), *callbacks),
-        extra={"decay": decay, "period": period},
+        callbacks=lambda layers: (SRSTE(layers, n=n, m=m, decay=decay, period=period, ramp=ramp), *callbacks),
+        extra={"decay": decay, "period": period, "ramp": ramp},
     )
     check_nm_checkpoint(files.checkpoint, n, m, record["layers"])
     return result

@@ -53,9 +53,11 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
         return {"n": nm.n, "m": nm.m}
 
     def srste_options(self, wildcards: Any) -> dict[str, Any]:
-        """The SR-STE job's param: the pattern, decay and period (the recipe is its own param)."""
+        """The SR-STE job's param: the pattern, decay, period and (when set) the gradual ramp (the
+        recipe is its own param)."""
         nm = self.nm(wildcards)
-        return {"n": nm.n, "m": nm.m, "decay": nm.srste.decay, "period": nm.srste.period}
+        ramp = {"ramp": nm.srste.ramp} if nm.srste.ramp else {}  # unset: the param of a plain SR-STE run as before
+        return {"n": nm.n, "m": nm.m, "decay": nm.srste.decay, "period": nm.srste.period, **ramp}
 
     def srste_recipe(self, wildcards: Any) -> dict[str, Any]:
         return self.recipe(self.experiment(wildcards).srste_recipe)
