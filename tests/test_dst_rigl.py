@@ -241,3 +241,11 @@ def test_snfs_defaults_are_sparse_learnings() -> None:
     snfs, rigl = SnfsHparams(), GrowthHparams()
     assert (snfs.densities, snfs.delta_t, snfs.stop, snfs.alpha) == ("uniform", "epoch", 1.0, 0.5)
     assert (rigl.densities, rigl.delta_t, rigl.stop, rigl.alpha) == ("erk", 100, 0.75, 0.3)
+
+
+def test_a_run_too_short_for_any_update_is_refused_before_training() -> None:
+    one_epoch = TrainHparams.from_dict({**RECIPE.to_dict(), "epochs": 1})
+    snfs = SNFS(masks_for(lenet()), "epoch", None, stop_fraction=1.0)  # the one update would be at the end
+    with pytest.raises(ValueError, match=r"SNFS would make no mask update: the first update step, delta_t=6"):
+        train(lenet(), build_splits(DATA), one_epoch, seeds=SeedHparams(), compute=COMPUTE, callbacks=(snfs,))
+    assert snfs.events == 0

@@ -110,7 +110,7 @@ def test_full_finetuning_keeps_the_rigl_zeros(upstream: Path, tmp_path: Path) ->
 
 
 def test_a_run_without_any_mask_update_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match=r"RigL made no mask update.*delta_t=1000"):
+    with pytest.raises(ValueError, match=r"RigL would make no mask update: the first update step, delta_t=1000"):
         run_rigl(
             RunFiles.in_directory(tmp_path),
             tmp_path / "summary.json",
@@ -123,3 +123,6 @@ def test_a_run_without_any_mask_update_is_refused(tmp_path: Path) -> None:
             seed=0,
             compute=CPU,
         )
+    assert (
+        not any(tmp_path.glob("*.safetensors")) and not (tmp_path / "summary.json").exists()
+    )  # refused before training

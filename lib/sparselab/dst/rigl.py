@@ -83,6 +83,12 @@ class GrowthSparsity(DynamicSparsity):
             self.delta_t = ctx.steps_per_epoch
         if self._stop_fraction is not None:
             self.stop_step = max(1, round(self._stop_fraction * ctx.hparams.epochs * ctx.steps_per_epoch))
+        if self.last_update == 0:  # before any step: a run that would silently be static sparse training
+            raise ValueError(
+                f"{type(self).__name__} would make no mask update: the first update step, delta_t={self.delta_t}, "
+                f"is not before the stop step {self.stop_step} of this run ({ctx.hparams.epochs} epochs x "
+                f"{ctx.steps_per_epoch} steps); lower delta_t, raise stop or train longer"
+            )
 
     @property
     def last_update(self) -> int:
