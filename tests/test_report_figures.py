@@ -170,6 +170,16 @@ def test_oneshot_figure_puts_the_dense_line_in_its_legend_and_sparsity_in_percen
     plt.close(grid.figure)
 
 
+def test_oneshot_figure_names_nm_runs_by_their_pattern() -> None:
+    records = oneshot_records()
+    nm = records[records["scope"] == "global"].assign(scope="nm_srste", nm="2:4")
+    records = pd.concat([records, nm.assign(scope="nm_oneshot")[nm["sparsity"] == 0.5], nm[nm["sparsity"] == 0.5]])
+    grid = oneshot_figure.accuracy_figure(records)
+    labels = legend_labels(grid.legend)
+    assert {"2:4 one-shot", "2:4 SR-STE", "layerwise", "global"} <= set(labels) and "nm_srste" not in labels
+    plt.close(grid.figure)
+
+
 def test_oneshot_table_gives_its_units_in_the_headers() -> None:
     md = tables.to_markdown(tables.accuracy_vs_sparsity(oneshot_records()))
     header = md.splitlines()[0]

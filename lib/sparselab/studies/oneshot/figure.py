@@ -11,6 +11,16 @@ import seaborn as sns
 from ...report.figures import DENSE_STYLE, add_to_legend, save_figure  # also selects the headless Agg backend
 
 
+def scope_labels(records: pd.DataFrame) -> pd.Series:
+    """The legend's name of each run: the scope, N:M runs by their pattern (``2:4 one-shot``)."""
+    pattern = records["nm"] if "nm" in records.columns else pd.Series("N:M", index=records.index)
+    pattern = pattern.where(pattern.notna() & (pattern != ""), "N:M")
+    names = {"nm_oneshot": "{} one-shot", "nm_srste": "{} SR-STE"}
+    return pd.Series(
+        [names[s].format(p) if s in names else s for s, p in zip(records["scope"], pattern)], index=records.index
+    )
+
+
 def accuracy_figure(records: pd.DataFrame, *, title: str = "") -> sns.FacetGrid:
     """Test top-1 (%) vs target sparsity (%), one panel per dataset/model; bands are the std over seeds.
 
@@ -18,6 +28,7 @@ def accuracy_figure(records: pd.DataFrame, *, title: str = "") -> sns.FacetGrid:
     line, in the legend as ``dense``.
     """
     pruned = records[records["scope"] != "dense"]
+    pruned = pruned.assign(scope=scope_labels(pruned))
     dense = records[records["scope"] == "dense"]
     long = pd.concat(
         [
