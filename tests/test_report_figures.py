@@ -206,6 +206,12 @@ def gradflow_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
                     "params_alive": params,
                     "flops_alive": 2e6,
                     "compression": 1000 / params,
+                    "theoretical_speedup": 1.0 if measure == "dense" else 2.5,
+                    # dense rows are the latency reference: nothing measured there
+                    "latency_b64_pruned_ms": np.nan if measure == "dense" else 4.0,
+                    "latency_b64_dense_ms": np.nan if measure == "dense" else 8.0,
+                    "latency_b64_speedup": np.nan if measure == "dense" else 2.0,
+                    "latency_b1_speedup": np.nan if measure == "dense" else 1.5,
                 }
             )
             if measure != "dense":
@@ -272,6 +278,8 @@ def test_gradflow_table_explains_target_next_to_compression() -> None:
     header = md.splitlines()[0]
     assert "filters pruned (%)" in header and "compression (×)" in header and "dense / alive params" in header
     assert "*target*" in md and "*compression*" in md
+    assert "theoretical speed-up (×)" in header and "2.50 ± 0.00" in md  # the pruned rows
+    assert "measured speed-up b64 (×)" in header and "2.00 ± 0.00" in md and "1.50 ± 0.00" in md
 
 
 def test_imp_figure_names_round_zero_as_the_dense_model() -> None:
