@@ -1,10 +1,11 @@
-"""Checkpoint lineage: the sidecar's ``parents`` round trip, unknown vs root, where a parent is found
-and whether it still matches, and the CLI's own jobs' parents."""
+"""Checkpoint lineage: the sidecar's ``parents`` round trip, unknown vs root, the CLI's ``info`` with
+parents that match, changed (a stale lineage) or went missing, and the CLI's own jobs' parents."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -89,9 +90,43 @@ def test_a_parent_is_found_as_recorded_or_under_the_workflow_root(tmp_path: Path
     assert check_parent(Parent("dense", str(tmp_path / "nope.safetensors"), "0" * 64), child) == ("missing", None)
 
 
+def info(capsys: pytest.CaptureFixture, ckpt: Path) -> dict:
+    assert cli(["info", str(ckpt)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_info_prints_the_parents_and_whether_they_still_match(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    dense = checkpoint(Path("dense.safetensors"))
+    pruned = Path("pruned.safetensors")
+    assert cli(["prune", str(dense), str(pruned), "--sparsity", "0.5"]) == 0  # the CLI's prune records it
+    capsys.readouterr()
+    assert sidecar_parents(pruned) == expected_parents(("dense", dense))
+    shown = info(capsys, pruned)["parents"]
+    assert shown == [{"role": "dense", "path": "dense.safetensors", "sha256": sha(dense)[:12], "now": "matches"}]
+
+    checkpoint(dense, seed=3)  # retrained: the pruned model no longer descends from the file there
+    assert info(capsys, pruned)["parents"][0]["now"].startswith("changed since (stale lineage")
+    os.remove(dense)
+    assert info(capsys, pruned)["parents"][0]["now"].startswith("missing")
+
+    assert info(capsys, checkpoint(Path("root.safetensors")))["parents"] == []
+    assert info(capsys, checkpoint(Path("old.safetensors"), parents=None))["parents"].startswith("unknown")
+
+
 def test_pruning_a_pruned_checkpoint_names_it_pruned(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     dense = checkpoint(tmp_path / "dense.safetensors")
     half, more = tmp_path / "half.safetensors", tmp_path / "more.safetensors"
     assert cli(["prune", str(dense), str(half), "--sparsity", "0.5"]) == 0
     assert cli(["prune", str(half), str(more), "--sparsity", "0.8"]) == 0
     assert sidecar_parents(more) == expected_parents(("pruned", half))
+
+
+def test_a_malformed_parents_key_is_one_line_from_info(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ckpt = checkpoint(tmp_path / "m.safetensors")
+    meta = read_meta(ckpt)
+    meta["parents"] = {"dense": "x"}
+    sidecar_path(ckpt).write_text(json.dumps(meta))
+    assert cli(["info", str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sidecar key 'parents'" in err[0]
