@@ -146,3 +146,21 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     # torchvision binds its own name at import (WeightsEnum.get_state_dict uses it).
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
     monkeypatch.setattr("urllib.request.urlopen", refuse)
+
+
+def sidecar_parents(checkpoint: str | os.PathLike) -> list[dict[str, str]] | None:
+    """The ``parents`` a checkpoint's sidecar records (None when it has no such key)."""
+    import json
+
+    return json.loads(Path(checkpoint).with_suffix(".json").read_text()).get("parents")
+
+
+def expected_parents(*parents: tuple[str, str | os.PathLike]) -> list[dict[str, str]]:
+    """``parents`` naming each (role, path) with the SHA-256 of the file as it is now, hashed here
+    with hashlib (not the library's hashing), so a wrong file or a stale hash fails the comparison."""
+    import hashlib
+
+    return [
+        {"role": role, "path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+        for role, path in parents
+    ]

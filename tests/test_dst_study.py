@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import expected_parents, sidecar_parents
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.config.bundles import GrowthHparams, SnfsHparams
@@ -68,6 +69,7 @@ def test_every_method_trains_keeps_its_sparsity_and_reloads(method: str, tmp_pat
         seed=0,
         compute=COMPUTE,
     )
+    assert sidecar_parents(files.checkpoint) == []  # sparse training from scratch: a root
     ckpt = load_checkpoint(files.checkpoint)
     x = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
@@ -133,6 +135,8 @@ def test_gradual_pruning_of_a_dense_checkpoint_reaches_its_target(tmp_path: Path
         assert 0.8 <= sparsity < 0.8 + 4 / k + 1e-9, (n, sparsity)  # the +1 per event can overshoot by a few
     history = (files.metrics_csv).read_text().splitlines()
     assert len(history) == 1 + 6  # epoch 0 (before pruning) and 5 epochs
+    assert sidecar_parents(dense.checkpoint) == []
+    assert sidecar_parents(files.checkpoint) == expected_parents(("dense", dense.checkpoint))
 
 
 def test_gradual_pruning_by_one_global_threshold_reaches_the_total_target(tmp_path: Path) -> None:

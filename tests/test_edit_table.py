@@ -159,6 +159,7 @@ EDITS: dict[str, set[str]] = {
     "models/spec.py": MODELS,
     "models/checkpoint.py": MODELS,
     "io/checkpoint.py": MODELS,
+    "io/provenance.py": MODELS,  # the sidecar's parents, written and read with every checkpoint
     # device set-up (sparselab.compute): the jobs that place a model on a device, never the linear
     # heads (cached features), records, tables or figures
     "compute.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"},

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import DEVICE
+from conftest import DEVICE, expected_parents, sidecar_parents
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.models.checkpoint import load_checkpoint
 from sparselab.models.spec import ArchSpec
 from sparselab.studies.gradflow import prune as gradflow
 from sparselab.studies.gradflow.prune import PruneSpec, RoundFiles, run_prune_rounds
+from sparselab.train.run import RunFiles
 
 DATA = DataHparams(source="digits", val_fraction=0.1, channels=3)
 MODEL = ModelHparams("cifar_resnet20", {"width": 2})
@@ -82,6 +83,19 @@ def test_rounds_reach_the_target_exactly_and_the_checkpoint_reloads(tmp_path: Pa
     with torch.no_grad():
         assert torch.allclose(ckpt.model.eval()(x), net.cpu().eval()(x), atol=1e-6)
     assert not any((tmp_path / ".state").glob("train*"))  # per-round training state is cleaned up
+    assert sidecar_parents(f.checkpoint) == []  # the pruning phase trains from scratch
+
+
+def test_the_final_training_names_the_pruned_checkpoint_its_parent(tmp_path: Path) -> None:
+    from sparselab.studies.gradflow.final import run_final_training
+
+    f = files(tmp_path / "prune")
+    run_prune_rounds(f, data=DATA, model=MODEL, recipe=RECIPE, prune=spec(rounds=1), seed=0, compute=COMPUTE)
+    final = RunFiles.in_directory(tmp_path / "final")
+    run_final_training(
+        final, tmp_path / "summary.json", pruned=f.checkpoint, data=DATA, recipe=RECIPE, seed=0, compute=COMPUTE
+    )
+    assert sidecar_parents(final.checkpoint) == expected_parents(("pruned", f.checkpoint))
 
 
 def test_a_killed_run_resumes_after_its_last_round_and_ends_where_an_uninterrupted_one_does(

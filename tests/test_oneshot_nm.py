@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, tiny_config
+from conftest import REPO, expected_parents, sidecar_parents, tiny_config
 
 from sparselab.config import ComputeHparams, DataHparams, TrainHparams
 from sparselab.config.common import ConfigError
@@ -181,6 +181,9 @@ def test_nm_oneshot_enforces_the_pattern_every_step_and_in_its_checkpoint(dense,
     assert all(torch.equal(ckpt.mask[k], pruned.mask[k]) for k in LAYERS)  # finetuning keeps the one-shot mask
     hparams = json.loads(files.hparams_json.read_text())
     assert hparams["method"] == "nm_oneshot" and hparams["nm"]["layers"] == LAYERS
+    # lineage: dense -> pruned (one-shot) -> finetuned
+    assert sidecar_parents(tmp_path / "pruned.safetensors") == expected_parents(("dense", dense))
+    assert sidecar_parents(files.checkpoint) == expected_parents(("pruned", tmp_path / "pruned.safetensors"))
 
 
 def test_srste_starts_dense_and_ends_with_a_two_four_checkpoint_mask(dense, tmp_path) -> None:
@@ -196,6 +199,7 @@ def test_srste_starts_dense_and_ends_with_a_two_four_checkpoint_mask(dense, tmp_
     assert history["srste_mask_updates"].iloc[-1] == steps  # re-selected every step
     hparams = json.loads(files.hparams_json.read_text())
     assert hparams["method"] == "nm_srste" and hparams["nm"]["decay"] == 2e-4 and hparams["nm"]["period"] == 1
+    assert sidecar_parents(files.checkpoint) == expected_parents(("dense", dense))  # SR-STE starts from it
 
     record = evaluate_checkpoint(files.checkpoint, DATA, tmp_path / "eval.json", compute=CPU)
     assert record["weight_sparsity"] == 0.5 and record["nm_pattern"] == "2:4" and record["nm_dense_layers"] == ""

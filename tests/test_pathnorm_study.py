@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from conftest import REPO, run_snakemake
+from conftest import REPO, expected_parents, run_snakemake, sidecar_parents
 from test_workflow import planned_jobs
 from torch import nn
 
@@ -114,6 +114,9 @@ def test_imp_rounds_rewind_weights_schedule_and_log_the_analysis(tmp_path):
         1 - (0.8 * (64 * 32 + 32 * 16) + 0.9 * 16 * 10) / (64 * 32 + 32 * 16 + 160), abs=1e-3
     )
     assert Mask.from_zeros(ckpt.model, ckpt.mask.names()).sparsity >= ckpt.mask.sparsity - 1e-12
+    # lineage: round 0 is a root; round 1 comes from round 0's weights and the rewind state
+    assert sidecar_parents(r0.checkpoint) == []
+    assert sidecar_parents(r1.checkpoint) == expected_parents(("previous_round", r0.checkpoint), ("rewind", rewind))
     # the logged path-norms of the last epoch are the saved model's, in both conventions
     last = pruned[-1]
     for convention, prefix in (("exact", ""), ("gbrg24", "gbrg24_")):
@@ -177,6 +180,7 @@ def test_pretrained_analysis_and_cli(tmp_path, capsys):
     files = RunFiles.in_directory(tmp_path / "run")
     model = ModelHparams(arch="lenet300_100", kwargs={"hidden": [16]})
     run_subset(files, data=DATA, model=model, recipe=recipe(3), fraction=0.5, seed=0, analysis=SPEC, compute=COMPUTE)
+    assert sidecar_parents(files.checkpoint) == []  # trained from scratch
     summary = analyse_pretrained(
         tmp_path / "s.json",
         tmp_path / "m.safetensors",

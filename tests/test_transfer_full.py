@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import expected_parents
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.models.checkpoint import load_checkpoint
@@ -72,3 +73,4 @@ def test_full_finetuning_keeps_the_upstream_sparsity_exactly(upstream: Path, tmp
     assert (params[f"{head}.weight"] != 0).all()  # dense head
     meta = json.loads(files.checkpoint.with_suffix(".json").read_text())
     assert meta["hparams"]["transfer"]["backbone_sparsity"] == pytest.approx(mask.sparsity)
+    assert meta["parents"] == expected_parents(("upstream", upstream))

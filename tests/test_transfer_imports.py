@@ -310,6 +310,8 @@ def test_saved_checkpoint_reloads_with_mask(tmp_path: Path) -> None:
     imp = meta["imported_from"]
     assert imp["kind"] == "rigl" and imp["layout"] == "rigl" and imp["source"] == str(src.resolve())
     assert imp["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    # lineage: the external file, by the path the import read it from
+    assert meta["parents"] == [{"role": "imported", "path": str(src), "sha256": imp["source_sha256"]}]
     assert imp["sparsity"] == pytest.approx(result.sparsity) and imp["per_layer"] == pytest.approx(expected)
     assert meta["sparsity"]["sparsity"] == pytest.approx(result.sparsity)
     assert ck.spec.kwargs == KW and ck.spec.num_classes == CLASSES

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import expected_parents, sidecar_parents
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, SeedHparams, TrainHparams
 from sparselab.config.bundles import GrowthHparams
@@ -94,6 +95,7 @@ def test_the_masks_moved_and_the_summary_says_so(upstream: Path) -> None:
     assert 0 < moved <= 2 * summary["dropped_total"]
     meta = json.loads(upstream.with_suffix(".json").read_text())
     assert meta["hparams"]["method"] == "rigl" and meta["hparams"]["rigl"]["delta_t"] == 5
+    assert meta["parents"] == []  # RigL trains from scratch
 
 
 def test_full_finetuning_keeps_the_rigl_zeros(upstream: Path, tmp_path: Path) -> None:
@@ -107,6 +109,7 @@ def test_full_finetuning_keeps_the_rigl_zeros(upstream: Path, tmp_path: Path) ->
     for n in backbone:
         assert torch.equal(ckpt.mask[n], up.mask[n]) and (params[n][~backbone[n]] == 0).all(), n
     assert Mask.from_zeros(ckpt.model, backbone.names()).sparsity >= backbone.sparsity - 1e-12
+    assert sidecar_parents(files.checkpoint) == expected_parents(("upstream", upstream))
 
 
 def test_a_run_without_any_mask_update_is_refused(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, expected_parents, sidecar_parents
 
 from sparselab.config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from sparselab.data import build_splits
@@ -63,6 +63,7 @@ def test_acdc_upstream_ends_sparse_at_exactly_the_target(tmp_path) -> None:  # t
     assert phases[0] == "dense" and phases[-1] == "sparse" and "dense" in phases[phases.index("sparse") :]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["method"] == "acdc" and summary["sparsity"] == pytest.approx(0.75, abs=1 / total)
+    assert sidecar_parents(files.checkpoint) == []  # AC/DC trains from scratch
 
 
 def _original_cosine_lr(base: float, epoch: int, warmup: int = 5, end: int = 100) -> float:
@@ -115,6 +116,7 @@ def test_gmp_upstream_reaches_its_target_under_one_global_threshold(tmp_path) ->
     per_layer = [1 - float(m.float().mean()) for _, m in ckpt.mask.items()]
     assert max(per_layer) - min(per_layer) > 0.05  # global: the layers end at different sparsities
     assert json.loads((tmp_path / "summary.json").read_text())["method"] == "gmp"
+    assert sidecar_parents(files.checkpoint) == expected_parents(("dense", dense.checkpoint))
 
 
 def test_features_are_the_eval_mode_penultimate_activations_of_every_sample(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, copy_workflow, run_snakemake, tiny_config, write_config
+from conftest import REPO, copy_workflow, expected_parents, run_snakemake, sidecar_parents, tiny_config, write_config
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.workflow
@@ -67,6 +67,16 @@ def test_outputs_make_sense(done):
                     assert (tensors[key[len("mask/") :]][~mask] == 0).all(), f"{run}/{name}: {key} not enforced"
         hparams = json.loads((run / "hparams.json").read_text())
         assert hparams["train"]["epochs"] == 3 and hparams["parent"]["path"].endswith("pruned.safetensors")
+        # lineage through the rules: dense -> pruned -> finetuned, each path relative to the
+        # workflow root as the rule gave it, each hash the parent file's
+        dense = f"results/train/digits/lenet/dense/{run.name}/model.safetensors"
+        pruned = f"{run.relative_to(done)}/pruned.safetensors"
+        assert sidecar_parents(run / "pruned.safetensors") == [
+            {"role": "dense", "path": dense, "sha256": expected_parents(("dense", done / dense))[0]["sha256"]}
+        ]
+        assert sidecar_parents(run / "model.safetensors") == [
+            {"role": "pruned", "path": pruned, "sha256": expected_parents(("pruned", done / pruned))[0]["sha256"]}
+        ]
 
     summary = pd.read_csv(results / "oneshot/summary/accuracy_vs_sparsity.csv")
     assert set(summary["scope"]) == {"dense", "layerwise", "global"} and (summary["n_seeds"] == 2).all()

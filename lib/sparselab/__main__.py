@@ -180,6 +180,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+SHORT_HASH = 12  # hex digits of a parent's SHA-256 that `info` prints
+
+
+def _lineage(meta: dict, checkpoint: str) -> list[dict[str, str]] | str:
+    """``info``'s ``parents``: each parent's role, path and short hash, and whether its file (found
+    as recorded or under a directory above ``checkpoint``) still has that hash; "unknown" for a
+    sidecar written before lineage was recorded."""
+    from .io.provenance import check_parent, read_parents
+
+    parents = read_parents(meta)
+    if parents is None:
+        return "unknown (the sidecar predates lineage records)"
+    shown = []
+    for parent in parents:
+        status, found = check_parent(parent, checkpoint)
+        now = {
+            "matches": "matches",
+            "changed": "changed since (stale lineage: the parent was rewritten after this checkpoint was made)",
+            "missing": "missing (not found as recorded, nor under a directory above this checkpoint)",
+        }[status]
+        entry = {"role": parent.role, "path": parent.path, "sha256": parent.sha256[:SHORT_HASH], "now": now}
+        if found is not None and str(found) != parent.path:
+            entry["found_at"] = str(found)
+        shown.append(entry)
+    return shown
+
+
 def _info(args: argparse.Namespace) -> int:
     from .io.checkpoint import read_meta, verify_tensors  # lazy: safetensors imports torch
 
@@ -194,6 +221,7 @@ def _info(args: argparse.Namespace) -> int:
         "params": meta.get("params"),
         "mask_sparsity": sparsity.get("sparsity"),
         "metrics": meta.get("metrics"),
+        "parents": _lineage(meta, args.checkpoint),
     }
     print(json.dumps(summary, indent=2))
     return 0
@@ -312,7 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     p.set_defaults(func=_pathnorm)
 
-    p = sub.add_parser("info", help="verify a checkpoint against its sidecar and print the sidecar's summary")
+    p = sub.add_parser(
+        "info",
+        help="verify a checkpoint against its sidecar and print the sidecar's summary and parents "
+        "(whether each parent file still has the hash recorded)",
+    )
     p.add_argument("checkpoint")
     p.add_argument("--no-verify", action="store_true", help=NO_VERIFY)
     p.set_defaults(func=_info)

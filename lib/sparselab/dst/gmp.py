@@ -159,4 +159,5 @@ def train_gradual(
         compute=compute,
         eval_before=True,
         callbacks=(GradualPruning(spec, targets),),
+        parents=(ckpt.as_parent("dense", dense),),
     )

@@ -3,7 +3,8 @@
 ``model.safetensors`` holds a model's state dict (parameters and buffers, e.g. BN statistics)
 plus one boolean tensor per masked parameter under ``mask/<param name>``. ``model.json`` (same
 stem) holds the architecture spec needed to rebuild the model, the dataset, the resolved
-hyperparameters, the per-layer sparsity, final metrics and the size and SHA-256 of the tensor file.
+hyperparameters, the per-layer sparsity, final metrics, the size and SHA-256 of the tensor file and
+the files the checkpoint was made from (``parents``: :mod:`.provenance`).
 Loading never unpickles anything: safetensors is plain tensors, the sidecar is JSON.
 
 Bytes only: building the model a checkpoint describes, and its mask, is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from ..io.checkpoint import (
     verify_tensors,
     write_tensors,
 )
+from ..io.provenance import KEY as PARENTS_KEY
+from ..io.provenance import Parent, Role, parent_of_file, parents_record, read_parents
 from ..sparsity.mask import Mask
 from .spec import ArchSpec
 
@@ -39,10 +42,22 @@ class Checkpoint:
     model: nn.Module
     mask: Mask | None
     meta: dict[str, Any]
+    sha256: str | None = None  # of the tensor file, when loading verified it (so nobody hashes it again)
 
     @property
     def spec(self) -> ArchSpec:
         return ArchSpec.from_dict(self.meta["arch"])
+
+    @property
+    def parents(self) -> tuple[Parent, ...] | None:
+        """The checkpoints this one was made from; ``()`` for a root, None when its sidecar predates
+        lineage (unknown)."""
+        return read_parents(self.meta)
+
+    def as_parent(self, role: Role, path: str | Path) -> Parent:
+        """This checkpoint, loaded from ``path``, as the parent in ``role`` of one made from it
+        (the verified hash when there is one: a job hashes each parent once)."""
+        return parent_of_file(role, path, self.sha256)
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -59,8 +74,12 @@ def save_checkpoint(
     *,
     mask: Mask | None = None,
     meta: dict[str, Any] | None = None,
+    parents: Sequence[Parent] | None = None,
 ) -> dict[str, Any]:
     """Write ``path`` (.safetensors) and its sidecar atomically; returns the sidecar dict.
+
+    ``parents``: what the model was made from (:mod:`sparselab.io.provenance`); ``()`` for a root,
+    None leaves the key out (unknown lineage).
 
     A model with a NaN or infinite parameter or buffer is refused (:class:`DivergenceError`, nothing
     written): whatever produced it diverged, and no later step should take it for a result."""
@@ -85,6 +104,7 @@ def save_checkpoint(
         "tensors_sha256": digest,
         "tensors_bytes": size,
         "software": {"sparselab": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        **({PARENTS_KEY: parents_record(parents)} if parents is not None else {}),
         **(meta or {}),
     }
     atomic_write_json(sidecar_path(path), sidecar)
@@ -137,7 +157,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", verify
     ``verify`` checks the tensor file against its sidecar (:func:`verify_tensors`) first."""
     meta = read_meta(path)
     if verify:
-        verify_tensors(path, meta)
+        verify_tensors(path, meta)  # the file's SHA-256 is the sidecar's from here on
     state, mask_tensors = read_tensors(path, device)
     model = ArchSpec.from_dict(meta["arch"]).build().to(device)
     load_state_into(model, state, str(path))
@@ -147,4 +167,4 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", verify
         loaded.check_compatible(model)
         order = [n for n, _ in model.named_parameters() if n in loaded]  # safetensors sorts keys
         mask = Mask({n: loaded[n] for n in order})
-    return Checkpoint(model=model, mask=mask, meta=meta)
+    return Checkpoint(model=model, mask=mask, meta=meta, sha256=meta["tensors_sha256"] if verify else None)

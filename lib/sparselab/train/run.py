@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from torch import nn
 from ..config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ..config.hparams import fingerprint_of
 from ..io.atomic import atomic_write_json
+from ..io.provenance import Parent, Role
 from ..models.checkpoint import save_checkpoint
 from ..sparsity.mask import Mask
 from .callbacks import Callback
@@ -78,12 +79,15 @@ def train_and_save(
     compute: ComputeHparams,
     eval_before: bool,
     callbacks: tuple[Callback, ...],
+    parents: Sequence[Parent],
     initial_state: TrainState | None = None,
     snapshots: Mapping[int, str | Path] | None = None,
 ) -> TrainResult:
     """Train (resumably) and save checkpoint, metrics and hparams; ``run`` gives the data, splits,
     replicate seeds and the architecture saved with the checkpoint; ``initial_state`` rewinds to a
     saved state, ``snapshots`` saves the state after given epochs (see :func:`..engine.train`).
+    ``parents`` go into the sidecar (:mod:`sparselab.io.provenance`; ``()`` from scratch): every
+    caller states them, so no training job writes a checkpoint of unknown lineage.
 
     hparams.json and the checkpoint are written once training has ended: a run that diverges raises
     :class:`~.divergence.DivergenceError` (naming the checkpoint's directory) and leaves none of its
@@ -120,6 +124,7 @@ def train_and_save(
             "hparams": hparams,
             "metrics": _final_metrics(result),
         },
+        parents=parents,
     )
     (files.state_dir / RESUME_FILE).unlink(missing_ok=True)  # the run is complete: its outputs supersede it
     return result
@@ -149,6 +154,7 @@ def run_training(
         compute=compute,
         eval_before=False,
         callbacks=callbacks,
+        parents=(),
     )
 
 
@@ -162,8 +168,10 @@ def run_finetuning(
     compute: ComputeHparams,
     method: str = "finetune",
     callbacks: tuple[Callback, ...] = (),
+    role: Role = "pruned",
 ) -> TrainResult:
-    """Continue training a checkpoint with its mask enforced; epoch 0 of the CSV is its start point."""
+    """Continue training a checkpoint with its mask enforced; epoch 0 of the CSV is its start point.
+    The checkpoint is the new one's parent in ``role``."""
     run = RunSetup.from_checkpoint(init_checkpoint, data, seed)
     hparams = run.hparams(method, recipe, parent=run.parent(init_checkpoint))
     return train_and_save(
@@ -176,4 +184,5 @@ def run_finetuning(
         compute=compute,
         eval_before=True,
         callbacks=callbacks,
+        parents=(run.checkpoint.as_parent(role, init_checkpoint),),
     )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..config import ComputeHparams, DataHparams, TrainHparams
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import Checkpoint, load_checkpoint
 from ..models.spec import ArchSpec
 from ..sparsity.mask import Mask
 from ..train.engine import TrainResult
@@ -36,11 +36,12 @@ def head_name(model: nn.Module) -> str:
 
 
 def downstream_model(
-    upstream: str | Path, num_classes: int, seed: int
+    upstream: str | Path, num_classes: int, seed: int, *, loaded: Checkpoint | None = None
 ) -> tuple[nn.Module, Mask | None, ArchSpec, dict[str, Any]]:
     """The upstream network with a new dense head of ``num_classes`` outputs; returns the model,
-    the backbone mask (the head's entries dropped), the new spec and the upstream's sparsity."""
-    ckpt = load_checkpoint(upstream)
+    the backbone mask (the head's entries dropped), the new spec and the upstream's sparsity.
+    ``loaded``: the upstream checkpoint when the caller has loaded it (it is not read again)."""
+    ckpt = loaded if loaded is not None else load_checkpoint(upstream)
     spec = ArchSpec(
         ckpt.spec.arch, num_classes, ckpt.spec.input_shape, dict(ckpt.spec.kwargs), ckpt.spec.widths, ckpt.spec.tied
     )
@@ -90,7 +91,8 @@ def run_full_finetuning(
     """Finetune every tensor on the downstream data with the backbone masks enforced."""
     run = RunSetup.for_data(data, seed)
     splits, seeds = run.splits, run.seeds
-    model, mask, spec, report = downstream_model(upstream, splits.info.num_classes, seeds.init)
+    loaded = load_checkpoint(upstream)  # verified: its hash is the sidecar's parent hash
+    model, mask, spec, report = downstream_model(upstream, splits.info.num_classes, seeds.init, loaded=loaded)
     if tuple(spec.input_shape) != tuple(splits.info.input_shape):
         raise ValueError(
             f"{upstream}: the upstream takes inputs {tuple(spec.input_shape)}, the downstream data "
@@ -107,6 +109,7 @@ def run_full_finetuning(
         compute=compute,
         eval_before=False,
         callbacks=(),
+        parents=(loaded.as_parent("upstream", upstream),),
     )
     if mask is not None:  # the upstream sparsity must have survived exactly
         final = Mask.from_zeros(result.model, mask.names())

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..io.checkpoint import CheckpointError
 from ..io.hashing import file_sha256
+from ..io.provenance import parent_of_file
 from ..models.checkpoint import save_checkpoint
 from ..models.pretrained import PretrainedError, arch_of_weights, verify_hash, weights_file
 from ..models.spec import ArchSpec
@@ -403,17 +404,21 @@ def import_checkpoint(
 
     result = ImportResult(model, mask, float(report["sparsity"]), per_layer, notes, spec)
     if out is not None:
+        # lineage: the external file itself, by the path it was read from (as given, or the hub
+        # cache's file a torchvision weights name resolved to), role "imported"
+        source_sha256 = file_sha256(path)
         meta = {
             "imported_from": {
                 "source": str(path.resolve()),
                 "kind": kind,
                 "layout": layout,
-                "source_sha256": file_sha256(path),
+                "source_sha256": source_sha256,
                 "model_config": model_config,
                 "sparsity": result.sparsity,
                 "per_layer": per_layer,
                 "notes": notes,
             }
         }
-        result.sidecar = save_checkpoint(Path(out), model, spec, mask=mask, meta=meta)
+        parents = (parent_of_file("imported", path, source_sha256),)
+        result.sidecar = save_checkpoint(Path(out), model, spec, mask=mask, meta=meta, parents=parents)
     return result

@@ -173,6 +173,7 @@ def run_sparse_training(
         compute=compute,
         eval_before=False,
         callbacks=callbacks,
+        parents=(),
     )
     reference = ArchSpec(arch.arch, arch.num_classes, arch.input_shape, dict((reference_model or model).kwargs))
     summary = run_summary(result, result.model, arch, reference, sparse_names=names if initial else None)

@@ -54,7 +54,14 @@ def run_final_training(
     """Train the pruned checkpoint with the final recipe (masks enforced; epoch 0 of the metrics
     is the accuracy right after the last round) and write its summary with the measured speed-up."""
     result = run_finetuning(
-        files, init_checkpoint=pruned, data=data, recipe=recipe, seed=seed, compute=compute, method="gradflow_final"
+        files,
+        init_checkpoint=pruned,
+        data=data,
+        recipe=recipe,
+        seed=seed,
+        compute=compute,
+        method="gradflow_final",
+        role="pruned",
     )
     return write_summary(
         summary_json,

@@ -36,6 +36,7 @@ from ...config.hparams import fingerprint_of
 from ...data import DatasetSplits
 from ...data.loaders import make_loader, mix_seed
 from ...io.atomic import atomic_path, atomic_write_json
+from ...io.provenance import Parent
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity
 from ...models.access import module_tensor
@@ -276,10 +277,23 @@ def _load_momentum(path: Path) -> dict[str, torch.Tensor] | None:
     return load_file(str(path)) if path.exists() else None
 
 
-def _save(path: Path, model: nn.Module, spec: ArchSpec, mask: Mask | None, meta: dict[str, Any]) -> None:
-    """Checkpoint a CPU copy (the model stays on its device)."""
+def _save(
+    path: Path,
+    model: nn.Module,
+    spec: ArchSpec,
+    mask: Mask | None,
+    meta: dict[str, Any],
+    parents: tuple[Parent, ...] | None = None,
+) -> None:
+    """Checkpoint a CPU copy (the model stays on its device); ``parents``: the sidecar's lineage
+    (None for the rounds' resume files, which are no results)."""
     save_checkpoint(
-        path, copy.deepcopy(model).cpu(), spec, mask=mask.to_device("cpu") if mask is not None else None, meta=meta
+        path,
+        copy.deepcopy(model).cpu(),
+        spec,
+        mask=mask.to_device("cpu") if mask is not None else None,
+        meta=meta,
+        parents=parents,
     )
 
 
@@ -445,7 +459,8 @@ def run_prune_rounds(
         "hparams": hparams,
         "metrics": {k: v for k, v in records[-1].items() if k != "widths"} if records else {},
     }
-    _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta)
+    # a root: the pruning phase trains its model from scratch (warm-up and rounds all in this job)
+    _save(files.checkpoint, net, spec.with_widths(widths(net, final_groups)), mask, meta, parents=())
     _write_rounds(files.rounds_csv, records)
     atomic_write_json(files.hparams_json, hparams)  # last: a diverged round leaves no output (DivergenceError)
     return net, mask, records

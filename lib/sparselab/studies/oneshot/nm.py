@@ -23,6 +23,7 @@ from torch import nn
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
 from ...dst.nm import SRSTE
+from ...io.provenance import Role
 from ...models.checkpoint import load_checkpoint, save_checkpoint
 from ...sparsity.mask import prunable_parameters
 from ...sparsity.nm import is_nm, nm_eligible_parameters, nm_mask
@@ -78,7 +79,7 @@ def nm_prune_checkpoint(src: str | Path, out: str | Path, *, n: int, m: int, ver
         "nm": record,
         "parent": {"path": str(src), "tensors_sha256": ckpt.meta.get("tensors_sha256")},
     }
-    return save_checkpoint(out, ckpt.model, ckpt.spec, mask=mask, meta=meta)
+    return save_checkpoint(out, ckpt.model, ckpt.spec, mask=mask, meta=meta, parents=(ckpt.as_parent("dense", src),))
 
 
 def _train_from(
@@ -92,11 +93,13 @@ def _train_from(
     recipe: TrainHparams,
     seed: int,
     compute: ComputeHparams,
+    role: Role,
     callbacks: Callable[[list[str]], Sequence[Callback]] = lambda layers: (),
     extra: dict[str, Any] | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train ``init`` (with its mask, if any) into ``files`` with the ``callbacks`` of its N:M layers;
-    the hparams record ``nm`` (and ``extra``). Epoch 0 of the CSV is its start point."""
+    """Train ``init`` (with its mask, if any; its parent in ``role``) into ``files`` with the
+    ``callbacks`` of its N:M layers; the hparams record ``nm`` (and ``extra``). Epoch 0 of the CSV
+    is its start point."""
     run = RunSetup.from_checkpoint(init, data, seed)
     record = nm_layers(run.checkpoint.model, n, m)
     hparams = run.hparams(method, recipe, parent=run.parent(init), nm={**record, **(extra or {})})
@@ -110,6 +113,7 @@ def _train_from(
         compute=compute,
         eval_before=True,
         callbacks=tuple(callbacks(record["layers"])),
+        parents=(run.checkpoint.as_parent(role, init),),
     )
     return result, record
 
@@ -140,6 +144,7 @@ def prune_and_finetune_nm(
         recipe=recipe,
         seed=seed,
         compute=compute,
+        role="pruned",
         callbacks=lambda layers: tuple(callbacks),
     )
     check_nm_checkpoint(files.checkpoint, n, m, record["layers"])
@@ -174,6 +179,7 @@ def train_srste(
         recipe=recipe,
         seed=seed,
         compute=compute,
+        role="dense",
         callbacks=lambda layers: (SRSTE(layers, n=n, m=m, decay=decay, period=period, ramp=ramp), *callbacks),
         extra={"decay": decay, "period": period, "ramp": ramp},
     )

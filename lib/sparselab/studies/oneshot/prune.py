@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ...config import ComputeHparams, DataHparams, TrainHparams
+from ...io.provenance import Role
 from ...models.checkpoint import load_checkpoint, save_checkpoint
 from ...sparsity.magnitude import Scope, magnitude_mask
 from ...sparsity.mask import prunable_parameters
@@ -35,6 +36,7 @@ def prune_checkpoint(
     names = prunable_parameters(ckpt.model, exclude=exclude)
     mask = magnitude_mask(ckpt.model, sparsity, scope=scope, names=names, current=ckpt.mask)
     mask.apply_(ckpt.model)
+    role: Role = "dense" if ckpt.mask is None else "pruned"  # the CLI may prune a pruned checkpoint further
     meta = {
         "method": f"oneshot_{scope}",
         "dataset": ckpt.meta.get("dataset"),
@@ -42,7 +44,7 @@ def prune_checkpoint(
         "pruning": {"scope": scope, "target_sparsity": sparsity, "exclude": sorted(exclude)},
         "parent": {"path": str(src), "tensors_sha256": ckpt.meta.get("tensors_sha256")},
     }
-    return save_checkpoint(out, ckpt.model, ckpt.spec, mask=mask, meta=meta)
+    return save_checkpoint(out, ckpt.model, ckpt.spec, mask=mask, meta=meta, parents=(ckpt.as_parent(role, src),))
 
 
 def prune_and_finetune(
@@ -71,4 +73,5 @@ def prune_and_finetune(
         seed=seed,
         compute=compute,
         method=f"oneshot_{scope}",
+        role="pruned",
     )

@@ -18,6 +18,7 @@ from torch import nn
 
 from ...config import ComputeHparams, DataHparams, ModelHparams, TrainHparams
 from ...io.atomic import atomic_path
+from ...io.provenance import parent_of_file
 from ...sparsity.magnitude import magnitude_mask
 from ...sparsity.mask import Mask, prunable_parameters
 from ...train.engine import TrainResult
@@ -107,6 +108,7 @@ def run_imp_dense(
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        parents=(),
         snapshots={rewind_epoch: snapshot},
     )
     if not snapshot.exists():
@@ -132,7 +134,8 @@ def run_imp_round(
     analysis: AnalysisSpec,
     compute: ComputeHparams,
 ) -> TrainResult:
-    """IMP round r >= 1: prune the previous round's final weights, rewind, retrain to the end."""
+    """IMP round r >= 1: prune the previous round's final weights, rewind, retrain to the end.
+    Its parents: the previous round's checkpoint and the rewind state (a training-state file)."""
     run = RunSetup.from_checkpoint(previous, data, seed)
     prev, splits = run.checkpoint, run.splits
     mask = imp_mask(prev.model, prev.mask, conv_fraction=conv_fraction, linear_fraction=linear_fraction, scope=scope)
@@ -164,5 +167,6 @@ def run_imp_round(
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        parents=(prev.as_parent("previous_round", previous), parent_of_file("rewind", rewind_state)),
         initial_state=state,
     )

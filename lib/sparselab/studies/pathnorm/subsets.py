@@ -46,4 +46,5 @@ def run_subset(
         compute=compute,
         eval_before=False,
         callbacks=(PathNormAnalysis(analysis, splits.info.input_shape),),
+        parents=(),
     )

@@ -49,7 +49,16 @@ def run_rigl(
     callback = growth_sparsity("rigl", net, names, float(sparsity), hp, generator)
     hparams = run.hparams("rigl", recipe, rigl={"sparsity": float(sparsity), "sparse_layers": layers, **hp.to_dict()})
     result = train_and_save(
-        files, run, net, None, hparams, recipe=recipe, compute=compute, eval_before=False, callbacks=(callback,)
+        files,
+        run,
+        net,
+        None,
+        hparams,
+        recipe=recipe,
+        compute=compute,
+        eval_before=False,
+        callbacks=(callback,),
+        parents=(),
     )
     params = dict(result.model.named_parameters())
     total = sum(params[n].numel() for n in names)
