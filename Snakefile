@@ -1,6 +1,7 @@
 # sparselab: one reproducible pipeline for research on sparse neural networks.
 # Table of contents only: shared helpers in rules/common.smk, dense training in rules/train.smk,
-# one rules file per study (its paths and params come from sparselab.studies.<study>.plan).
+# one rules file per study (its paths and params come from sparselab.studies.<study>.plan), and the
+# cross-study reproduction ledger in rules/reproduction.smk.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,9 +24,11 @@ include: "rules/pathnorm.smk"
 include: "rules/gradflow.smk"
 include: "rules/dst.smk"
 include: "rules/transfer.smk"
+include: "rules/reproduction.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        REPRODUCTION.targets(),

@@ -162,6 +162,24 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
                 out.append([keys, self.checkpoint_of(exp, up)])
         return out
 
+    def upstream_summaries(self, wildcards: Any = None) -> list[list[Any]]:
+        """[keys, summary.json] of every upstream trained here (GMP, AC/DC, RigL): their own test top-1,
+        which the reproduction ledger compares with the published upstreams'."""
+        out: list[list[Any]] = []
+        for exp in self.cfg.experiments if self.cfg is not None else ():
+            for up in exp.upstreams():
+                if up.kind in ("gmp", "acdc", "rigl"):
+                    keys = {
+                        "upstream_dataset": exp.dataset,
+                        "model": exp.model,
+                        "upstream": up.name,
+                        "sparsity": up.sparsity,
+                        "seed": exp.seed,
+                    }
+                    summary = self.checkpoint_of(exp, up).removesuffix("model.safetensors") + "summary.json"
+                    out.append([keys, summary])
+        return out
+
     def upstream_paths(self, wildcards: Any = None) -> list[str]:
         return list(dict.fromkeys(path for _, path in self.upstream_list()))
 
