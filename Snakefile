@@ -23,6 +23,7 @@ include: "rules/pathnorm.smk"
 include: "rules/gradflow.smk"
 include: "rules/dst.smk"
 include: "rules/transfer.smk"
+include: "rules/ledger.smk"
 
 
 rule all:
