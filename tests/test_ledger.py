@@ -166,12 +166,12 @@ def test_a_model_the_path_norm_refuses_keeps_its_other_cells(pruned_lenet, split
     from sparselab.metrics.path_graph import UnsupportedModelError
 
     def refuse(*args, **kwargs):
-        raise UnsupportedModelError("path-norm is not defined for tied weights\nmore")
+        raise UnsupportedModelError("path-norm is not defined for Foo\nmore")
 
     monkeypatch.setattr(measure, "path_norms", refuse)
     path, _, _ = pruned_lenet
     row = measure.measure_checkpoint(_row(path), splits, MeasureSpec(), place(ComputeHparams(device="cpu")))
-    assert row["pathnorm_error"] == "path-norm is not defined for tied weights"
+    assert row["pathnorm_error"] == "path-norm is not defined for Foo"
     assert "L1" not in row and "bound" not in row and row["test_top1"] > 0 and row["params"] > 0
 
 
