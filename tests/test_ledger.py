@@ -122,6 +122,28 @@ def test_a_row_is_the_metric_functions_of_its_checkpoint(pruned_lenet, splits) -
     assert row["pathnorm_error"] == ""
 
 
+def test_a_tied_network_is_measured_through_its_effective_weights(splits, tmp_path) -> None:
+    """DST's tied networks have no ``<layer>.weight`` parameter (the first ledger run failed on one)."""
+    from sparselab.metrics.path_graph import effective_weight
+    from sparselab.sparsity.mask import Mask, prunable_parameters
+
+    spec = ArchSpec(
+        "lenet300_100", 10, (1, 8, 8), {"hidden": [32, 16]}, tied={"modules": ["1", "3"], "sparsity": 0.9, "seed": 0}
+    )
+    model = spec.build()
+    path = tmp_path / "tied.safetensors"
+    save_checkpoint(path, model, spec)
+    row = measure.measure_checkpoint(_row(path), splits, MeasureSpec(), place(ComputeHparams(device="cpu")))
+    assert row["pathnorm_error"] == "" and row["L1"] > 0
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    zeros = sum(int((effective_weight(m) == 0).sum()) for m in linears)
+    assert row["measured_sparsity"] == zeros / sum(m.weight.numel() for m in linears)
+    # an untied model: the same as the zeros of its prunable weights
+    plain = LENET.build()
+    torch.nn.init.zeros_(plain.get_submodule("1").weight)
+    assert measure.weight_sparsity(plain) == Mask.from_zeros(plain, prunable_parameters(plain)).sparsity
+
+
 def test_margin_samples_take_a_seeded_subset(pruned_lenet, splits) -> None:
     path, _, _ = pruned_lenet
     placement = place(ComputeHparams(device="cpu"))

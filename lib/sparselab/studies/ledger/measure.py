@@ -31,16 +31,15 @@ from ...metrics.bound import BoundConstants, normalisation_sup_norm, theorem31_f
 from ...metrics.classification import evaluate
 from ...metrics.complexity import complexity, flops_sparse
 from ...metrics.margin_stats import logit_statistics, margin_quantiles
-from ...metrics.path_graph import UnsupportedModelError, trace
+from ...metrics.path_graph import UnsupportedModelError, effective_weight, trace
 from ...metrics.pathnorm import path_norms
 from ...models.checkpoint import check_fits, load_checkpoint
-from ...sparsity.mask import Mask, prunable_parameters
 from ..base.records import write_records
 from .options import MeasureSpec
 
 log = logging.getLogger("sparselab")
 
-__all__ = ["bound_constants", "measure_checkpoint", "measure_part", "weighted_depth"]
+__all__ = ["bound_constants", "measure_checkpoint", "measure_part", "weight_sparsity", "weighted_depth"]
 
 # The ledger's columns in order (lineage first); measures a model cannot have stay empty.
 LINEAGE = ("study", "method", "dataset", "model", "sparsity", "seed", "detail", "path", "sha256")
@@ -58,6 +57,14 @@ def weighted_depth(model: nn.Module) -> int:
         weighted = node.op == "call_module" and isinstance(graph.modules[str(node.target)], (nn.Conv2d, nn.Linear))
         depth[node] = before + int(weighted)
     return max(depth.values(), default=0)
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Zeros among the Conv2d/Linear weights as the forward pass uses them (a tied layer's weight is
+    its bank's values, so it has no parameter named ``<layer>.weight`` to read)."""
+    weights = [effective_weight(m) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    total = sum(w.numel() for w in weights)
+    return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
 
 
 def _max_pooling(model: nn.Module) -> tuple[int, int]:
@@ -117,9 +124,8 @@ def measure_checkpoint(
     model = ckpt.model.eval()
     shape = tuple(ckpt.spec.input_shape)
     cost = complexity(model, shape, ckpt.mask)
-    weights = Mask.from_zeros(model, prunable_parameters(model))
     out.update(
-        measured_sparsity=weights.sparsity,
+        measured_sparsity=weight_sparsity(model),
         params=cost.params,
         params_alive=cost.params_alive,
         flops=cost.flops,
