@@ -282,6 +282,7 @@ def test_report_writes_the_ledger_the_tau_table_and_the_figure(tmp_path) -> None
     for study in ("a", "b"):
         rows = [
             {
+                "measured_sparsity": rng.random(),
                 "study": study,
                 "method": "m",
                 "L1": 10.0**i,
@@ -312,3 +313,6 @@ def test_report_writes_the_ledger_the_tau_table_and_the_figure(tmp_path) -> None
     assert set(table.scope) == {"all", "a", "b"}
     assert "| L1 |" in out["kendall_md"].read_text()
     assert kendall_table(ledger, ["absent"]).n.eq(0).all()
+    # the sparsity measure is the measured one, not the plan's nominal column
+    sparsity = table[(table.measure == "sparsity") & (table.scope == "all")].iloc[0]
+    assert sparsity.tau == pytest.approx(kendall_tau_b(ledger["measured_sparsity"], ledger["gap"]))

@@ -11,14 +11,25 @@ from pathlib import Path
 import pandas as pd
 
 from ...io.atomic import atomic_write_text
-from ...report.figures import log_axis, save_figure  # also selects the headless Agg backend
+from ...report.figures import compact_number, log_axis, save_figure  # also selects the headless Agg backend
 from ..base.records import write_frame
 from .kendall import kendall_tau_b
 
 __all__ = ["kendall_table", "kendall_markdown", "write_report"]
 
-# measures drawn on a log axis (they span orders of magnitude across models and datasets)
+# measures drawn on a linear axis (the others span orders of magnitude across models and datasets)
 LINEAR_MEASURES = frozenset({"sparsity"})
+# a measure's column in the ledger where the names differ: ``sparsity`` is the measured one (the
+# ``sparsity`` column is the plan's nominal value, 0 for a dense model whatever it holds)
+COLUMNS = {"sparsity": "measured_sparsity"}
+
+
+def measure_values(ledger: pd.DataFrame, measure: str) -> pd.Series:
+    """A measure's numbers (NaN where a checkpoint has none, or the ledger lacks the column)."""
+    column = COLUMNS.get(measure, measure)
+    if column not in ledger:
+        return pd.Series(float("nan"), index=ledger.index)
+    return pd.to_numeric(ledger[column], errors="coerce")
 
 
 def kendall_table(ledger: pd.DataFrame, measures: Sequence[str]) -> pd.DataFrame:
@@ -28,8 +39,8 @@ def kendall_table(ledger: pd.DataFrame, measures: Sequence[str]) -> pd.DataFrame
     scopes = [("all", ledger)] + [(s, g) for s, g in ledger.groupby("study", sort=False)]
     for measure in measures:
         for scope, frame in scopes:
-            x = pd.to_numeric(frame[measure], errors="coerce") if measure in frame else pd.Series(dtype=float)
-            y = pd.to_numeric(frame["gap"], errors="coerce").reindex(x.index)
+            x = measure_values(frame, measure)
+            y = pd.to_numeric(frame["gap"], errors="coerce")
             n = int((x.notna() & y.notna()).sum())
             rows.append({"measure": measure, "scope": scope, "tau": kendall_tau_b(x, y) if n else float("nan"), "n": n})
     return pd.DataFrame(rows, columns=["measure", "scope", "tau", "n"])
@@ -62,19 +73,19 @@ def ledger_figure(ledger: pd.DataFrame, measures: Sequence[str], title: str, pdf
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False, sharey=True)
     gap = pd.to_numeric(ledger["gap"], errors="coerce")
     for ax, measure in zip(axes.flat, measures):
-        x = pd.to_numeric(ledger[measure], errors="coerce") if measure in ledger else pd.Series(dtype=float)
+        x = measure_values(ledger, measure)
         for study in studies:
             keep = (ledger["study"] == study) & x.notna() & gap.notna()
             ax.scatter(x[keep], 100 * gap[keep], s=12, alpha=0.75, color=colours[study], label=study)
-        ax.set_xlabel(measure)
+        ax.set_xlabel("measured sparsity" if measure == "sparsity" else measure)
         positive = x[x > 0]
         if (
             measure not in LINEAR_MEASURES
             and len(positive)
             and (x.dropna() > 0).all()
             and positive.max() > 2 * positive.min()
-        ):
-            log_axis(ax, "x", formatter=None)
+        ):  # scientific labels past 1e6 (1e17 has no compact name), compact ones below
+            log_axis(ax, "x", formatter=None if positive.max() >= 1e6 else compact_number)
         ax.grid(alpha=0.3)
     for ax in axes[:, 0]:
         ax.set_ylabel("gap: train − test top-1 (%)")
