@@ -24,6 +24,7 @@ include: "rules/pathnorm.smk"
 include: "rules/gradflow.smk"
 include: "rules/dst.smk"
 include: "rules/transfer.smk"
+include: "rules/ledger.smk"
 include: "rules/reproduction.smk"
 
 

@@ -36,7 +36,7 @@ TRAINING = {
     "transfer_scratch",
 }
 # Jobs that read a dataset (training, evaluation, path-norm analysis, feature extraction) ...
-DATA = TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"}
+DATA = TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features", "ledger_measure"}
 # ... and jobs that build a model from a checkpoint or an architecture (records of dense baselines,
 # imports, the transfer upstreams' parameters and FLOPs).
 MODELS = DATA | {"gradflow_records", "transfer_import", "transfer_upstreams"}
@@ -49,6 +49,7 @@ FIGURES = {
     "pathnorm_imp_figure",
     "pathnorm_subsets_figure",
     "pathnorm_pretrained_report",
+    "ledger_report",
 }
 PATHNORM_ANALYSIS = {"pathnorm_imp_dense", "pathnorm_imp_round", "pathnorm_subset", "pathnorm_pretrained"}
 ALL = set()  # filled in from the rules: job infrastructure and config types reach every job
@@ -71,9 +72,9 @@ EDITS: dict[str, set[str]] = {
     "train/run.py": TRAINING - {"gradflow_prune"},  # pruning rounds train with the engine, not train_and_save
     "train/setup.py": TRAINING,
     # metrics
-    "metrics/pathnorm.py": PATHNORM_ANALYSIS,
-    "metrics/margin_stats.py": PATHNORM_ANALYSIS,
-    "metrics/bound.py": {"pathnorm_bound"},
+    "metrics/pathnorm.py": PATHNORM_ANALYSIS | {"ledger_measure"},
+    "metrics/margin_stats.py": PATHNORM_ANALYSIS | {"ledger_measure"},
+    "metrics/bound.py": {"pathnorm_bound", "ledger_measure"},
     "metrics/complexity.py": {
         "gradflow_prune",
         "gradflow_final",
@@ -82,10 +83,11 @@ EDITS: dict[str, set[str]] = {
         "dst_gradual",
         "transfer_upstreams",
         "evaluate_oneshot",
+        "ledger_measure",
     },
     "metrics/latency.py": {"gradflow_final"},
     "metrics/checkpoint_eval.py": {"evaluate_oneshot"},
-    "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained"},
+    "metrics/classification.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "ledger_measure"},
     # dst and sparsity mechanisms
     "dst/rewiring.py": {"dst_train", "transfer_rigl"},  # RigL drops with rewiring's selection
     "dst/callbacks.py": {"dst_train", "transfer_rigl"},
@@ -113,6 +115,11 @@ EDITS: dict[str, set[str]] = {
     "transfer/full.py": {"transfer_full"},
     # studies: each job module only its own rule
     "studies/oneshot/prune.py": {"prune_finetune_oneshot"},
+    # the ledger: measurement apart from the report; the options without the parser
+    "studies/ledger/measure.py": {"ledger_measure"},
+    "studies/ledger/options.py": {"ledger_measure"},
+    "studies/ledger/kendall.py": {"ledger_report"},
+    "studies/ledger/report.py": {"ledger_report"},
     "studies/oneshot/nm.py": {"prune_finetune_oneshot_nm", "srste_oneshot"},
     "studies/gradflow/prune.py": {"gradflow_prune"},
     "studies/gradflow/options.py": {"gradflow_prune"},
@@ -166,7 +173,7 @@ EDITS: dict[str, set[str]] = {
     "io/provenance.py": MODELS,  # the sidecar's parents, written and read with every checkpoint
     # device set-up (sparselab.compute): the jobs that place a model on a device, never the linear
     # heads (cached features), records, tables or figures
-    "compute.py": TRAINING | {"evaluate_oneshot", "pathnorm_pretrained", "transfer_features"},
+    "compute.py": DATA,
     # what every job runs: the job wrapper, atomic writes, the config types
     "jobs.py": ALL,
     "io/atomic.py": ALL,
@@ -197,6 +204,8 @@ EDITS: dict[str, set[str]] = {
         "pathnorm_imp_figure",
         "pathnorm_subsets_figure",
         "pathnorm_pretrained_report",
+        "ledger_measure",
+        "ledger_report",
     },
     # one summary writer: the jobs that end with a summary.json
     "studies/base/summary.py": {

@@ -38,7 +38,8 @@ __all__ = [
 
 # The studies, in the order their targets are listed; each is ``sparselab.studies.<name>`` and the
 # config section ``<name>``. One-shot is on unless disabled; a study whose section is absent is off.
-STUDIES: tuple[str, ...] = ("oneshot", "pathnorm", "gradflow", "dst", "transfer")
+# The ledger comes last: it measures the checkpoints the others list (its plan is handed theirs).
+STUDIES: tuple[str, ...] = ("oneshot", "pathnorm", "gradflow", "dst", "transfer", "ledger")
 _ON_BY_DEFAULT = frozenset({"oneshot"})
 
 
@@ -68,8 +69,13 @@ class WorkflowConfig:
         return sorted(set().union(*(cfg.used_datasets() for cfg in self.enabled().values())))
 
     def plans(self) -> dict[str, Any]:
-        """Each study's plan (also of disabled studies: their rules still parse, with no targets)."""
-        return {name: study_module(name, "plan").Plan(self.shared, cfg) for name, cfg in self.studies.items()}
+        """Each study's plan (also of disabled studies: their rules still parse, with no targets); a
+        plan with ``attach`` (the complexity ledger) is then handed all of them."""
+        plans = {name: study_module(name, "plan").Plan(self.shared, cfg) for name, cfg in self.studies.items()}
+        for plan in plans.values():
+            if hasattr(plan, "attach"):
+                plan.attach(plans)
+        return plans
 
 
 def build_workflow_config(config: Mapping[str, Any]) -> WorkflowConfig:

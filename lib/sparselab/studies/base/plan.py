@@ -11,10 +11,43 @@ from typing import Any, Generic, TypeVar
 
 from ...config.shared import SharedConfig
 
-__all__ = ["DENSE_MODEL", "StudyPlan"]
+__all__ = ["DENSE_MODEL", "StudyPlan", "ledger_row"]
 
 # The dense training runs of rules/train.smk, which several studies start from.
 DENSE_MODEL = "results/train/{dataset}/{model}/{recipe}/seed{seed}/model.safetensors"
+
+
+def ledger_row(
+    path: str,
+    *,
+    study: str,
+    method: str,
+    dataset: str,
+    model: str,
+    sparsity: float,
+    seed: int,
+    parent: str = "",
+    parent_role: str = "",
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One final checkpoint as the complexity ledger reads it from a study's plan
+    (``ledger_checkpoints()``): its lineage, the nominal sparsity, and the data it was trained on
+    (``dataset``, with ``data`` overriding that entry's keys, e.g. a training subset)."""
+    return {
+        "path": path,
+        "study": study,
+        "method": method,
+        "dataset": dataset,
+        "model": model,
+        "sparsity": float(sparsity),
+        "seed": int(seed),
+        "parent": parent,
+        "parent_role": parent_role,
+        "detail": detail,
+        "data": dict(data or {}),
+    }
+
 
 C = TypeVar("C")  # the study's typed section
 E = TypeVar("E")  # one of its experiments
@@ -45,6 +78,10 @@ class StudyPlan(Generic[C, E]):
 
     def targets(self) -> list[str]:
         """The study's final artefacts (records, tables, figures); empty when disabled."""
+        return []
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """The study's final checkpoints for the complexity ledger (:func:`ledger_row` each)."""
         return []
 
     def recipe(self, name: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..base.plan import StudyPlan
+from ..base.plan import StudyPlan, ledger_row
 from .config import DstConfig, DstExperiment, DstRun
 from .options import GROWTH_METHODS
 
@@ -58,6 +58,24 @@ class Plan(StudyPlan[DstConfig, DstExperiment]):
 
     def summary_paths(self, wildcards: Any = None) -> list[str]:
         return [path for _, path in self.summaries()]
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """Every run's final model; gradual pruning's parent is the dense run it prunes."""
+        out = []
+        for r in self.cfg.runs() if self.cfg is not None else []:
+            parent = ""
+            if r.method == "gradual":
+                g = self.config.experiment(r.dataset, r.model).gradual
+                parent = self.dense_model(r.dataset, r.model, g.dense_recipe, r.seed)
+            out.append(
+                ledger_row(
+                    f"{run_dir(r)}/model.safetensors",
+                    **{**_keys(r), "study": "dst"},
+                    parent=parent,
+                    parent_role="dense" if parent else "",
+                )
+            )
+        return out
 
     def targets(self) -> list[str]:
         if self.cfg is None or not self.cfg.runs():

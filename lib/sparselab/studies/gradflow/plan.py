@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..base.plan import StudyPlan
+from ..base.plan import StudyPlan, ledger_row
 from .config import GradflowConfig, GradflowExperiment, GradflowRun
 from .keys import KEYS
 
@@ -62,6 +62,36 @@ class Plan(StudyPlan[GradflowConfig, GradflowExperiment]):
             for seed in e.seeds:
                 keys = {"dataset": e.dataset, "model": e.model, "measure": "dense", "target": 0.0, "seed": seed}
                 out.append([keys, self.dense_model(e.dataset, e.model, e.dense_recipe, seed)])
+        return out
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """Every run's final model (its parent: the pruned model of its last round) and the dense baselines."""
+        out = [
+            ledger_row(
+                f"{run_dir(r)}/final/model.safetensors",
+                study="gradflow",
+                method=r.measure,
+                dataset=r.dataset,
+                model=r.model,
+                sparsity=r.target,
+                seed=r.seed,
+                parent=f"{run_dir(r)}/pruned.safetensors",
+                parent_role="pruned",
+            )
+            for r in self._runs()
+        ]
+        for keys, path in self.dense():
+            out.append(
+                ledger_row(
+                    path,
+                    study="gradflow",
+                    method="dense",
+                    dataset=keys["dataset"],
+                    model=keys["model"],
+                    sparsity=0.0,
+                    seed=keys["seed"],
+                )
+            )
         return out
 
     def summary_paths(self, wildcards: Any = None) -> list[str]:

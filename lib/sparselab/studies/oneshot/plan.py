@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config.common import format_sparsity
-from ..base.plan import StudyPlan
+from ..base.plan import StudyPlan, ledger_row
 from .config import NM_SCOPES, NmHparams, OneshotConfig, OneshotExperiment
 
 RUN = "results/oneshot/{dataset}/{model}/{scope}/s{sparsity}/seed{seed}"
@@ -86,6 +86,30 @@ class Plan(StudyPlan[OneshotConfig, OneshotExperiment]):
             )
             for r in runs
         ]
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """Every evaluated checkpoint: the dense models, and each pruned+finetuned / N:M run, whose
+        parent is the dense model it was pruned from."""
+        out = []
+        for r in self.cfg.runs() if self.cfg is not None else []:
+            dense = self.dense_model(
+                r.dataset, r.model, self.config.experiment(r.dataset, r.model).train_recipe, r.seed
+            )
+            keys: dict[str, Any] = {
+                "study": "oneshot",
+                "method": r.scope,
+                "dataset": r.dataset,
+                "model": r.model,
+                "seed": r.seed,
+            }
+            if r.scope == "dense":
+                out.append(ledger_row(dense, **keys, sparsity=0.0))
+                continue
+            run = RUN.format(dataset=r.dataset, model=r.model, scope=r.scope, sparsity=r.sparsity_str, seed=r.seed)
+            out.append(
+                ledger_row(f"{run}/model.safetensors", **keys, sparsity=r.sparsity, parent=dense, parent_role="dense")
+            )
+        return out
 
     def targets(self) -> list[str]:
         if self.cfg is None or not self.cfg.runs():

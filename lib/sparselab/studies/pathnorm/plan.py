@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config.common import format_sparsity
-from ..base.plan import StudyPlan
+from ..base.plan import StudyPlan, ledger_row
 from .config import PathnormConfig, PretrainedModel
 
 SUMMARY = "results/pathnorm/summary"
@@ -119,6 +119,57 @@ class Plan(StudyPlan[PathnormConfig, Any]):
     def subset_runs(self, wildcards: Any = None) -> list[list[Any]]:
         """[fraction, seed, metrics.csv] of every subset run."""
         return [[f, s, path] for (f, s), path in self.subset_metrics().items()]
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """Every IMP round (round r's parent: round r-1) and every subset run, which trained on a
+        seeded fraction of the train split (its ``data``: the ledger's train top-1 is on that subset).
+        The pretrained-model tables read the dense runs of rules/train.smk, which other studies list."""
+        pn, out = self.cfg, list[dict[str, Any]]()
+        if pn is None:
+            return out
+        if pn.imp is not None:
+            imp = pn.imp
+            for seed in imp.seeds:
+                for r in range(imp.rounds + 1):
+                    run = IMP_RUN.format(dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r)
+                    previous = IMP_RUN.format(
+                        dataset=imp.dataset, model=imp.model, recipe=imp.recipe, seed=seed, round=r - 1
+                    )
+                    out.append(
+                        ledger_row(
+                            f"{run}/model.safetensors",
+                            study="pathnorm",
+                            method="imp",
+                            dataset=imp.dataset,
+                            model=imp.model,
+                            sparsity=imp.sparsity(r)[0],
+                            seed=seed,
+                            parent=f"{previous}/model.safetensors" if r else "",
+                            parent_role="previous_round" if r else "",
+                            detail=f"round {r}",
+                        )
+                    )
+        if pn.subsets is not None:
+            sub = pn.subsets
+            for f in sub.fractions:
+                for seed in sub.seeds:
+                    run = SUBSET_RUN.format(
+                        dataset=sub.dataset, model=sub.model, recipe=sub.recipe, fraction=format_sparsity(f), seed=seed
+                    )
+                    out.append(
+                        ledger_row(
+                            f"{run}/model.safetensors",
+                            study="pathnorm",
+                            method="subset",
+                            dataset=sub.dataset,
+                            model=sub.model,
+                            sparsity=0.0,
+                            seed=seed,
+                            detail=f"train fraction {f:g}",
+                            data={"subset_fraction": f, "subset_seed": seed},
+                        )
+                    )
+        return out
 
     def targets(self) -> list[str]:
         pn = self.cfg

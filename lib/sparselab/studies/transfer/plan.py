@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..base.plan import StudyPlan
+from ..base.plan import StudyPlan, ledger_row
 from .config import NORMALIZE_CHOICE, TransferConfig, TransferExperiment, Upstream
 
 ROOT = "results/transfer/{updataset}/{model}"
@@ -179,6 +179,69 @@ class Plan(StudyPlan[TransferConfig, TransferExperiment]):
                     summary = self.checkpoint_of(exp, up).removesuffix("model.safetensors") + "summary.json"
                     out.append([keys, summary])
         return out
+
+    def ledger_checkpoints(self) -> list[dict[str, Any]]:
+        """The upstreams (GMP's parent: the dense model it prunes), every full finetune (its parent:
+        its upstream, trained on the downstream set with the upstream's data overrides) and every
+        from-scratch baseline. Linear heads have no checkpoint."""
+        out: list[dict[str, Any]] = []
+        for exp in self.cfg.experiments if self.cfg is not None else ():
+            root = ROOT.format(updataset=exp.dataset, model=exp.model)
+            up_keys: dict[str, Any] = {
+                "study": "transfer",
+                "dataset": exp.dataset,
+                "model": exp.model,
+                "seed": exp.seed,
+            }
+            for up in exp.upstreams():
+                parent = self.dense_checkpoint_of(exp) if up.kind == "gmp" else ""
+                out.append(
+                    ledger_row(
+                        self.checkpoint_of(exp, up),
+                        **up_keys,
+                        method=up.kind if up.kind != "checkpoint" else up.name,
+                        sparsity=up.sparsity,
+                        parent=parent,
+                        parent_role="dense" if parent else "",
+                        detail=f"upstream {up.name}",
+                    )
+                )
+            for dataset in exp.downstream:
+                for up in exp.upstreams():
+                    for seed in exp.full.seeds if exp.full else ():
+                        out.append(
+                            ledger_row(
+                                f"{root}/{up.name}/s{up.sparsity_str}/full/{dataset}/seed{seed}/model.safetensors",
+                                study="transfer",
+                                method="full",
+                                dataset=dataset,
+                                model=exp.model,
+                                sparsity=up.sparsity,
+                                seed=seed,
+                                parent=self.checkpoint_of(exp, up),
+                                parent_role="upstream",
+                                detail=f"{up.name} s{up.sparsity_str} -> {dataset}",
+                                data=dict(up.data),
+                            )
+                        )
+                for seed in exp.scratch.seeds if exp.scratch else ():
+                    out.append(
+                        ledger_row(
+                            f"{root}/scratch/{dataset}/seed{seed}/model.safetensors",
+                            study="transfer",
+                            method="scratch",
+                            dataset=dataset,
+                            model=exp.model,
+                            sparsity=0.0,
+                            seed=seed,
+                            detail=f"scratch -> {dataset}",
+                        )
+                    )
+        return out
+
+    def dense_checkpoint_of(self, exp: TransferExperiment) -> str:
+        assert exp.dense_recipe is not None
+        return self.dense_model(exp.dataset, exp.model, exp.dense_recipe, exp.seed)
 
     def upstream_paths(self, wildcards: Any = None) -> list[str]:
         return list(dict.fromkeys(path for _, path in self.upstream_list()))
