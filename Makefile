@@ -19,7 +19,7 @@ run: install
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
 	@echo "tables (.md; .csv beside them) and figures (.png; .pdf beside them) of every study:"
-	@ls -1 results/*/summary/*.md results/*/summary/*.png results/ledger/*.md results/ledger/*.png
+	@ls -1 results/*/summary/*.md results/*/summary/*.png results/ledger/*.md results/ledger/*.png results/reproduction/*.md
 	@echo "report (all of them, with captions): results/report.html"
 
 test: install
