@@ -300,7 +300,8 @@ def test_gpu_hours_works_without_the_slurm_plugin(tmp_path, capsys):
     assert cli(["gpu-hours", str(cf)]) == 0
     # 2 x 12 + 8 x 3 epochs x 0.5 min x 2 GPUs (= 48 min) + 10 evaluations of 0.5 min on one GPU (= 5 min);
     # limits: 2 x 14 + 8 x 8 min x 2 GPUs + 10 x 6 min = 244 min
-    assert f"| `{cf}` | 23 | 20 | 1 | 4 |" in capsys.readouterr().out
+    # 24 jobs, the reproduction table among them (no GPU)
+    assert f"| `{cf}` | 24 | 20 | 1 | 4 |" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- same config, same model

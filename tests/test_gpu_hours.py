@@ -65,4 +65,4 @@ def test_the_local_dry_run_asks_what_the_slurm_one_asks(tmp_path):
         )
 
     local = asks(None)
-    assert len(local) == 24 and local == asks("slurm")
+    assert len(local) == 25 and local == asks("slurm")  # the reproduction table included
