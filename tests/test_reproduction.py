@@ -241,6 +241,23 @@ def test_the_default_run_compares_nothing_and_says_so(tmp_path: Path) -> None:
     assert "| configs/iofinova22.yaml | Iofinova et al. 2022 (CVPR) | transfer/full | 132 |" in md
 
 
+def test_a_moved_workflow_plans_the_same_job(tmp_path: Path) -> None:
+    """The ledger files reach the job by name and content digest, not by absolute path: a copy of a
+    finished workflow elsewhere (a clone, a moved directory) must not rerun the table."""
+    import hashlib
+    import shutil
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(REPO / "published", copy / "published")
+    here = ReproductionPlan(REPO, [REPO / "config.yaml"], _plans("config.yaml"))
+    there = ReproductionPlan(copy, [copy / "config.yaml"], _plans("config.yaml"))
+    assert here.published() == there.published() == {
+        f"published/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((REPO / "published").glob("*.csv"))
+    }
+    assert here.params() == there.params() and here.inputs() == there.inputs() == []
+
+
 def test_a_paper_config_reads_its_studies_records() -> None:
     plan = ReproductionPlan(REPO, [REPO / "configs" / "iofinova22.yaml"], _plans("configs/iofinova22.yaml"))
     assert plan.records() == {
