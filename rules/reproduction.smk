@@ -9,7 +9,6 @@ REPRODUCTION = ReproductionPlan(workflow.basedir, list(getattr(workflow, "config
 
 rule reproduction_table:
     input:
-        published=REPRODUCTION.published_files,
         runs=REPRODUCTION.inputs,
     output:
         table=report(
@@ -22,6 +21,7 @@ rule reproduction_table:
     params:
         code=code_version("reproduction_table.py"),
         compare=REPRODUCTION.params,
+        published=REPRODUCTION.published,
     log:
         "logs/reproduction/table.log",
     localrule: True

@@ -12,7 +12,7 @@ smk = snakemake  # noqa: F821
 p = smk.params.compare
 with snakemake_job(smk):
     write_table(
-        read_ledger(smk.input.published),
+        read_ledger([f"{smk.scriptdir}/../{name}" for name in smk.params.published]),
         p["configs"],
         p["k"],
         p["records"],

@@ -8,6 +8,7 @@ where the table only says what the paper configs would compare.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -78,9 +79,11 @@ class ReproductionPlan:
         """The rows of this run's config whose run the config plans."""
         return [r for r in self.rows if self._planned(r)]
 
-    def published_files(self, wildcards: Any = None) -> list[str]:
-        """The ledger files, by absolute path: the workflow may run in another directory (``--directory``)."""
-        return [str((self.root / f).resolve()) for f in self.files]
+    def published(self, wildcards: Any = None) -> dict[str, str]:
+        """The ledger files (relative to the workflow root) -> the SHA-256 of their content: the rule's
+        param, so an edited file reruns the table while a moved or cloned workflow (or ``--directory``)
+        does not; the job reads them beside its script."""
+        return {f: hashlib.sha256((self.root / f).read_bytes()).hexdigest() for f in self.files}
 
     def records(self, wildcards: Any = None) -> dict[str, str]:
         """Source name -> the records CSV the compared rows need."""
