@@ -251,10 +251,14 @@ def test_a_moved_workflow_plans_the_same_job(tmp_path: Path) -> None:
     shutil.copytree(REPO / "published", copy / "published")
     here = ReproductionPlan(REPO, [REPO / "config.yaml"], _plans("config.yaml"))
     there = ReproductionPlan(copy, [copy / "config.yaml"], _plans("config.yaml"))
-    assert here.published() == there.published() == {
-        f"published/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((REPO / "published").glob("*.csv"))
-    }
+    assert (
+        here.published()
+        == there.published()
+        == {
+            f"published/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((REPO / "published").glob("*.csv"))
+        }
+    )
     assert here.params() == there.params() and here.inputs() == there.inputs() == []
 
 
