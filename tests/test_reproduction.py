@@ -228,12 +228,13 @@ def test_transfer_rows_match_their_mode_and_upstream(tmp_path: Path) -> None:
 def test_the_default_run_compares_nothing_and_says_so(tmp_path: Path) -> None:
     plan = ReproductionPlan(REPO, [REPO / "config.yaml"], _plans("config.yaml"))
     assert plan.configs == ["config.yaml"] and plan.rows == [] and plan.inputs() == []
-    assert plan.params() == {"configs": ["config.yaml"], "k": 2.0, "records": {}, "summaries": {}}
+    # a config the ledger does not name is not in the params: renaming or editing it never reruns the table
+    assert plan.params() == {"configs": [], "k": 2.0, "records": {}, "summaries": {}}
     table = write_table(plan.ledger, plan.configs, plan.k, {}, {}, tmp_path / "t.csv", tmp_path / "t.md")
     assert table.empty and pd.read_csv(tmp_path / "t.csv").empty
     md = " ".join((tmp_path / "t.md").read_text().split())
     assert "nothing paper-scale was run" in md
-    assert "This run's config (config.yaml) is not a paper config: no published number is compared" in md
+    assert "This run's config is none of the paper configs the ledger names: no published number is compared" in md
     assert (
         "| configs/mostafa19.yaml | Mostafa & Wang 2019 (ICML) | dst | 50 | cifar10, imagenet, mnist | test_top1 |"
         in md

@@ -159,8 +159,8 @@ def nothing_compared_markdown(configs: Sequence[str], ledger: Sequence[Published
     """The default run's table: nothing paper-scale was run; what each paper config would compare."""
     text = (
         "# Reproduction: nothing paper-scale was run\n\n"
-        f"This run's config ({', '.join(configs) or 'none'}) is not a paper config: no published number is "
-        "compared with its results (the default config trains tiny models on digits). "
+        "This run's config is none of the paper configs the ledger names: no published number is compared "
+        "with its results (the default config trains tiny models on digits). "
         "Run a paper config to fill this table; the ledger (published/*.csv) holds, per config:\n\n"
         "| config | paper | study | published values | datasets | metrics |\n|---|---|---|---|---|---|\n"
     )

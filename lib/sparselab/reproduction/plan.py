@@ -108,8 +108,12 @@ class ReproductionPlan:
         return list(dict.fromkeys(paths))
 
     def params(self, wildcards: Any = None) -> dict[str, Any]:
-        """What the job compares: the run's config files, k, the records and summaries it reads."""
-        return {"configs": list(self.configs), "k": self.k, "records": self.records(), "summaries": self.summaries()}
+        """What the job compares: the run's config files that the ledger names (none on the default run,
+        so renaming or editing a non-paper config never reruns the table), k, the records and summaries
+        it reads."""
+        named = {r.config for r in self.ledger}
+        configs = [c for c in self.configs if c in named]
+        return {"configs": configs, "k": self.k, "records": self.records(), "summaries": self.summaries()}
 
     def targets(self) -> list[str]:
         return list(OUTPUTS)
