@@ -918,6 +918,25 @@ def test_weights_whose_sample_is_all_zero_use_their_exact_maximum() -> None:
         assert rel(got, _two_linear_log10(w1, w2, q)) <= 1e-6, q
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("q", [4.0, 16.0])
+def test_an_all_zero_bias_is_no_bias_at_any_scale(q: float, dtype: torch.dtype) -> None:
+    # Zero biases (torchvision initialises MNASNet's and DenseNet's classifier bias to 0) add no
+    # paths; their powers must not pull small activations to the bias's scale, which underflowed the
+    # whole output to 0 (log10 -inf) once the activations were exp(-limit) below 1.
+    g = torch.Generator().manual_seed(0)
+    w1, w2 = torch.rand(8, 6, generator=g) * 1e-2, torch.rand(1, 8, generator=g) * 1e-2
+    model = _two_linear(w1, w2)
+    with_zero_bias = nn.Sequential(nn.Linear(6, 8), nn.Linear(8, 1))
+    with torch.no_grad():
+        for layer, w in zip(with_zero_bias, (w1, w2)):
+            layer.weight.copy_(w)
+            layer.bias.zero_()
+    expected = _two_linear_log10(w1, w2, q)
+    assert rel(path_norms(model, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
+    assert rel(path_norms(with_zero_bias, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="float32 keeps ONE scale per tensor, so at q=16 an activation below ~1e-38 of its tensor's max "
