@@ -433,7 +433,7 @@ class _Exact(_Semantics):
     def _apply(self, fn: Callable[..., torch.Tensor], m: nn.Module, x: _Scaled, weight: _Scaled) -> _Scaled:
         bias = effective_bias(m)
         s = x.s + weight.s
-        if bias is None:
+        if bias is None or not bool(bias.any()):  # a zero bias starts no path: its scale means nothing
             return self.renorm(fn(x.t, weight.t, None), s)
         b = self.vector_power(bias)
         shift = b.s - s
