@@ -937,6 +937,21 @@ def test_an_all_zero_bias_is_no_bias_at_any_scale(q: float, dtype: torch.dtype) 
     assert rel(path_norms(with_zero_bias, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("q", [4.0, 16.0])
+def test_a_batchnorm_without_shift_keeps_small_activations(q: float, dtype: torch.dtype) -> None:
+    # A BatchNorm at initialisation (mean 0, beta 0) has shifts b = 0: no paths start there, and
+    # its zero powers must not set the scale the layer works at (that underflowed the output of
+    # DenseNet-121 and MNASNet at initialisation to 0 in float32 for q >= 4).
+    g = torch.Generator().manual_seed(0)
+    w1, w2 = torch.rand(8, 6, generator=g) * 1e-3, torch.rand(1, 8, generator=g) * 1e-2
+    model = _two_linear(w1, w2)
+    model.insert(1, nn.BatchNorm1d(8).eval())
+    a = float(torch.tensor(1.0 + model[1].eps, dtype=torch.float64).rsqrt())  # gamma/sqrt(var+eps)
+    expected = _two_linear_log10(w1, w2, q) + math.log10(a)
+    assert rel(path_norms(model, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="float32 keeps ONE scale per tensor, so at q=16 an activation below ~1e-38 of its tensor's max "
