@@ -950,6 +950,12 @@ def test_a_batchnorm_without_shift_keeps_small_activations(q: float, dtype: torc
     a = float(torch.tensor(1.0 + model[1].eps, dtype=torch.float64).rsqrt())  # gamma/sqrt(var+eps)
     expected = _two_linear_log10(w1, w2, q) + math.log10(a)
     assert rel(path_norms(model, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
+    with torch.no_grad():  # gamma = 0: no path goes through, every path starts at a shift
+        model[1].weight.zero_()
+        model[1].bias.copy_(torch.rand(8, generator=g))
+    terms = q * (torch.log(model[1].bias.detach().double()) + torch.log(w2.double()[0]))
+    expected = float(torch.logsumexp(terms, 0)) / q / LN10
+    assert rel(path_norms(model, [q], (6,), dtype=dtype)[0].log10, expected) <= 1e-5
 
 
 @pytest.mark.xfail(

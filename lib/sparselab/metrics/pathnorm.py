@@ -406,10 +406,12 @@ class _Exact(_Semantics):
             raise FloatingPointError("non-finite BatchNorm statistics: the path-norm is undefined")
         logs = self.q * torch.log(v.abs())
         tops = torch.segment_reduce(logs, "max", lengths=self.folded.bn_lengths).tolist()
-        scales = [t if math.isfinite(t) and abs(t) > self.limit else 0.0 for t in tops]
+        # an all-zero segment (-inf) takes any scale: -inf marks it, so that it never sets the scale
+        scales = [t if math.isinf(t) or abs(t) > self.limit else 0.0 for t in tops]
         if not any(scales):
             return torch.exp(logs), scales
-        shift = torch.tensor(scales, dtype=torch.float64, device=v.device)[self.folded.bn_segment]
+        finite = [t if math.isfinite(t) else 0.0 for t in scales]
+        shift = torch.tensor(finite, dtype=torch.float64, device=v.device)[self.folded.bn_segment]
         return torch.exp(logs - shift), scales
 
     def relu(self, x: _Scaled) -> _Scaled:
@@ -456,9 +458,12 @@ class _Exact(_Semantics):
         (pa, pa_narrow, sa), (pb, pb_narrow, sb) = self._bn_powers
         i = folded.bn_index[id(m)]
         span = slice(folded.bn_starts[i], folded.bn_starts[i] + folded.bn_counts[i])
+        if math.isinf(sa[i]):  # every factor is 0 (gamma = 0): no path goes through, shifts start some
+            s = 0.0 if math.isinf(sb[i]) else sb[i]
+            return _Scaled(_channel_affine(x.t, torch.zeros_like(pa_narrow[span]), self.narrow(pb[span])), s)
         s_in = x.s + sa[i]
-        if sb[i] - s_in <= self.limit:
-            factor = math.exp(sb[i] - s_in)
+        if math.isinf(sb[i]) or sb[i] - s_in <= self.limit:  # (no shift at all: nothing to add)
+            factor = 0.0 if math.isinf(sb[i]) else math.exp(sb[i] - s_in)
             # without flush-to-zero (self.cut), a product that turns subnormal must be cut
             shift = self.narrow(pb[span], factor) if self.cut else pb_narrow[span] * factor
             s, scale = s_in, pa_narrow[span]
