@@ -12,6 +12,13 @@ q-th powers (Theorem A.1 of the paper), provided each kind of neuron is handled 
 * a max-pool neuron has an edge of weight 1 from every input of its window: the pass sums the window;
 * an average-pool neuron has edges of weight ``1/K``: the pass sums the window times ``(1/K)^q``;
 * ReLU is the activation of a neuron, identity skips and concatenations are edges of weight 1;
+* functional pooling is its module; a mean over non-batch dimensions (``x.mean((2, 3))``) is an
+  average-pool neuron, a maximum (``amax``) a max-pool neuron, a sum a neuron with edges of weight 1;
+* re-indexing (reshapes, transposes, ShuffleNet's channel shuffle, chunks, splits, slices) moves
+  neurons without computing: the walk applies it to its tensors as the model does;
+* a constant factor ``c`` is an edge of weight ``c``, an added constant a bias (Inception v3's input
+  transform); products of activations (gates), SiLU, GELU, LayerNorm or attention are refused by
+  :mod:`.path_graph` before any computation;
 * q = 0 counts the paths whose weights are all non-zero (``|0|^0 = 0``, so pruned weights stay pruned).
 
 Numerics. All values are kept as a tensor times ``exp(scale)`` with the scale a Python float.
@@ -135,7 +142,7 @@ def _adaptive_sizes(size: int, out: int) -> torch.Tensor:
     return torch.tensor([-(-(i + 1) * size // out) - (i * size // out) for i in range(out)], dtype=torch.float64)
 
 
-def _adaptive_out(m: nn.AdaptiveAvgPool2d, h: int, w: int) -> tuple[int, int]:
+def _adaptive_out(m: nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d, h: int, w: int) -> tuple[int, int]:
     size = m.output_size  # an int or a pair; None (alone or in the pair) keeps the input's length
     oh, ow = (size, size) if size is None or isinstance(size, int) else size
     return (h if oh is None else int(oh)), (w if ow is None else int(ow))
@@ -189,6 +196,7 @@ class _Semantics:
             nn.BatchNorm2d: self.batch_norm,
             nn.AvgPool2d: self.avg_pool,
             nn.AdaptiveAvgPool2d: self.adaptive_avg_pool,
+            nn.AdaptiveMaxPool2d: self.adaptive_max_pool,
         }
         for kind, fn in kinds.items():
             if isinstance(m, kind):
@@ -198,6 +206,34 @@ class _Semantics:
     def max_pool(self, m: nn.MaxPool2d, x: _Scaled) -> _Scaled:
         return _Scaled(_window_sum(x.t, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), x.s)
 
+    def adaptive_max_pool(self, m: nn.AdaptiveMaxPool2d, x: _Scaled) -> _Scaled:
+        """Max neurons over adaptive windows: each window's sum (its mean times its size)."""
+        h, w = x.t.shape[-2:]
+        oh, ow = _adaptive_out(m, h, w)
+        sizes = torch.outer(_adaptive_sizes(h, oh), _adaptive_sizes(w, ow)).to(x.t.device, x.t.dtype)
+        return self.renorm(F.adaptive_avg_pool2d(x.t, (oh, ow)) * sizes, x.s)
+
+    def reduce(self, kind: str, x: _Scaled, dims: tuple[int, ...], keepdim: bool) -> _Scaled:
+        """A mean, sum or maximum over non-batch dimensions: one average-pool, sum or max-pool
+        neuron per remaining position (a max neuron's window is summed, as in :meth:`max_pool`)."""
+        total = self.renorm(x.t.sum(dims, keepdim=keepdim), x.s)
+        if kind != pg.MEAN:
+            return total
+        count = math.prod(x.t.shape[d] for d in dims)
+        return self.mean_of(total, count)
+
+    def mean_of(self, total: _Scaled, count: int) -> _Scaled:
+        """An average neuron from the sum of its ``count`` inputs (edges of weight 1/count)."""
+        raise NotImplementedError
+
+    def scale(self, x: _Scaled, c: float) -> _Scaled:
+        """``c * x``: an edge of weight ``c`` from every neuron of ``x``."""
+        raise NotImplementedError
+
+    def add_constant(self, x: _Scaled, c: float) -> _Scaled:
+        """``x + c``: neurons with bias ``c`` (a fresh tensor)."""
+        raise NotImplementedError
+
     def add(self, a: _Scaled, b: _Scaled, into: torch.Tensor | None = None) -> _Scaled:
         """``a + b``; ``into`` is an operand's tensor that nothing else reads (written in place)."""
         hi, lo = (a, b) if a.s >= b.s else (b, a)
@@ -206,9 +242,10 @@ class _Semantics:
             return _Scaled(torch.add(hi.t, lo.t, alpha=alpha, out=into), hi.s)
         return _Scaled(torch.add(hi.t, lo.t, alpha=alpha), hi.s)
 
-    def cat(self, parts: Sequence[_Scaled], *args: Any, **kwargs: Any) -> _Scaled:
+    def cat(self, join: Callable[..., torch.Tensor], parts: Sequence[_Scaled], *args: Any, **kwargs: Any) -> _Scaled:
+        """``torch.cat``/``stack`` (``join``) of activations, brought to their largest scale."""
         s = max(p.s for p in parts)
-        return _Scaled(torch.cat([p.t * math.exp(p.s - s) for p in parts], *args, **kwargs), s)
+        return _Scaled(join([p.t if p.s == s else p.t * math.exp(p.s - s) for p in parts], *args, **kwargs), s)
 
     def renorm(self, t: torch.Tensor, s: float) -> _Scaled:
         return _Scaled(t, s)
@@ -491,6 +528,22 @@ class _Exact(_Semantics):
         factor = self._scaled_map(sizes, 1.0 - self.q)
         return _Scaled(F.adaptive_avg_pool2d(x.t, (oh, ow)) * factor.t, x.s + factor.s)
 
+    def mean_of(self, total: _Scaled, count: int) -> _Scaled:
+        return _Scaled(total.t, total.s - self.q * math.log(count))
+
+    def scale(self, x: _Scaled, c: float) -> _Scaled:
+        if c == 0:
+            return _Scaled(torch.zeros_like(x.t), 0.0)
+        return _Scaled(x.t, x.s + self.q * math.log(abs(c)))
+
+    def add_constant(self, x: _Scaled, c: float) -> _Scaled:
+        if c == 0:  # no bias, no paths (also for q = 0)
+            return _Scaled(x.t.clone(), x.s)
+        log_b = self.q * math.log(abs(c))
+        if log_b - x.s <= self.limit:
+            return self.renorm(x.t + math.exp(log_b - x.s), x.s)
+        return self.renorm(x.t * math.exp(x.s - log_b) + 1.0, log_b)  # the bias dominates
+
     def finish(self, out: _Scaled) -> float:
         total = float(out.t.to(torch.float64).sum())
         if not math.isfinite(total):
@@ -556,6 +609,19 @@ class _Gbrg24(_Semantics):
         self.avg_factor *= (oh * ow) / (h * w)
         return _Scaled(F.adaptive_avg_pool2d(x.t, (oh, ow)))
 
+    def mean_of(self, total: _Scaled, count: int) -> _Scaled:
+        self.avg_factor /= count  # as for AdaptiveAvgPool2d: 1/K in the pass, K^(1-q) at the end
+        return _Scaled(total.t / count)
+
+    def _power(self, c: float) -> float:
+        return float(c != 0) if self.q == 0 else abs(c) ** self.q
+
+    def scale(self, x: _Scaled, c: float) -> _Scaled:
+        return _Scaled(x.t * self._power(c))
+
+    def add_constant(self, x: _Scaled, c: float) -> _Scaled:
+        return _Scaled(x.t + self._power(c))
+
     def finish(self, out: _Scaled) -> float:
         total = out.t.sum()
         value = total if self.q == 0 else total.pow(1.0 / self.q) * self.avg_factor ** (self.q - 1)
@@ -566,6 +632,145 @@ class _Gbrg24(_Semantics):
 
 
 # ------------------------------------------------------------------------------------ the walk
+def _unwrapped(value: Any) -> Any:
+    """``value`` with every scaled activation replaced by its tensor (for size arithmetic)."""
+    if isinstance(value, _Scaled):
+        return value.t
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unwrapped(v) for v in value)
+    return value
+
+
+def _holds_activation(value: Any) -> bool:
+    if isinstance(value, _Scaled):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_holds_activation(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_activation(v) for v in value.values())
+    return isinstance(value, slice) and any(_holds_activation(v) for v in (value.start, value.stop, value.step))
+
+
+def _constant(node: fx.Node, value: Any) -> float:
+    """A Python number operand of an arithmetic operation on activations."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UnsupportedModelError(
+            f"{node.name} in {pg.where(node)}: arithmetic between activations and a {type(value).__name__} "
+            "(only Python numbers are constant edge weights or biases)"
+        )
+    if not math.isfinite(value):
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: a non-finite constant {value}")
+    return float(value)
+
+
+def _index(node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A re-indexing of one activation (reshape, transpose, chunk, slice): computed on its tensor,
+    every result keeps its scale. An element of a chunked tuple is just that element."""
+    x, rest = args[0], args[1:]
+    if node.target is operator.getitem and isinstance(x, (tuple, list)):
+        return x[rest[0]]
+    if not isinstance(x, _Scaled) or _holds_activation((rest, kwargs)):
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: indexing that depends on activations")
+    if node.op == "call_method":
+        out = getattr(x.t, str(node.target))(*rest, **kwargs)
+    else:
+        out = node.target(x.t, *rest, **kwargs)  # type: ignore[operator]
+    if isinstance(out, torch.Tensor):
+        return _Scaled(out, x.s)
+    return tuple(_Scaled(o, x.s) for o in out)
+
+
+def _sum(sem: _Semantics, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any], graph: pg.PathGraph) -> _Scaled:
+    """``a + alpha*b`` and ``a - alpha*b``: a sum neuron (edges of weight 1 and |alpha|) when both
+    are activations; otherwise an activation plus a constant (a bias) or a constant minus one."""
+    a, b = args[0], args[1]
+    alpha = kwargs.get("alpha", 1)
+    if isinstance(a, _Scaled) and isinstance(b, _Scaled):
+        other = b if alpha == 1 else sem.scale(b, _constant(node, alpha))
+        into = a.t if _disposable(node.args[0], graph) else b.t if _disposable(node.args[1], graph) else None
+        return sem.add(a, other, into)
+    if isinstance(a, _Scaled):
+        return sem.add_constant(a, _constant(node, b) * _constant(node, alpha))
+    if isinstance(b, _Scaled):
+        return sem.add_constant(sem.scale(b, _constant(node, alpha)), _constant(node, a))
+    raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: a sum without activations")
+
+
+def _product(sem: _Semantics, node: fx.Node, args: tuple[Any, ...], kind: str) -> _Scaled:
+    """An activation times (or divided by) a constant: an edge of that weight."""
+    a, b = args[0], args[1]
+    if kind == pg.DIV:
+        if not isinstance(a, _Scaled) or isinstance(b, _Scaled):
+            raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: division by an activation")
+        c = _constant(node, b)
+        if c == 0:
+            raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: division by zero")
+        return sem.scale(a, 1.0 / c)
+    if isinstance(a, _Scaled) == isinstance(b, _Scaled):
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: product of two activations (not homogeneous)")
+    x, c = (a, b) if isinstance(a, _Scaled) else (b, a)
+    return sem.scale(x, _constant(node, c))
+
+
+def _reduced_dims(
+    node: fx.Node, x: _Scaled, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[int, ...], bool]:
+    """The dimensions a mean/sum/amax reduces (never the batch's) and its ``keepdim``."""
+    dims = args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis"))
+    keepdim = bool(args[2] if len(args) > 2 else kwargs.get("keepdim", False))
+    ndim = x.t.dim()
+    if dims is None or (isinstance(dims, (tuple, list)) and len(dims) == 0):
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: a reduction over the batch dimension")
+    resolved = tuple(sorted({int(d) % ndim for d in ((dims,) if isinstance(dims, int) else dims)}))
+    if 0 in resolved:
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: a reduction over the batch dimension")
+    return resolved, keepdim
+
+
+# Functional pooling, bound to the module that computes the same thing (the functions' signatures).
+Size = Any  # an int or a pair
+
+
+def _max_pool2d(
+    input: Any,
+    kernel_size: Size,
+    stride: Size = None,
+    padding: Size = 0,
+    dilation: Size = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> nn.Module:
+    return nn.MaxPool2d(kernel_size, stride or None, padding, dilation, return_indices, ceil_mode)
+
+
+def _avg_pool2d(
+    input: Any,
+    kernel_size: Size,
+    stride: Size = None,
+    padding: Size = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> nn.Module:
+    return nn.AvgPool2d(kernel_size, stride or None, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _adaptive_avg_pool2d(input: Any, output_size: Size) -> nn.Module:
+    return nn.AdaptiveAvgPool2d(output_size)
+
+
+def _adaptive_max_pool2d(input: Any, output_size: Size, return_indices: bool = False) -> nn.Module:
+    return nn.AdaptiveMaxPool2d(output_size, return_indices)
+
+
+_POOL_MODULES: dict[str, Callable[..., nn.Module]] = {
+    pg.MAX_POOL: _max_pool2d,
+    pg.AVG_POOL: _avg_pool2d,
+    pg.ADAPTIVE_AVG_POOL: _adaptive_avg_pool2d,
+    pg.ADAPTIVE_MAX_POOL: _adaptive_max_pool2d,
+}
+
+
 def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.PathGraph) -> Any:
     if node.op == "call_module":
         x = env.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
@@ -573,31 +778,37 @@ def _call(node: fx.Node, sem: _Semantics, env: dict[fx.Node, Any], graph: pg.Pat
             raise UnsupportedModelError(f"{node.target} is called on a non-tensor")
         return sem.module(graph.modules[str(node.target)], x)
     args, kwargs = node_args(node, env)
-    target = node.target
-    if node.op == "call_method":
-        self_arg, rest = args[0], args[1:]
-        if target in pg.META_METHODS:
-            return getattr(self_arg.t if isinstance(self_arg, _Scaled) else self_arg, target)(*rest, **kwargs)
-        if target in pg.ADD_METHODS:
-            return _add(sem, node, env, graph)
-        if target in pg.RELU_METHODS:
-            return sem.relu(self_arg)
-        return _Scaled(getattr(self_arg.t, str(target))(*rest, **kwargs), self_arg.s)  # reshapes (target: a name)
-    if target in pg.ADD_FUNCTIONS:
-        return _add(sem, node, env, graph)
-    if target in pg.RELU_FUNCTIONS:
-        return sem.relu(args[0])
-    if target in pg.DROPOUT_FUNCTIONS:
-        return args[0]
-    if target in pg.CAT_FUNCTIONS:
-        return sem.cat(list(args[0]), *args[1:], **kwargs)
-    if target in pg.RESHAPE_FUNCTIONS:
-        return _Scaled(target(args[0].t, *args[1:], **kwargs), args[0].s)
-    if target in pg.META_FUNCTIONS:
-        if target is operator.getitem and isinstance(args[0], _Scaled):
-            raise UnsupportedModelError(f"{node.name}: indexing into activations is not supported")
-        return target(*[a.t if isinstance(a, _Scaled) else a for a in args], **kwargs)
-    raise UnsupportedModelError(f"{node.name}: {target} is not supported")
+    kind = graph.kinds[node]
+    if kind == pg.META:  # size arithmetic: on Python values and activations' shapes
+        plain_args, plain_kwargs = _unwrapped(args), _unwrapped(kwargs)
+        if node.op == "call_method":
+            return getattr(plain_args[0], str(node.target))(*plain_args[1:], **plain_kwargs)
+        return node.target(*plain_args, **plain_kwargs)  # type: ignore[operator]
+    if kind == pg.INDEX:
+        return _index(node, args, kwargs)
+    if kind in (pg.RELU, pg.DROPOUT, pg.NEG):
+        return sem.relu(args[0]) if kind == pg.RELU else args[0]
+    if kind == pg.CAT:
+        parts = args[0] if args else kwargs.pop("tensors")
+        if not all(isinstance(p, _Scaled) for p in parts):
+            raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: concatenating activations with constants")
+        return sem.cat(node.target, list(parts), *args[1:], **kwargs)  # type: ignore[arg-type]
+    if kind in (pg.ADD, pg.SUB):
+        return _sum(sem, node, args, kwargs, graph)
+    if kind in (pg.MUL, pg.DIV):
+        return _product(sem, node, args, kind)
+    x = args[0]
+    if not isinstance(x, _Scaled):
+        raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: {kind} of a non-activation")
+    if kind in pg.REDUCTIONS:
+        dims, keepdim = _reduced_dims(node, x, args, kwargs)
+        return sem.reduce(kind, x, dims, keepdim)
+    if kind in _POOL_MODULES:
+        module = _POOL_MODULES[kind](*args, **kwargs)
+        if getattr(module, "return_indices", False):
+            raise UnsupportedModelError(f"{node.name} in {pg.where(node)}: {kind}(return_indices=True)")
+        return sem.module(module, x)
+    raise UnsupportedModelError(f"{node.name}: {node.target} is not supported")
 
 
 # Modules whose output is a new tensor (not their input, nor a view of it).
@@ -609,6 +820,7 @@ _FRESH_MODULES = (
     nn.MaxPool2d,
     nn.AvgPool2d,
     nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
 )
 
 
@@ -618,16 +830,7 @@ def _disposable(arg: Any, graph: pg.PathGraph) -> bool:
         return False
     if arg.op == "call_module":
         return isinstance(graph.modules[str(arg.target)], _FRESH_MODULES)
-    return arg.target in pg.ADD_FUNCTIONS or arg.target in pg.ADD_METHODS
-
-
-def _add(sem: _Semantics, node: fx.Node, env: dict[fx.Node, Any], graph: pg.PathGraph) -> _Scaled:
-    a_node, b_node = node.args[0], node.args[1]
-    a, b = env.get(a_node, a_node), env.get(b_node, b_node)  # type: ignore[arg-type]
-    if not (isinstance(a, _Scaled) and isinstance(b, _Scaled)):
-        raise UnsupportedModelError(f"{node.name}: adding a constant to activations (an untracked bias)")
-    into = a.t if _disposable(a_node, graph) else b.t if _disposable(b_node, graph) else None
-    return sem.add(a, b, into)
+    return graph.kinds.get(arg) in (pg.ADD, pg.SUB)  # sums always return a tensor of their own
 
 
 def _device_of(model: nn.Module) -> torch.device:
