@@ -530,3 +530,28 @@ def test_float32_agrees_with_float64_on_the_new_families(name: str, trained_stat
     for a, b in zip(f32, f64):
         assert math.isfinite(b.log10), (b.q, b.log10)
         assert rel(a.log10, b.log10) <= 1e-6, (b.q, a.log10, b.log10)
+
+
+def test_an_in_place_update_read_again_later_is_refused() -> None:
+    # fx records the value before the update where the model reads the value after it
+    class Aliased(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 3)
+
+        def forward(self, x):
+            x = F.relu(self.a(x))
+            y = x.add_(self.b(x))
+            return x * 2 + y
+
+    class Fine(Aliased):
+        def forward(self, x):
+            x = F.relu(self.a(x))
+            x += self.b(x)  # torchvision's residual: nothing reads the old value afterwards
+            return x * 2
+
+    with pytest.raises(
+        UnsupportedModelError, match=r"Tensor\.add_ updates an activation in place .* in the model's forward"
+    ):
+        path_norms(Aliased(), [1.0], (3,))
+    assert math.isfinite(path_norms(Fine(), [1.0], (3,))[0].log10)

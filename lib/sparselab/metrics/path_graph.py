@@ -271,6 +271,23 @@ def _kind_problem(node: fx.Node, kind: str, carries: dict[fx.Node, bool]) -> str
     return None
 
 
+_IN_PLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
+
+
+def _aliasing_problem(node: fx.Node, order: dict[fx.Node, int]) -> str | None:
+    """An in-place update of an activation that a later operation reads again: the trace records
+    the old value there, the model reads the new one (``y = x.add_(z); w = x * 2``)."""
+    in_place = node.target in _IN_PLACE_FUNCTIONS or (
+        node.op == "call_method" and str(node.target).endswith("_") and not str(node.target).startswith("__")
+    )
+    if not in_place or not node.args or not isinstance(node.args[0], fx.Node):
+        return None
+    target = node.args[0]
+    if any(order[user] > order[node] for user in target.users if user is not node):
+        return f"{_name(node)} updates an activation in place that is read again later (write it out of place)"
+    return None
+
+
 def _classify(graph: fx.Graph, modules: dict[str, nn.Module]) -> tuple[dict[fx.Node, str], list[tuple[str, str]]]:
     """The kind of every computing node, and the unsupported operations as (name, module) pairs.
 
@@ -278,6 +295,7 @@ def _classify(graph: fx.Graph, modules: dict[str, nn.Module]) -> tuple[dict[fx.N
     activation by anything but a shape query; nodes that do not are size arithmetic (``META``)."""
     carries: dict[fx.Node, bool] = {}
     kinds: dict[fx.Node, str] = {}
+    order = {node: i for i, node in enumerate(graph.nodes)}
     problems: list[tuple[str, str]] = []
     first_input = True
     for node in graph.nodes:
@@ -307,7 +325,7 @@ def _classify(graph: fx.Graph, modules: dict[str, nn.Module]) -> tuple[dict[fx.N
                 continue
             carries[node] = True
             kind = operation_kind(node)
-            why = _name(node) if kind is None else _kind_problem(node, kind, carries)
+            why = _name(node) if kind is None else _kind_problem(node, kind, carries) or _aliasing_problem(node, order)
             if why is not None:
                 problems.append((why, where(node)))
             elif kind is not None:
