@@ -1,7 +1,8 @@
 """Path-norm speed and accuracy, as ratios against baselines measured in the same run.
 
 1. One exact path-norm per q (float32, scaled arithmetic) vs one plain float32 forward pass of the
-   same model on the same all-ones input at batch size 1, torchvision resnet18 and resnet50 on CPU:
+   same model on the same all-ones input at batch size 1, torchvision ResNet-18/50, DenseNet-121,
+   MNASNet 1.0 and ShuffleNetV2 1.0 on CPU:
    time ratio per q, goal <= 1.5. Trials alternate the two and report the median and range of the
    paired ratios, so drift of a shared machine cancels out. The model's trace is cached after the
    first call (the per-epoch use); its one-off cost is printed separately.
@@ -128,7 +129,9 @@ def analysis_overhead(epochs: int = 5) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", nargs="+", default=["resnet18", "resnet50"])
+    parser.add_argument(
+        "--archs", nargs="+", default=["resnet18", "resnet50", "densenet121", "mnasnet1_0", "shufflenet_v2_x1_0"]
+    )
     parser.add_argument("--trials", type=int, default=7)
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
