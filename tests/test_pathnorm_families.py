@@ -316,7 +316,8 @@ def test_gbrg24_walks_the_new_operations_as_their_modules() -> None:
 
 # ============================================================================ refusals
 class Gated(nn.Module):
-    """A squeeze-and-excitation gate (a product of activations) and a mean over the batch."""
+    """A squeeze-and-excitation gate (a product of activations), a mean over the batch and a
+    division by activations."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -325,7 +326,7 @@ class Gated(nn.Module):
     def forward(self, x):
         y = F.relu(self.conv(x))
         y = y * y.mean((2, 3), keepdim=True)
-        return self.fc(y.mean((2, 3)) - y.mean(0).sum())
+        return self.fc(y.mean((2, 3)) - y.mean(0).sum()) / y.amax((2, 3))
 
 
 def test_products_of_activations_and_batch_reductions_are_refused_by_name() -> None:
@@ -334,6 +335,7 @@ def test_products_of_activations_and_batch_reductions_are_refused_by_name() -> N
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("path-norm is not defined for Gated: ")
     assert "product of two activations" in msg and "mean over the batch dimension" in msg
+    assert "division by an activation" in msg
     # the supported parts are not named
     assert "relu" not in msg.split(". Supported")[0] and "conv" not in msg.split(". Supported")[0]
 

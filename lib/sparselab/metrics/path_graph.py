@@ -256,7 +256,8 @@ def _kind_problem(node: fx.Node, kind: str, carries: dict[fx.Node, bool]) -> str
     operands = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, fx.Node) and carries.get(a)]
     if kind == MUL and len(operands) > 1:
         return "product of two activations (a gate: not positively homogeneous)"
-    if kind == DIV and isinstance(node.args[1] if len(node.args) > 1 else None, fx.Node) and carries.get(node.args[1]):  # type: ignore[arg-type]
+    divisor = _argument(node, 1, "other")
+    if kind == DIV and isinstance(divisor, fx.Node) and carries.get(divisor):
         return "division by an activation (not positively homogeneous)"
     if kind in REDUCTIONS:
         dims = _argument(node, 1, "dim", node.kwargs.get("axis"))
