@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from test_pathnorm import (
-    QS,
     REGIMES,
     RefDAG,
     _assert_invariant,
+    assert_matches_enumeration,
     log10s,
     randomize,
     ref_adaptive_avgpool,
@@ -37,7 +37,6 @@ from test_pathnorm import (
     ref_flatten,
     ref_input,
     ref_linear,
-    ref_log10_norms,
     ref_maxpool,
     ref_relu,
     rel,
@@ -46,14 +45,7 @@ from torch import nn
 
 from sparselab.metrics.pathnorm import UnsupportedModelError, path_norms
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the walks are many tiny ops (see tests/test_pathnorm.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the walks are many tiny ops (tests/conftest.py)
 
 
 # ============================================================================ reference operations
@@ -269,28 +261,10 @@ def make(name: str, seed: int = 0, scale: float = 0.6, bias_scale: float | None 
     return randomize(NETS[name](), seed, scale, bias_scale).eval()
 
 
-def reference(model: nn.Module, qs=QS) -> list[float]:
-    """log10 path-norms by explicit enumeration, after checking the DAG computes the model."""
-    g = RefDAG()
-    inp, out = model.reference(g)
-    x = torch.randn(1, *model.input_shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    with torch.no_grad():
-        expected = copy.deepcopy(model).double()(x)[0].numpy()
-    got = g.evaluate(inp, x[0].numpy())[out]
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
-    return ref_log10_norms(g.path_products(out), qs)
-
-
 @pytest.mark.parametrize("regime", sorted(REGIMES))
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_new_operations_match_explicit_path_enumeration(name: str, regime: str) -> None:
-    model = make(name, 0, *REGIMES[regime])
-    expected = reference(model)
-    assert all(math.isfinite(e) for e in expected)
-    for q, got, exp in zip(QS, log10s(model, dtype=torch.float64), expected):
-        assert rel(got, exp) <= 1e-9, (name, q, got, exp)
-    for q, got, exp in zip(QS, log10s(model, dtype=torch.float32), expected):
-        assert rel(got, exp) <= 1e-5, (name, q, got, exp)
+    assert_matches_enumeration(make(name, 0, *REGIMES[regime]))
 
 
 def test_gbrg24_walks_the_new_operations_as_their_modules() -> None:
