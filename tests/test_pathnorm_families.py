@@ -531,3 +531,29 @@ def test_an_in_place_update_read_again_later_is_refused() -> None:
     ):
         path_norms(Aliased(), [1.0], (3,))
     assert math.isfinite(path_norms(Fine(), [1.0], (3,))[0].log10)
+
+
+@pytest.mark.parametrize("duplicate", ["expand", "repeat"])
+def test_duplicated_neurons_are_edges_of_weight_one(duplicate: str) -> None:
+    # x.expand / x.repeat copy each neuron three times: the same paths as a Linear whose weight
+    # stacks three identities (zeros elsewhere start and carry no path)
+    class Copies(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = F.relu(self.a(x))
+            h = h.unsqueeze(1).expand(-1, 3, -1).flatten(1) if duplicate == "expand" else h.repeat(1, 3)
+            return self.b(h)
+
+    model = randomize(Copies(), 2).eval()
+    copier = nn.Linear(2, 6, bias=False)
+    with torch.no_grad():
+        copier.weight.copy_(torch.eye(2).repeat(3, 1))
+    explicit = nn.Sequential(model.a, nn.ReLU(), copier, model.b)
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(model(x), explicit(x))
+    qs = (0.0, 1.0, 2.0, 3.7)
+    for got, want in zip(log10s(model, qs, input_shape=(3,)), log10s(explicit, qs, input_shape=(3,))):
+        assert rel(got, want) <= 1e-12
