@@ -432,8 +432,10 @@ def _no_initialisation() -> Iterator[None]:
 
 
 def _build(name: str) -> nn.Module:
+    # init_weights=False: Inception v3 warns that its default initialisation will change
+    options = {"init_weights": False} if name in ("inception_v3", "googlenet") else {}
     with _no_initialisation():
-        return torchvision.models.get_model(name).eval()
+        return torchvision.models.get_model(name, **options).eval()
 
 
 def _fill(model: nn.Module) -> nn.Module:
